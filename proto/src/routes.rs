@@ -1,0 +1,290 @@
+//! Every route the guest agent serves, declared once.
+//!
+//! **API boundary:** the agent dispatches only through [`Route::parse`], so it cannot serve a
+//! route this module does not declare; `ROUTES` is the human- and test-readable table of the
+//! same set, kept consistent with `parse` by this module's tests.
+
+use crate::terminal::TerminalId;
+
+/// HTTP methods the agent uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Method {
+    /// GET
+    Get,
+    /// POST
+    Post,
+    /// PUT
+    Put,
+    /// DELETE
+    Delete,
+}
+
+impl Method {
+    /// Parses an upper-case HTTP method name.
+    pub fn from_name(name: &str) -> Option<Method> {
+        Some(match name {
+            "GET" => Method::Get,
+            "POST" => Method::Post,
+            "PUT" => Method::Put,
+            "DELETE" => Method::Delete,
+            _ => return None,
+        })
+    }
+
+    /// The upper-case HTTP method name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Method::Get => "GET",
+            Method::Post => "POST",
+            Method::Put => "PUT",
+            Method::Delete => "DELETE",
+        }
+    }
+}
+
+/// How a request or response body travels.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Body {
+    /// No body.
+    Empty,
+    /// One JSON document.
+    Json,
+    /// Length-prefixed frames ([`crate::frame`]), streamed.
+    Frames,
+    /// Raw bytes, streamed.
+    Bytes,
+}
+
+/// One declared route.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RouteDecl {
+    /// The method.
+    pub method: Method,
+    /// The path, with `{name}` for a parameter segment.
+    pub pattern: &'static str,
+    /// The request body.
+    pub request: Body,
+    /// The success response body.
+    pub response: Body,
+    /// What the route does.
+    pub summary: &'static str,
+}
+
+const fn decl(
+    method: Method,
+    pattern: &'static str,
+    request: Body,
+    response: Body,
+    summary: &'static str,
+) -> RouteDecl {
+    RouteDecl { method, pattern, request, response, summary }
+}
+
+use Body::{Bytes, Empty, Frames, Json};
+use Method::{Delete, Get, Post, Put};
+
+/// The agent's whole API, in the order of [`Route`]'s variants.
+pub const ROUTES: &[RouteDecl] = &[
+    decl(Get, "/v1/info", Empty, Json, "agent version, uptime, hostname, cpu and memory"),
+    decl(Get, "/v1/terminals", Empty, Json, "list terminals"),
+    decl(Post, "/v1/terminals", Json, Json, "create a terminal (a shell on a pty)"),
+    decl(Get, "/v1/terminals/{id}", Empty, Json, "one terminal"),
+    decl(Delete, "/v1/terminals/{id}", Empty, Json, "kill a terminal's whole session"),
+    decl(Post, "/v1/terminals/{id}/resize", Json, Json, "resize a terminal"),
+    decl(Post, "/v1/terminals/{id}/attach", Frames, Frames, "attach: input and resize up, output down"),
+    decl(Get, "/v1/terminals/{id}/screen", Empty, Json, "the screen as text, with the cursor"),
+    decl(Post, "/v1/exec", Frames, Frames, "run a command without a pty"),
+    decl(Get, "/v1/files/stat", Empty, Json, "stat a path (?path=)"),
+    decl(Get, "/v1/files/list", Empty, Json, "list a directory (?path=&depth=)"),
+    decl(Get, "/v1/files/read", Empty, Bytes, "read a file (?path=&offset=&length=)"),
+    decl(Put, "/v1/files/write", Bytes, Json, "write a file atomically (?path=&mode=)"),
+    decl(Post, "/v1/files/mkdir", Json, Json, "create a directory and its parents"),
+    decl(Post, "/v1/files/move", Json, Json, "move or rename"),
+    decl(Post, "/v1/files/remove", Json, Json, "remove a file or, when asked, a tree"),
+    decl(Get, "/v1/files/tar", Empty, Bytes, "a tar stream of a directory (?path=)"),
+    decl(Get, "/v1/ports", Empty, Json, "listening tcp ports"),
+    decl(Get, "/v1/ports/events", Empty, Frames, "port open and close events"),
+    decl(Post, "/v1/tunnels/{port}", Bytes, Bytes, "a byte tunnel to a listening port"),
+];
+
+/// A parsed request target: one variant per entry of [`ROUTES`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Route {
+    /// `GET /v1/info`
+    Info,
+    /// `GET /v1/terminals`
+    TerminalList,
+    /// `POST /v1/terminals`
+    TerminalCreate,
+    /// `GET /v1/terminals/{id}`
+    TerminalGet(TerminalId),
+    /// `DELETE /v1/terminals/{id}`
+    TerminalKill(TerminalId),
+    /// `POST /v1/terminals/{id}/resize`
+    TerminalResize(TerminalId),
+    /// `POST /v1/terminals/{id}/attach`
+    TerminalAttach(TerminalId),
+    /// `GET /v1/terminals/{id}/screen`
+    TerminalScreen(TerminalId),
+    /// `POST /v1/exec`
+    Exec,
+    /// `GET /v1/files/stat`
+    FileStat,
+    /// `GET /v1/files/list`
+    FileList,
+    /// `GET /v1/files/read`
+    FileRead,
+    /// `PUT /v1/files/write`
+    FileWrite,
+    /// `POST /v1/files/mkdir`
+    FileMkdir,
+    /// `POST /v1/files/move`
+    FileMove,
+    /// `POST /v1/files/remove`
+    FileRemove,
+    /// `GET /v1/files/tar`
+    FileTar,
+    /// `GET /v1/ports`
+    PortList,
+    /// `GET /v1/ports/events`
+    PortEvents,
+    /// `POST /v1/tunnels/{port}`
+    Tunnel(u16),
+}
+
+impl Route {
+    /// Parses a method and a path (without the query) into a declared route.
+    pub fn parse(method: Method, path: &str) -> Option<Route> {
+        let rest = path.strip_prefix("/v1/")?;
+        let segments: Vec<&str> = rest.split('/').collect();
+        let terminal = |id: &str| TerminalId::parse(id);
+        Some(match (method, segments.as_slice()) {
+            (Get, ["info"]) => Route::Info,
+            (Get, ["terminals"]) => Route::TerminalList,
+            (Post, ["terminals"]) => Route::TerminalCreate,
+            (Get, ["terminals", id]) => Route::TerminalGet(terminal(id)?),
+            (Delete, ["terminals", id]) => Route::TerminalKill(terminal(id)?),
+            (Post, ["terminals", id, "resize"]) => Route::TerminalResize(terminal(id)?),
+            (Post, ["terminals", id, "attach"]) => Route::TerminalAttach(terminal(id)?),
+            (Get, ["terminals", id, "screen"]) => Route::TerminalScreen(terminal(id)?),
+            (Post, ["exec"]) => Route::Exec,
+            (Get, ["files", "stat"]) => Route::FileStat,
+            (Get, ["files", "list"]) => Route::FileList,
+            (Get, ["files", "read"]) => Route::FileRead,
+            (Put, ["files", "write"]) => Route::FileWrite,
+            (Post, ["files", "mkdir"]) => Route::FileMkdir,
+            (Post, ["files", "move"]) => Route::FileMove,
+            (Post, ["files", "remove"]) => Route::FileRemove,
+            (Get, ["files", "tar"]) => Route::FileTar,
+            (Get, ["ports"]) => Route::PortList,
+            (Get, ["ports", "events"]) => Route::PortEvents,
+            (Post, ["tunnels", port]) => Route::Tunnel(parse_port(port)?),
+            _ => return None,
+        })
+    }
+
+    /// This route's declaration.
+    pub fn decl(&self) -> &'static RouteDecl {
+        let index = match self {
+            Route::Info => 0,
+            Route::TerminalList => 1,
+            Route::TerminalCreate => 2,
+            Route::TerminalGet(_) => 3,
+            Route::TerminalKill(_) => 4,
+            Route::TerminalResize(_) => 5,
+            Route::TerminalAttach(_) => 6,
+            Route::TerminalScreen(_) => 7,
+            Route::Exec => 8,
+            Route::FileStat => 9,
+            Route::FileList => 10,
+            Route::FileRead => 11,
+            Route::FileWrite => 12,
+            Route::FileMkdir => 13,
+            Route::FileMove => 14,
+            Route::FileRemove => 15,
+            Route::FileTar => 16,
+            Route::PortList => 17,
+            Route::PortEvents => 18,
+            Route::Tunnel(_) => 19,
+        };
+        &ROUTES[index]
+    }
+
+    /// The path of this route, with its parameters filled in.
+    pub fn path(&self) -> String {
+        let pattern = self.decl().pattern;
+        match self {
+            Route::TerminalGet(id)
+            | Route::TerminalKill(id)
+            | Route::TerminalResize(id)
+            | Route::TerminalAttach(id)
+            | Route::TerminalScreen(id) => pattern.replace("{id}", id.as_str()),
+            Route::Tunnel(port) => pattern.replace("{port}", &port.to_string()),
+            _ => pattern.to_owned(),
+        }
+    }
+}
+
+fn parse_port(text: &str) -> Option<u16> {
+    // Only plain decimal: `+80` or `080` are not the same route as `80`.
+    if text.is_empty() || text.starts_with('0') || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    text.parse().ok().filter(|port| *port != 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Fills each pattern's parameters with a sample value.
+    pub(crate) fn sample_path(decl: &RouteDecl) -> String {
+        decl.pattern.replace("{id}", "7").replace("{port}", "8000")
+    }
+
+    #[test]
+    fn every_declared_route_parses_back_to_its_declaration() {
+        for decl in ROUTES {
+            let path = sample_path(decl);
+            let route = Route::parse(decl.method, &path)
+                .unwrap_or_else(|| panic!("{} {} does not parse", decl.method.name(), path));
+            assert_eq!(route.decl(), decl, "{path}");
+            assert_eq!(route.path(), path);
+        }
+    }
+
+    #[test]
+    fn undeclared_paths_and_methods_do_not_parse() {
+        let cases = [
+            (Get, "/v1/exec"),
+            (Post, "/v1/info"),
+            (Get, "/v2/info"),
+            (Get, "/v1/info/"),
+            (Get, "/v1//info"),
+            (Put, "/v1/terminals/7"),
+            (Post, "/v1/tunnels/0"),
+            (Post, "/v1/tunnels/65536"),
+            (Post, "/v1/tunnels/080"),
+            (Post, "/v1/tunnels/x"),
+            (Get, "/v1/terminals/../info"),
+            (Get, "/v1/terminals/7/bogus"),
+            (Delete, "/v1/files/remove"),
+        ];
+        for (method, path) in cases {
+            assert_eq!(Route::parse(method, path), None, "{} {path}", method.name());
+        }
+    }
+
+    #[test]
+    fn declared_patterns_are_unique() {
+        for (i, a) in ROUTES.iter().enumerate() {
+            for b in &ROUTES[i + 1..] {
+                assert!(
+                    !(a.method == b.method && a.pattern == b.pattern),
+                    "{} declared twice",
+                    a.pattern
+                );
+            }
+        }
+    }
+}

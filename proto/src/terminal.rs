@@ -1,0 +1,178 @@
+//! Shared terminals: creation, listing, the attach stream's frames and the screen model.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_bytes::ByteBuf;
+
+use crate::ExitStatus;
+
+/// A terminal's id: short, lower-case ascii, safe in a URL path segment.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct TerminalId(String);
+
+impl TerminalId {
+    /// Longest id accepted.
+    pub const MAX_LEN: usize = 64;
+
+    /// Accepts `[a-z0-9-]{1,64}`.
+    pub fn parse(text: &str) -> Option<TerminalId> {
+        let ok = !text.is_empty()
+            && text.len() <= Self::MAX_LEN
+            && text.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        ok.then(|| TerminalId(text.to_owned()))
+    }
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for TerminalId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// `POST /v1/terminals` body. Every field has a default, so `{}` is a login shell.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CreateTerminal {
+    /// Program and arguments; empty means the agent's default shell (`bash -l`).
+    pub command: Vec<String>,
+    /// Columns; 0 means 80.
+    pub cols: u16,
+    /// Rows; 0 means 24.
+    pub rows: u16,
+    /// Working directory; `None` means the agent's working directory.
+    pub cwd: Option<String>,
+    /// Extra environment variables.
+    pub env: BTreeMap<String, String>,
+}
+
+/// A terminal as listed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TerminalInfo {
+    /// Its id.
+    pub id: TerminalId,
+    /// What it runs.
+    pub command: Vec<String>,
+    /// Process id of the shell.
+    pub pid: u32,
+    /// Current columns.
+    pub cols: u16,
+    /// Current rows.
+    pub rows: u16,
+    /// Byte offset one past the last output byte so far.
+    pub end_offset: u64,
+    /// Clients attached right now.
+    pub attached: u32,
+    /// Set once the shell has exited.
+    pub exit: Option<ExitStatus>,
+}
+
+/// `GET /v1/terminals` response.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TerminalList {
+    /// Every terminal, exited ones included until killed.
+    pub terminals: Vec<TerminalInfo>,
+}
+
+/// A terminal size.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Size {
+    /// Columns, 1..=1000.
+    pub cols: u16,
+    /// Rows, 1..=1000.
+    pub rows: u16,
+}
+
+impl Size {
+    /// Largest accepted columns or rows.
+    pub const MAX: u16 = 1000;
+
+    /// True when both sides are within 1..=[`Size::MAX`].
+    pub fn is_valid(&self) -> bool {
+        (1..=Self::MAX).contains(&self.cols) && (1..=Self::MAX).contains(&self.rows)
+    }
+}
+
+/// May this attacher type?
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Input and resize are applied.
+    #[default]
+    Writer,
+    /// Input and resize are refused with an error frame.
+    Viewer,
+}
+
+/// Query of `POST /v1/terminals/{id}/attach`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AttachQuery {
+    /// Writer (default) or viewer.
+    pub role: Role,
+    /// Resume from this byte offset; `None` replays all the scrollback still held.
+    pub offset: Option<u64>,
+}
+
+/// Frames a client sends up an attach stream.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AttachUp {
+    /// Keystrokes, as bytes.
+    Input(ByteBuf),
+    /// The client's terminal size; applied when this writer is the most recently active.
+    Resize(Size),
+}
+
+/// Frames the agent sends down an attach stream.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AttachDown {
+    /// First frame: where the replay starts and the current size.
+    Attached {
+        /// Offset of the first byte this stream will send.
+        offset: u64,
+        /// Current size.
+        size: Size,
+    },
+    /// Output bytes starting at `offset`. Offsets of consecutive chunks are contiguous unless
+    /// a [`AttachDown::Missed`] sits between them.
+    Output {
+        /// Offset of the first byte of `data`.
+        offset: u64,
+        /// The bytes.
+        data: ByteBuf,
+    },
+    /// The client fell behind by more than the scrollback; bytes `from..to` are gone and the
+    /// stream goes on at `to`.
+    Missed {
+        /// First missed offset.
+        from: u64,
+        /// Offset the stream resumes at.
+        to: u64,
+    },
+    /// The terminal was resized (by this or another writer).
+    Resized(Size),
+    /// A recoverable problem with a frame this client sent (the stream goes on).
+    Error(String),
+    /// The shell exited; all output was sent before this frame. Last frame.
+    Exit(ExitStatus),
+}
+
+/// `GET /v1/terminals/{id}/screen` response: what a person would see now.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Screen {
+    /// Size of the screen.
+    pub size: Size,
+    /// Cursor row, 0-based.
+    pub cursor_row: u16,
+    /// Cursor column, 0-based.
+    pub cursor_col: u16,
+    /// One string per row, trailing blanks trimmed.
+    pub lines: Vec<String>,
+}
