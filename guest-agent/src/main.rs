@@ -1,1 +1,63 @@
-fn main() {}
+//! `guest-agent`: the daemon inside every Flint sandbox.
+
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use guest_agent::listen::Listen;
+use guest_agent::server::{self, Config};
+
+#[derive(Parser)]
+#[command(version, about = "The Flint guest agent: shared terminals, exec, files, ports and tunnels")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the agent API (HTTP/2 with prior knowledge) on one listener.
+    Serve {
+        /// `unix:PATH` or `tcp:ADDR`.
+        #[arg(long)]
+        listen: Listen,
+        /// File holding the secret clients must present as `Authorization: Bearer`.
+        #[arg(long)]
+        secret_file: PathBuf,
+        /// Shell of a terminal that names no command, split on spaces.
+        #[arg(long, default_value = "bash -l")]
+        shell: String,
+        /// Working directory of terminals and commands that name none.
+        #[arg(long, default_value = "/")]
+        workdir: PathBuf,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("FLINT_AGENT_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve { listen, secret_file, shell, workdir } => {
+            let secret = std::fs::read_to_string(&secret_file)
+                .with_context(|| format!("reading secret file {}", secret_file.display()))?
+                .trim()
+                .to_owned();
+            anyhow::ensure!(!secret.is_empty(), "secret file {} is empty", secret_file.display());
+            let mut config = Config::new(secret);
+            config.shell = shell.split_whitespace().map(str::to_owned).collect();
+            anyhow::ensure!(!config.shell.is_empty(), "--shell is empty");
+            config.workdir = workdir;
+            tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .context("starting the runtime")?
+                .block_on(server::serve(listen, config))
+        }
+    }
+}

@@ -1,0 +1,373 @@
+//! A typed client of the agent API over one HTTP/2 connection: what the server and the tests
+//! speak to an agent with. Every call maps an error response back to [`Error::Api`].
+
+use std::marker::PhantomData;
+
+use bytes::Bytes;
+use http::{HeaderValue, Request, Response, StatusCode, header};
+use http_body_util::{BodyExt, Empty, Full, Limited, StreamBody, combinators::BoxBody};
+use hyper::body::{Frame, Incoming};
+use hyper::client::conn::http2::SendRequest;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use proto::error::{ErrorBody, ErrorCode};
+use proto::exec::{ExecDown, ExecRequest, ExecUp};
+use proto::files::{
+    Done, FileList, FileStat, ListQuery, MkdirRequest, MoveRequest, PathQuery, ReadQuery,
+    RemoveRequest, WriteQuery,
+};
+use proto::frame::FrameDecoder;
+use proto::info::AgentInfo;
+use proto::ports::{PortEvent, PortList};
+use proto::routes::Route;
+use proto::terminal::{
+    AttachDown, AttachQuery, AttachUp, CreateTerminal, Screen, Size, TerminalId, TerminalInfo,
+    TerminalList,
+};
+use serde::{Serialize, de::DeserializeOwned};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+
+use crate::error::{Error, Result};
+use crate::listen::{Listen, Stream};
+use crate::server::{CONNECTION_WINDOW_BYTES, MAX_FRAME_BYTES, STREAM_WINDOW_BYTES};
+
+/// Every request body the client sends.
+pub type ClientBody = BoxBody<Bytes, std::io::Error>;
+
+/// Chunks queued on a streamed request body before the sender waits.
+const SEND_QUEUE: usize = 16;
+
+/// An empty body.
+pub fn empty() -> ClientBody {
+    Empty::new().map_err(|never| match never {}).boxed()
+}
+
+/// A body of these bytes.
+pub fn full(bytes: impl Into<Bytes>) -> ClientBody {
+    Full::new(bytes.into()).map_err(|never| match never {}).boxed()
+}
+
+/// A streamed body: what is sent on the returned sender, until it is dropped.
+pub fn channel_body() -> (mpsc::Sender<Bytes>, ClientBody) {
+    let (tx, rx) = mpsc::channel::<Bytes>(SEND_QUEUE);
+    let stream = futures_util::StreamExt::map(ReceiverStream::new(rx), |bytes| {
+        Ok::<_, std::io::Error>(Frame::data(bytes))
+    });
+    (tx, StreamBody::new(stream).boxed())
+}
+
+fn transport(e: impl std::fmt::Display) -> Error {
+    Error::Transport(e.to_string())
+}
+
+/// One HTTP/2 connection to an agent.
+#[derive(Clone)]
+pub struct Client {
+    sender: SendRequest<ClientBody>,
+    authorization: HeaderValue,
+}
+
+impl Client {
+    /// Connects to an agent listening at `listen`.
+    pub async fn connect(listen: &Listen, secret: &str) -> Result<Client> {
+        let stream: Box<dyn Stream> = match listen {
+            Listen::Unix(path) => {
+                Box::new(tokio::net::UnixStream::connect(path).await.map_err(transport)?)
+            }
+            Listen::Tcp(addr) => {
+                let stream = tokio::net::TcpStream::connect(addr).await.map_err(transport)?;
+                stream.set_nodelay(true).map_err(transport)?;
+                Box::new(stream)
+            }
+        };
+        Client::handshake(stream, secret).await
+    }
+
+    /// Speaks HTTP/2 over an already connected byte stream.
+    pub async fn handshake(stream: Box<dyn Stream>, secret: &str) -> Result<Client> {
+        let authorization = HeaderValue::from_str(&format!("Bearer {secret}"))
+            .map_err(|_| Error::bad_request("the secret is not a valid header value"))?;
+        let (sender, connection) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
+            .timer(TokioTimer::new())
+            .adaptive_window(false)
+            .initial_stream_window_size(STREAM_WINDOW_BYTES)
+            .initial_connection_window_size(CONNECTION_WINDOW_BYTES)
+            .max_frame_size(MAX_FRAME_BYTES)
+            .keep_alive_interval(std::time::Duration::from_secs(20))
+            .keep_alive_timeout(std::time::Duration::from_secs(20))
+            .handshake(TokioIo::new(stream))
+            .await
+            .map_err(transport)?;
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!("agent connection ended: {e}");
+            }
+        });
+        Ok(Client { sender, authorization })
+    }
+
+    /// A request with the secret set; for callers that need a route's raw response.
+    pub fn request(&self, method: http::Method, path_and_query: &str) -> http::request::Builder {
+        Request::builder()
+            .method(method)
+            .uri(format!("http://agent{path_and_query}"))
+            .header(header::AUTHORIZATION, self.authorization.clone())
+    }
+
+    /// Sends a request as it is and returns the raw response.
+    pub async fn send(&self, request: Request<ClientBody>) -> Result<Response<Incoming>> {
+        let mut sender = self.sender.clone();
+        sender.ready().await.map_err(transport)?;
+        sender.send_request(request).await.map_err(transport)
+    }
+
+    async fn call(&self, route: Route, query: Option<String>, body: ClientBody) -> Result<Incoming> {
+        let mut target = route.path();
+        if let Some(query) = query {
+            target.push('?');
+            target.push_str(&query);
+        }
+        let method = http::Method::from_bytes(route.decl().method.name().as_bytes())
+            .map_err(|e| Error::bad_request(e.to_string()))?;
+        let request = self.request(method, &target).body(body).map_err(transport)?;
+        let response = self.send(request).await?;
+        if response.status().is_success() {
+            return Ok(response.into_body());
+        }
+        Err(error_from(response).await)
+    }
+
+    async fn json<T: DeserializeOwned>(&self, route: Route, query: Option<String>, body: ClientBody) -> Result<T> {
+        let bytes = self.call(route, query, body).await?.collect().await.map_err(transport)?.to_bytes();
+        serde_json::from_slice(&bytes).map_err(|e| transport(format!("invalid response: {e}")))
+    }
+
+    /// `GET /v1/info`
+    pub async fn info(&self) -> Result<AgentInfo> {
+        self.json(Route::Info, None, empty()).await
+    }
+
+    /// `GET /v1/terminals`
+    pub async fn terminals(&self) -> Result<Vec<TerminalInfo>> {
+        Ok(self.json::<TerminalList>(Route::TerminalList, None, empty()).await?.terminals)
+    }
+
+    /// `POST /v1/terminals`
+    pub async fn create_terminal(&self, request: &CreateTerminal) -> Result<TerminalInfo> {
+        self.json(Route::TerminalCreate, None, json_body(request)?).await
+    }
+
+    /// `GET /v1/terminals/{id}`
+    pub async fn terminal(&self, id: &TerminalId) -> Result<TerminalInfo> {
+        self.json(Route::TerminalGet(id.clone()), None, empty()).await
+    }
+
+    /// `DELETE /v1/terminals/{id}`
+    pub async fn kill_terminal(&self, id: &TerminalId) -> Result<TerminalInfo> {
+        self.json(Route::TerminalKill(id.clone()), None, empty()).await
+    }
+
+    /// `POST /v1/terminals/{id}/resize`
+    pub async fn resize_terminal(&self, id: &TerminalId, size: Size) -> Result<TerminalInfo> {
+        self.json(Route::TerminalResize(id.clone()), None, json_body(&size)?).await
+    }
+
+    /// `GET /v1/terminals/{id}/screen`
+    pub async fn screen(&self, id: &TerminalId) -> Result<Screen> {
+        self.json(Route::TerminalScreen(id.clone()), None, empty()).await
+    }
+
+    /// `POST /v1/terminals/{id}/attach`
+    pub async fn attach(
+        &self,
+        id: &TerminalId,
+        query: AttachQuery,
+    ) -> Result<(FrameSender<AttachUp>, FrameStream<AttachDown>)> {
+        let (tx, body) = channel_body();
+        let output = self.call(Route::TerminalAttach(id.clone()), Some(encode_query(&query)?), body).await?;
+        Ok((FrameSender::new(tx), FrameStream::new(output)))
+    }
+
+    /// `POST /v1/exec`, streaming: frames up (stdin) and down (output, exit).
+    pub async fn exec(&self, request: ExecRequest) -> Result<(FrameSender<ExecUp>, FrameStream<ExecDown>)> {
+        let (tx, body) = channel_body();
+        let input = FrameSender::new(tx);
+        input.send(&ExecUp::Start(request)).await?;
+        let output = self.call(Route::Exec, None, body).await?;
+        Ok((input, FrameStream::new(output)))
+    }
+
+    /// `POST /v1/exec` in collect mode, without stdin: the one `Finished` frame.
+    pub async fn exec_collect(&self, mut request: ExecRequest) -> Result<ExecDown> {
+        request.collect = true;
+        request.stdin = false;
+        let (input, mut output) = self.exec(request).await?;
+        drop(input);
+        while let Some(frame) = output.next().await? {
+            match frame {
+                ExecDown::Started { .. } => continue,
+                ExecDown::Error(message) => return Err(Error::api(ErrorCode::Internal, message)),
+                last => return Ok(last),
+            }
+        }
+        Err(transport("exec stream ended without a result"))
+    }
+
+    /// `GET /v1/files/stat`
+    pub async fn stat(&self, path: &str) -> Result<FileStat> {
+        let query = encode_query(&PathQuery { path: path.to_owned() })?;
+        self.json(Route::FileStat, Some(query), empty()).await
+    }
+
+    /// `GET /v1/files/list`
+    pub async fn list(&self, path: &str, depth: Option<u32>) -> Result<FileList> {
+        let query = encode_query(&ListQuery { path: path.to_owned(), depth })?;
+        self.json(Route::FileList, Some(query), empty()).await
+    }
+
+    /// `GET /v1/files/read`, as a stream.
+    pub async fn read_stream(&self, query: &ReadQuery) -> Result<Incoming> {
+        self.call(Route::FileRead, Some(encode_query(query)?), empty()).await
+    }
+
+    /// `GET /v1/files/read`, whole.
+    pub async fn read(&self, path: &str) -> Result<Bytes> {
+        let query = ReadQuery { path: path.to_owned(), offset: None, length: None };
+        let body = self.read_stream(&query).await?;
+        Ok(body.collect().await.map_err(transport)?.to_bytes())
+    }
+
+    /// `PUT /v1/files/write` from any body.
+    pub async fn write_body(&self, query: &WriteQuery, body: ClientBody) -> Result<FileStat> {
+        self.json(Route::FileWrite, Some(encode_query(query)?), body).await
+    }
+
+    /// `PUT /v1/files/write` of these bytes.
+    pub async fn write(&self, path: &str, bytes: impl Into<Bytes>) -> Result<FileStat> {
+        let query = WriteQuery { path: path.to_owned(), mode: None };
+        self.write_body(&query, full(bytes)).await
+    }
+
+    /// `POST /v1/files/mkdir`
+    pub async fn mkdir(&self, path: &str) -> Result<Done> {
+        self.json(Route::FileMkdir, None, json_body(&MkdirRequest { path: path.to_owned() })?).await
+    }
+
+    /// `POST /v1/files/move`
+    pub async fn rename(&self, request: &MoveRequest) -> Result<Done> {
+        self.json(Route::FileMove, None, json_body(request)?).await
+    }
+
+    /// `POST /v1/files/remove`
+    pub async fn remove(&self, request: &RemoveRequest) -> Result<Done> {
+        self.json(Route::FileRemove, None, json_body(request)?).await
+    }
+
+    /// `GET /v1/files/tar`, as a stream.
+    pub async fn tar(&self, path: &str) -> Result<Incoming> {
+        let query = encode_query(&PathQuery { path: path.to_owned() })?;
+        self.call(Route::FileTar, Some(query), empty()).await
+    }
+
+    /// `GET /v1/ports`
+    pub async fn ports(&self) -> Result<PortList> {
+        self.json(Route::PortList, None, empty()).await
+    }
+
+    /// `GET /v1/ports/events`
+    pub async fn port_events(&self) -> Result<FrameStream<PortEvent>> {
+        Ok(FrameStream::new(self.call(Route::PortEvents, None, empty()).await?))
+    }
+
+    /// `POST /v1/tunnels/{port}`: bytes sent on the sender reach the port (dropping it
+    /// half-closes), the port's bytes arrive on the body.
+    pub async fn tunnel(&self, port: u16) -> Result<(mpsc::Sender<Bytes>, Incoming)> {
+        let (tx, body) = channel_body();
+        let incoming = self.call(Route::Tunnel(port), None, body).await?;
+        Ok((tx, incoming))
+    }
+}
+
+fn json_body<T: Serialize>(value: &T) -> Result<ClientBody> {
+    let bytes = serde_json::to_vec(value).map_err(|e| Error::bad_request(e.to_string()))?;
+    Ok(full(bytes))
+}
+
+fn encode_query<T: Serialize>(value: &T) -> Result<String> {
+    serde_urlencoded::to_string(value).map_err(|e| Error::bad_request(e.to_string()))
+}
+
+/// Reads an error response into [`Error::Api`].
+pub async fn error_from(response: Response<Incoming>) -> Error {
+    let status = response.status();
+    let bytes = match Limited::new(response.into_body(), 64 << 10).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(e) => return transport(format!("status {status}, body unreadable: {e}")),
+    };
+    match serde_json::from_slice::<ErrorBody>(&bytes) {
+        Ok(body) => Error::api(body.code, body.error),
+        Err(_) => Error::api(
+            if status == StatusCode::NOT_FOUND { ErrorCode::NotFound } else { ErrorCode::Internal },
+            format!("status {status}: {}", String::from_utf8_lossy(&bytes)),
+        ),
+    }
+}
+
+/// Sends typed frames on a streamed request body.
+pub struct FrameSender<T> {
+    tx: mpsc::Sender<Bytes>,
+    _message: PhantomData<fn(T)>,
+}
+
+impl<T: Serialize> FrameSender<T> {
+    fn new(tx: mpsc::Sender<Bytes>) -> FrameSender<T> {
+        FrameSender { tx, _message: PhantomData }
+    }
+
+    /// Sends one frame.
+    pub async fn send(&self, message: &T) -> Result<()> {
+        let bytes = proto::frame::encode(message)?;
+        self.send_raw(Bytes::from(bytes)).await
+    }
+
+    /// Sends bytes as they are (to test how the agent meets a bad frame).
+    pub async fn send_raw(&self, bytes: Bytes) -> Result<()> {
+        self.tx.send(bytes).await.map_err(|_| transport("request stream closed"))
+    }
+}
+
+/// Reads typed frames from a streamed response body.
+pub struct FrameStream<T> {
+    body: Incoming,
+    decoder: FrameDecoder,
+    ended: bool,
+    _message: PhantomData<fn() -> T>,
+}
+
+impl<T: DeserializeOwned> FrameStream<T> {
+    fn new(body: Incoming) -> FrameStream<T> {
+        FrameStream { body, decoder: FrameDecoder::new(), ended: false, _message: PhantomData }
+    }
+
+    /// The next frame, or `None` at the end of the stream.
+    pub async fn next(&mut self) -> Result<Option<T>> {
+        loop {
+            if let Some(message) = self.decoder.next::<T>()? {
+                return Ok(Some(message));
+            }
+            if self.ended {
+                self.decoder.finish()?;
+                return Ok(None);
+            }
+            match self.body.frame().await {
+                None => self.ended = true,
+                Some(Err(e)) => return Err(transport(e)),
+                Some(Ok(frame)) => {
+                    if let Ok(data) = frame.into_data() {
+                        self.decoder.push(&data);
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,257 @@
+//! The port watcher: polls `/proc/net/tcp{,6}` for listening sockets and publishes open and
+//! close events. The owning process is looked up once, when a port opens.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use http::Response;
+use proto::ports::{Listener, PortEvent, PortList};
+use tokio::sync::broadcast;
+
+use crate::error::Result;
+use crate::http::{Body, frame, json, streaming};
+use crate::server::Agent;
+
+/// Poll period: 100 ms keeps an open event well within 250 ms of `listen()` at the cost of
+/// reading two small proc files ten times a second.
+pub const POLL_INTERVAL: Duration = Duration::from_millis(100);
+
+/// Events buffered per subscriber; one that falls further behind gets a fresh snapshot.
+const EVENT_BUFFER: usize = 256;
+
+/// `LISTEN` in the `st` column of `/proc/net/tcp`.
+const TCP_LISTEN: &str = "0A";
+
+type Key = (IpAddr, u16);
+
+/// Watches listening sockets.
+pub struct PortWatcher {
+    current: Mutex<BTreeMap<Key, Listener>>,
+    events: broadcast::Sender<PortEvent>,
+    hidden_port: Option<u16>,
+    scan: tokio::sync::Mutex<()>,
+}
+
+impl PortWatcher {
+    /// Starts polling; `hidden_port` (the agent's own TCP port) is never reported.
+    pub fn start(interval: Duration, hidden_port: Option<u16>) -> Arc<PortWatcher> {
+        let watcher = Arc::new(PortWatcher {
+            current: Mutex::default(),
+            events: broadcast::channel(EVENT_BUFFER).0,
+            hidden_port,
+            scan: tokio::sync::Mutex::new(()),
+        });
+        let weak = Arc::downgrade(&watcher);
+        tokio::spawn(async move {
+            let mut ticker = tokio::time::interval(interval);
+            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                ticker.tick().await;
+                let Some(watcher) = weak.upgrade() else { return };
+                watcher.scan_now().await;
+            }
+        });
+        watcher
+    }
+
+    fn current(&self) -> MutexGuard<'_, BTreeMap<Key, Listener>> {
+        self.current.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Scans once now and publishes the differences.
+    pub async fn scan_now(self: &Arc<Self>) {
+        let _one_at_a_time = self.scan.lock().await;
+        let known: Vec<Key> = self.current().keys().copied().collect();
+        let hidden = self.hidden_port;
+        let scanned = tokio::task::spawn_blocking(move || scan(&known, hidden)).await;
+        let Ok((seen, opened)) = scanned else { return };
+        // Publish under the lock, so a subscriber's snapshot and its events never overlap.
+        let mut current = self.current();
+        let closed: Vec<Key> = current.keys().filter(|k| !seen.contains_key(k)).copied().collect();
+        for key in closed {
+            current.remove(&key);
+            let _ = self.events.send(PortEvent::Closed { address: key.0, port: key.1 });
+        }
+        for listener in opened {
+            let key = (listener.address, listener.port);
+            if current.contains_key(&key) {
+                continue;
+            }
+            current.insert(key, listener.clone());
+            let _ = self.events.send(PortEvent::Opened(listener));
+        }
+    }
+
+    /// Every listener now.
+    pub fn listeners(&self) -> Vec<Listener> {
+        self.current().values().cloned().collect()
+    }
+
+    /// The address to dial for `port`: loopback when it listens on a wildcard, IPv4 first.
+    pub fn dial_address(&self, port: u16) -> Option<IpAddr> {
+        let current = self.current();
+        let mut candidates: Vec<IpAddr> = current
+            .keys()
+            .filter(|(_, p)| *p == port)
+            .map(|(address, _)| match address {
+                IpAddr::V4(a) if a.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+                IpAddr::V6(a) if a.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+                other => *other,
+            })
+            .collect();
+        candidates.sort_by_key(|a| (!a.is_loopback(), a.is_ipv6()));
+        candidates.first().copied()
+    }
+}
+
+/// Reads both tables; looks up owners only for keys not already known.
+fn scan(known: &[Key], hidden: Option<u16>) -> (HashMap<Key, u64>, Vec<Listener>) {
+    let mut seen = HashMap::new();
+    for (path, v6) in [("/proc/net/tcp", false), ("/proc/net/tcp6", true)] {
+        let Ok(table) = std::fs::read_to_string(path) else { continue };
+        for line in table.lines().skip(1) {
+            if let Some((address, port, inode)) = parse_line(line, v6) {
+                if Some(port) != hidden {
+                    seen.insert((address, port), inode);
+                }
+            }
+        }
+    }
+    let new: Vec<(Key, u64)> =
+        seen.iter().filter(|(k, _)| !known.contains(k)).map(|(k, i)| (*k, *i)).collect();
+    let owners = if new.is_empty() { HashMap::new() } else { owners_of(new.iter().map(|(_, i)| *i).collect()) };
+    let opened = new
+        .into_iter()
+        .map(|((address, port), inode)| {
+            let owner = owners.get(&inode);
+            Listener {
+                address,
+                port,
+                pid: owner.map(|(pid, _)| *pid),
+                process: owner.map(|(_, name)| name.clone()),
+            }
+        })
+        .collect();
+    (seen, opened)
+}
+
+/// One line of `/proc/net/tcp{,6}` when it is a listening socket: address, port, inode.
+fn parse_line(line: &str, v6: bool) -> Option<(IpAddr, u16, u64)> {
+    let fields: Vec<&str> = line.split_whitespace().collect();
+    if fields.get(3)? != &TCP_LISTEN {
+        return None;
+    }
+    let (addr_hex, port_hex) = fields.get(1)?.split_once(':')?;
+    let port = u16::from_str_radix(port_hex, 16).ok()?;
+    let inode = fields.get(9)?.parse().ok()?;
+    let address = if v6 {
+        // Four 32-bit words, each in host (little-endian) byte order.
+        if addr_hex.len() != 32 {
+            return None;
+        }
+        let mut bytes = [0u8; 16];
+        for word in 0..4 {
+            let value = u32::from_str_radix(&addr_hex[word * 8..word * 8 + 8], 16).ok()?;
+            bytes[word * 4..word * 4 + 4].copy_from_slice(&value.to_le_bytes());
+        }
+        IpAddr::V6(Ipv6Addr::from(bytes))
+    } else {
+        let value = u32::from_str_radix(addr_hex, 16).ok()?;
+        IpAddr::V4(Ipv4Addr::from(value.to_le_bytes()))
+    };
+    Some((address, port, inode))
+}
+
+/// Finds the processes holding these socket inodes by reading `/proc/*/fd`.
+fn owners_of(inodes: Vec<u64>) -> HashMap<u64, (u32, String)> {
+    let mut found = HashMap::new();
+    let Ok(procs) = std::fs::read_dir("/proc") else { return found };
+    for entry in procs.flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+            continue;
+        };
+        let Ok(fds) = std::fs::read_dir(entry.path().join("fd")) else { continue };
+        for fd in fds.flatten() {
+            let Ok(target) = std::fs::read_link(fd.path()) else { continue };
+            let target = target.to_string_lossy();
+            let Some(inode) = target
+                .strip_prefix("socket:[")
+                .and_then(|s| s.strip_suffix(']'))
+                .and_then(|s| s.parse::<u64>().ok())
+            else {
+                continue;
+            };
+            if inodes.contains(&inode) && !found.contains_key(&inode) {
+                let name = std::fs::read_to_string(entry.path().join("comm"))
+                    .map(|s| s.trim_end().to_owned())
+                    .unwrap_or_default();
+                found.insert(inode, (pid, name));
+            }
+        }
+        if found.len() == inodes.len() {
+            break;
+        }
+    }
+    found
+}
+
+/// `GET /v1/ports`
+pub fn list(agent: &Agent) -> Result<Response<Body>> {
+    json(&PortList { listeners: agent.ports.listeners() })
+}
+
+/// `GET /v1/ports/events`: a snapshot, then events; a subscriber that falls behind gets a
+/// fresh snapshot instead of the events it missed.
+pub fn events(agent: &Agent) -> Result<Response<Body>> {
+    let watcher = agent.ports.clone();
+    let (tx, response) = streaming(proto::FRAMES_CONTENT_TYPE, 16);
+    let (snapshot, mut events) = {
+        let current = watcher.current();
+        (current.values().cloned().collect::<Vec<_>>(), watcher.events.subscribe())
+    };
+    tokio::spawn(async move {
+        let mut next = Some(PortEvent::Snapshot(snapshot));
+        loop {
+            if let Some(event) = next.take() {
+                let Ok(bytes) = frame(&event) else { return };
+                if tx.send(bytes).await.is_err() {
+                    return;
+                }
+            }
+            tokio::select! {
+                event = events.recv() => match event {
+                    Ok(event) => next = Some(event),
+                    Err(broadcast::error::RecvError::Lagged(_)) => {
+                        let current = watcher.current();
+                        events = events.resubscribe();
+                        next = Some(PortEvent::Snapshot(current.values().cloned().collect()));
+                    }
+                    Err(broadcast::error::RecvError::Closed) => return,
+                },
+                () = tx.closed() => return,
+            }
+        }
+    });
+    Ok(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_listening_lines_of_both_families() {
+        let v4 = "   0: 0100007F:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 12345 1 0000000000000000 100 0 0 10 0";
+        assert_eq!(
+            parse_line(v4, false),
+            Some((IpAddr::V4(Ipv4Addr::LOCALHOST), 8080, 12345))
+        );
+        let v6 = "   0: 00000000000000000000000001000000:1F41 00000000000000000000000000000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 777 1 0000000000000000 100 0 0 10 0";
+        assert_eq!(parse_line(v6, true), Some((IpAddr::V6(Ipv6Addr::LOCALHOST), 8001, 777)));
+        let established = v4.replace(" 0A ", " 01 ");
+        assert_eq!(parse_line(&established, false), None);
+        assert_eq!(parse_line("  sl  local_address rem_address", false), None);
+    }
+}

@@ -1,0 +1,198 @@
+//! The agent's HTTP/2 server: accept loop, authentication and dispatch to the handlers.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use http::{HeaderValue, Request, Response};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use proto::error::ErrorCode;
+use proto::routes::{Method, Route};
+use subtle::ConstantTimeEq;
+use tracing::Instrument;
+
+use crate::error::{Error, Result};
+use crate::http::{Body, error_response};
+use crate::listen::{Listen, Listener};
+use crate::{exec, files, info, ports, terminal, tunnel};
+
+/// HTTP/2 receive window of one stream: 1 MiB in flight is plenty for a fast tunnel on a
+/// local link, and bounds what one stalled stream can hold.
+pub const STREAM_WINDOW_BYTES: u32 = 1 << 20;
+
+/// HTTP/2 receive window of the whole connection: 64 stream windows, so that even
+/// [`MAX_TUNNELS`] stalled tunnels plus stalled terminals cannot use it all up (no
+/// head-of-line blocking across streams).
+pub const CONNECTION_WINDOW_BYTES: u32 = 64 * STREAM_WINDOW_BYTES;
+
+/// Concurrent tunnels per agent (one agent per session); well below the
+/// connection window divided by the stream window.
+pub const MAX_TUNNELS: usize = 32;
+
+/// Concurrent HTTP/2 streams of any kind.
+pub const MAX_STREAMS: u32 = 256;
+
+/// Largest HTTP/2 frame: 64 KiB, fewer frames for bulk data than the 16 KiB default.
+pub const MAX_FRAME_BYTES: u32 = 64 << 10;
+
+/// How the agent is configured.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// The secret a client must present as `Authorization: Bearer`.
+    pub secret: String,
+    /// Program and arguments of a terminal that names none.
+    pub shell: Vec<String>,
+    /// Working directory of terminals and commands that name none.
+    pub workdir: PathBuf,
+    /// Scrollback kept per terminal for replay.
+    pub scrollback_bytes: usize,
+    /// How often the port watcher polls.
+    pub port_poll: Duration,
+}
+
+impl Config {
+    /// Defaults for everything but the secret.
+    pub fn new(secret: String) -> Config {
+        Config {
+            secret,
+            shell: vec!["bash".to_owned(), "-l".to_owned()],
+            workdir: PathBuf::from("/"),
+            scrollback_bytes: terminal::SCROLLBACK_BYTES,
+            port_poll: ports::POLL_INTERVAL,
+        }
+    }
+}
+
+/// The agent's state, shared by every connection and stream.
+pub struct Agent {
+    expected_authorization: Vec<u8>,
+    pub(crate) config: Config,
+    pub(crate) started: Instant,
+    pub(crate) terminals: terminal::Terminals,
+    pub(crate) ports: Arc<ports::PortWatcher>,
+    pub(crate) tunnels: Arc<tokio::sync::Semaphore>,
+    pub(crate) own_tcp_port: Option<u16>,
+    pub(crate) cpu: info::CpuSampler,
+}
+
+/// Binds `listen` and serves until the process ends.
+pub async fn serve(listen: Listen, config: Config) -> anyhow::Result<()> {
+    let listener = Listener::bind(&listen).await?;
+    let own_tcp_port = listener.tcp_port();
+    let ports = ports::PortWatcher::start(config.port_poll, own_tcp_port);
+    let agent = Arc::new(Agent {
+        expected_authorization: format!("Bearer {}", config.secret).into_bytes(),
+        terminals: terminal::Terminals::new(config.scrollback_bytes),
+        config,
+        started: Instant::now(),
+        ports,
+        tunnels: Arc::new(tokio::sync::Semaphore::new(MAX_TUNNELS)),
+        own_tcp_port,
+        cpu: info::CpuSampler::default(),
+    });
+    tracing::info!(%listen, api = proto::AGENT_API_VERSION, "guest agent listening");
+    let mut next_connection = 0u64;
+    loop {
+        let stream = match listener.accept().await {
+            Ok(stream) => stream,
+            Err(e) => {
+                tracing::warn!("accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        next_connection += 1;
+        let agent = agent.clone();
+        let span = tracing::info_span!("connection", id = next_connection);
+        tokio::spawn(
+            async move {
+                let service = hyper::service::service_fn(move |req| {
+                    let agent = agent.clone();
+                    async move { Ok::<_, std::convert::Infallible>(handle(agent, req).await) }
+                });
+                if let Err(e) = http2_builder().serve_connection(TokioIo::new(stream), service).await
+                {
+                    tracing::debug!("connection ended: {e}");
+                }
+            }
+            .instrument(span),
+        );
+    }
+}
+
+/// The HTTP/2 settings both ends of the agent link use.
+pub fn http2_builder() -> hyper::server::conn::http2::Builder<TokioExecutor> {
+    let mut builder = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
+    builder
+        .timer(TokioTimer::new())
+        .adaptive_window(false)
+        .initial_stream_window_size(STREAM_WINDOW_BYTES)
+        .initial_connection_window_size(CONNECTION_WINDOW_BYTES)
+        .max_concurrent_streams(MAX_STREAMS)
+        .max_frame_size(MAX_FRAME_BYTES)
+        .max_header_list_size(64 << 10)
+        .keep_alive_interval(Some(Duration::from_secs(20)))
+        .keep_alive_timeout(Duration::from_secs(20));
+    builder
+}
+
+async fn handle(agent: Arc<Agent>, req: Request<Incoming>) -> Response<Body> {
+    let mut response = match dispatch(&agent, req).await {
+        Ok(response) => response,
+        Err(err) => {
+            if err.code() == ErrorCode::Internal {
+                tracing::warn!("request failed: {err}");
+            }
+            error_response(&err)
+        }
+    };
+    response
+        .headers_mut()
+        .insert(proto::AGENT_API_VERSION_HEADER, HeaderValue::from(proto::AGENT_API_VERSION));
+    response
+}
+
+async fn dispatch(agent: &Arc<Agent>, req: Request<Incoming>) -> Result<Response<Body>> {
+    let presented = req
+        .headers()
+        .get(http::header::AUTHORIZATION)
+        .map(|v| v.as_bytes())
+        .unwrap_or_default();
+    if !bool::from(presented.ct_eq(&agent.expected_authorization)) {
+        return Err(Error::api(ErrorCode::Unauthorized, "missing or wrong agent secret"));
+    }
+    let route = Method::from_name(req.method().as_str())
+        .and_then(|method| Route::parse(method, req.uri().path()))
+        .ok_or_else(|| {
+            Error::api(
+                ErrorCode::UnknownRoute,
+                format!("no route {} {}", req.method(), req.uri().path()),
+            )
+        })?;
+    tracing::debug!(?route, "request");
+    let (parts, body) = req.into_parts();
+    let uri = &parts.uri;
+    match route {
+        Route::Info => info::info(agent),
+        Route::TerminalList => terminal::list(agent),
+        Route::TerminalCreate => terminal::create(agent, body).await,
+        Route::TerminalGet(id) => terminal::get(agent, &id),
+        Route::TerminalKill(id) => terminal::kill(agent, &id).await,
+        Route::TerminalResize(id) => terminal::resize(agent, &id, body).await,
+        Route::TerminalAttach(id) => terminal::attach(agent, &id, uri, body).await,
+        Route::TerminalScreen(id) => terminal::screen(agent, &id),
+        Route::Exec => exec::exec(agent, body).await,
+        Route::FileStat => files::stat(uri).await,
+        Route::FileList => files::list(uri).await,
+        Route::FileRead => files::read(uri).await,
+        Route::FileWrite => files::write(uri, body).await,
+        Route::FileMkdir => files::mkdir(body).await,
+        Route::FileMove => files::rename(body).await,
+        Route::FileRemove => files::remove(body).await,
+        Route::FileTar => files::tar(uri).await,
+        Route::PortList => ports::list(agent),
+        Route::PortEvents => ports::events(agent),
+        Route::Tunnel(port) => tunnel::open(agent, port, body).await,
+    }
+}

@@ -1,0 +1,552 @@
+//! Shared terminals: shells on ptys owned by the agent, with scrollback, a screen model, and
+//! attach streams for any number of clients.
+//!
+//! Per terminal three plain threads do the blocking pty work (portable-pty is blocking): a
+//! reader appends output to the ring and the screen model, a writer feeds input, a waiter
+//! reaps the shell with `waitpid`. Attachers never receive from the reader directly: each
+//! reads the ring at its own offset, so a slow one falls behind (and is told what it missed)
+//! instead of slowing the shell or anyone else.
+
+use std::collections::BTreeMap;
+use std::io::{Read as _, Write as _};
+use std::num::NonZeroU16;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Response, Uri};
+use hyper::body::Incoming;
+use nix::sys::signal::{self, Signal, killpg};
+use nix::sys::wait::{WaitStatus, waitpid};
+use nix::unistd::Pid;
+use portable_pty::{CommandBuilder, MasterPty, PtySize, native_pty_system};
+use proto::ExitStatus;
+use proto::error::ErrorCode;
+use proto::terminal::{
+    AttachDown, AttachQuery, AttachUp, CreateTerminal, Role, Screen, Size, TerminalId,
+    TerminalInfo, TerminalList,
+};
+use serde_bytes::ByteBuf;
+use tokio::sync::{mpsc, watch};
+
+use crate::error::{Error, Result};
+use crate::http::{Body, FrameReader, frame, json, query, read_json, streaming};
+use crate::ring::{Read, Ring};
+use crate::server::Agent;
+
+/// Scrollback kept per terminal: 1 MiB, a long build log's worth of replay.
+pub const SCROLLBACK_BYTES: usize = 1 << 20;
+
+/// Bytes read from the pty at once.
+const READ_CHUNK_BYTES: usize = 64 << 10;
+
+/// Largest output frame sent to an attacher.
+const OUTPUT_FRAME_BYTES: usize = 64 << 10;
+
+/// Frames queued per attacher before it counts as slow and starts to fall behind the ring
+/// (it then resumes from the ring, skipping what was overwritten).
+const ATTACH_QUEUE_FRAMES: usize = 8;
+
+/// Input chunks queued for the pty writer; a flood of input pushes back on its own stream.
+const INPUT_QUEUE: usize = 64;
+
+/// After the shell exits, how long the reader may take to drain the pty before the exit is
+/// announced (a background job may keep the pty open forever).
+const EXIT_DRAIN: Duration = Duration::from_millis(300);
+
+/// How long `DELETE` waits for the killed shell to be reaped.
+const KILL_WAIT: Duration = Duration::from_secs(5);
+
+/// Every terminal of the agent.
+pub struct Terminals {
+    map: Mutex<BTreeMap<TerminalId, Arc<Terminal>>>,
+    next_id: AtomicU64,
+    scrollback_bytes: usize,
+}
+
+impl Terminals {
+    /// No terminals yet.
+    pub fn new(scrollback_bytes: usize) -> Terminals {
+        Terminals { map: Mutex::default(), next_id: AtomicU64::new(1), scrollback_bytes }
+    }
+
+    fn map(&self) -> MutexGuard<'_, BTreeMap<TerminalId, Arc<Terminal>>> {
+        self.map.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn get(&self, id: &TerminalId) -> Result<Arc<Terminal>> {
+        self.map().get(id).cloned().ok_or_else(|| Error::not_found(format!("no terminal {id}")))
+    }
+}
+
+struct State {
+    ring: Ring,
+    screen: vt100::Parser,
+    active_writer: Option<u64>,
+    exit: Option<ExitStatus>,
+}
+
+/// One shell on a pty.
+pub struct Terminal {
+    id: TerminalId,
+    command: Vec<String>,
+    pid: u32,
+    state: Mutex<State>,
+    /// Bumped whenever output arrives or the shell exits.
+    output: watch::Sender<u64>,
+    sizes: watch::Sender<Size>,
+    input: mpsc::Sender<Bytes>,
+    master: Mutex<Box<dyn MasterPty + Send>>,
+    attached: AtomicU32,
+    next_attacher: AtomicU64,
+}
+
+impl Terminal {
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn info(&self) -> TerminalInfo {
+        let (end_offset, exit) = {
+            let state = self.state();
+            (state.ring.end(), state.exit)
+        };
+        let size = *self.sizes.borrow();
+        TerminalInfo {
+            id: self.id.clone(),
+            command: self.command.clone(),
+            pid: self.pid,
+            cols: size.cols,
+            rows: size.rows,
+            end_offset,
+            attached: self.attached.load(Ordering::Relaxed),
+            exit,
+        }
+    }
+
+    fn resize(&self, size: Size) -> Result<()> {
+        if *self.sizes.borrow() == size {
+            return Ok(());
+        }
+        {
+            let master = self.master.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            master
+                .resize(pty_size(size))
+                .map_err(|e| Error::api(ErrorCode::Internal, format!("resizing pty: {e}")))?;
+        }
+        if let (Some(rows), Some(cols)) = (NonZeroU16::new(size.rows), NonZeroU16::new(size.cols)) {
+            self.state().screen.set_size(rows, cols);
+        }
+        self.sizes.send_replace(size);
+        Ok(())
+    }
+
+    /// A writer typed or resized: it becomes the most recently active writer, and the
+    /// terminal takes its size.
+    fn writer_active(&self, attacher: u64, size: Option<Size>) -> Result<()> {
+        self.state().active_writer = Some(attacher);
+        match size {
+            Some(size) => self.resize(size),
+            None => Ok(()),
+        }
+    }
+
+    /// SIGKILLs every process in the shell's session: the shell made itself session leader,
+    /// and its jobs sit in process groups of their own.
+    fn kill(&self) {
+        let Ok(sid) = i32::try_from(self.pid) else { return };
+        let _ = killpg(Pid::from_raw(sid), Signal::SIGKILL);
+        let Ok(entries) = std::fs::read_dir("/proc") else { return };
+        for entry in entries.flatten() {
+            let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+                continue;
+            };
+            let session = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .ok()
+                .and_then(|stat| session_of(&stat));
+            if session == Some(sid) {
+                let _ = signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
+            }
+        }
+    }
+}
+
+/// The session id field of a `/proc/PID/stat` line (after the parenthesised command name,
+/// which may itself hold spaces and parentheses).
+fn session_of(stat: &str) -> Option<i32> {
+    let after_comm = &stat[stat.rfind(')')? + 1..];
+    // state ppid pgrp session
+    after_comm.split_whitespace().nth(3)?.parse().ok()
+}
+
+fn pty_size(size: Size) -> PtySize {
+    PtySize { rows: size.rows, cols: size.cols, pixel_width: 0, pixel_height: 0 }
+}
+
+fn spawn(id: TerminalId, request: CreateTerminal, agent: &Agent) -> Result<Arc<Terminal>> {
+    let size = Size {
+        cols: if request.cols == 0 { 80 } else { request.cols },
+        rows: if request.rows == 0 { 24 } else { request.rows },
+    };
+    if !size.is_valid() {
+        return Err(Error::bad_request(format!("size must be 1..={} each way", Size::MAX)));
+    }
+    let command = if request.command.is_empty() { agent.config.shell.clone() } else { request.command };
+    let cwd = request.cwd.map(std::path::PathBuf::from).unwrap_or_else(|| agent.config.workdir.clone());
+    if !cwd.is_dir() {
+        return Err(Error::bad_request(format!("working directory {} is not a directory", cwd.display())));
+    }
+    let internal = |what: &str, e: anyhow::Error| Error::api(ErrorCode::Internal, format!("{what}: {e}"));
+    let pair = native_pty_system().openpty(pty_size(size)).map_err(|e| internal("opening pty", e))?;
+    let mut builder = CommandBuilder::new(&command[0]);
+    builder.args(&command[1..]);
+    builder.cwd(&cwd);
+    builder.env("TERM", "xterm-256color");
+    for (key, value) in &request.env {
+        builder.env(key, value);
+    }
+    let child = pair
+        .slave
+        .spawn_command(builder)
+        .map_err(|e| Error::bad_request(format!("cannot start {}: {e}", command[0])))?;
+    // The child holds the slave now; ours must close or the reader never sees the end.
+    drop(pair.slave);
+    let pid = child
+        .process_id()
+        .ok_or_else(|| Error::api(ErrorCode::Internal, "shell has no pid"))?;
+    // Reaped by our own waitpid below, never through `child`.
+    drop(child);
+    let reader = pair.master.try_clone_reader().map_err(|e| internal("pty reader", e))?;
+    let writer = pair.master.take_writer().map_err(|e| internal("pty writer", e))?;
+
+    let rows = NonZeroU16::new(size.rows).unwrap_or(NonZeroU16::MIN);
+    let cols = NonZeroU16::new(size.cols).unwrap_or(NonZeroU16::MIN);
+    let (input, input_rx) = mpsc::channel(INPUT_QUEUE);
+    let terminal = Arc::new(Terminal {
+        id,
+        command,
+        pid,
+        state: Mutex::new(State {
+            ring: Ring::new(agent.terminals.scrollback_bytes),
+            screen: vt100::Parser::new(rows, cols, 0),
+            active_writer: None,
+            exit: None,
+        }),
+        output: watch::channel(0).0,
+        sizes: watch::channel(size).0,
+        input,
+        master: Mutex::new(pair.master),
+        attached: AtomicU32::new(0),
+        next_attacher: AtomicU64::new(1),
+    });
+    start_threads(&terminal, reader, writer, input_rx)?;
+    Ok(terminal)
+}
+
+fn start_threads(
+    terminal: &Arc<Terminal>,
+    mut reader: Box<dyn std::io::Read + Send>,
+    mut writer: Box<dyn std::io::Write + Send>,
+    mut input_rx: mpsc::Receiver<Bytes>,
+) -> Result<()> {
+    let thread_error = |e: std::io::Error| Error::api(ErrorCode::Internal, format!("thread: {e}"));
+    let (drained_tx, drained_rx) = std::sync::mpsc::channel::<()>();
+    let term = terminal.clone();
+    std::thread::Builder::new()
+        .name(format!("pty-read-{}", terminal.id))
+        .spawn(move || {
+            let mut buf = vec![0u8; READ_CHUNK_BYTES];
+            loop {
+                let n = match reader.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => n,
+                };
+                let end = {
+                    let mut state = term.state();
+                    state.ring.push(&buf[..n]);
+                    state.screen.process(&buf[..n]);
+                    state.ring.end()
+                };
+                term.output.send_replace(end);
+            }
+            let _ = drained_tx.send(());
+        })
+        .map_err(thread_error)?;
+
+    std::thread::Builder::new()
+        .name(format!("pty-write-{}", terminal.id))
+        .spawn(move || {
+            while let Some(bytes) = input_rx.blocking_recv() {
+                if writer.write_all(&bytes).and_then(|()| writer.flush()).is_err() {
+                    // The shell is gone; keep draining so senders never wait on us.
+                    continue;
+                }
+            }
+        })
+        .map_err(thread_error)?;
+
+    let term = terminal.clone();
+    std::thread::Builder::new()
+        .name(format!("pty-wait-{}", terminal.id))
+        .spawn(move || {
+            let status = wait_for(term.pid);
+            let _ = drained_rx.recv_timeout(EXIT_DRAIN);
+            term.state().exit = Some(status);
+            term.output.send_modify(|_| {});
+            tracing::info!(terminal = %term.id, ?status, "shell exited");
+        })
+        .map_err(thread_error)?;
+    Ok(())
+}
+
+fn wait_for(pid: u32) -> ExitStatus {
+    let Ok(raw) = i32::try_from(pid) else { return ExitStatus::default() };
+    loop {
+        match waitpid(Pid::from_raw(raw), None) {
+            Ok(WaitStatus::Exited(_, code)) => {
+                return ExitStatus { code: Some(code), signal: None, timed_out: false };
+            }
+            Ok(WaitStatus::Signaled(_, signal, _)) => {
+                return ExitStatus { code: None, signal: Some(signal as i32), timed_out: false };
+            }
+            Ok(_) | Err(nix::errno::Errno::EINTR) => continue,
+            Err(_) => return ExitStatus::default(),
+        }
+    }
+}
+
+/// `GET /v1/terminals`
+pub fn list(agent: &Agent) -> Result<Response<Body>> {
+    let terminals = agent.terminals.map().values().map(|t| t.info()).collect();
+    json(&TerminalList { terminals })
+}
+
+/// `POST /v1/terminals`
+pub async fn create(agent: &Arc<Agent>, body: Incoming) -> Result<Response<Body>> {
+    let request: CreateTerminal = read_json(body).await?;
+    let number = agent.terminals.next_id.fetch_add(1, Ordering::Relaxed);
+    let id = TerminalId::parse(&number.to_string())
+        .ok_or_else(|| Error::api(ErrorCode::Internal, "terminal id"))?;
+    let owned = agent.clone();
+    let terminal = tokio::task::spawn_blocking(move || spawn(id, request, &owned))
+        .await
+        .map_err(|e| Error::api(ErrorCode::Internal, format!("spawning shell: {e}")))??;
+    agent.terminals.map().insert(terminal.id.clone(), terminal.clone());
+    tracing::info!(terminal = %terminal.id, pid = terminal.pid, command = ?terminal.command, "terminal created");
+    json(&terminal.info())
+}
+
+/// `GET /v1/terminals/{id}`
+pub fn get(agent: &Agent, id: &TerminalId) -> Result<Response<Body>> {
+    json(&agent.terminals.get(id)?.info())
+}
+
+/// `DELETE /v1/terminals/{id}`: kills the shell's whole session, waits for it to be reaped,
+/// and forgets the terminal.
+pub async fn kill(agent: &Agent, id: &TerminalId) -> Result<Response<Body>> {
+    let terminal = agent.terminals.get(id)?;
+    terminal.kill();
+    let mut changes = terminal.output.subscribe();
+    let reaped = tokio::time::timeout(KILL_WAIT, async {
+        loop {
+            if terminal.state().exit.is_some() {
+                return;
+            }
+            if changes.changed().await.is_err() {
+                return;
+            }
+        }
+    })
+    .await;
+    if reaped.is_err() {
+        tracing::warn!(terminal = %id, "shell not reaped after kill");
+    }
+    agent.terminals.map().remove(id);
+    json(&terminal.info())
+}
+
+/// `POST /v1/terminals/{id}/resize`
+pub async fn resize(agent: &Agent, id: &TerminalId, body: Incoming) -> Result<Response<Body>> {
+    let terminal = agent.terminals.get(id)?;
+    let size: Size = read_json(body).await?;
+    if !size.is_valid() {
+        return Err(Error::bad_request(format!("size must be 1..={} each way", Size::MAX)));
+    }
+    terminal.resize(size)?;
+    json(&terminal.info())
+}
+
+/// `GET /v1/terminals/{id}/screen`
+pub fn screen(agent: &Agent, id: &TerminalId) -> Result<Response<Body>> {
+    let terminal = agent.terminals.get(id)?;
+    let screen = {
+        let state = terminal.state();
+        let screen = state.screen.screen();
+        let (rows, cols) = screen.size();
+        let (cursor_row, cursor_col) = screen.cursor_position();
+        Screen {
+            size: Size { cols: cols.get(), rows: rows.get() },
+            cursor_row,
+            cursor_col,
+            lines: screen.rows(0, cols.get()).map(|row| row.trim_end().to_owned()).collect(),
+        }
+    };
+    json(&screen)
+}
+
+/// Counts an attacher for as long as its output stream lives.
+struct Attachment(Arc<Terminal>);
+
+impl Drop for Attachment {
+    fn drop(&mut self) {
+        self.0.attached.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// `POST /v1/terminals/{id}/attach`
+pub async fn attach(
+    agent: &Agent,
+    id: &TerminalId,
+    uri: &Uri,
+    body: Incoming,
+) -> Result<Response<Body>> {
+    let terminal = agent.terminals.get(id)?;
+    let attach: AttachQuery = query(uri)?;
+    let attacher = terminal.next_attacher.fetch_add(1, Ordering::Relaxed);
+    terminal.attached.fetch_add(1, Ordering::Relaxed);
+    let attachment = Attachment(terminal.clone());
+    let (tx, response) = streaming(proto::FRAMES_CONTENT_TYPE, ATTACH_QUEUE_FRAMES);
+    let start = {
+        let state = terminal.state();
+        attach.offset.unwrap_or(state.ring.start()).min(state.ring.end())
+    };
+    let span = tracing::debug_span!("attach", terminal = %id, attacher, role = ?attach.role);
+    let down = tx.clone();
+    tokio::spawn(tracing::Instrument::instrument(
+        async move {
+            let _attachment = attachment;
+            if let Err(e) = pump_output(&terminal, start, &down).await {
+                tracing::debug!("output stream ended: {e}");
+            }
+        },
+        span.clone(),
+    ));
+    let terminal = agent.terminals.get(id)?;
+    tokio::spawn(tracing::Instrument::instrument(
+        read_input(terminal, attacher, attach.role, body, tx),
+        span,
+    ));
+    Ok(response)
+}
+
+/// Sends the ring from `next` on, then new output as it comes, then the exit.
+async fn pump_output(terminal: &Terminal, mut next: u64, tx: &mpsc::Sender<Bytes>) -> Result<()> {
+    let send = |message: AttachDown| async move {
+        tx.send(frame(&message)?).await.map_err(|_| Error::Transport("attacher went away".into()))
+    };
+    let mut output = terminal.output.subscribe();
+    let mut sizes = terminal.sizes.subscribe();
+    let size = *sizes.borrow_and_update();
+    send(AttachDown::Attached { offset: next, size }).await?;
+    loop {
+        output.borrow_and_update();
+        loop {
+            let (read, exit) = {
+                let state = terminal.state();
+                (state.ring.read(next, OUTPUT_FRAME_BYTES), state.exit)
+            };
+            match read {
+                Read::Bytes(data) => {
+                    let offset = next;
+                    next += data.len() as u64;
+                    send(AttachDown::Output { offset, data: ByteBuf::from(data) }).await?;
+                }
+                Read::Missed { to } => {
+                    send(AttachDown::Missed { from: next, to }).await?;
+                    next = to;
+                }
+                Read::Nothing => match exit {
+                    Some(status) => return send(AttachDown::Exit(status)).await,
+                    None => break,
+                },
+            }
+        }
+        tokio::select! {
+            changed = output.changed() => if changed.is_err() { return Ok(()) },
+            changed = sizes.changed() => {
+                if changed.is_err() { return Ok(()) }
+                let size = *sizes.borrow_and_update();
+                send(AttachDown::Resized(size)).await?;
+            }
+            () = tx.closed() => return Ok(()),
+        }
+    }
+}
+
+/// Applies what an attacher sends; problems go back to it as error frames.
+async fn read_input(
+    terminal: Arc<Terminal>,
+    attacher: u64,
+    role: Role,
+    body: Incoming,
+    tx: mpsc::Sender<Bytes>,
+) {
+    let complain = |message: String| {
+        let tx = tx.clone();
+        async move {
+            if let Ok(bytes) = frame(&AttachDown::Error(message)) {
+                let _ = tx.send(bytes).await;
+            }
+        }
+    };
+    let mut frames = FrameReader::new(body);
+    let mut size = None;
+    loop {
+        let up = match frames.next::<AttachUp>().await {
+            Ok(Some(up)) => up,
+            Ok(None) => return,
+            Err(e) => {
+                // The stream cannot be resynchronised after a bad frame.
+                complain(format!("{e}; input closed")).await;
+                return;
+            }
+        };
+        if role == Role::Viewer {
+            complain("viewers cannot type or resize".to_owned()).await;
+            continue;
+        }
+        match up {
+            AttachUp::Input(data) => {
+                if let Err(e) = terminal.writer_active(attacher, size) {
+                    complain(e.to_string()).await;
+                }
+                if terminal.input.send(Bytes::from(data.into_vec())).await.is_err() {
+                    return;
+                }
+            }
+            AttachUp::Resize(new_size) => {
+                if !new_size.is_valid() {
+                    complain(format!("size must be 1..={} each way", Size::MAX)).await;
+                    continue;
+                }
+                size = Some(new_size);
+                if let Err(e) = terminal.writer_active(attacher, size) {
+                    complain(e.to_string()).await;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::session_of;
+
+    #[test]
+    fn session_is_read_after_a_command_name_with_spaces_and_parentheses() {
+        let stat = "4242 (my (odd) cmd) S 1 4242 4100 34816 4242 4194560 113 0";
+        assert_eq!(session_of(stat), Some(4100));
+        assert_eq!(session_of("garbage"), None);
+    }
+}

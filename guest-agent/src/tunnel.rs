@@ -1,0 +1,83 @@
+//! Byte tunnels to listening ports in the guest: the request body goes to the socket, the
+//! socket's bytes come back as the response body.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::Response;
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use proto::error::ErrorCode;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::error::{Error, Result};
+use crate::http::{Body, streaming};
+use crate::server::Agent;
+
+/// Chunks queued toward the client before the guest socket is left unread (TCP then pushes
+/// back on the app, and HTTP/2 flow control bounds the rest to this stream alone).
+const QUEUE_CHUNKS: usize = 4;
+
+const READ_CHUNK_BYTES: usize = 64 << 10;
+
+/// `POST /v1/tunnels/{port}`
+pub async fn open(agent: &Arc<Agent>, port: u16, mut body: Incoming) -> Result<Response<Body>> {
+    if agent.own_tcp_port == Some(port) {
+        return Err(Error::api(ErrorCode::PermissionDenied, format!("port {port} is the agent's own")));
+    }
+    let permit = agent.tunnels.clone().try_acquire_owned().map_err(|_| {
+        Error::api(
+            ErrorCode::Busy,
+            format!("{} tunnels are open already", crate::server::MAX_TUNNELS),
+        )
+    })?;
+    let address = match agent.ports.dial_address(port) {
+        Some(address) => address,
+        None => {
+            // It may have opened since the last poll.
+            agent.ports.scan_now().await;
+            agent
+                .ports
+                .dial_address(port)
+                .ok_or_else(|| Error::not_found(format!("nothing listens on port {port}")))?
+        }
+    };
+    let socket = tokio::net::TcpStream::connect((address, port))
+        .await
+        .map_err(|e| Error::io(&format!("connecting to {address} port {port}"), e))?;
+    let _ = socket.set_nodelay(true);
+    let (mut from_guest, mut to_guest) = socket.into_split();
+    let (tx, response) = streaming("application/octet-stream", QUEUE_CHUNKS);
+    let permit = Arc::new(permit);
+    let up_permit = permit.clone();
+    tokio::spawn(async move {
+        let _permit = up_permit;
+        while let Some(frame) = body.frame().await {
+            let Ok(frame) = frame else { return };
+            if let Ok(data) = frame.into_data() {
+                if to_guest.write_all(&data).await.is_err() {
+                    return;
+                }
+            }
+        }
+        // The client finished sending: half-close toward the app.
+        let _ = to_guest.shutdown().await;
+    });
+    tokio::spawn(async move {
+        let _permit = permit;
+        let mut buf = vec![0u8; READ_CHUNK_BYTES];
+        loop {
+            let n = tokio::select! {
+                read = from_guest.read(&mut buf) => match read {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => n,
+                },
+                () = tx.closed() => return,
+            };
+            if tx.send(Bytes::copy_from_slice(&buf[..n])).await.is_err() {
+                return;
+            }
+        }
+    });
+    Ok(response)
+}
