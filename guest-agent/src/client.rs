@@ -352,7 +352,7 @@ impl<T: DeserializeOwned> FrameStream<T> {
     /// The next frame, or `None` at the end of the stream.
     pub async fn next(&mut self) -> Result<Option<T>> {
         loop {
-            if let Some(message) = self.decoder.next::<T>()? {
+            if let Some(message) = self.decoder.next_message::<T>()? {
                 return Ok(Some(message));
             }
             if self.ended {

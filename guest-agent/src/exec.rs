@@ -152,12 +152,11 @@ async fn run(
         tokio::select! {
             status = child.wait() => break status.map_err(|e| Error::io("waiting for command", e))?,
             Some(chunk) = chunks.recv() => {
-                if let Some(bytes) = on_chunk(chunk)? {
-                    if tx.send(bytes).await.is_err() {
+                if let Some(bytes) = on_chunk(chunk)?
+                    && tx.send(bytes).await.is_err() {
                         // The client went away: stop the command.
                         kill_group(pid);
                     }
-                }
             }
             () = &mut timeout, if !timed_out => {
                 timed_out = true;
@@ -197,11 +196,10 @@ async fn run(
 }
 
 fn kill_group(pid: u32) {
-    if let Ok(pid) = i32::try_from(pid) {
-        if pid > 0 {
+    if let Ok(pid) = i32::try_from(pid)
+        && pid > 0 {
             let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
         }
-    }
 }
 
 fn exit_status(status: std::process::ExitStatus, timed_out: bool) -> ExitStatus {

@@ -92,7 +92,7 @@ impl FrameReader {
     /// The next frame; `Ok(None)` at a clean end of the body.
     pub async fn next<T: DeserializeOwned>(&mut self) -> Result<Option<T>> {
         loop {
-            if let Some(message) = self.decoder.next::<T>()? {
+            if let Some(message) = self.decoder.next_message::<T>()? {
                 return Ok(Some(message));
             }
             if self.ended {

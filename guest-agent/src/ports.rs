@@ -112,11 +112,10 @@ fn scan(known: &[Key], hidden: Option<u16>) -> (HashMap<Key, u64>, Vec<Listener>
     for (path, v6) in [("/proc/net/tcp", false), ("/proc/net/tcp6", true)] {
         let Ok(table) = std::fs::read_to_string(path) else { continue };
         for line in table.lines().skip(1) {
-            if let Some((address, port, inode)) = parse_line(line, v6) {
-                if Some(port) != hidden {
+            if let Some((address, port, inode)) = parse_line(line, v6)
+                && Some(port) != hidden {
                     seen.insert((address, port), inode);
                 }
-            }
         }
     }
     let new: Vec<(Key, u64)> =

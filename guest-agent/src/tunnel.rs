@@ -54,11 +54,10 @@ pub async fn open(agent: &Arc<Agent>, port: u16, mut body: Incoming) -> Result<R
         let _permit = up_permit;
         while let Some(frame) = body.frame().await {
             let Ok(frame) = frame else { return };
-            if let Ok(data) = frame.into_data() {
-                if to_guest.write_all(&data).await.is_err() {
+            if let Ok(data) = frame.into_data()
+                && to_guest.write_all(&data).await.is_err() {
                     return;
                 }
-            }
         }
         // The client finished sending: half-close toward the app.
         let _ = to_guest.shutdown().await;

@@ -54,7 +54,7 @@ pub fn encode<T: Serialize>(message: &T) -> Result<Vec<u8>, FrameError> {
 /// messages with [`next`].
 ///
 /// [`push`]: FrameDecoder::push
-/// [`next`]: FrameDecoder::next
+/// [`next`]: FrameDecoder::next_message
 #[derive(Debug, Default)]
 pub struct FrameDecoder {
     buf: Vec<u8>,
@@ -104,7 +104,7 @@ impl FrameDecoder {
     }
 
     /// The next whole frame, decoded.
-    pub fn next<T: DeserializeOwned>(&mut self) -> Result<Option<T>, FrameError> {
+    pub fn next_message<T: DeserializeOwned>(&mut self) -> Result<Option<T>, FrameError> {
         match self.next_payload()? {
             None => Ok(None),
             Some(payload) => postcard::from_bytes(payload)
@@ -140,7 +140,7 @@ mod tests {
         let mut got = Vec::new();
         for byte in &wire {
             decoder.push(std::slice::from_ref(byte));
-            while let Some(m) = decoder.next::<AttachDown>().expect("decode") {
+            while let Some(m) = decoder.next_message::<AttachDown>().expect("decode") {
                 got.push(m);
             }
         }
@@ -161,7 +161,7 @@ mod tests {
         let mut decoder = FrameDecoder::new();
         decoder.push(&((MAX_FRAME_BYTES as u32) + 1).to_be_bytes());
         assert_eq!(
-            decoder.next::<AttachUp>(),
+            decoder.next_message::<AttachUp>(),
             Err(FrameError::TooLarge(MAX_FRAME_BYTES + 1))
         );
     }
@@ -170,9 +170,9 @@ mod tests {
     fn garbage_payload_is_malformed_and_partial_frame_is_truncated() {
         let mut decoder = FrameDecoder::new();
         decoder.push(&[0, 0, 0, 2, 0xee, 0xee]);
-        assert!(matches!(decoder.next::<AttachUp>(), Err(FrameError::Malformed(_))));
+        assert!(matches!(decoder.next_message::<AttachUp>(), Err(FrameError::Malformed(_))));
         decoder.push(&[0, 0, 0, 9, 1]);
-        assert_eq!(decoder.next::<AttachUp>(), Ok(None));
+        assert_eq!(decoder.next_message::<AttachUp>(), Ok(None));
         assert_eq!(decoder.finish(), Err(FrameError::Truncated));
     }
 }
