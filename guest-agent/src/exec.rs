@@ -72,14 +72,26 @@ fn start(request: &ExecRequest, agent: &Agent) -> Result<Child> {
     let mut command = tokio::process::Command::new(program);
     command
         .args(&request.argv[1..])
-        .current_dir(request.cwd.as_deref().map(std::path::Path::new).unwrap_or(&agent.config.workdir))
+        .current_dir(
+            request
+                .cwd
+                .as_deref()
+                .map(std::path::Path::new)
+                .unwrap_or(&agent.config.workdir),
+        )
         .envs(&request.env)
-        .stdin(if request.stdin { Stdio::piped() } else { Stdio::null() })
+        .stdin(if request.stdin {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0)
         .kill_on_drop(true);
-    command.spawn().map_err(|e| Error::io(&format!("starting {program}"), e))
+    command
+        .spawn()
+        .map_err(|e| Error::io(&format!("starting {program}"), e))
 }
 
 async fn feed_stdin(mut frames: FrameReader, mut stdin: ChildStdin) {
@@ -139,7 +151,9 @@ async fn run(
         frame(&message).map(Some)
     };
 
-    let deadline = request.timeout_ms.map(|ms| tokio::time::Instant::now() + Duration::from_millis(ms));
+    let deadline = request
+        .timeout_ms
+        .map(|ms| tokio::time::Instant::now() + Duration::from_millis(ms));
     let timeout = async {
         match deadline {
             Some(deadline) => tokio::time::sleep_until(deadline).await,
@@ -197,17 +211,26 @@ async fn run(
 
 fn kill_group(pid: u32) {
     if let Ok(pid) = i32::try_from(pid)
-        && pid > 0 {
-            let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
-        }
+        && pid > 0
+    {
+        let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
+    }
 }
 
 fn exit_status(status: std::process::ExitStatus, timed_out: bool) -> ExitStatus {
     use std::os::unix::process::ExitStatusExt;
-    ExitStatus { code: status.code(), signal: status.signal(), timed_out }
+    ExitStatus {
+        code: status.code(),
+        signal: status.signal(),
+        timed_out,
+    }
 }
 
-async fn pump<R: AsyncRead + Unpin>(mut from: R, to: mpsc::Sender<Chunk>, wrap: fn(Vec<u8>) -> Chunk) {
+async fn pump<R: AsyncRead + Unpin>(
+    mut from: R,
+    to: mpsc::Sender<Chunk>,
+    wrap: fn(Vec<u8>) -> Chunk,
+) {
     let mut buf = vec![0u8; READ_CHUNK_BYTES];
     loop {
         match from.read(&mut buf).await {

@@ -10,8 +10,8 @@ use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use proto::error::ErrorCode;
 use proto::files::{
-    Done, FileKind, FileList, FileStat, ListQuery, MkdirRequest, MoveRequest, PathQuery,
-    ReadQuery, RemoveRequest, WriteQuery,
+    Done, FileKind, FileList, FileStat, ListQuery, MkdirRequest, MoveRequest, PathQuery, ReadQuery,
+    RemoveRequest, WriteQuery,
 };
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 use tokio::sync::mpsc;
@@ -31,7 +31,10 @@ const LIST_LIMIT: usize = 10_000;
 fn absolute(path: &str) -> Result<PathBuf> {
     let path = Path::new(path);
     if !path.is_absolute() {
-        return Err(Error::bad_request(format!("path {} is not absolute", path.display())));
+        return Err(Error::bad_request(format!(
+            "path {} is not absolute",
+            path.display()
+        )));
     }
     Ok(path.to_owned())
 }
@@ -69,7 +72,9 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'sta
 pub async fn stat(uri: &Uri) -> Result<Response<Body>> {
     let q: PathQuery = query(uri)?;
     let path = absolute(&q.path)?;
-    let meta = tokio::fs::symlink_metadata(&path).await.map_err(|e| Error::io(&describe(&path), e))?;
+    let meta = tokio::fs::symlink_metadata(&path)
+        .await
+        .map_err(|e| Error::io(&describe(&path), e))?;
     json(&to_stat(&path, &meta))
 }
 
@@ -81,7 +86,10 @@ pub async fn list(uri: &Uri) -> Result<Response<Body>> {
     let listing = blocking(move || {
         let meta = std::fs::metadata(&root).map_err(|e| Error::io(&describe(&root), e))?;
         if !meta.is_dir() {
-            return Err(Error::api(ErrorCode::NotADirectory, format!("{}: not a directory", describe(&root))));
+            return Err(Error::api(
+                ErrorCode::NotADirectory,
+                format!("{}: not a directory", describe(&root)),
+            ));
         }
         let mut entries = Vec::new();
         let mut truncated = false;
@@ -102,7 +110,9 @@ fn walk(dir: &Path, depth: u32, out: &mut Vec<FileStat>, truncated: &mut bool) -
             return Ok(());
         }
         let path = entry.path();
-        let Ok(meta) = std::fs::symlink_metadata(&path) else { continue };
+        let Ok(meta) = std::fs::symlink_metadata(&path) else {
+            continue;
+        };
         out.push(to_stat(&path, &meta));
         if depth > 1 && meta.is_dir() {
             // An unreadable subdirectory is listed but not entered.
@@ -116,21 +126,32 @@ fn walk(dir: &Path, depth: u32, out: &mut Vec<FileStat>, truncated: &mut bool) -
 pub async fn read(uri: &Uri) -> Result<Response<Body>> {
     let q: ReadQuery = query(uri)?;
     let path = absolute(&q.path)?;
-    let meta = tokio::fs::metadata(&path).await.map_err(|e| Error::io(&describe(&path), e))?;
+    let meta = tokio::fs::metadata(&path)
+        .await
+        .map_err(|e| Error::io(&describe(&path), e))?;
     if meta.is_dir() {
-        return Err(Error::api(ErrorCode::IsADirectory, format!("{}: is a directory", describe(&path))));
+        return Err(Error::api(
+            ErrorCode::IsADirectory,
+            format!("{}: is a directory", describe(&path)),
+        ));
     }
-    let mut file = tokio::fs::File::open(&path).await.map_err(|e| Error::io(&describe(&path), e))?;
+    let mut file = tokio::fs::File::open(&path)
+        .await
+        .map_err(|e| Error::io(&describe(&path), e))?;
     let offset = q.offset.unwrap_or(0);
     if offset > 0 {
-        file.seek(std::io::SeekFrom::Start(offset)).await.map_err(|e| Error::io(&describe(&path), e))?;
+        file.seek(std::io::SeekFrom::Start(offset))
+            .await
+            .map_err(|e| Error::io(&describe(&path), e))?;
     }
     let mut remaining = q.length.unwrap_or(u64::MAX);
     let (tx, response) = streaming("application/octet-stream", QUEUE_CHUNKS);
     tokio::spawn(async move {
         let mut buf = vec![0u8; CHUNK_BYTES];
         while remaining > 0 {
-            let want = usize::try_from(remaining).unwrap_or(CHUNK_BYTES).min(CHUNK_BYTES);
+            let want = usize::try_from(remaining)
+                .unwrap_or(CHUNK_BYTES)
+                .min(CHUNK_BYTES);
             match file.read(&mut buf[..want]).await {
                 Ok(0) | Err(_) => break,
                 Ok(n) => {
@@ -151,12 +172,18 @@ pub async fn write(uri: &Uri, mut body: Incoming) -> Result<Response<Body>> {
     let q: WriteQuery = query(uri)?;
     let path = absolute(&q.path)?;
     let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
-        return Err(Error::bad_request(format!("{} names no file", describe(&path))));
+        return Err(Error::bad_request(format!(
+            "{} names no file",
+            describe(&path)
+        )));
     };
     let mode = match (q.mode, tokio::fs::metadata(&path).await) {
         (Some(mode), _) => mode & 0o7777,
         (None, Ok(old)) if old.is_dir() => {
-            return Err(Error::api(ErrorCode::IsADirectory, format!("{}: is a directory", describe(&path))));
+            return Err(Error::api(
+                ErrorCode::IsADirectory,
+                format!("{}: is a directory", describe(&path)),
+            ));
         }
         (None, Ok(old)) => old.mode() & 0o7777,
         (None, Err(_)) => 0o644,
@@ -174,27 +201,49 @@ pub async fn write(uri: &Uri, mut body: Incoming) -> Result<Response<Body>> {
         .open(&temp)
         .await
         .map_err(|e| Error::io(&describe(&path), e))?;
+    // hyper drops this future when the client resets the stream: the guard cleans up then too.
+    let mut guard = RemoveOnDrop(Some(temp.clone()));
     let written = async {
         while let Some(frame) = body.frame().await {
             let frame = frame.map_err(|e| Error::bad_request(format!("reading body: {e}")))?;
             if let Ok(data) = frame.into_data() {
-                file.write_all(&data).await.map_err(|e| Error::io(&describe(&path), e))?;
+                file.write_all(&data)
+                    .await
+                    .map_err(|e| Error::io(&describe(&path), e))?;
             }
         }
-        file.flush().await.map_err(|e| Error::io(&describe(&path), e))?;
+        file.flush()
+            .await
+            .map_err(|e| Error::io(&describe(&path), e))?;
         file.set_permissions(std::fs::Permissions::from_mode(mode))
             .await
             .map_err(|e| Error::io(&describe(&path), e))?;
-        file.sync_all().await.map_err(|e| Error::io(&describe(&path), e))?;
-        tokio::fs::rename(&temp, &path).await.map_err(|e| Error::io(&describe(&path), e))
+        file.sync_all()
+            .await
+            .map_err(|e| Error::io(&describe(&path), e))?;
+        tokio::fs::rename(&temp, &path)
+            .await
+            .map_err(|e| Error::io(&describe(&path), e))
     }
     .await;
-    if let Err(e) = written {
-        let _ = tokio::fs::remove_file(&temp).await;
-        return Err(e);
-    }
-    let meta = tokio::fs::symlink_metadata(&path).await.map_err(|e| Error::io(&describe(&path), e))?;
+    written?;
+    guard.0 = None;
+    let meta = tokio::fs::symlink_metadata(&path)
+        .await
+        .map_err(|e| Error::io(&describe(&path), e))?;
     json(&to_stat(&path, &meta))
+}
+
+/// Removes a temporary file unless disarmed (by taking the path out).
+struct RemoveOnDrop(Option<PathBuf>);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        if let Some(path) = self.0.take() {
+            // One unlink; not worth a blocking-pool hop.
+            let _ = std::fs::remove_file(path);
+        }
+    }
 }
 
 static TEMP_COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
@@ -203,7 +252,9 @@ static TEMP_COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64
 pub async fn mkdir(body: Incoming) -> Result<Response<Body>> {
     let request: MkdirRequest = read_json(body).await?;
     let path = absolute(&request.path)?;
-    tokio::fs::create_dir_all(&path).await.map_err(|e| Error::io(&describe(&path), e))?;
+    tokio::fs::create_dir_all(&path)
+        .await
+        .map_err(|e| Error::io(&describe(&path), e))?;
     json(&Done { ok: true })
 }
 
@@ -212,11 +263,18 @@ pub async fn rename(body: Incoming) -> Result<Response<Body>> {
     let request: MoveRequest = read_json(body).await?;
     let from = absolute(&request.from)?;
     let to = absolute(&request.to)?;
-    tokio::fs::symlink_metadata(&from).await.map_err(|e| Error::io(&describe(&from), e))?;
+    tokio::fs::symlink_metadata(&from)
+        .await
+        .map_err(|e| Error::io(&describe(&from), e))?;
     if !request.overwrite && tokio::fs::symlink_metadata(&to).await.is_ok() {
-        return Err(Error::api(ErrorCode::AlreadyExists, format!("{}: already exists", describe(&to))));
+        return Err(Error::api(
+            ErrorCode::AlreadyExists,
+            format!("{}: already exists", describe(&to)),
+        ));
     }
-    tokio::fs::rename(&from, &to).await.map_err(|e| Error::io(&describe(&to), e))?;
+    tokio::fs::rename(&from, &to)
+        .await
+        .map_err(|e| Error::io(&describe(&to), e))?;
     json(&Done { ok: true })
 }
 
@@ -227,7 +285,9 @@ pub async fn remove(body: Incoming) -> Result<Response<Body>> {
     if path == Path::new("/") {
         return Err(Error::bad_request("refusing to remove /"));
     }
-    let meta = tokio::fs::symlink_metadata(&path).await.map_err(|e| Error::io(&describe(&path), e))?;
+    let meta = tokio::fs::symlink_metadata(&path)
+        .await
+        .map_err(|e| Error::io(&describe(&path), e))?;
     let removed = if !meta.is_dir() {
         tokio::fs::remove_file(&path).await
     } else if request.recursive {
@@ -243,16 +303,23 @@ pub async fn remove(body: Incoming) -> Result<Response<Body>> {
 pub async fn tar(uri: &Uri) -> Result<Response<Body>> {
     let q: PathQuery = query(uri)?;
     let root = absolute(&q.path)?;
-    let meta = tokio::fs::metadata(&root).await.map_err(|e| Error::io(&describe(&root), e))?;
+    let meta = tokio::fs::metadata(&root)
+        .await
+        .map_err(|e| Error::io(&describe(&root), e))?;
     if !meta.is_dir() {
-        return Err(Error::api(ErrorCode::NotADirectory, format!("{}: not a directory", describe(&root))));
+        return Err(Error::api(
+            ErrorCode::NotADirectory,
+            format!("{}: not a directory", describe(&root)),
+        ));
     }
     let (tx, response) = streaming("application/x-tar", QUEUE_CHUNKS);
     tokio::task::spawn_blocking(move || {
         let writer = std::io::BufWriter::with_capacity(CHUNK_BYTES, ChannelWriter(tx));
         let mut builder = tar::Builder::new(writer);
         builder.follow_symlinks(false);
-        let result = builder.append_dir_all(".", &root).and_then(|()| builder.into_inner()?.flush());
+        let result = builder
+            .append_dir_all(".", &root)
+            .and_then(|()| builder.into_inner()?.flush());
         if let Err(e) = result {
             // The body just ends early; the client sees a truncated tar.
             tracing::warn!("tar of {} stopped: {e}", root.display());

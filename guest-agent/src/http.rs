@@ -34,7 +34,10 @@ pub fn error_response(err: &Error) -> Response<Body> {
 }
 
 /// A 200 whose body is whatever arrives on the returned sender, until it is dropped.
-pub fn streaming(content_type: &'static str, capacity: usize) -> (mpsc::Sender<Bytes>, Response<Body>) {
+pub fn streaming(
+    content_type: &'static str,
+    capacity: usize,
+) -> (mpsc::Sender<Bytes>, Response<Body>) {
     let (tx, rx) = mpsc::channel::<Bytes>(capacity);
     let stream = futures_util::StreamExt::map(ReceiverStream::new(rx), |bytes| {
         Ok::<_, std::io::Error>(Frame::data(bytes))
@@ -44,13 +47,17 @@ pub fn streaming(content_type: &'static str, capacity: usize) -> (mpsc::Sender<B
 }
 
 fn full(bytes: Vec<u8>) -> Body {
-    Full::new(Bytes::from(bytes)).map_err(|never| match never {}).boxed()
+    Full::new(Bytes::from(bytes))
+        .map_err(|never| match never {})
+        .boxed()
 }
 
 fn with_type(status: StatusCode, body: Body, content_type: &'static str) -> Response<Body> {
     let mut response = Response::new(body);
     *response.status_mut() = status;
-    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     response
 }
 
@@ -67,7 +74,8 @@ pub async fn read_json<T: DeserializeOwned>(body: Incoming) -> Result<T> {
             }
         })?
         .to_bytes();
-    serde_json::from_slice(&bytes).map_err(|e| Error::bad_request(format!("invalid json body: {e}")))
+    serde_json::from_slice(&bytes)
+        .map_err(|e| Error::bad_request(format!("invalid json body: {e}")))
 }
 
 /// Parses the query string into `T`; a missing query parses as empty.
@@ -86,7 +94,11 @@ pub struct FrameReader {
 impl FrameReader {
     /// Wraps a request body.
     pub fn new(body: Incoming) -> FrameReader {
-        FrameReader { body, decoder: FrameDecoder::new(), ended: false }
+        FrameReader {
+            body,
+            decoder: FrameDecoder::new(),
+            ended: false,
+        }
     }
 
     /// The next frame; `Ok(None)` at a clean end of the body.

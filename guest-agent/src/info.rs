@@ -17,8 +17,13 @@ pub struct CpuSampler {
 
 impl CpuSampler {
     fn busy(&self) -> f64 {
-        let Some((busy, total)) = read_cpu_ticks() else { return 0.0 };
-        let mut previous = self.previous.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let Some((busy, total)) = read_cpu_ticks() else {
+            return 0.0;
+        };
+        let mut previous = self
+            .previous
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         let (busy0, total0) = previous.replace((busy, total)).unwrap_or((0, 0));
         let total_delta = total.saturating_sub(total0);
         if total_delta == 0 {
@@ -62,7 +67,9 @@ pub fn info(agent: &Agent) -> Result<Response<Body>> {
     for (slot, value) in load.iter_mut().zip(loadavg.split_whitespace()) {
         *slot = value.parse().unwrap_or(0.0);
     }
-    let count = std::thread::available_parallelism().map(|n| n.get() as u32).unwrap_or(1);
+    let count = std::thread::available_parallelism()
+        .map(|n| n.get() as u32)
+        .unwrap_or(1);
     json(&AgentInfo {
         api_version: proto::AGENT_API_VERSION,
         agent_version: env!("CARGO_PKG_VERSION").to_owned(),
@@ -70,7 +77,11 @@ pub fn info(agent: &Agent) -> Result<Response<Body>> {
         hostname: nix::unistd::gethostname()
             .map(|h| h.to_string_lossy().into_owned())
             .unwrap_or_default(),
-        cpu: CpuInfo { count, load, busy: agent.cpu.busy() },
+        cpu: CpuInfo {
+            count,
+            load,
+            busy: agent.cpu.busy(),
+        },
         memory: MemoryInfo {
             total: kib_field(&meminfo, "MemTotal"),
             available: kib_field(&meminfo, "MemAvailable"),

@@ -8,7 +8,10 @@ use guest_agent::listen::Listen;
 use guest_agent::server::{self, Config};
 
 #[derive(Parser)]
-#[command(version, about = "The Flint guest agent: shared terminals, exec, files, ports and tunnels")]
+#[command(
+    version,
+    about = "The Flint guest agent: shared terminals, exec, files, ports and tunnels"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -43,12 +46,21 @@ fn main() -> anyhow::Result<()> {
         .init();
     let cli = Cli::parse();
     match cli.command {
-        Command::Serve { listen, secret_file, shell, workdir } => {
+        Command::Serve {
+            listen,
+            secret_file,
+            shell,
+            workdir,
+        } => {
             let secret = std::fs::read_to_string(&secret_file)
                 .with_context(|| format!("reading secret file {}", secret_file.display()))?
                 .trim()
                 .to_owned();
-            anyhow::ensure!(!secret.is_empty(), "secret file {} is empty", secret_file.display());
+            anyhow::ensure!(
+                !secret.is_empty(),
+                "secret file {} is empty",
+                secret_file.display()
+            );
             let mut config = Config::new(secret);
             config.shell = shell.split_whitespace().map(str::to_owned).collect();
             anyhow::ensure!(!config.shell.is_empty(), "--shell is empty");

@@ -49,7 +49,9 @@ impl PortWatcher {
             ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 ticker.tick().await;
-                let Some(watcher) = weak.upgrade() else { return };
+                let Some(watcher) = weak.upgrade() else {
+                    return;
+                };
                 watcher.scan_now().await;
             }
         });
@@ -57,7 +59,9 @@ impl PortWatcher {
     }
 
     fn current(&self) -> MutexGuard<'_, BTreeMap<Key, Listener>> {
-        self.current.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.current
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Scans once now and publishes the differences.
@@ -69,10 +73,17 @@ impl PortWatcher {
         let Ok((seen, opened)) = scanned else { return };
         // Publish under the lock, so a subscriber's snapshot and its events never overlap.
         let mut current = self.current();
-        let closed: Vec<Key> = current.keys().filter(|k| !seen.contains_key(k)).copied().collect();
+        let closed: Vec<Key> = current
+            .keys()
+            .filter(|k| !seen.contains_key(k))
+            .copied()
+            .collect();
         for key in closed {
             current.remove(&key);
-            let _ = self.events.send(PortEvent::Closed { address: key.0, port: key.1 });
+            let _ = self.events.send(PortEvent::Closed {
+                address: key.0,
+                port: key.1,
+            });
         }
         for listener in opened {
             let key = (listener.address, listener.port);
@@ -110,17 +121,27 @@ impl PortWatcher {
 fn scan(known: &[Key], hidden: Option<u16>) -> (HashMap<Key, u64>, Vec<Listener>) {
     let mut seen = HashMap::new();
     for (path, v6) in [("/proc/net/tcp", false), ("/proc/net/tcp6", true)] {
-        let Ok(table) = std::fs::read_to_string(path) else { continue };
+        let Ok(table) = std::fs::read_to_string(path) else {
+            continue;
+        };
         for line in table.lines().skip(1) {
             if let Some((address, port, inode)) = parse_line(line, v6)
-                && Some(port) != hidden {
-                    seen.insert((address, port), inode);
-                }
+                && Some(port) != hidden
+            {
+                seen.insert((address, port), inode);
+            }
         }
     }
-    let new: Vec<(Key, u64)> =
-        seen.iter().filter(|(k, _)| !known.contains(k)).map(|(k, i)| (*k, *i)).collect();
-    let owners = if new.is_empty() { HashMap::new() } else { owners_of(new.iter().map(|(_, i)| *i).collect()) };
+    let new: Vec<(Key, u64)> = seen
+        .iter()
+        .filter(|(k, _)| !known.contains(k))
+        .map(|(k, i)| (*k, *i))
+        .collect();
+    let owners = if new.is_empty() {
+        HashMap::new()
+    } else {
+        owners_of(new.iter().map(|(_, i)| *i).collect())
+    };
     let opened = new
         .into_iter()
         .map(|((address, port), inode)| {
@@ -166,14 +187,24 @@ fn parse_line(line: &str, v6: bool) -> Option<(IpAddr, u16, u64)> {
 /// Finds the processes holding these socket inodes by reading `/proc/*/fd`.
 fn owners_of(inodes: Vec<u64>) -> HashMap<u64, (u32, String)> {
     let mut found = HashMap::new();
-    let Ok(procs) = std::fs::read_dir("/proc") else { return found };
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return found;
+    };
     for entry in procs.flatten() {
-        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
             continue;
         };
-        let Ok(fds) = std::fs::read_dir(entry.path().join("fd")) else { continue };
+        let Ok(fds) = std::fs::read_dir(entry.path().join("fd")) else {
+            continue;
+        };
         for fd in fds.flatten() {
-            let Ok(target) = std::fs::read_link(fd.path()) else { continue };
+            let Ok(target) = std::fs::read_link(fd.path()) else {
+                continue;
+            };
             let target = target.to_string_lossy();
             let Some(inode) = target
                 .strip_prefix("socket:[")
@@ -198,7 +229,9 @@ fn owners_of(inodes: Vec<u64>) -> HashMap<u64, (u32, String)> {
 
 /// `GET /v1/ports`
 pub fn list(agent: &Agent) -> Result<Response<Body>> {
-    json(&PortList { listeners: agent.ports.listeners() })
+    json(&PortList {
+        listeners: agent.ports.listeners(),
+    })
 }
 
 /// `GET /v1/ports/events`: a snapshot, then events; a subscriber that falls behind gets a
@@ -208,7 +241,10 @@ pub fn events(agent: &Agent) -> Result<Response<Body>> {
     let (tx, response) = streaming(proto::FRAMES_CONTENT_TYPE, 16);
     let (snapshot, mut events) = {
         let current = watcher.current();
-        (current.values().cloned().collect::<Vec<_>>(), watcher.events.subscribe())
+        (
+            current.values().cloned().collect::<Vec<_>>(),
+            watcher.events.subscribe(),
+        )
     };
     tokio::spawn(async move {
         let mut next = Some(PortEvent::Snapshot(snapshot));
@@ -248,7 +284,10 @@ mod tests {
             Some((IpAddr::V4(Ipv4Addr::LOCALHOST), 8080, 12345))
         );
         let v6 = "   0: 00000000000000000000000001000000:1F41 00000000000000000000000000000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 777 1 0000000000000000 100 0 0 10 0";
-        assert_eq!(parse_line(v6, true), Some((IpAddr::V6(Ipv6Addr::LOCALHOST), 8001, 777)));
+        assert_eq!(
+            parse_line(v6, true),
+            Some((IpAddr::V6(Ipv6Addr::LOCALHOST), 8001, 777))
+        );
         let established = v4.replace(" 0A ", " 01 ");
         assert_eq!(parse_line(&established, false), None);
         assert_eq!(parse_line("  sl  local_address rem_address", false), None);

@@ -111,7 +111,9 @@ pub async fn serve(listen: Listen, config: Config) -> anyhow::Result<()> {
                     let agent = agent.clone();
                     async move { Ok::<_, std::convert::Infallible>(handle(agent, req).await) }
                 });
-                if let Err(e) = http2_builder().serve_connection(TokioIo::new(stream), service).await
+                if let Err(e) = http2_builder()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await
                 {
                     tracing::debug!("connection ended: {e}");
                 }
@@ -147,9 +149,10 @@ async fn handle(agent: Arc<Agent>, req: Request<Incoming>) -> Response<Body> {
             error_response(&err)
         }
     };
-    response
-        .headers_mut()
-        .insert(proto::AGENT_API_VERSION_HEADER, HeaderValue::from(proto::AGENT_API_VERSION));
+    response.headers_mut().insert(
+        proto::AGENT_API_VERSION_HEADER,
+        HeaderValue::from(proto::AGENT_API_VERSION),
+    );
     response
 }
 
@@ -160,7 +163,10 @@ async fn dispatch(agent: &Arc<Agent>, req: Request<Incoming>) -> Result<Response
         .map(|v| v.as_bytes())
         .unwrap_or_default();
     if !bool::from(presented.ct_eq(&agent.expected_authorization)) {
-        return Err(Error::api(ErrorCode::Unauthorized, "missing or wrong agent secret"));
+        return Err(Error::api(
+            ErrorCode::Unauthorized,
+            "missing or wrong agent secret",
+        ));
     }
     let route = Method::from_name(req.method().as_str())
         .and_then(|method| Route::parse(method, req.uri().path()))

@@ -68,15 +68,24 @@ pub struct Terminals {
 impl Terminals {
     /// No terminals yet.
     pub fn new(scrollback_bytes: usize) -> Terminals {
-        Terminals { map: Mutex::default(), next_id: AtomicU64::new(1), scrollback_bytes }
+        Terminals {
+            map: Mutex::default(),
+            next_id: AtomicU64::new(1),
+            scrollback_bytes,
+        }
     }
 
     fn map(&self) -> MutexGuard<'_, BTreeMap<TerminalId, Arc<Terminal>>> {
-        self.map.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.map
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn get(&self, id: &TerminalId) -> Result<Arc<Terminal>> {
-        self.map().get(id).cloned().ok_or_else(|| Error::not_found(format!("no terminal {id}")))
+        self.map()
+            .get(id)
+            .cloned()
+            .ok_or_else(|| Error::not_found(format!("no terminal {id}")))
     }
 }
 
@@ -104,7 +113,9 @@ pub struct Terminal {
 
 impl Terminal {
     fn state(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn info(&self) -> TerminalInfo {
@@ -130,7 +141,10 @@ impl Terminal {
             return Ok(());
         }
         {
-            let master = self.master.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            let master = self
+                .master
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
             master
                 .resize(pty_size(size))
                 .map_err(|e| Error::api(ErrorCode::Internal, format!("resizing pty: {e}")))?;
@@ -155,11 +169,19 @@ impl Terminal {
     /// SIGKILLs every process in the shell's session: the shell made itself session leader,
     /// and its jobs sit in process groups of their own.
     fn kill(&self) {
-        let Ok(sid) = i32::try_from(self.pid) else { return };
+        let Ok(sid) = i32::try_from(self.pid) else {
+            return;
+        };
         let _ = killpg(Pid::from_raw(sid), Signal::SIGKILL);
-        let Ok(entries) = std::fs::read_dir("/proc") else { return };
+        let Ok(entries) = std::fs::read_dir("/proc") else {
+            return;
+        };
         for entry in entries.flatten() {
-            let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+            let Some(pid) = entry
+                .file_name()
+                .to_str()
+                .and_then(|s| s.parse::<i32>().ok())
+            else {
                 continue;
             };
             let session = std::fs::read_to_string(format!("/proc/{pid}/stat"))
@@ -181,7 +203,12 @@ fn session_of(stat: &str) -> Option<i32> {
 }
 
 fn pty_size(size: Size) -> PtySize {
-    PtySize { rows: size.rows, cols: size.cols, pixel_width: 0, pixel_height: 0 }
+    PtySize {
+        rows: size.rows,
+        cols: size.cols,
+        pixel_width: 0,
+        pixel_height: 0,
+    }
 }
 
 fn spawn(id: TerminalId, request: CreateTerminal, agent: &Agent) -> Result<Arc<Terminal>> {
@@ -190,15 +217,31 @@ fn spawn(id: TerminalId, request: CreateTerminal, agent: &Agent) -> Result<Arc<T
         rows: if request.rows == 0 { 24 } else { request.rows },
     };
     if !size.is_valid() {
-        return Err(Error::bad_request(format!("size must be 1..={} each way", Size::MAX)));
+        return Err(Error::bad_request(format!(
+            "size must be 1..={} each way",
+            Size::MAX
+        )));
     }
-    let command = if request.command.is_empty() { agent.config.shell.clone() } else { request.command };
-    let cwd = request.cwd.map(std::path::PathBuf::from).unwrap_or_else(|| agent.config.workdir.clone());
+    let command = if request.command.is_empty() {
+        agent.config.shell.clone()
+    } else {
+        request.command
+    };
+    let cwd = request
+        .cwd
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| agent.config.workdir.clone());
     if !cwd.is_dir() {
-        return Err(Error::bad_request(format!("working directory {} is not a directory", cwd.display())));
+        return Err(Error::bad_request(format!(
+            "working directory {} is not a directory",
+            cwd.display()
+        )));
     }
-    let internal = |what: &str, e: anyhow::Error| Error::api(ErrorCode::Internal, format!("{what}: {e}"));
-    let pair = native_pty_system().openpty(pty_size(size)).map_err(|e| internal("opening pty", e))?;
+    let internal =
+        |what: &str, e: anyhow::Error| Error::api(ErrorCode::Internal, format!("{what}: {e}"));
+    let pair = native_pty_system()
+        .openpty(pty_size(size))
+        .map_err(|e| internal("opening pty", e))?;
     let mut builder = CommandBuilder::new(&command[0]);
     builder.args(&command[1..]);
     builder.cwd(&cwd);
@@ -217,8 +260,14 @@ fn spawn(id: TerminalId, request: CreateTerminal, agent: &Agent) -> Result<Arc<T
         .ok_or_else(|| Error::api(ErrorCode::Internal, "shell has no pid"))?;
     // Reaped by our own waitpid below, never through `child`.
     drop(child);
-    let reader = pair.master.try_clone_reader().map_err(|e| internal("pty reader", e))?;
-    let writer = pair.master.take_writer().map_err(|e| internal("pty writer", e))?;
+    let reader = pair
+        .master
+        .try_clone_reader()
+        .map_err(|e| internal("pty reader", e))?;
+    let writer = pair
+        .master
+        .take_writer()
+        .map_err(|e| internal("pty writer", e))?;
 
     let rows = NonZeroU16::new(size.rows).unwrap_or(NonZeroU16::MIN);
     let cols = NonZeroU16::new(size.cols).unwrap_or(NonZeroU16::MIN);
@@ -278,7 +327,11 @@ fn start_threads(
         .name(format!("pty-write-{}", terminal.id))
         .spawn(move || {
             while let Some(bytes) = input_rx.blocking_recv() {
-                if writer.write_all(&bytes).and_then(|()| writer.flush()).is_err() {
+                if writer
+                    .write_all(&bytes)
+                    .and_then(|()| writer.flush())
+                    .is_err()
+                {
                     // The shell is gone; keep draining so senders never wait on us.
                     continue;
                 }
@@ -301,14 +354,24 @@ fn start_threads(
 }
 
 fn wait_for(pid: u32) -> ExitStatus {
-    let Ok(raw) = i32::try_from(pid) else { return ExitStatus::default() };
+    let Ok(raw) = i32::try_from(pid) else {
+        return ExitStatus::default();
+    };
     loop {
         match waitpid(Pid::from_raw(raw), None) {
             Ok(WaitStatus::Exited(_, code)) => {
-                return ExitStatus { code: Some(code), signal: None, timed_out: false };
+                return ExitStatus {
+                    code: Some(code),
+                    signal: None,
+                    timed_out: false,
+                };
             }
             Ok(WaitStatus::Signaled(_, signal, _)) => {
-                return ExitStatus { code: None, signal: Some(signal as i32), timed_out: false };
+                return ExitStatus {
+                    code: None,
+                    signal: Some(signal as i32),
+                    timed_out: false,
+                };
             }
             Ok(_) | Err(nix::errno::Errno::EINTR) => continue,
             Err(_) => return ExitStatus::default(),
@@ -332,7 +395,10 @@ pub async fn create(agent: &Arc<Agent>, body: Incoming) -> Result<Response<Body>
     let terminal = tokio::task::spawn_blocking(move || spawn(id, request, &owned))
         .await
         .map_err(|e| Error::api(ErrorCode::Internal, format!("spawning shell: {e}")))??;
-    agent.terminals.map().insert(terminal.id.clone(), terminal.clone());
+    agent
+        .terminals
+        .map()
+        .insert(terminal.id.clone(), terminal.clone());
     tracing::info!(terminal = %terminal.id, pid = terminal.pid, command = ?terminal.command, "terminal created");
     json(&terminal.info())
 }
@@ -371,7 +437,10 @@ pub async fn resize(agent: &Agent, id: &TerminalId, body: Incoming) -> Result<Re
     let terminal = agent.terminals.get(id)?;
     let size: Size = read_json(body).await?;
     if !size.is_valid() {
-        return Err(Error::bad_request(format!("size must be 1..={} each way", Size::MAX)));
+        return Err(Error::bad_request(format!(
+            "size must be 1..={} each way",
+            Size::MAX
+        )));
     }
     terminal.resize(size)?;
     json(&terminal.info())
@@ -386,10 +455,16 @@ pub fn screen(agent: &Agent, id: &TerminalId) -> Result<Response<Body>> {
         let (rows, cols) = screen.size();
         let (cursor_row, cursor_col) = screen.cursor_position();
         Screen {
-            size: Size { cols: cols.get(), rows: rows.get() },
+            size: Size {
+                cols: cols.get(),
+                rows: rows.get(),
+            },
             cursor_row,
             cursor_col,
-            lines: screen.rows(0, cols.get()).map(|row| row.trim_end().to_owned()).collect(),
+            lines: screen
+                .rows(0, cols.get())
+                .map(|row| row.trim_end().to_owned())
+                .collect(),
         }
     };
     json(&screen)
@@ -419,7 +494,10 @@ pub async fn attach(
     let (tx, response) = streaming(proto::FRAMES_CONTENT_TYPE, ATTACH_QUEUE_FRAMES);
     let start = {
         let state = terminal.state();
-        attach.offset.unwrap_or(state.ring.start()).min(state.ring.end())
+        attach
+            .offset
+            .unwrap_or(state.ring.start())
+            .min(state.ring.end())
     };
     let span = tracing::debug_span!("attach", terminal = %id, attacher, role = ?attach.role);
     let down = tx.clone();
@@ -443,7 +521,9 @@ pub async fn attach(
 /// Sends the ring from `next` on, then new output as it comes, then the exit.
 async fn pump_output(terminal: &Terminal, mut next: u64, tx: &mpsc::Sender<Bytes>) -> Result<()> {
     let send = |message: AttachDown| async move {
-        tx.send(frame(&message)?).await.map_err(|_| Error::Transport("attacher went away".into()))
+        tx.send(frame(&message)?)
+            .await
+            .map_err(|_| Error::Transport("attacher went away".into()))
     };
     let mut output = terminal.output.subscribe();
     let mut sizes = terminal.sizes.subscribe();
@@ -460,7 +540,11 @@ async fn pump_output(terminal: &Terminal, mut next: u64, tx: &mpsc::Sender<Bytes
                 Read::Bytes(data) => {
                     let offset = next;
                     next += data.len() as u64;
-                    send(AttachDown::Output { offset, data: ByteBuf::from(data) }).await?;
+                    send(AttachDown::Output {
+                        offset,
+                        data: ByteBuf::from(data),
+                    })
+                    .await?;
                 }
                 Read::Missed { to } => {
                     send(AttachDown::Missed { from: next, to }).await?;
@@ -521,7 +605,12 @@ async fn read_input(
                 if let Err(e) = terminal.writer_active(attacher, size) {
                     complain(e.to_string()).await;
                 }
-                if terminal.input.send(Bytes::from(data.into_vec())).await.is_err() {
+                if terminal
+                    .input
+                    .send(Bytes::from(data.into_vec()))
+                    .await
+                    .is_err()
+                {
                     return;
                 }
             }

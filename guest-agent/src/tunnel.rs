@@ -23,7 +23,10 @@ const READ_CHUNK_BYTES: usize = 64 << 10;
 /// `POST /v1/tunnels/{port}`
 pub async fn open(agent: &Arc<Agent>, port: u16, mut body: Incoming) -> Result<Response<Body>> {
     if agent.own_tcp_port == Some(port) {
-        return Err(Error::api(ErrorCode::PermissionDenied, format!("port {port} is the agent's own")));
+        return Err(Error::api(
+            ErrorCode::PermissionDenied,
+            format!("port {port} is the agent's own"),
+        ));
     }
     let permit = agent.tunnels.clone().try_acquire_owned().map_err(|_| {
         Error::api(
@@ -55,9 +58,10 @@ pub async fn open(agent: &Arc<Agent>, port: u16, mut body: Incoming) -> Result<R
         while let Some(frame) = body.frame().await {
             let Ok(frame) = frame else { return };
             if let Ok(data) = frame.into_data()
-                && to_guest.write_all(&data).await.is_err() {
-                    return;
-                }
+                && to_guest.write_all(&data).await.is_err()
+            {
+                return;
+            }
         }
         // The client finished sending: half-close toward the app.
         let _ = to_guest.shutdown().await;

@@ -1,0 +1,290 @@
+//! The test harness: a real agent process per test, and helpers that wait on events with a
+//! deadline instead of sleeping.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use guest_agent::client::{Client, FrameSender, FrameStream};
+use guest_agent::listen::Listen;
+use proto::terminal::{AttachDown, AttachQuery, AttachUp, CreateTerminal, TerminalId};
+use serde_bytes::ByteBuf;
+
+/// Generous deadline for anything a test waits on: CI machines are slow and busy.
+pub const DEADLINE: Duration = Duration::from_secs(30);
+
+/// A running agent, killed on drop.
+pub struct TestAgent {
+    child: Child,
+    pub dir: tempfile::TempDir,
+    pub listen: Listen,
+    pub secret: String,
+    pub client: Client,
+}
+
+impl TestAgent {
+    pub async fn start() -> TestAgent {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let secret = format!("test-secret-{}", std::process::id());
+        let secret_file = dir.path().join("secret");
+        std::fs::write(&secret_file, &secret).expect("write secret");
+        let socket = dir.path().join("agent.sock");
+        let workdir = dir.path().join("work");
+        std::fs::create_dir(&workdir).expect("workdir");
+        let child = Command::new(env!("CARGO_BIN_EXE_guest-agent"))
+            .arg("serve")
+            .arg("--listen")
+            .arg(format!("unix:{}", socket.display()))
+            .arg("--secret-file")
+            .arg(&secret_file)
+            .arg("--workdir")
+            .arg(&workdir)
+            .env(
+                "FLINT_AGENT_LOG",
+                std::env::var("FLINT_TEST_AGENT_LOG").unwrap_or_else(|_| "warn".into()),
+            )
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("start guest-agent");
+        let listen = Listen::Unix(socket);
+        let client = connect_with_deadline(&listen, &secret).await;
+        TestAgent {
+            child,
+            dir,
+            listen,
+            secret,
+            client,
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn workdir(&self) -> PathBuf {
+        self.dir.path().join("work")
+    }
+
+    /// A second, independent HTTP/2 connection.
+    pub async fn connect(&self) -> Client {
+        connect_with_deadline(&self.listen, &self.secret).await
+    }
+}
+
+impl Drop for TestAgent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn connect_with_deadline(listen: &Listen, secret: &str) -> Client {
+    let start = Instant::now();
+    loop {
+        if let Ok(client) = Client::connect(listen, secret).await
+            && client.info().await.is_ok()
+        {
+            return client;
+        }
+        assert!(
+            start.elapsed() < DEADLINE,
+            "agent did not come up at {listen}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A plain interactive bash with a known prompt and no profile noise.
+pub fn plain_shell() -> CreateTerminal {
+    CreateTerminal {
+        command: vec![
+            "bash".into(),
+            "--norc".into(),
+            "--noprofile".into(),
+            "-i".into(),
+        ],
+        env: [("PS1".to_owned(), "flint$ ".to_owned())]
+            .into_iter()
+            .collect(),
+        ..CreateTerminal::default()
+    }
+}
+
+pub async fn new_shell(client: &Client) -> TerminalId {
+    client
+        .create_terminal(&plain_shell())
+        .await
+        .expect("create terminal")
+        .id
+}
+
+/// What one attacher has received so far.
+#[derive(Default)]
+pub struct Seen {
+    pub bytes: Vec<u8>,
+    /// Offset of the first byte in `bytes`.
+    pub first_offset: Option<u64>,
+    pub next_offset: Option<u64>,
+    pub missed: u64,
+    pub exit: Option<proto::ExitStatus>,
+    pub errors: Vec<String>,
+    pub sizes: Vec<proto::terminal::Size>,
+}
+
+impl Seen {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.bytes).into_owned()
+    }
+
+    /// Applies one frame, checking that output offsets are contiguous.
+    pub fn apply(&mut self, frame: AttachDown) {
+        match frame {
+            AttachDown::Attached { offset, .. } => {
+                self.next_offset = Some(offset);
+            }
+            AttachDown::Output { offset, data } => {
+                if let Some(expected) = self.next_offset {
+                    assert_eq!(offset, expected, "output offsets must be contiguous");
+                }
+                self.first_offset.get_or_insert(offset);
+                self.next_offset = Some(offset + data.len() as u64);
+                self.bytes.extend_from_slice(&data);
+            }
+            AttachDown::Missed { from, to } => {
+                assert!(to > from, "missed range must be non-empty");
+                self.missed += to - from;
+                self.next_offset = Some(to);
+            }
+            AttachDown::Resized(size) => self.sizes.push(size),
+            AttachDown::Error(e) => self.errors.push(e),
+            AttachDown::Exit(status) => self.exit = Some(status),
+        }
+    }
+}
+
+/// Reads frames until `done` holds for what was seen, or fails at the deadline.
+pub async fn read_until(
+    stream: &mut FrameStream<AttachDown>,
+    seen: &mut Seen,
+    what: &str,
+    done: impl Fn(&Seen) -> bool,
+) {
+    let result = tokio::time::timeout(DEADLINE, async {
+        while !done(seen) {
+            match stream.next().await.expect("attach stream") {
+                Some(frame) => seen.apply(frame),
+                None => panic!(
+                    "attach stream ended while waiting for {what}; saw {:?}",
+                    seen.text()
+                ),
+            }
+        }
+    })
+    .await;
+    if result.is_err() {
+        panic!("timed out waiting for {what}; saw {:?}", seen.text());
+    }
+}
+
+/// Reads until the received text contains `needle`.
+pub async fn read_until_text(stream: &mut FrameStream<AttachDown>, seen: &mut Seen, needle: &str) {
+    read_until(stream, seen, needle, |s| s.text().contains(needle)).await;
+}
+
+pub async fn type_text(input: &FrameSender<AttachUp>, text: &str) {
+    input
+        .send(&AttachUp::Input(ByteBuf::from(text.as_bytes().to_vec())))
+        .await
+        .expect("type");
+}
+
+pub async fn attach(
+    client: &Client,
+    id: &TerminalId,
+    query: AttachQuery,
+) -> (FrameSender<AttachUp>, FrameStream<AttachDown>) {
+    client.attach(id, query).await.expect("attach")
+}
+
+/// Polls `check` until it holds, or fails at the deadline.
+pub async fn eventually(what: &str, check: impl Fn() -> bool) {
+    let start = Instant::now();
+    while !check() {
+        assert!(start.elapsed() < DEADLINE, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// True while a process exists and is not a zombie.
+pub fn alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .map(|(_, rest)| !rest.trim_start().starts_with('Z'))
+            .unwrap_or(false),
+        Err(_) => false,
+    }
+}
+
+/// A `kB` field of `/proc/PID/status`, in bytes.
+pub fn status_bytes(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|rest| rest.split_whitespace().next()?.parse::<u64>().ok())
+        .expect("field")
+        * 1024
+}
+
+pub fn sha256(bytes: &[u8]) -> Vec<u8> {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes).to_vec()
+}
+
+/// Deterministic pseudo-random bytes (xorshift), so big payloads are not all one value.
+pub fn noise(len: usize, seed: u64) -> Vec<u8> {
+    let mut state = seed | 1;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        out.extend_from_slice(&state.to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+pub fn path_str(path: &Path) -> String {
+    path.to_str().expect("utf-8 path").to_owned()
+}
+
+/// Polls the screen until `check` holds, or fails at the deadline.
+pub async fn eventually_screen(
+    agent: &TestAgent,
+    id: &TerminalId,
+    check: impl Fn(&proto::terminal::Screen) -> bool,
+) -> proto::terminal::Screen {
+    let start = Instant::now();
+    loop {
+        let screen = agent.client.screen(id).await.expect("screen");
+        if check(&screen) {
+            return screen;
+        }
+        assert!(
+            start.elapsed() < DEADLINE,
+            "screen never matched: {:#?}",
+            screen.lines
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

@@ -1,0 +1,10 @@
+//! Integration tests: the real `guest-agent` binary on a unix socket, driven by the typed
+//! client over the real protocol. One test binary, one module per area.
+
+mod common;
+mod exec;
+mod files;
+mod flow_control;
+mod ports;
+mod routes;
+mod terminals;

@@ -1,0 +1,288 @@
+//! Shared terminals: fan-out, replay, resume, slow attachers, resize, screen, kill.
+
+use proto::terminal::{AttachDown, AttachQuery, AttachUp, Role, Size};
+
+use crate::common::*;
+
+#[tokio::test]
+async fn two_attachers_see_the_same_output_and_a_late_one_gets_the_replay() {
+    let agent = TestAgent::start().await;
+    let id = new_shell(&agent.client).await;
+    let (writer, mut writer_out) = attach(&agent.client, &id, AttachQuery::default()).await;
+    let viewer_query = AttachQuery {
+        role: Role::Viewer,
+        offset: None,
+    };
+    let (_viewer_in, mut viewer_out) = attach(&agent.client, &id, viewer_query).await;
+
+    // The quotes keep the typed echo from matching: only the command's output does.
+    type_text(&writer, "echo hello-'from'-writer\n").await;
+    let (mut a, mut b) = (Seen::default(), Seen::default());
+    read_until_text(&mut writer_out, &mut a, "hello-from-writer").await;
+    read_until_text(&mut viewer_out, &mut b, "hello-from-writer").await;
+
+    let info = agent.client.terminal(&id).await.expect("info");
+    assert_eq!(info.attached, 2);
+
+    // Another client on its own connection attaches late and gets the scrollback.
+    let late = agent.connect().await;
+    let (_late_in, mut late_out) = attach(&late, &id, AttachQuery::default()).await;
+    let mut c = Seen::default();
+    read_until_text(&mut late_out, &mut c, "hello-from-writer").await;
+    assert_eq!(c.first_offset, Some(0), "replay starts at the first byte");
+}
+
+#[tokio::test]
+async fn resuming_from_an_offset_loses_and_repeats_nothing() {
+    let agent = TestAgent::start().await;
+    let id = new_shell(&agent.client).await;
+    let (input, mut output) = attach(&agent.client, &id, AttachQuery::default()).await;
+    type_text(&input, "echo first-'part'\n").await;
+    let mut before = Seen::default();
+    read_until_text(&mut output, &mut before, "first-part").await;
+    let cut = before.next_offset.expect("offset");
+    drop(output);
+
+    // More output arrives while nobody reads it.
+    type_text(&input, "for i in 1 2 3; do echo line-$i-'x'; done\n").await;
+    let (_again_in, mut resumed) = attach(
+        &agent.client,
+        &id,
+        AttachQuery {
+            role: Role::Writer,
+            offset: Some(cut),
+        },
+    )
+    .await;
+    let mut after = Seen::default();
+    read_until_text(&mut resumed, &mut after, "line-3-x").await;
+    assert_eq!(
+        after.first_offset,
+        Some(cut),
+        "resume starts exactly at the offset"
+    );
+
+    // Stitched together, the two halves are exactly the full replay.
+    let (_full_in, mut full_out) = attach(
+        &agent.client,
+        &id,
+        AttachQuery {
+            role: Role::Viewer,
+            offset: Some(0),
+        },
+    )
+    .await;
+    let mut full = Seen::default();
+    let total = after.next_offset.expect("end");
+    read_until(&mut full_out, &mut full, "full replay", |s| {
+        s.next_offset >= Some(total)
+    })
+    .await;
+    let mut stitched = before.bytes.clone();
+    stitched.extend_from_slice(&after.bytes);
+    assert_eq!(stitched, full.bytes[..stitched.len()]);
+}
+
+#[tokio::test]
+async fn a_stalled_attacher_blocks_neither_the_shell_nor_the_others() {
+    let agent = TestAgent::start().await;
+    let id = new_shell(&agent.client).await;
+    // Attached from the start and never read: its queue fills, then it falls behind.
+    let (_stalled_in, mut stalled_out) = attach(&agent.client, &id, AttachQuery::default()).await;
+    let (input, mut output) = attach(&agent.client, &id, AttachQuery::default()).await;
+
+    const TOTAL: u64 = 50_000_000;
+    type_text(
+        &input,
+        &format!("head -c {TOTAL} /dev/zero | tr '\\0' x; echo; echo done-'with'-it\n"),
+    )
+    .await;
+    let mut seen = Seen::default();
+    // Count instead of keeping 50 MB: only the tail is kept to find the marker.
+    let result = tokio::time::timeout(std::time::Duration::from_secs(120), async {
+        let mut xs = 0u64;
+        loop {
+            let frame = output.next().await.expect("stream").expect("frame");
+            if let AttachDown::Output { data, .. } = &frame {
+                xs += data.iter().filter(|b| **b == b'x').count() as u64;
+            }
+            seen.apply(frame);
+            if seen.bytes.len() > 1 << 16 {
+                seen.bytes.drain(..seen.bytes.len() - 4096);
+            }
+            if seen.text().contains("done-with-it") {
+                return xs;
+            }
+        }
+    })
+    .await;
+    let xs = result.expect("the reading attacher got all output in time");
+    assert_eq!(seen.missed, 0, "the reading attacher missed nothing");
+    // Every x arrived (the echoed command line has none: it says `tr '\0' x` once).
+    assert!(xs >= TOTAL, "got {xs} of {TOTAL} bytes");
+
+    let hwm = status_bytes(agent.pid(), "VmHWM");
+    assert!(hwm < 64 << 20, "agent peak RSS {} MiB", hwm >> 20);
+
+    // The stalled attacher, when it reads at last, is told what it missed.
+    let mut stalled = Seen::default();
+    read_until(&mut stalled_out, &mut stalled, "missed bytes", |s| {
+        s.missed > 0
+    })
+    .await;
+    assert!(stalled.missed > TOTAL / 2, "missed {}", stalled.missed);
+}
+
+#[tokio::test]
+async fn resize_reaches_the_pty_and_the_screen_model_shows_prompt_and_cursor() {
+    let agent = TestAgent::start().await;
+    let id = new_shell(&agent.client).await;
+    let (input, mut output) = attach(&agent.client, &id, AttachQuery::default()).await;
+    let mut seen = Seen::default();
+
+    agent
+        .client
+        .resize_terminal(
+            &id,
+            Size {
+                cols: 100,
+                rows: 30,
+            },
+        )
+        .await
+        .expect("resize");
+    type_text(&input, "stty size\n").await;
+    read_until_text(&mut output, &mut seen, "30 100").await;
+
+    // A writer's own resize frame applies too, and every attacher hears of it.
+    input
+        .send(&AttachUp::Resize(Size {
+            cols: 120,
+            rows: 40,
+        }))
+        .await
+        .expect("resize frame");
+    type_text(&input, "stty size\n").await;
+    read_until_text(&mut output, &mut seen, "40 120").await;
+
+    type_text(&input, "clear; echo screen-'check'\n").await;
+    read_until_text(&mut output, &mut seen, "screen-check\r\n").await;
+    let screen = crate::common::eventually_screen(&agent, &id, |s| {
+        s.lines.iter().any(|l| l == "screen-check") && s.lines.iter().any(|l| l == "flint$")
+    })
+    .await;
+    assert_eq!(
+        screen.size,
+        Size {
+            cols: 120,
+            rows: 40
+        }
+    );
+    let row = screen
+        .lines
+        .iter()
+        .position(|l| l == "flint$")
+        .expect("prompt row");
+    assert_eq!(usize::from(screen.cursor_row), row);
+    assert_eq!(screen.cursor_col, "flint$ ".len() as u16);
+}
+
+#[tokio::test]
+async fn resize_follows_the_most_recently_active_writer() {
+    let agent = TestAgent::start().await;
+    let id = new_shell(&agent.client).await;
+    let (a, _a_out) = attach(&agent.client, &id, AttachQuery::default()).await;
+    let (b, mut b_out) = attach(&agent.client, &id, AttachQuery::default()).await;
+    let mut seen = Seen::default();
+    // Each attacher's frames are its own stream: wait for one resize to land before the next.
+    let a_size = Size { cols: 90, rows: 20 };
+    a.send(&AttachUp::Resize(a_size)).await.expect("a");
+    read_until(&mut b_out, &mut seen, "a's size", |s| {
+        s.sizes.last() == Some(&a_size)
+    })
+    .await;
+    let b_size = Size { cols: 70, rows: 25 };
+    b.send(&AttachUp::Resize(b_size)).await.expect("b");
+    read_until(&mut b_out, &mut seen, "b's size", |s| {
+        s.sizes.last() == Some(&b_size)
+    })
+    .await;
+    type_text(&b, "stty size\n").await;
+    read_until_text(&mut b_out, &mut seen, "25 70").await;
+    // A types: its size wins again.
+    type_text(&a, "stty size\n").await;
+    read_until_text(&mut b_out, &mut seen, "20 90").await;
+}
+
+#[tokio::test]
+async fn a_viewer_cannot_type() {
+    let agent = TestAgent::start().await;
+    let id = new_shell(&agent.client).await;
+    let (viewer, mut viewer_out) = attach(
+        &agent.client,
+        &id,
+        AttachQuery {
+            role: Role::Viewer,
+            offset: None,
+        },
+    )
+    .await;
+    type_text(&viewer, "echo should-'not'-run\n").await;
+    let mut seen = Seen::default();
+    read_until(&mut viewer_out, &mut seen, "an error frame", |s| {
+        !s.errors.is_empty()
+    })
+    .await;
+    assert!(seen.errors[0].contains("viewer"), "{:?}", seen.errors);
+    let (writer, mut writer_out) = attach(&agent.client, &id, AttachQuery::default()).await;
+    type_text(&writer, "echo writer-'ok'\n").await;
+    let mut w = Seen::default();
+    read_until_text(&mut writer_out, &mut w, "writer-ok").await;
+    assert!(!w.text().contains("should-not-run"));
+}
+
+#[tokio::test]
+async fn exit_is_reported_and_kill_takes_background_jobs_with_it() {
+    let agent = TestAgent::start().await;
+    let id = new_shell(&agent.client).await;
+    let (input, mut output) = attach(&agent.client, &id, AttachQuery::default()).await;
+    let mut seen = Seen::default();
+    // A background job keeps the pty open: exit must come from waitpid, not EOF.
+    type_text(&input, "sleep 999 & echo bg-pid-$!-'x'\n").await;
+    // The typed line echoes as `bg-pid-$!-'x'`; the output is `bg-pid-1234-x`.
+    let pid_in = |text: &str| -> Option<u32> {
+        text.split("bg-pid-")
+            .skip(1)
+            .find_map(|t| t.split_once("-x")?.0.parse().ok())
+    };
+    read_until(&mut output, &mut seen, "background pid", |s| {
+        pid_in(&s.text()).is_some()
+    })
+    .await;
+    let sleep_pid = pid_in(&seen.text()).expect("pid");
+    assert!(alive(sleep_pid));
+    let shell_pid = agent.client.terminal(&id).await.expect("info").pid;
+
+    let killed = agent.client.kill_terminal(&id).await.expect("kill");
+    assert!(
+        killed.exit.is_some(),
+        "kill waits for the shell to be reaped"
+    );
+    eventually("the shell and its job to die", || {
+        !alive(shell_pid) && !alive(sleep_pid)
+    })
+    .await;
+    read_until(&mut output, &mut seen, "exit frame", |s| s.exit.is_some()).await;
+    assert!(
+        agent.client.terminal(&id).await.is_err(),
+        "a killed terminal is forgotten"
+    );
+
+    // A shell that exits by itself reports its code.
+    let id = new_shell(&agent.client).await;
+    let (input, mut output) = attach(&agent.client, &id, AttachQuery::default()).await;
+    type_text(&input, "exit 3\n").await;
+    let mut seen = Seen::default();
+    read_until(&mut output, &mut seen, "exit frame", |s| s.exit.is_some()).await;
+    assert_eq!(seen.exit.and_then(|e| e.code), Some(3));
+}
