@@ -1,0 +1,189 @@
+//! Installs what the commands need, skipping what is already there.
+//!
+//! Three kinds of prerequisites, each with one helper: Debian packages (`apt-get`), cargo
+//! tools (`cargo install` into the cache, one directory per tool and version) and, with the
+//! web app, npm assets. Today Flint needs only commands already on a Debian machine with
+//! rustup, so the lists below are empty and `setup` only checks the PATH.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use anyhow::{Context as _, bail};
+use xshell::{Shell, cmd};
+
+/// Commands that must already be on PATH, with how to get each.
+const REQUIRED_COMMANDS: &[(&str, &str)] = &[
+    ("cargo", "install Rust with rustup (https://rustup.rs)"),
+    ("rustc", "install Rust with rustup (https://rustup.rs)"),
+    ("rustfmt", "run `rustup component add rustfmt`"),
+    ("cargo-clippy", "run `rustup component add clippy`"),
+    // The guest agent's tests drive real shells and terminals.
+    ("bash", "run `apt-get install bash`"),
+    ("stty", "run `apt-get install coreutils`"),
+    ("python3", "run `apt-get install python3`"),
+];
+
+/// Debian packages the commands need (installed by `ensure_debian_packages`).
+const DEBIAN_PACKAGES: &[&str] = &[];
+
+/// Cargo tools the commands need (installed by `ensure_cargo_tool`).
+const CARGO_TOOLS: &[CargoTool] = &[];
+
+/// Everything the commands need, installed or checked.
+pub fn setup(sh: &Shell) -> anyhow::Result<()> {
+    check_commands(REQUIRED_COMMANDS)?;
+    let names: Vec<&str> = REQUIRED_COMMANDS.iter().map(|(name, _)| *name).collect();
+    eprintln!("setup: found {}", names.join(", "));
+    ensure_debian_packages(sh, DEBIAN_PACKAGES)?;
+    for tool in CARGO_TOOLS {
+        // Later: put the returned bin directory on the PATH of the phases that use it.
+        ensure_cargo_tool(sh, tool)?;
+    }
+    // npm assets (xterm.js and its fit addon) arrive with the web app, fetched into
+    // `cache_dir()/npm`.
+    Ok(())
+}
+
+/// Where downloads and installed tools live: `$FLINT_CACHE_DIR`, else `~/.cache/flint`;
+/// outside the repository so that a `git clean` or a fresh checkout keeps them.
+pub fn cache_dir() -> anyhow::Result<PathBuf> {
+    if let Some(dir) = std::env::var_os("FLINT_CACHE_DIR").filter(|dir| !dir.is_empty()) {
+        return Ok(PathBuf::from(dir));
+    }
+    let home = std::env::var_os("HOME")
+        .filter(|home| !home.is_empty())
+        .context("neither FLINT_CACHE_DIR nor HOME is set: cannot place the cache")?;
+    Ok(Path::new(&home).join(".cache").join("flint"))
+}
+
+/// Fails, naming every missing command and how to get it, unless all are on PATH.
+fn check_commands(commands: &[(&str, &str)]) -> anyhow::Result<()> {
+    let missing: Vec<String> = commands
+        .iter()
+        .filter(|(name, _)| find_on_path(name).is_none())
+        .map(|(name, how)| format!("  {name}: {how}"))
+        .collect();
+    if !missing.is_empty() {
+        bail!(
+            "missing commands, not found on PATH:\n{}",
+            missing.join("\n")
+        );
+    }
+    Ok(())
+}
+
+/// The first executable file called `name` in a directory of `$PATH`.
+fn find_on_path(name: &str) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt as _;
+
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(name))
+        .find(|candidate| {
+            candidate
+                .metadata()
+                .is_ok_and(|meta| meta.is_file() && meta.permissions().mode() & 0o111 != 0)
+        })
+}
+
+/// Installs the Debian packages of `packages` that are not installed yet: `apt-get update`
+/// (at most once per run), then one `apt-get install` of the missing ones.
+pub fn ensure_debian_packages(sh: &Shell, packages: &[&str]) -> anyhow::Result<()> {
+    static APT_UPDATED: AtomicBool = AtomicBool::new(false);
+
+    let status_format = "${Status}";
+    let mut missing = Vec::new();
+    for &package in packages {
+        let status = cmd!(sh, "dpkg-query --show -f {status_format} {package}")
+            .quiet()
+            .ignore_status()
+            .ignore_stderr()
+            .read()
+            .context("running dpkg-query (is this Debian?)")?;
+        if status.trim() != "install ok installed" {
+            missing.push(package);
+        }
+    }
+    if missing.is_empty() {
+        return Ok(());
+    }
+    if !running_as_root(sh)? {
+        bail!(
+            "missing Debian packages {}: install them as root",
+            missing.join(" ")
+        );
+    }
+    if !APT_UPDATED.swap(true, Ordering::SeqCst) {
+        cmd!(sh, "apt-get update").run()?;
+    }
+    cmd!(
+        sh,
+        "apt-get install --yes --no-install-recommends {missing...}"
+    )
+    .env("DEBIAN_FRONTEND", "noninteractive")
+    .run()?;
+    Ok(())
+}
+
+fn running_as_root(sh: &Shell) -> anyhow::Result<bool> {
+    Ok(cmd!(sh, "id -u").quiet().read()?.trim() == "0")
+}
+
+/// A crate whose binaries a command needs, pinned to one version.
+#[derive(Debug)]
+pub struct CargoTool {
+    /// The crate on crates.io, e.g. `wasm-bindgen-cli`.
+    pub name: &'static str,
+    /// The exact version, e.g. `0.2.100`.
+    pub version: &'static str,
+    /// Whether to build with the crate's own `Cargo.lock` (`cargo install --locked`).
+    pub locked: bool,
+}
+
+/// Installs `tool` into `cache_dir()/tools/<name>-<version>` unless it is there already, and
+/// returns the directory of its binaries.
+pub fn ensure_cargo_tool(sh: &Shell, tool: &CargoTool) -> anyhow::Result<PathBuf> {
+    let root = cache_dir()?
+        .join("tools")
+        .join(format!("{}-{}", tool.name, tool.version));
+    let bin = root.join("bin");
+    // `cargo install` records what it installed in `.crates.toml` once it has succeeded, so
+    // a half-finished install is retried.
+    let manifest = sh.read_file(root.join(".crates.toml")).unwrap_or_default();
+    if bin.is_dir() && lists_installed(&manifest, tool) {
+        return Ok(bin);
+    }
+    let CargoTool { name, version, .. } = tool;
+    let locked = tool.locked.then_some("--locked");
+    cmd!(
+        sh,
+        "cargo install {name} --version {version} {locked...} --root {root}"
+    )
+    .run()?;
+    Ok(bin)
+}
+
+/// Whether `.crates.toml` text records `tool` at its version.
+fn lists_installed(crates_toml: &str, tool: &CargoTool) -> bool {
+    let key = format!("\"{} {} (", tool.name, tool.version);
+    crates_toml.lines().any(|line| line.starts_with(&key))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{CargoTool, lists_installed};
+
+    #[test]
+    fn crates_toml_records_the_exact_version() {
+        let crates_toml = "[v1]\n\
+            \"trunk 0.21.14 (registry+https://github.com/rust-lang/crates.io-index)\" = [\"trunk\"]\n";
+        let tool = |version| CargoTool {
+            name: "trunk",
+            version,
+            locked: true,
+        };
+        assert!(lists_installed(crates_toml, &tool("0.21.14")));
+        assert!(!lists_installed(crates_toml, &tool("0.21.1")));
+        assert!(!lists_installed("", &tool("0.21.14")));
+    }
+}
