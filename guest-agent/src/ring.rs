@@ -34,6 +34,11 @@ impl Ring {
         }
     }
 
+    /// Bytes held at most.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
     /// Offset of the oldest byte held.
     pub fn start(&self) -> u64 {
         self.start

@@ -4,8 +4,12 @@
 //! Per terminal three plain threads do the blocking pty work (portable-pty is blocking): a
 //! reader appends output to the ring and the screen model, a writer feeds input, a waiter
 //! reaps the shell with `waitpid`. Attachers never receive from the reader directly: each
-//! reads the ring at its own offset, so a slow one falls behind (and is told what it missed)
-//! instead of slowing the shell or anyone else.
+//! reads the ring at its own offset.
+//!
+//! Before the reader overwrites bytes an attacher has not sent yet, it waits for that
+//! attacher, but at most [`STALL_GRACE`]: a reading attacher that was merely descheduled for
+//! a moment loses nothing (the shell just waits, as on a slow terminal), while a stalled one
+//! is marked lagging, no longer waited for, and told what it missed when it reads again.
 
 use std::collections::BTreeMap;
 use std::io::{Read as _, Write as _};
@@ -55,6 +59,11 @@ const INPUT_QUEUE: usize = 64;
 /// announced (a background job may keep the pty open forever).
 const EXIT_DRAIN: Duration = Duration::from_millis(300);
 
+/// How long the reader waits for an attacher before overwriting bytes it has not sent yet.
+/// A stalled attacher delays the shell (and so the others) by at most this, once per stall;
+/// then it falls behind and resyncs from the ring.
+pub const STALL_GRACE: Duration = Duration::from_millis(500);
+
 /// How long `DELETE` waits for the killed shell to be reaped.
 const KILL_WAIT: Duration = Duration::from_secs(5);
 
@@ -94,6 +103,17 @@ struct State {
     screen: vt100::Parser,
     active_writer: Option<u64>,
     exit: Option<ExitStatus>,
+    /// Where each attacher is; the reader waits (a little) for the ones not lagging.
+    cursors: Vec<Arc<Cursor>>,
+}
+
+/// One attacher's position in the output.
+#[derive(Debug)]
+struct Cursor {
+    /// Offset of the next byte it will send.
+    next: AtomicU64,
+    /// It held the reader up past [`STALL_GRACE`]; it is not waited for until it catches up.
+    lagging: std::sync::atomic::AtomicBool,
 }
 
 /// One shell on a pty.
@@ -102,6 +122,8 @@ pub struct Terminal {
     command: Vec<String>,
     pid: u32,
     state: Mutex<State>,
+    /// Signalled when an attacher moves on, for a reader waiting to overwrite.
+    advanced: std::sync::Condvar,
     /// Bumped whenever output arrives or the shell exits.
     output: watch::Sender<u64>,
     sizes: watch::Sender<Size>,
@@ -154,6 +176,34 @@ impl Terminal {
         }
         self.sizes.send_replace(size);
         Ok(())
+    }
+
+    /// Waits until `incoming` more bytes overwrite nothing an attacher still has to send, or
+    /// until [`STALL_GRACE`] passed; attachers still in the way then are marked lagging.
+    fn wait_for_attachers(&self, incoming: usize) -> MutexGuard<'_, State> {
+        let deadline = std::time::Instant::now() + STALL_GRACE;
+        let mut state = self.state();
+        loop {
+            let oldest_kept = (state.ring.end() + incoming as u64)
+                .saturating_sub(state.ring.capacity() as u64);
+            let in_the_way = |c: &&Arc<Cursor>| {
+                !c.lagging.load(Ordering::Relaxed) && c.next.load(Ordering::Relaxed) < oldest_kept
+            };
+            if !state.cursors.iter().any(|c| in_the_way(&c)) {
+                return state;
+            }
+            let now = std::time::Instant::now();
+            if now >= deadline {
+                for cursor in state.cursors.iter().filter(in_the_way) {
+                    cursor.lagging.store(true, Ordering::Relaxed);
+                }
+                return state;
+            }
+            state = match self.advanced.wait_timeout(state, deadline - now) {
+                Ok((state, _)) => state,
+                Err(poisoned) => poisoned.into_inner().0,
+            };
+        }
     }
 
     /// A writer typed or resized: it becomes the most recently active writer, and the
@@ -281,7 +331,9 @@ fn spawn(id: TerminalId, request: CreateTerminal, agent: &Agent) -> Result<Arc<T
             screen: vt100::Parser::new(rows, cols, 0),
             active_writer: None,
             exit: None,
+            cursors: Vec::new(),
         }),
+        advanced: std::sync::Condvar::new(),
         output: watch::channel(0).0,
         sizes: watch::channel(size).0,
         input,
@@ -312,7 +364,7 @@ fn start_threads(
                     Ok(n) => n,
                 };
                 let end = {
-                    let mut state = term.state();
+                    let mut state = term.wait_for_attachers(n);
                     state.ring.push(&buf[..n]);
                     state.screen.process(&buf[..n]);
                     state.ring.end()
@@ -470,12 +522,39 @@ pub fn screen(agent: &Agent, id: &TerminalId) -> Result<Response<Body>> {
     json(&screen)
 }
 
-/// Counts an attacher for as long as its output stream lives.
-struct Attachment(Arc<Terminal>);
+/// Counts an attacher, and keeps its cursor registered, for as long as its output stream
+/// lives.
+struct Attachment {
+    terminal: Arc<Terminal>,
+    cursor: Arc<Cursor>,
+}
+
+impl Attachment {
+    fn new(terminal: Arc<Terminal>, start: u64) -> Attachment {
+        let cursor = Arc::new(Cursor {
+            next: AtomicU64::new(start),
+            lagging: std::sync::atomic::AtomicBool::new(false),
+        });
+        terminal.attached.fetch_add(1, Ordering::Relaxed);
+        terminal.state().cursors.push(cursor.clone());
+        Attachment { terminal, cursor }
+    }
+
+    /// Everything before `next` is sent; `caught_up` when nothing newer exists.
+    fn advance(&self, next: u64, caught_up: bool) {
+        self.cursor.next.store(next, Ordering::Relaxed);
+        if caught_up {
+            self.cursor.lagging.store(false, Ordering::Relaxed);
+        }
+        self.terminal.advanced.notify_all();
+    }
+}
 
 impl Drop for Attachment {
     fn drop(&mut self) {
-        self.0.attached.fetch_sub(1, Ordering::Relaxed);
+        self.terminal.attached.fetch_sub(1, Ordering::Relaxed);
+        self.terminal.state().cursors.retain(|c| !Arc::ptr_eq(c, &self.cursor));
+        self.terminal.advanced.notify_all();
     }
 }
 
@@ -489,8 +568,6 @@ pub async fn attach(
     let terminal = agent.terminals.get(id)?;
     let attach: AttachQuery = query(uri)?;
     let attacher = terminal.next_attacher.fetch_add(1, Ordering::Relaxed);
-    terminal.attached.fetch_add(1, Ordering::Relaxed);
-    let attachment = Attachment(terminal.clone());
     let (tx, response) = streaming(proto::FRAMES_CONTENT_TYPE, ATTACH_QUEUE_FRAMES);
     let start = {
         let state = terminal.state();
@@ -499,12 +576,12 @@ pub async fn attach(
             .unwrap_or(state.ring.start())
             .min(state.ring.end())
     };
+    let attachment = Attachment::new(terminal.clone(), start);
     let span = tracing::debug_span!("attach", terminal = %id, attacher, role = ?attach.role);
     let down = tx.clone();
     tokio::spawn(tracing::Instrument::instrument(
         async move {
-            let _attachment = attachment;
-            if let Err(e) = pump_output(&terminal, start, &down).await {
+            if let Err(e) = pump_output(&terminal, &attachment, start, &down).await {
                 tracing::debug!("output stream ended: {e}");
             }
         },
@@ -519,7 +596,12 @@ pub async fn attach(
 }
 
 /// Sends the ring from `next` on, then new output as it comes, then the exit.
-async fn pump_output(terminal: &Terminal, mut next: u64, tx: &mpsc::Sender<Bytes>) -> Result<()> {
+async fn pump_output(
+    terminal: &Terminal,
+    attachment: &Attachment,
+    mut next: u64,
+    tx: &mpsc::Sender<Bytes>,
+) -> Result<()> {
     let send = |message: AttachDown| async move {
         tx.send(frame(&message)?)
             .await
@@ -545,15 +627,20 @@ async fn pump_output(terminal: &Terminal, mut next: u64, tx: &mpsc::Sender<Bytes
                         data: ByteBuf::from(data),
                     })
                     .await?;
+                    attachment.advance(next, false);
                 }
                 Read::Missed { to } => {
                     send(AttachDown::Missed { from: next, to }).await?;
                     next = to;
+                    attachment.advance(next, false);
                 }
-                Read::Nothing => match exit {
-                    Some(status) => return send(AttachDown::Exit(status)).await,
-                    None => break,
-                },
+                Read::Nothing => {
+                    attachment.advance(next, true);
+                    match exit {
+                        Some(status) => return send(AttachDown::Exit(status)).await,
+                        None => break,
+                    }
+                }
             }
         }
         tokio::select! {
