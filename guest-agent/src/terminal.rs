@@ -184,8 +184,8 @@ impl Terminal {
         let deadline = std::time::Instant::now() + STALL_GRACE;
         let mut state = self.state();
         loop {
-            let oldest_kept = (state.ring.end() + incoming as u64)
-                .saturating_sub(state.ring.capacity() as u64);
+            let oldest_kept =
+                (state.ring.end() + incoming as u64).saturating_sub(state.ring.capacity() as u64);
             let in_the_way = |c: &&Arc<Cursor>| {
                 !c.lagging.load(Ordering::Relaxed) && c.next.load(Ordering::Relaxed) < oldest_kept
             };
@@ -553,7 +553,10 @@ impl Attachment {
 impl Drop for Attachment {
     fn drop(&mut self) {
         self.terminal.attached.fetch_sub(1, Ordering::Relaxed);
-        self.terminal.state().cursors.retain(|c| !Arc::ptr_eq(c, &self.cursor));
+        self.terminal
+            .state()
+            .cursors
+            .retain(|c| !Arc::ptr_eq(c, &self.cursor));
         self.terminal.advanced.notify_all();
     }
 }
