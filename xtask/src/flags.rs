@@ -15,8 +15,12 @@ pub struct Xtask {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Build the guest agent and serve it on a unix socket under target/flint-run/.
-    Run,
+    /// Build Flint and start `flint serve` on http://127.0.0.1:8080; prints the login URL.
+    Run {
+        /// Serve the guest agent alone on a unix socket under target/flint-run/ instead.
+        #[arg(long)]
+        agent: bool,
+    },
     /// Every check CI runs, phase by phase, with a timing table at the end.
     Test {
         /// Run only these phases (always in the canonical order); all of them when none.

@@ -34,7 +34,8 @@ fn try_main() -> anyhow::Result<()> {
     let sh = Shell::new()?;
     sh.change_dir(project_root()?);
     match flags.command {
-        flags::Command::Run => run::run(&sh),
+        flags::Command::Run { agent: false } => run::run_flint(&sh),
+        flags::Command::Run { agent: true } => run::run_agent(&sh),
         flags::Command::Test { phases } => test::run(&sh, &phases),
         flags::Command::Bench => bench::run(&sh),
     }

@@ -1,5 +1,6 @@
-//! `cargo xtask run`: until the control plane exists, the guest agent alone, serving the
-//! current directory on a unix socket under `target/flint-run/agent/`.
+//! `cargo xtask run`: Flint itself (`flint serve`, which prints the login URL); with
+//! `--agent`, the guest agent alone, serving the current directory on a unix socket under
+//! `target/flint-run/agent/`.
 
 use std::io::{Read as _, Write as _};
 use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
@@ -14,7 +15,20 @@ use crate::setup;
 /// The longest unix socket path Linux binds: `sun_path` is 108 bytes with the final NUL.
 const MAX_SOCKET_PATH_BYTES: usize = 107;
 
-pub fn run(sh: &Shell) -> anyhow::Result<()> {
+/// Builds the release `flint` and becomes `flint serve` with its defaults.
+pub fn run_flint(sh: &Shell) -> anyhow::Result<()> {
+    setup::setup(sh)?;
+    cmd!(sh, "cargo build -p server --release").run()?;
+    let flint = crate::target_dir(sh).join("release/flint");
+    println!("\nstarting {} serve (Ctrl-C stops it)\n", flint.display());
+    std::io::stdout().flush()?;
+    let mut command = std::process::Command::new(&flint);
+    command.arg("serve");
+    exec(command, &flint)
+}
+
+/// Builds the release agent and becomes `guest-agent serve` on a unix socket.
+pub fn run_agent(sh: &Shell) -> anyhow::Result<()> {
     // Terminals and commands that name no directory start where the developer ran cargo.
     let workdir = std::env::current_dir().context("reading the current directory")?;
     setup::setup(sh)?;
@@ -50,8 +64,6 @@ pub fn run(sh: &Shell) -> anyhow::Result<()> {
     println!("Ctrl-C stops it.\n");
     std::io::stdout().flush()?;
 
-    // exec, not spawn: the agent takes over this process, so Ctrl-C, a `kill` of this pid and
-    // the exit status all reach it directly and no orphan can be left behind.
     let mut command = std::process::Command::new(&agent);
     command
         .arg("serve")
@@ -61,7 +73,13 @@ pub fn run(sh: &Shell) -> anyhow::Result<()> {
         .arg(&secret_file)
         .arg("--workdir")
         .arg(&workdir);
-    // What `cargo run` set for xtask would leak into the agent's shells.
+    exec(command, &agent)
+}
+
+/// Replaces this process with `command`: exec, not spawn, so Ctrl-C, a `kill` of this pid and
+/// the exit status all reach it directly and no orphan can be left behind.
+fn exec(mut command: std::process::Command, program: &Path) -> anyhow::Result<()> {
+    // What `cargo run` set for xtask would leak into the shells it starts.
     for (name, _) in std::env::vars_os() {
         let name_text = name.to_string_lossy();
         if name_text.starts_with("CARGO_PKG_")
@@ -77,7 +95,7 @@ pub fn run(sh: &Shell) -> anyhow::Result<()> {
         }
     }
     let error = command.exec();
-    Err(error).with_context(|| format!("starting {}", agent.display()))
+    Err(error).with_context(|| format!("starting {}", program.display()))
 }
 
 /// Writes 32 random bytes, hex-encoded, to a fresh file only the owner can read.

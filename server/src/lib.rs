@@ -1,0 +1,14 @@
+//! The Flint control plane: `flint serve` and the pieces behind it.
+//!
+//! [`app::app`] builds the HTTP router; [`core`] holds the one [`core::Action`] enum every
+//! transport (REST now; websockets, MCP and the CLI) translates into; [`store`] is all the SQL.
+
+pub mod app;
+pub mod auth;
+pub mod config;
+pub mod core;
+pub mod error;
+pub mod metrics;
+pub mod store;
+
+mod api;

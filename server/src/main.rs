@@ -1,0 +1,187 @@
+//! `flint`: the Flint server and its admin commands.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use server::app::{AppState, app};
+use server::auth::{Caller, Via, login_url};
+use server::config::{Config, PublicOrigin, default_data_dir};
+use server::core::{Action, Outcome, perform};
+use server::metrics::Metrics;
+use server::store::Store;
+
+#[derive(Parser)]
+#[command(
+    version,
+    about = "Flint: a self-hostable cloud IDE of disposable sandboxes"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(clap::Args, Clone)]
+struct Common {
+    /// Data directory (database, sessions' workspaces, images).
+    #[arg(long, default_value_os_t = default_data_dir())]
+    data_dir: PathBuf,
+    /// The origin browsers reach Flint at; default `http://` + the listen address.
+    #[arg(long)]
+    public_origin: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve Flint; prints a fresh single-use login URL.
+    Serve {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Print a fresh single-use login URL for the admin.
+    LoginUrl {
+        /// The address `flint serve` listens on (for the default public origin).
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Manage API tokens.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Create a bearer token for the admin and print it (once).
+    Create {
+        /// What the token is for.
+        #[arg(long, default_value = "cli")]
+        name: String,
+        /// Confine the token to this session.
+        #[arg(long)]
+        session: Option<String>,
+        #[arg(long, default_value_os_t = default_data_dir())]
+        data_dir: PathBuf,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("FLINT_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")?
+        .block_on(run(cli))
+}
+
+async fn state(
+    listen: SocketAddr,
+    data_dir: PathBuf,
+    public_origin: Option<String>,
+) -> anyhow::Result<AppState> {
+    let public_origin = match public_origin {
+        Some(text) => PublicOrigin::parse(&text).map_err(anyhow::Error::msg)?,
+        None => PublicOrigin::parse(&format!("http://{listen}")).map_err(anyhow::Error::msg)?,
+    };
+    let store = Store::open(&data_dir)
+        .await
+        .with_context(|| format!("opening the store in {}", data_dir.display()))?;
+    let config = Config {
+        listen,
+        data_dir,
+        public_origin,
+    };
+    Ok(AppState {
+        config: Arc::new(config),
+        store,
+        metrics: Metrics::new(),
+    })
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve { listen, common } => {
+            let listener = tokio::net::TcpListener::bind(listen)
+                .await
+                .with_context(|| format!("binding {listen}"))?;
+            let bound = listener.local_addr()?;
+            let state = state(bound, common.data_dir, common.public_origin).await?;
+            let admin = state.store.ensure_admin().await?;
+            let url = login_url(&state, &admin).await?;
+            println!("Flint is listening on http://{bound}");
+            println!("Sign in: {url}");
+            tracing::info!(%bound, "serving");
+            let service = app(state).into_make_service_with_connect_info::<SocketAddr>();
+            axum::serve(listener, service)
+                .with_graceful_shutdown(shutdown())
+                .await?;
+            Ok(())
+        }
+        Command::LoginUrl { listen, common } => {
+            let state = state(listen, common.data_dir, common.public_origin).await?;
+            let admin = state.store.ensure_admin().await?;
+            println!("{}", login_url(&state, &admin).await?);
+            Ok(())
+        }
+        Command::Token {
+            command:
+                TokenCommand::Create {
+                    name,
+                    session,
+                    data_dir,
+                },
+        } => {
+            let state = state(SocketAddr::from(([127, 0, 0, 1], 8080)), data_dir, None).await?;
+            let admin = state.store.ensure_admin().await?;
+            let caller = Caller {
+                user: admin,
+                via: Via::Cookie,
+            };
+            match perform(
+                &state,
+                &caller,
+                Action::CreateToken {
+                    name,
+                    session_id: session,
+                },
+            )
+            .await
+            {
+                Ok(Outcome::NewToken(new)) => {
+                    println!("{}", new.token);
+                    Ok(())
+                }
+                Ok(other) => anyhow::bail!("unexpected outcome {other:?}"),
+                Err(e) => anyhow::bail!("{e}"),
+            }
+        }
+    }
+}
+
+async fn shutdown() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(term) => term,
+        Err(_) => return std::future::pending().await,
+    };
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term.recv() => {}
+    }
+    tracing::info!("shutting down");
+}

@@ -1,0 +1,312 @@
+//! All SQL lives here: SQLite through sqlx, migrations embedded at build time.
+//!
+//! **Architecture invariant:** no other module writes SQL, so a PostgreSQL backend can be
+//! added behind the same methods.
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde::Serialize;
+use sqlx::Row;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
+
+use crate::error::Result;
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// A user.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct User {
+    /// Stable id.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// May do anything.
+    pub is_admin: bool,
+}
+
+/// An API token as listed (never with its secret).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ApiToken {
+    /// Id, for revoking.
+    pub id: String,
+    /// What it is for.
+    pub name: String,
+    /// When set, the token works for this session only.
+    pub session_id: Option<String>,
+    /// Creation time.
+    pub created_ms: i64,
+    /// Last use, if any.
+    pub last_used_ms: Option<i64>,
+}
+
+/// The database.
+#[derive(Clone, Debug)]
+pub struct Store {
+    pool: SqlitePool,
+}
+
+impl Store {
+    /// Opens (creating if needed) `flint.db` in `data_dir` and migrates it.
+    pub async fn open(data_dir: &Path) -> anyhow::Result<Store> {
+        std::fs::create_dir_all(data_dir)?;
+        let options = SqliteConnectOptions::new()
+            .filename(data_dir.join("flint.db"))
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(5));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await?;
+        sqlx::migrate!("./migrations").run(&pool).await?;
+        Ok(Store { pool })
+    }
+
+    /// The first admin, created on first run.
+    pub async fn ensure_admin(&self) -> Result<User> {
+        let existing = sqlx::query(
+            "SELECT id, name FROM users WHERE is_admin = 1 ORDER BY created_ms LIMIT 1",
+        )
+        .fetch_optional(&self.pool)
+        .await?;
+        if let Some(row) = existing {
+            return Ok(User {
+                id: row.try_get("id")?,
+                name: row.try_get("name")?,
+                is_admin: true,
+            });
+        }
+        let user = User {
+            id: crate::auth::random_id(),
+            name: "admin".to_owned(),
+            is_admin: true,
+        };
+        sqlx::query("INSERT INTO users (id, name, is_admin, created_ms) VALUES (?, ?, 1, ?)")
+            .bind(&user.id)
+            .bind(&user.name)
+            .bind(now_ms())
+            .execute(&self.pool)
+            .await?;
+        tracing::info!(user = %user.id, "created the admin user");
+        Ok(user)
+    }
+
+    /// Stores a login link's hash.
+    pub async fn create_login_token(
+        &self,
+        hash: &str,
+        user_id: &str,
+        expires_ms: i64,
+    ) -> Result<()> {
+        sqlx::query("INSERT INTO login_tokens (token_hash, user_id, created_ms, expires_ms) VALUES (?, ?, ?, ?)")
+            .bind(hash)
+            .bind(user_id)
+            .bind(now_ms())
+            .bind(expires_ms)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Marks a login link used and returns its user, if it was unused and unexpired. One
+    /// statement, so two racing uses cannot both succeed.
+    pub async fn consume_login_token(&self, hash: &str) -> Result<Option<String>> {
+        let now = now_ms();
+        let row = sqlx::query(
+            "UPDATE login_tokens SET used_ms = ? \
+             WHERE token_hash = ? AND used_ms IS NULL AND expires_ms > ? RETURNING user_id",
+        )
+        .bind(now)
+        .bind(hash)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|r| r.try_get("user_id")).transpose()?)
+    }
+
+    /// Stores a browser sign-in.
+    pub async fn create_web_session(
+        &self,
+        hash: &str,
+        user_id: &str,
+        expires_ms: i64,
+    ) -> Result<()> {
+        sqlx::query("INSERT INTO web_sessions (cookie_hash, user_id, created_ms, expires_ms) VALUES (?, ?, ?, ?)")
+            .bind(hash)
+            .bind(user_id)
+            .bind(now_ms())
+            .bind(expires_ms)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// The user of a live browser sign-in.
+    pub async fn web_session_user(&self, hash: &str) -> Result<Option<User>> {
+        let row = sqlx::query(
+            "SELECT u.id, u.name, u.is_admin FROM web_sessions w JOIN users u ON u.id = w.user_id \
+             WHERE w.cookie_hash = ? AND w.expires_ms > ?",
+        )
+        .bind(hash)
+        .bind(now_ms())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| user_from(&r)).transpose()
+    }
+
+    /// Ends a browser sign-in.
+    pub async fn delete_web_session(&self, hash: &str) -> Result<()> {
+        sqlx::query("DELETE FROM web_sessions WHERE cookie_hash = ?")
+            .bind(hash)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Stores an API token's hash.
+    pub async fn create_api_token(
+        &self,
+        user_id: &str,
+        hash: &str,
+        token: &ApiToken,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO api_tokens (id, token_hash, user_id, name, session_id, created_ms) \
+             VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&token.id)
+        .bind(hash)
+        .bind(user_id)
+        .bind(&token.name)
+        .bind(&token.session_id)
+        .bind(token.created_ms)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The token with this hash and its user; records the use.
+    pub async fn api_token(&self, hash: &str) -> Result<Option<(ApiToken, User)>> {
+        let row = sqlx::query(
+            "UPDATE api_tokens SET last_used_ms = ? WHERE token_hash = ? \
+             RETURNING id, name, session_id, created_ms, last_used_ms, user_id",
+        )
+        .bind(now_ms())
+        .bind(hash)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let token = token_from(&row)?;
+        let user_id: String = row.try_get("user_id")?;
+        let user = sqlx::query("SELECT id, name, is_admin FROM users WHERE id = ?")
+            .bind(&user_id)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(Some((token, user_from(&user)?)))
+    }
+
+    /// A user's tokens, newest first.
+    pub async fn api_tokens(&self, user_id: &str) -> Result<Vec<ApiToken>> {
+        let rows = sqlx::query(
+            "SELECT id, name, session_id, created_ms, last_used_ms FROM api_tokens \
+             WHERE user_id = ? ORDER BY created_ms DESC, id",
+        )
+        .bind(user_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(token_from).collect()
+    }
+
+    /// Revokes one of a user's tokens; false when there was none.
+    pub async fn delete_api_token(&self, user_id: &str, id: &str) -> Result<bool> {
+        let done = sqlx::query("DELETE FROM api_tokens WHERE user_id = ? AND id = ?")
+            .bind(user_id)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Appends an audit event.
+    pub async fn audit(
+        &self,
+        user_id: Option<&str>,
+        session_id: Option<&str>,
+        kind: &str,
+        detail: &serde_json::Value,
+    ) -> Result<()> {
+        sqlx::query("INSERT INTO audit_events (at_ms, user_id, session_id, kind, detail_json) VALUES (?, ?, ?, ?, ?)")
+            .bind(now_ms())
+            .bind(user_id)
+            .bind(session_id)
+            .bind(kind)
+            .bind(detail.to_string())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+}
+
+fn user_from(row: &sqlx::sqlite::SqliteRow) -> Result<User> {
+    Ok(User {
+        id: row.try_get("id")?,
+        name: row.try_get("name")?,
+        is_admin: row.try_get("is_admin")?,
+    })
+}
+
+fn token_from(row: &sqlx::sqlite::SqliteRow) -> Result<ApiToken> {
+    Ok(ApiToken {
+        id: row.try_get("id")?,
+        name: row.try_get("name")?,
+        session_id: row.try_get("session_id")?,
+        created_ms: row.try_get("created_ms")?,
+        last_used_ms: row.try_get("last_used_ms")?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_login_token_works_once_and_not_after_expiry() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).await.expect("open");
+        let admin = store.ensure_admin().await.expect("admin");
+        assert_eq!(
+            store.ensure_admin().await.expect("again"),
+            admin,
+            "one admin, made once"
+        );
+        store
+            .create_login_token("h1", &admin.id, now_ms() + 60_000)
+            .await
+            .expect("create");
+        assert_eq!(
+            store.consume_login_token("h1").await.expect("use"),
+            Some(admin.id.clone())
+        );
+        assert_eq!(store.consume_login_token("h1").await.expect("reuse"), None);
+        store
+            .create_login_token("h2", &admin.id, now_ms() - 1)
+            .await
+            .expect("create");
+        assert_eq!(
+            store.consume_login_token("h2").await.expect("expired"),
+            None
+        );
+        assert_eq!(
+            store.consume_login_token("nope").await.expect("unknown"),
+            None
+        );
+    }
+}

@@ -1,0 +1,176 @@
+//! A `flint serve` per test on a free port, and a tiny HTTP client.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderMap, Request, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::TokioIo;
+
+/// A running server, killed on drop.
+pub struct TestServer {
+    child: Child,
+    pub addr: SocketAddr,
+    pub login_url: String,
+}
+
+impl TestServer {
+    /// Starts `flint serve` with its data in `data_dir`.
+    pub fn start(data_dir: &Path) -> TestServer {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_flint"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(data_dir)
+            .env("FLINT_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start flint serve");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let mut addr = None;
+        let mut login_url = None;
+        // The two lines come right after start-up; a dead server ends the stream instead.
+        while addr.is_none() || login_url.is_none() {
+            let line = lines
+                .next()
+                .expect("flint serve printed its address and login url")
+                .expect("line");
+            if let Some(rest) = line.strip_prefix("Flint is listening on http://") {
+                addr = Some(rest.parse().expect("address"));
+            } else if let Some(rest) = line.strip_prefix("Sign in: ") {
+                login_url = Some(rest.to_owned());
+            }
+        }
+        std::thread::spawn(move || for _ in lines {});
+        TestServer {
+            child,
+            addr: addr.expect("addr"),
+            login_url: login_url.expect("url"),
+        }
+    }
+
+    /// The path and query of the login URL.
+    pub fn login_path(&self) -> String {
+        let url = &self.login_url;
+        url[url.find("/login").expect("a /login url")..].to_owned()
+    }
+
+    /// `kill -9`.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    pub async fn get(&self, path: &str, headers: &[(&str, &str)]) -> Reply {
+        self.request("GET", path, headers, "").await
+    }
+
+    pub async fn request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> Reply {
+        let stream = tokio::net::TcpStream::connect(self.addr)
+            .await
+            .expect("connect");
+        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .expect("handshake");
+        tokio::spawn(connection);
+        let mut request = Request::builder().method(method).uri(path);
+        if !headers
+            .iter()
+            .any(|(name, _)| name.eq_ignore_ascii_case("host"))
+        {
+            request = request.header("host", self.addr.to_string());
+        }
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let request = request
+            .body(Full::new(Bytes::from(body.to_owned())))
+            .expect("request");
+        let response = tokio::time::timeout(Duration::from_secs(30), sender.send_request(request))
+            .await
+            .expect("answered in time")
+            .expect("response");
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .expect("body")
+            .to_bytes();
+        Reply {
+            status,
+            headers,
+            body: String::from_utf8_lossy(&body).into_owned(),
+        }
+    }
+
+    /// Signs in with the login link and returns the `Cookie` header value.
+    pub async fn sign_in(&self) -> String {
+        let reply = self.get(&self.login_path(), &[]).await;
+        assert_eq!(reply.status, StatusCode::SEE_OTHER, "{}", reply.body);
+        let set_cookie = reply.header("set-cookie").expect("set-cookie");
+        set_cookie.split(';').next().expect("pair").to_owned()
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A response, read whole.
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: String,
+}
+
+impl Reply {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not json ({e}): {}", self.body))
+    }
+
+    /// Asserts an error reply in the API's shape.
+    pub fn assert_error(&self, status: StatusCode) {
+        assert_eq!(self.status, status, "{}", self.body);
+        let error = self.json();
+        assert!(
+            error["error"].as_str().is_some_and(|e| !e.is_empty()),
+            "{}",
+            self.body
+        );
+    }
+}
+
+/// Runs the `flint` CLI and returns its stdout.
+pub fn flint(args: &[&str], data_dir: &Path) -> String {
+    let output = Command::new(env!("CARGO_BIN_EXE_flint"))
+        .args(args)
+        .arg("--data-dir")
+        .arg(data_dir)
+        .env("FLINT_LOG", "warn")
+        .output()
+        .expect("run flint");
+    assert!(
+        output.status.success(),
+        "flint {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).trim().to_owned()
+}
