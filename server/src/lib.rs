@@ -8,6 +8,7 @@ pub mod auth;
 pub mod config;
 pub mod core;
 pub mod error;
+pub mod images;
 pub mod metrics;
 pub mod store;
 

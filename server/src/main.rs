@@ -10,6 +10,7 @@ use server::app::{AppState, app};
 use server::auth::{Caller, Via, login_url};
 use server::config::{Config, PublicOrigin, default_data_dir};
 use server::core::{Action, Outcome, perform};
+use server::images;
 use server::metrics::Metrics;
 use server::store::Store;
 
@@ -56,6 +57,11 @@ enum Command {
         #[command(subcommand)]
         command: TokenCommand,
     },
+    /// Build and cache sandbox images.
+    Image {
+        #[command(subcommand)]
+        command: ImageCommand,
+    },
 }
 
 #[derive(Subcommand)]
@@ -68,6 +74,20 @@ enum TokenCommand {
         /// Confine the token to this session.
         #[arg(long)]
         session: Option<String>,
+        #[arg(long, default_value_os_t = default_data_dir())]
+        data_dir: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum ImageCommand {
+    /// Build the root filesystem of an image spec, unless the same spec is built already;
+    /// prints the root filesystem's path.
+    Build {
+        /// The spec to build.
+        #[arg(default_value = "images/default.toml")]
+        spec: PathBuf,
+        /// Data directory; images are cached in its `images/`.
         #[arg(long, default_value_os_t = default_data_dir())]
         data_dir: PathBuf,
     },
@@ -169,6 +189,24 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 Ok(other) => anyhow::bail!("unexpected outcome {other:?}"),
                 Err(e) => anyhow::bail!("{e}"),
             }
+        }
+        Command::Image {
+            command: ImageCommand::Build { spec, data_dir },
+        } => {
+            let path = spec;
+            let spec = images::load_spec(&path)?;
+            let built = images::build(&data_dir, &spec, true).await?;
+            match built.build_time {
+                None => eprintln!("image {} is cached (same spec, not rebuilt)", spec.name),
+                Some(time) => eprintln!(
+                    "built image {} from {} in {:.1} s",
+                    spec.name,
+                    path.display(),
+                    time.as_secs_f64()
+                ),
+            }
+            println!("{}", built.rootfs.display());
+            Ok(())
         }
     }
 }

@@ -2,8 +2,8 @@
 //!
 //! Three kinds of prerequisites, each with one helper: Debian packages (`apt-get`), cargo
 //! tools (`cargo install` into the cache, one directory per tool and version) and, with the
-//! web app, npm assets. Today Flint needs only commands already on a Debian machine with
-//! rustup, so the lists below are empty and `setup` only checks the PATH.
+//! web app, npm assets. Today Flint needs commands already on a Debian machine with rustup,
+//! plus the Debian packages in `DEBIAN_PACKAGES`.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -21,10 +21,15 @@ const REQUIRED_COMMANDS: &[(&str, &str)] = &[
     ("bash", "run `apt-get install bash`"),
     ("stty", "run `apt-get install coreutils`"),
     ("python3", "run `apt-get install python3`"),
+    // `flint image build` runs mmdebstrap in a mount namespace of its own.
+    ("unshare", "run `apt-get install util-linux`"),
 ];
 
 /// Debian packages the commands need (installed by `ensure_debian_packages`).
-const DEBIAN_PACKAGES: &[&str] = &[];
+const DEBIAN_PACKAGES: &[&str] = &[
+    // `flint image build` (and the image tests) build root filesystems with it.
+    "mmdebstrap",
+];
 
 /// Cargo tools the commands need (installed by `ensure_cargo_tool`).
 const CARGO_TOOLS: &[CargoTool] = &[];

@@ -1,0 +1,713 @@
+//! Image specs (`images/*.toml`) and the builder that turns one into a root filesystem.
+//!
+//! A [`Spec`] names a Debian suite, an mmdebstrap variant, packages, environment and files.
+//! [`ensure_built`] builds it with `mmdebstrap` into `DATA_DIR/images/<name>-<hash>/rootfs`,
+//! where `<hash>` is the first 16 hex digits of the SHA-256 of the canonical spec and
+//! [`BUILDER_VERSION`]. So the same spec is built once and reused; an edited spec gets a
+//! directory of its own. One image directory:
+//!
+//! ```text
+//! images/default-0123456789abcdef/
+//!   .lock            locked (flock) while a build checks or writes this directory
+//!   rootfs.partial/  mmdebstrap's target during a build; removed when a build died
+//!   rootfs/          the finished root filesystem, renamed into place in one step
+//!   spec.json        the canonical spec that was built
+//!   .complete        written last: its presence is what "built" means
+//! ```
+//!
+//! The guest agent is **not** baked into an image: every image has an empty `/opt/flint`
+//! where the sandbox driver bind-mounts the agent binary read-only when a sandbox starts, so
+//! a new agent never rebuilds a 1 GB image. Every image also has an empty `/workspace`, the
+//! mount point of the session's volume.
+//!
+//! The build is blocking work (a minute of mmdebstrap, then file writes): [`ensure_built`]
+//! runs it on tokio's blocking pool. Dropping its future does not stop the build; it
+//! finishes and is cached for the next caller.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::ffi::{OsStr, OsString};
+use std::fs;
+use std::io::{BufRead as _, BufReader, IsTerminal as _, Write as _};
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::{Component, Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
+
+/// Bump when the builder changes what it puts into a root filesystem for the same spec (a
+/// new directory, another env file): every image is then rebuilt once.
+pub const BUILDER_VERSION: u32 = 1;
+
+/// Hex digits of the spec hash in an image's directory name: 64 bits, no collision among
+/// the handful of specs one host builds.
+const HASH_DIGITS: usize = 16;
+
+/// mmdebstrap's last lines kept for the error when it fails: enough to show apt's or
+/// dpkg's complaint and what led to it.
+const ERROR_TAIL_LINES: usize = 40;
+
+/// mmdebstrap's package sets (`--variant`), from its manual.
+const VARIANTS: &[&str] = &[
+    "extract",
+    "custom",
+    "essential",
+    "apt",
+    "required",
+    "minbase",
+    "buildd",
+    "important",
+    "debootstrap",
+    "standard",
+];
+
+/// What goes into an image: `images/<name>.toml`, parsed strictly (an unknown field is an
+/// error, so a typo never silently builds something else).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Spec {
+    /// The image's name, part of its directory name: `[a-z0-9][a-z0-9._-]*`, at most 64.
+    pub name: String,
+    /// The Debian suite, e.g. `bookworm`.
+    pub suite: String,
+    /// mmdebstrap's `--variant`: the package set installed before `packages`.
+    #[serde(default = "default_variant")]
+    pub variant: String,
+    /// Debian packages to install (`--include`), with their dependencies but no recommends.
+    #[serde(default)]
+    pub packages: Vec<String>,
+    /// Environment variables, written to `/etc/environment`.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// Files to write, absolute path in the image → contents (mode 0644).
+    #[serde(default)]
+    pub files: BTreeMap<String, String>,
+}
+
+fn default_variant() -> String {
+    "apt".to_owned()
+}
+
+impl Spec {
+    /// Parses and validates the TOML text of a spec.
+    pub fn parse(text: &str) -> anyhow::Result<Spec> {
+        let spec: Spec = toml::from_str(text)?;
+        spec.validate()?;
+        Ok(spec)
+    }
+
+    /// The spec with everything that does not change the image normalised away: the
+    /// package list sorted and deduplicated (tables are sorted already).
+    pub fn canonical(&self) -> Spec {
+        let mut spec = self.clone();
+        spec.packages.sort();
+        spec.packages.dedup();
+        spec
+    }
+
+    /// Hex SHA-256 of [`BUILDER_VERSION`] and the canonical spec as JSON: the image's
+    /// identity. Comments, layout, key order and package order don't change it.
+    pub fn hash(&self) -> String {
+        // A struct of strings, a list and string-keyed maps: serde_json cannot fail on it.
+        let json =
+            serde_json::to_string(&self.canonical()).expect("a spec of strings serialises to JSON");
+        let mut hasher = Sha256::new();
+        hasher.update(format!("flint image builder {BUILDER_VERSION}\n"));
+        hasher.update(json);
+        format!("{:x}", hasher.finalize())
+    }
+
+    /// Checks what TOML's types cannot: names, paths and values safe to hand to mmdebstrap
+    /// and to write into the image.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        let name_ok = self.name.len() <= 64
+            && self
+                .name
+                .starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+            && self.name.chars().all(|c| {
+                c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-')
+            });
+        if !name_ok {
+            bail!(
+                "invalid `name` {:?}: use [a-z0-9][a-z0-9._-]*, at most 64 characters",
+                self.name
+            );
+        }
+        if self.suite.is_empty() || !self.suite.chars().all(|c| c.is_ascii_alphanumeric()) {
+            bail!(
+                "invalid `suite` {:?}: a Debian suite name such as \"bookworm\"",
+                self.suite
+            );
+        }
+        if !VARIANTS.contains(&self.variant.as_str()) {
+            bail!(
+                "invalid `variant` {:?}: one of {}",
+                self.variant,
+                VARIANTS.join(", ")
+            );
+        }
+        for package in &self.packages {
+            // Names, `name=version` and `name:arch`, as apt takes them; never an option.
+            let ok = package.starts_with(|c: char| c.is_ascii_alphanumeric())
+                && package.chars().all(|c| {
+                    c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.' | ':' | '=' | '~')
+                });
+            if !ok {
+                bail!("invalid package {package:?} in `packages`");
+            }
+        }
+        for (key, value) in &self.env {
+            let key_ok = key.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+                && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            if !key_ok {
+                bail!("invalid variable name {key:?} in `env`");
+            }
+            // `/etc/environment` holds one `KEY="value"` per line, without escapes.
+            if value.contains(['\n', '\r', '\0', '"', '\\']) {
+                bail!("invalid value of {key} in `env`: no newlines, NULs, quotes or backslashes");
+            }
+        }
+        for path in self.files.keys() {
+            let path_ok = path.starts_with('/')
+                && !path.contains('\0')
+                && Path::new(path)
+                    .components()
+                    .all(|c| matches!(c, Component::RootDir | Component::Normal(_)))
+                && Path::new(path).file_name().is_some();
+            if !path_ok {
+                bail!("invalid path {path:?} in `files`: use an absolute path without `.` or `..`");
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Reads, parses and validates the spec at `path`.
+pub fn load_spec(path: &Path) -> anyhow::Result<Spec> {
+    let text =
+        fs::read_to_string(path).with_context(|| format!("reading spec {}", path.display()))?;
+    Spec::parse(&text).with_context(|| format!("invalid image spec {}", path.display()))
+}
+
+/// The directory of `spec`'s image: `data_dir/images/<name>-<first 16 hex of its hash>`.
+pub fn spec_dir(data_dir: &Path, spec: &Spec) -> PathBuf {
+    let hash = spec.hash();
+    data_dir
+        .join("images")
+        .join(format!("{}-{}", spec.name, &hash[..HASH_DIGITS]))
+}
+
+/// The image's root filesystem when it is completely built, else `None`.
+pub fn built_rootfs(data_dir: &Path, spec: &Spec) -> Option<PathBuf> {
+    let dir = spec_dir(data_dir, spec);
+    is_complete(&dir).then(|| dir.join("rootfs"))
+}
+
+/// An image ready to use.
+#[derive(Clone, Debug)]
+pub struct Built {
+    /// Its root filesystem.
+    pub rootfs: PathBuf,
+    /// How long the build took; `None` when it was cached.
+    pub build_time: Option<Duration>,
+}
+
+/// The root filesystem of `spec`, built first unless it is cached. `progress` shows a
+/// spinner on a terminal (plain phase lines on stderr otherwise); without it, phases go to
+/// `tracing`.
+pub async fn ensure_built(data_dir: &Path, spec: &Spec, progress: bool) -> anyhow::Result<PathBuf> {
+    Ok(build(data_dir, spec, progress).await?.rootfs)
+}
+
+/// [`ensure_built`], also telling whether the image was cached.
+pub async fn build(data_dir: &Path, spec: &Spec, progress: bool) -> anyhow::Result<Built> {
+    let data_dir = data_dir.to_owned();
+    let spec = spec.clone();
+    tokio::task::spawn_blocking(move || build_blocking(&data_dir, &spec, progress))
+        .await
+        .context("the image build task failed")?
+}
+
+fn is_complete(dir: &Path) -> bool {
+    dir.join(".complete").is_file() && dir.join("rootfs").is_dir()
+}
+
+fn build_blocking(data_dir: &Path, spec: &Spec, progress: bool) -> anyhow::Result<Built> {
+    spec.validate()?;
+    let dir = spec_dir(data_dir, spec);
+    let rootfs = dir.join("rootfs");
+    // `.complete` is written last, so seeing it needs no lock.
+    if is_complete(&dir) {
+        return Ok(Built {
+            rootfs,
+            build_time: None,
+        });
+    }
+    if find_on_path("mmdebstrap").is_none() {
+        bail!("mmdebstrap is not installed: run `apt-get install mmdebstrap` as root");
+    }
+    fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let lock = fs::File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.join(".lock"))
+        .with_context(|| format!("opening {}/.lock", dir.display()))?;
+    if lock.try_lock().is_err() {
+        if progress {
+            eprintln!("image {}: waiting for another build of it", spec.name);
+        }
+        lock.lock().context("locking the image directory")?;
+    }
+    // Another build may have finished while we waited.
+    if is_complete(&dir) {
+        return Ok(Built {
+            rootfs,
+            build_time: None,
+        });
+    }
+    let started = Instant::now();
+    let partial = dir.join("rootfs.partial");
+    // What a build that died left behind.
+    remove_stale(&partial)?;
+    remove_stale(&rootfs)?;
+
+    run_mmdebstrap(spec, &partial, progress)?;
+    customise(spec, &partial).context("writing the spec's files into the image")?;
+    let spec_json = serde_json::to_string_pretty(&spec.canonical())?;
+    fs::write(dir.join("spec.json"), spec_json + "\n")?;
+    fs::rename(&partial, &rootfs)
+        .with_context(|| format!("renaming {} into place", partial.display()))?;
+    let build_time = started.elapsed();
+    let marker = dir.join(".complete.tmp");
+    fs::write(
+        &marker,
+        format!(
+            "built in {:.1} s by flint {}\n",
+            build_time.as_secs_f64(),
+            env!("CARGO_PKG_VERSION")
+        ),
+    )?;
+    fs::rename(&marker, dir.join(".complete"))?;
+    drop(lock);
+    Ok(Built {
+        rootfs,
+        build_time: Some(build_time),
+    })
+}
+
+/// Removes a half-built tree, refusing when something is mounted inside it: deleting
+/// through a bind mount of `/dev` would delete the host's device nodes.
+fn remove_stale(path: &Path) -> anyhow::Result<()> {
+    if fs::symlink_metadata(path).is_err() {
+        return Ok(());
+    }
+    let canonical = path.canonicalize()?;
+    let mountinfo = fs::read_to_string("/proc/self/mountinfo").context("reading mountinfo")?;
+    let mounted: Vec<String> = mount_points(&mountinfo)
+        .filter(|point| point.starts_with(&canonical))
+        .map(|point| point.display().to_string())
+        .collect();
+    if !mounted.is_empty() {
+        bail!(
+            "{} is left from a failed build with mounts inside ({}): unmount them, remove it",
+            path.display(),
+            mounted.join(", ")
+        );
+    }
+    fs::remove_dir_all(path).with_context(|| format!("removing {}", path.display()))
+}
+
+/// The mount points listed in `/proc/self/mountinfo` text (field 5, octal escapes undone).
+fn mount_points(mountinfo: &str) -> impl Iterator<Item = PathBuf> + '_ {
+    mountinfo.lines().filter_map(|line| {
+        let escaped = line.split(' ').nth(4)?;
+        let mut bytes = Vec::with_capacity(escaped.len());
+        let mut rest = escaped.as_bytes();
+        while let Some((&first, tail)) = rest.split_first() {
+            let octal = tail
+                .get(..3)
+                .and_then(|digits| std::str::from_utf8(digits).ok())
+                .and_then(|digits| u8::from_str_radix(digits, 8).ok());
+            match (first, octal) {
+                (b'\\', Some(byte)) => {
+                    bytes.push(byte);
+                    rest = &tail[3..];
+                }
+                _ => {
+                    bytes.push(first);
+                    rest = tail;
+                }
+            }
+        }
+        Some(PathBuf::from(OsString::from(
+            <OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(&bytes),
+        )))
+    })
+}
+
+/// Runs mmdebstrap into `target`, in a mount namespace of its own so that nothing it mounts
+/// (`/proc`, `/dev` in the chroot) outlives it, even when it is killed.
+fn run_mmdebstrap(spec: &Spec, target: &Path, progress: bool) -> anyhow::Result<()> {
+    let mut command = Command::new("unshare");
+    command
+        .args(["--mount", "--propagation", "private", "--", "mmdebstrap"])
+        // One line per package step (`Unpacking ...`, `Setting up ...`): the spinner's
+        // message, and context when a build fails.
+        .arg("--verbose")
+        .arg(format!("--variant={}", spec.variant));
+    let packages = spec.canonical().packages;
+    if !packages.is_empty() {
+        command.arg(format!("--include={}", packages.join(",")));
+    }
+    command.arg("--").arg(&spec.suite).arg(target);
+    let (reader, writer) = std::io::pipe().context("creating a pipe")?;
+    command
+        .stdin(Stdio::null())
+        .stdout(writer.try_clone()?)
+        .stderr(writer);
+    let mut child = command.spawn().map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            anyhow::anyhow!("`unshare` is not installed: run `apt-get install util-linux`")
+        } else {
+            anyhow::Error::new(e).context("starting mmdebstrap")
+        }
+    })?;
+    // The command holds the pipe's write ends: close ours so the reader sees the end.
+    drop(command);
+
+    let mut reporter = Reporter::new(&spec.name, progress)?;
+    let mut tail = VecDeque::with_capacity(ERROR_TAIL_LINES);
+    for line in BufReader::new(reader).split(b'\n') {
+        let line = line.context("reading mmdebstrap's output")?;
+        let line = String::from_utf8_lossy(&line);
+        let line = line.trim_end_matches('\r');
+        reporter.line(line);
+        if tail.len() == ERROR_TAIL_LINES {
+            tail.pop_front();
+        }
+        tail.push_back(line.to_owned());
+    }
+    let status = child.wait().context("waiting for mmdebstrap")?;
+    reporter.finish();
+    if !status.success() {
+        let tail: Vec<String> = tail.into_iter().collect();
+        bail!(
+            "mmdebstrap failed ({status}); its last lines:\n{}",
+            tail.join("\n")
+        );
+    }
+    Ok(())
+}
+
+/// Shows mmdebstrap's progress: its `I:` lines are phases, other lines the current step.
+struct Reporter {
+    name: String,
+    started: Instant,
+    bar: Option<indicatif::ProgressBar>,
+    /// Progress wanted but stderr is no terminal: phases as plain lines.
+    plain: bool,
+}
+
+impl Reporter {
+    fn new(name: &str, progress: bool) -> anyhow::Result<Reporter> {
+        let terminal = std::io::stderr().is_terminal();
+        let bar = if progress && terminal {
+            let bar = indicatif::ProgressBar::new_spinner();
+            bar.set_style(indicatif::ProgressStyle::with_template(
+                "{spinner} [{elapsed_precise}] image {prefix}: {wide_msg}",
+            )?);
+            bar.set_prefix(format!("{name}: starting mmdebstrap"));
+            bar.enable_steady_tick(Duration::from_millis(120));
+            Some(bar)
+        } else {
+            None
+        };
+        Ok(Reporter {
+            name: name.to_owned(),
+            started: Instant::now(),
+            bar,
+            plain: progress && !terminal,
+        })
+    }
+
+    fn line(&mut self, line: &str) {
+        let phase = line
+            .strip_prefix("I: ")
+            .map(|phase| phase.trim_end_matches("..."));
+        let warning = line.starts_with("W: ") || line.starts_with("E: ");
+        match (&self.bar, phase) {
+            (Some(bar), Some(phase)) => {
+                bar.set_prefix(format!("{}: {phase}", self.name));
+                bar.set_message("");
+            }
+            (Some(bar), None) if warning => bar.println(line),
+            (Some(bar), None) => bar.set_message(line.to_owned()),
+            (None, Some(phase)) if self.plain => eprintln!(
+                "image {}: {phase} [{:.0} s]",
+                self.name,
+                self.started.elapsed().as_secs_f64()
+            ),
+            (None, Some(phase)) => tracing::info!(image = %self.name, "{phase}"),
+            (None, None) if warning && self.plain => eprintln!("image {}: {line}", self.name),
+            (None, None) if warning => tracing::warn!(image = %self.name, "{line}"),
+            (None, None) => {}
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+/// What Flint adds to what mmdebstrap installed: its mount points, the spec's files, the
+/// spec's environment.
+fn customise(spec: &Spec, root: &Path) -> anyhow::Result<()> {
+    for dir in ["workspace", "opt/flint"] {
+        let path = root.join(dir);
+        fs::create_dir_all(&path)?;
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o755))?;
+    }
+    for (path, contents) in &spec.files {
+        let host = resolve_in_root(root, Path::new(path))?;
+        if let Some(parent) = host.parent() {
+            fs::create_dir_all(parent)?;
+        }
+        fs::write(&host, contents).with_context(|| format!("writing {path}"))?;
+        fs::set_permissions(&host, fs::Permissions::from_mode(0o644))?;
+    }
+    if !spec.env.is_empty() {
+        // Read by pam_env for logins; the sandbox driver passes the same values to the agent
+        // (which is started without PAM).
+        let host = resolve_in_root(root, Path::new("/etc/environment"))?;
+        let mut text = fs::read_to_string(&host).unwrap_or_default();
+        if !text.is_empty() && !text.ends_with('\n') {
+            text.push('\n');
+        }
+        text.push_str("# from the Flint image spec\n");
+        for (key, value) in &spec.env {
+            text.push_str(&format!("{key}=\"{value}\"\n"));
+        }
+        let mut file = fs::File::create(&host).context("writing /etc/environment")?;
+        file.write_all(text.as_bytes())?;
+        fs::set_permissions(&host, fs::Permissions::from_mode(0o644))?;
+    }
+    Ok(())
+}
+
+/// Where absolute `path` of the image is on the host, following symlinks as if `root` were
+/// `/`: an absolute link in the image (`/etc/mtab -> /proc/self/mounts`) must lead into the
+/// image, never to the host's own file.
+fn resolve_in_root(root: &Path, path: &Path) -> anyhow::Result<PathBuf> {
+    /// A loop of links is an error, as in the kernel (`ELOOP` after 40).
+    const MAX_LINKS: usize = 40;
+    // Components still to walk, last on top; `..` stands for a parent step (a `Normal`
+    // component is never `..`).
+    let mut pending: Vec<OsString> = Vec::new();
+    push_components(&mut pending, path);
+    let mut resolved = PathBuf::new();
+    let mut links = 0;
+    while let Some(name) = pending.pop() {
+        if name == ".." {
+            resolved.pop();
+            continue;
+        }
+        let candidate = root.join(&resolved).join(&name);
+        match fs::symlink_metadata(&candidate) {
+            Ok(meta) if meta.file_type().is_symlink() => {
+                links += 1;
+                if links > MAX_LINKS {
+                    bail!(
+                        "too many symlinks resolving {} in the image",
+                        path.display()
+                    );
+                }
+                let target = fs::read_link(&candidate)?;
+                if target.is_absolute() {
+                    resolved = PathBuf::new();
+                }
+                push_components(&mut pending, &target);
+            }
+            _ => resolved.push(name),
+        }
+    }
+    Ok(root.join(resolved))
+}
+
+/// Pushes `path`'s components onto `stack` so that the first is on top.
+fn push_components(stack: &mut Vec<OsString>, path: &Path) {
+    for component in path.components().rev() {
+        match component {
+            Component::Normal(name) => stack.push(name.to_owned()),
+            Component::ParentDir => stack.push(OsString::from("..")),
+            Component::RootDir | Component::CurDir | Component::Prefix(_) => {}
+        }
+    }
+}
+
+/// The first executable file called `name` in a directory of `$PATH`.
+fn find_on_path(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(name))
+        .find(|candidate| {
+            candidate
+                .metadata()
+                .is_ok_and(|meta| meta.is_file() && meta.permissions().mode() & 0o111 != 0)
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SPEC: &str = r#"
+        name = "demo"
+        suite = "bookworm"
+        packages = ["bash", "tini"]
+        [env]
+        LANG = "C.UTF-8"
+        EDITOR = "vi"
+        [files]
+        "/etc/motd" = "hi\n"
+        "/etc/profile.d/a.sh" = "true\n"
+    "#;
+
+    fn parse(text: &str) -> Spec {
+        Spec::parse(text).expect("valid spec")
+    }
+
+    #[test]
+    fn layout_key_order_and_package_order_do_not_change_the_hash() {
+        let reordered = r#"
+packages = ["tini", "bash", "bash"]
+variant = "apt"
+suite = "bookworm"
+name = "demo"
+# the same image, written differently
+[files]
+"/etc/profile.d/a.sh"   =   "true\n"
+"/etc/motd" = """hi
+"""
+
+[env]
+EDITOR="vi"
+LANG="C.UTF-8"
+"#;
+        let a = parse(SPEC);
+        let b = parse(reordered);
+        assert_eq!(a.hash(), b.hash());
+        assert_eq!(spec_dir(Path::new("/d"), &a), spec_dir(Path::new("/d"), &b));
+        assert_eq!(a.variant, "apt", "variant defaults to apt");
+    }
+
+    #[test]
+    fn any_change_of_content_changes_the_hash() {
+        let base = parse(SPEC);
+        let other_packages = parse(&SPEC.replace("\"tini\"", "\"tini\", \"git\""));
+        let other_env = parse(&SPEC.replace("\"vi\"", "\"vim\""));
+        let other_file = parse(&SPEC.replace("hi\\n", "hello\\n"));
+        let other_variant = parse(&format!("variant = \"minbase\"\n{SPEC}"));
+        let hashes = [
+            &base,
+            &other_packages,
+            &other_env,
+            &other_file,
+            &other_variant,
+        ]
+        .map(|spec| spec.hash());
+        for (i, a) in hashes.iter().enumerate() {
+            for b in &hashes[i + 1..] {
+                assert_ne!(a, b);
+            }
+        }
+        let dir = spec_dir(Path::new("/data"), &base);
+        let leaf = dir.file_name().and_then(OsStr::to_str).expect("utf-8 leaf");
+        assert_eq!(leaf, format!("demo-{}", &base.hash()[..16]));
+        assert_eq!(dir.parent(), Some(Path::new("/data/images")));
+    }
+
+    #[test]
+    fn bad_specs_are_refused_naming_the_field() {
+        let cases = [
+            (
+                "name = \"x\"\nsuite = \"bookworm\"\npackges = []",
+                "packges",
+            ),
+            ("suite = \"bookworm\"", "name"),
+            ("name = \"../x\"\nsuite = \"bookworm\"", "name"),
+            (
+                "name = \"x\"\nsuite = \"bookworm\"\nvariant = \"huge\"",
+                "variant",
+            ),
+            (
+                "name = \"x\"\nsuite = \"bookworm\"\npackages = [\"--hook=x\"]",
+                "packages",
+            ),
+            (
+                "name = \"x\"\nsuite = \"bookworm\"\n[env]\n\"A B\" = \"1\"",
+                "env",
+            ),
+            (
+                "name = \"x\"\nsuite = \"bookworm\"\n[env]\nA = \"a\\nb\"",
+                "env",
+            ),
+            (
+                "name = \"x\"\nsuite = \"bookworm\"\n[files]\n\"etc/x\" = \"\"",
+                "files",
+            ),
+            (
+                "name = \"x\"\nsuite = \"bookworm\"\n[files]\n\"/etc/../x\" = \"\"",
+                "files",
+            ),
+        ];
+        for (text, field) in cases {
+            let error = format!("{:#}", Spec::parse(text).expect_err(text));
+            assert!(error.contains(field), "{text:?} gave {error:?}");
+        }
+    }
+
+    #[test]
+    fn symlinks_resolve_inside_the_root() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let root = root.path();
+        fs::create_dir_all(root.join("usr/bin")).expect("mkdir");
+        fs::create_dir_all(root.join("etc")).expect("mkdir");
+        std::os::unix::fs::symlink("usr/bin", root.join("bin")).expect("link");
+        std::os::unix::fs::symlink("/etc/hostname", root.join("etc/absolute")).expect("link");
+        std::os::unix::fs::symlink("../../../../../etc/passwd", root.join("etc/up")).expect("link");
+        std::os::unix::fs::symlink("loop", root.join("etc/loop")).expect("link");
+        let resolve = |path: &str| resolve_in_root(root, Path::new(path));
+        assert_eq!(resolve("/bin/x").expect("bin"), root.join("usr/bin/x"));
+        assert_eq!(
+            resolve("/etc/absolute").expect("absolute"),
+            root.join("etc/hostname")
+        );
+        assert_eq!(resolve("/etc/up").expect("up"), root.join("etc/passwd"));
+        assert_eq!(
+            resolve("/new/dir/file").expect("new"),
+            root.join("new/dir/file")
+        );
+        assert!(resolve("/etc/loop").is_err());
+    }
+
+    #[test]
+    fn mount_points_undo_octal_escapes() {
+        let mountinfo = "\
+22 1 252:0 / / rw,relatime shared:1 - ext4 /dev/vda rw
+90 22 0:5 / /data/images/a\\040b/rootfs.partial/dev rw - devtmpfs udev rw
+";
+        let points: Vec<PathBuf> = mount_points(mountinfo).collect();
+        assert_eq!(
+            points,
+            [
+                PathBuf::from("/"),
+                PathBuf::from("/data/images/a b/rootfs.partial/dev")
+            ]
+        );
+    }
+}
