@@ -58,6 +58,15 @@ pub fn channel_body() -> (mpsc::Sender<Bytes>, ClientBody) {
     (tx, StreamBody::new(stream).boxed())
 }
 
+/// A streamed body that can also fail: an `Err` resets the stream, so the agent sees an
+/// aborted upload (and keeps the old file) rather than a short one.
+pub fn fallible_channel_body() -> (mpsc::Sender<std::io::Result<Bytes>>, ClientBody) {
+    let (tx, rx) = mpsc::channel::<std::io::Result<Bytes>>(SEND_QUEUE);
+    let stream =
+        futures_util::StreamExt::map(ReceiverStream::new(rx), |chunk| chunk.map(Frame::data));
+    (tx, StreamBody::new(stream).boxed())
+}
+
 fn transport(e: impl std::fmt::Display) -> Error {
     Error::Transport(e.to_string())
 }

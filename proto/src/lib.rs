@@ -4,6 +4,7 @@
 //! serde types, the agent's route table and the length-prefixed frame codec, so it builds for
 //! wasm and for the in-guest agent alike.
 
+pub mod api;
 pub mod error;
 pub mod exec;
 pub mod files;

@@ -22,6 +22,8 @@ pub struct AppState {
     pub store: Store,
     /// Prometheus metrics.
     pub metrics: Arc<Metrics>,
+    /// The sessions.
+    pub sessions: Arc<crate::sessions::Sessions>,
 }
 
 /// The whole router; `main` serves it, tests call it.

@@ -3,6 +3,12 @@
 //!
 //! Each variant says who may perform it; `perform` enforces that, so no transport can forget.
 
+use guest_agent::client::Client;
+use proto::api::{CreateSession, ExecCommand, ExecResult, SessionInfo};
+use proto::exec::{ExecDown, ExecRequest};
+use proto::files::{FileList, MoveRequest, RemoveRequest};
+use proto::ports::PortList;
+use proto::terminal::{CreateTerminal, TerminalId, TerminalInfo};
 use serde::Serialize;
 
 use crate::app::AppState;
@@ -30,11 +36,99 @@ pub enum Action {
         /// The token's id.
         id: String,
     },
+    /// Start a session. Not with a session-scoped token.
+    CreateSession(CreateSession),
+    /// The caller's sessions (a scoped token sees its one session).
+    ListSessions,
+    /// One session. Its owner, or a token scoped to it.
+    GetSession {
+        /// Session id.
+        id: String,
+    },
+    /// Give a session more time. Its owner, or a token scoped to it.
+    ExtendSession {
+        /// Session id.
+        id: String,
+        /// Seconds from now.
+        lifetime_s: u64,
+    },
+    /// Stop a session and delete it with its `/workspace`. Its owner (not a scoped token).
+    DeleteSession {
+        /// Session id.
+        id: String,
+    },
+    /// Open a new shell in a running session. Its owner, or a token scoped to it.
+    CreateTerminal {
+        /// Session id.
+        id: String,
+        /// What to run.
+        request: CreateTerminal,
+    },
+    /// The shells of a running session. Its owner, or a token scoped to it.
+    ListTerminals {
+        /// Session id.
+        id: String,
+    },
+    /// Kill a shell. Its owner, or a token scoped to it.
+    KillTerminal {
+        /// Session id.
+        id: String,
+        /// Terminal id.
+        terminal: TerminalId,
+    },
+    /// Run a command in a running session and collect its output. Its owner, or a token
+    /// scoped to it.
+    Exec {
+        /// Session id.
+        id: String,
+        /// What to run.
+        command: ExecCommand,
+    },
+    /// List a directory of a running session. Its owner, or a token scoped to it.
+    ListFiles {
+        /// Session id.
+        id: String,
+        /// Absolute path.
+        path: String,
+        /// Levels to descend.
+        depth: Option<u32>,
+    },
+    /// Create a directory (and parents). Its owner, or a token scoped to it.
+    MakeDir {
+        /// Session id.
+        id: String,
+        /// Absolute path.
+        path: String,
+    },
+    /// Move or rename a path. Its owner, or a token scoped to it.
+    MovePath {
+        /// Session id.
+        id: String,
+        /// What and where.
+        request: MoveRequest,
+    },
+    /// Remove a path. Its owner, or a token scoped to it.
+    RemovePath {
+        /// Session id.
+        id: String,
+        /// What, and whether recursively.
+        request: RemoveRequest,
+    },
+    /// Listening ports of a running session. Its owner, or a token scoped to it.
+    ListPorts {
+        /// Session id.
+        id: String,
+    },
+    /// The agent of a running session, to relay a stream (terminal websocket, file bodies,
+    /// the workspace tarball): streams do not fit an `Outcome`. Its owner, or a token scoped
+    /// to it.
+    ConnectAgent {
+        /// Session id.
+        id: String,
+    },
 }
 
 /// What an action produced.
-#[derive(Debug, Serialize)]
-#[serde(untagged)]
 pub enum Outcome {
     /// `WhoAmI`
     Me(Me),
@@ -42,8 +136,44 @@ pub enum Outcome {
     NewToken(NewToken),
     /// `ListTokens`
     Tokens(Vec<ApiToken>),
+    /// A session.
+    Session(SessionInfo),
+    /// Sessions.
+    Sessions(Vec<SessionInfo>),
+    /// A terminal.
+    Terminal(TerminalInfo),
+    /// Terminals.
+    Terminals(Vec<TerminalInfo>),
+    /// A running session's agent.
+    Agent(Client),
+    /// A command's collected output.
+    ExecResult(ExecResult),
+    /// A directory listing.
+    Files(FileList),
+    /// Listening ports.
+    Ports(PortList),
     /// Done, nothing to say.
     Done,
+}
+
+impl Outcome {
+    /// The outcome as a JSON value (an agent client has none).
+    pub fn to_json(&self) -> Result<serde_json::Value> {
+        let value = match self {
+            Outcome::Me(me) => serde_json::to_value(me),
+            Outcome::NewToken(token) => serde_json::to_value(token),
+            Outcome::Tokens(tokens) => serde_json::to_value(tokens),
+            Outcome::Session(session) => serde_json::to_value(session),
+            Outcome::Sessions(sessions) => serde_json::to_value(sessions),
+            Outcome::Terminal(terminal) => serde_json::to_value(terminal),
+            Outcome::Terminals(terminals) => serde_json::to_value(terminals),
+            Outcome::ExecResult(result) => serde_json::to_value(result),
+            Outcome::Files(files) => serde_json::to_value(files),
+            Outcome::Ports(ports) => serde_json::to_value(ports),
+            Outcome::Agent(_) | Outcome::Done => Ok(serde_json::Value::Null),
+        };
+        value.map_err(AppError::internal)
+    }
 }
 
 /// The caller, as `WhoAmI` describes it.
@@ -70,6 +200,9 @@ pub struct NewToken {
     #[serde(flatten)]
     pub record: ApiToken,
 }
+
+/// A REST exec without a timeout of its own is killed after a minute.
+const DEFAULT_EXEC_TIMEOUT_MS: u64 = 60_000;
 
 /// Longest token name accepted.
 const TOKEN_NAME_MAX: usize = 100;
@@ -141,6 +274,156 @@ pub async fn perform(state: &AppState, caller: &Caller, action: Action) -> Resul
                 .await?;
             Ok(Outcome::Done)
         }
+        Action::CreateSession(request) => {
+            refuse_scoped(caller)?;
+            Ok(Outcome::Session(
+                state.sessions.create(&caller.user, request).await?,
+            ))
+        }
+        Action::ListSessions => {
+            let mut sessions = state.sessions.list(&caller.user).await?;
+            if let Some(scope) = caller.session_scope() {
+                sessions.retain(|s| s.id == scope);
+            }
+            Ok(Outcome::Sessions(sessions))
+        }
+        Action::GetSession { id } => Ok(Outcome::Session(authorize(state, caller, &id).await?)),
+        Action::ExtendSession { id, lifetime_s } => {
+            authorize(state, caller, &id).await?;
+            Ok(Outcome::Session(
+                state.sessions.extend(&id, lifetime_s).await?,
+            ))
+        }
+        Action::DeleteSession { id } => {
+            refuse_scoped(caller)?;
+            authorize(state, caller, &id).await?;
+            state.sessions.delete(&id).await?;
+            let detail = serde_json::json!({ "session_id": id });
+            state
+                .store
+                .audit(Some(&caller.user.id), None, "session.delete", &detail)
+                .await?;
+            Ok(Outcome::Done)
+        }
+        Action::CreateTerminal { id, request } => {
+            authorize(state, caller, &id).await?;
+            let client = state.sessions.client(&id).await?;
+            Ok(Outcome::Terminal(
+                client
+                    .create_terminal(&request)
+                    .await
+                    .map_err(agent_error)?,
+            ))
+        }
+        Action::ListTerminals { id } => {
+            authorize(state, caller, &id).await?;
+            let client = state.sessions.client(&id).await?;
+            Ok(Outcome::Terminals(
+                client.terminals().await.map_err(agent_error)?,
+            ))
+        }
+        Action::KillTerminal { id, terminal } => {
+            authorize(state, caller, &id).await?;
+            let client = state.sessions.client(&id).await?;
+            client.kill_terminal(&terminal).await.map_err(agent_error)?;
+            Ok(Outcome::Done)
+        }
+        Action::Exec { id, command } => {
+            authorize(state, caller, &id).await?;
+            let client = state.sessions.client(&id).await?;
+            let detail = serde_json::json!({ "argv": command.argv });
+            state
+                .store
+                .audit(Some(&caller.user.id), Some(&id), "exec", &detail)
+                .await?;
+            let request = ExecRequest {
+                argv: command.argv,
+                cwd: Some(command.cwd.unwrap_or_else(|| "/workspace".to_owned())),
+                env: command.env,
+                timeout_ms: Some(command.timeout_ms.unwrap_or(DEFAULT_EXEC_TIMEOUT_MS)),
+                collect: true,
+                stdin: false,
+            };
+            match client.exec_collect(request).await.map_err(agent_error)? {
+                ExecDown::Finished {
+                    stdout,
+                    stderr,
+                    truncated,
+                    status,
+                } => Ok(Outcome::ExecResult(ExecResult {
+                    stdout: String::from_utf8_lossy(&stdout).into_owned(),
+                    stderr: String::from_utf8_lossy(&stderr).into_owned(),
+                    exit_code: status.code,
+                    signal: status.signal,
+                    timed_out: status.timed_out,
+                    truncated,
+                })),
+                _ => Err(AppError::new(
+                    http::StatusCode::BAD_GATEWAY,
+                    "the agent gave no exec result",
+                )),
+            }
+        }
+        Action::ListFiles { id, path, depth } => {
+            authorize(state, caller, &id).await?;
+            let client = state.sessions.client(&id).await?;
+            Ok(Outcome::Files(
+                client.list(&path, depth).await.map_err(agent_error)?,
+            ))
+        }
+        Action::MakeDir { id, path } => {
+            authorize(state, caller, &id).await?;
+            let client = state.sessions.client(&id).await?;
+            client.mkdir(&path).await.map_err(agent_error)?;
+            Ok(Outcome::Done)
+        }
+        Action::MovePath { id, request } => {
+            authorize(state, caller, &id).await?;
+            let client = state.sessions.client(&id).await?;
+            client.rename(&request).await.map_err(agent_error)?;
+            Ok(Outcome::Done)
+        }
+        Action::RemovePath { id, request } => {
+            authorize(state, caller, &id).await?;
+            let client = state.sessions.client(&id).await?;
+            client.remove(&request).await.map_err(agent_error)?;
+            Ok(Outcome::Done)
+        }
+        Action::ListPorts { id } => {
+            authorize(state, caller, &id).await?;
+            let client = state.sessions.client(&id).await?;
+            Ok(Outcome::Ports(client.ports().await.map_err(agent_error)?))
+        }
+        Action::ConnectAgent { id } => {
+            authorize(state, caller, &id).await?;
+            Ok(Outcome::Agent(state.sessions.client(&id).await?))
+        }
+    }
+}
+
+/// The session, if the caller may touch it: its owner, or a token scoped to it. Anyone
+/// else gets the same 404 as for a session that does not exist.
+async fn authorize(state: &AppState, caller: &Caller, id: &str) -> Result<SessionInfo> {
+    let record = state.sessions.record(id).await?;
+    let scoped_elsewhere = caller.session_scope().is_some_and(|scope| scope != id);
+    if record.owner_id != caller.user.id || scoped_elsewhere {
+        return Err(AppError::not_found(format!("no session {id}")));
+    }
+    Ok(record.info)
+}
+
+/// An agent's answer, passed on: its own errors keep their status, transport failures are
+/// a 502.
+pub fn agent_error(err: guest_agent::Error) -> AppError {
+    match err {
+        guest_agent::Error::Api { code, message } => AppError::new(
+            http::StatusCode::from_u16(code.status()).unwrap_or(http::StatusCode::BAD_GATEWAY),
+            message,
+        ),
+        guest_agent::Error::Transport(message) => AppError::new(
+            http::StatusCode::BAD_GATEWAY,
+            format!("the session's agent did not answer: {message}"),
+        ),
     }
 }
 

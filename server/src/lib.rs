@@ -10,6 +10,8 @@ pub mod core;
 pub mod error;
 pub mod images;
 pub mod metrics;
+pub mod sandbox;
+pub mod sessions;
 pub mod store;
 
 mod api;

@@ -12,6 +12,7 @@ use server::config::{Config, PublicOrigin, default_data_dir};
 use server::core::{Action, Outcome, perform};
 use server::images;
 use server::metrics::Metrics;
+use server::sessions::{Sessions, SessionsConfig};
 use server::store::Store;
 
 #[derive(Parser)]
@@ -121,6 +122,13 @@ async fn state(
     let store = Store::open(&data_dir)
         .await
         .with_context(|| format!("opening the store in {}", data_dir.display()))?;
+    let metrics = Metrics::new();
+    let sessions_config = SessionsConfig {
+        data_dir: data_dir.clone(),
+        images_dir: images_dir(),
+        agent_bin: agent_bin()?,
+    };
+    let sessions = Sessions::new(store.clone(), sessions_config, metrics.clone());
     let config = Config {
         listen,
         data_dir,
@@ -129,8 +137,28 @@ async fn state(
     Ok(AppState {
         config: Arc::new(config),
         store,
-        metrics: Metrics::new(),
+        metrics,
+        sessions,
     })
+}
+
+/// Image specs: `$FLINT_IMAGES_DIR`, else `images/` in the current directory (the repository
+/// when started by `cargo xtask run`).
+fn images_dir() -> PathBuf {
+    std::env::var_os("FLINT_IMAGES_DIR")
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("images"))
+}
+
+/// The guest agent bind-mounted into sandboxes: `$FLINT_AGENT_BIN`, else `guest-agent`
+/// beside this binary (cargo builds both into the same directory).
+fn agent_bin() -> anyhow::Result<PathBuf> {
+    if let Some(path) = std::env::var_os("FLINT_AGENT_BIN").filter(|p| !p.is_empty()) {
+        return Ok(PathBuf::from(path));
+    }
+    let exe = std::env::current_exe().context("locating the flint binary")?;
+    Ok(exe.with_file_name("guest-agent"))
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -142,6 +170,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let bound = listener.local_addr()?;
             let state = state(bound, common.data_dir, common.public_origin).await?;
             let admin = state.store.ensure_admin().await?;
+            state
+                .sessions
+                .adopt_all()
+                .await
+                .map_err(|e| anyhow::anyhow!("re-adopting sessions: {e}"))?;
+            tokio::spawn(state.sessions.clone().expire_forever());
             let url = login_url(&state, &admin).await?;
             println!("Flint is listening on http://{bound}");
             println!("Sign in: {url}");
@@ -186,7 +220,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     println!("{}", new.token);
                     Ok(())
                 }
-                Ok(other) => anyhow::bail!("unexpected outcome {other:?}"),
+                Ok(_) => anyhow::bail!("creating a token gave no token"),
                 Err(e) => anyhow::bail!("{e}"),
             }
         }

@@ -84,6 +84,26 @@ pub async fn metrics(
     if !peer.ip().is_loopback() {
         return AppError::forbidden("metrics are served to loopback clients only").into_response();
     }
+    // Sessions by state come from the store at scrape time: always exact, no bookkeeping.
+    match state.store.count_sessions_by_state().await {
+        Ok(counts) => {
+            for name in ["creating", "running", "stopping", "stopped", "failed"] {
+                let n = counts
+                    .iter()
+                    .find(|(s, _)| s == name)
+                    .map(|(_, n)| *n)
+                    .unwrap_or(0);
+                state
+                    .metrics
+                    .sessions
+                    .get_or_create(&StateLabel {
+                        state: name.to_owned(),
+                    })
+                    .set(n);
+            }
+        }
+        Err(e) => return e.into_response(),
+    }
     match state.metrics.encode() {
         Ok(text) => {
             let mut response = (StatusCode::OK, text).into_response();

@@ -10,7 +10,9 @@ use serde::Serialize;
 use sqlx::Row;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 
-use crate::error::Result;
+use proto::api::{SessionInfo, SessionLimits, SessionState};
+
+use crate::error::{AppError, Result};
 
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> i64 {
@@ -253,6 +255,182 @@ impl Store {
             .await?;
         Ok(())
     }
+}
+
+/// A session row: its owner and what the API shows.
+#[derive(Clone, Debug)]
+pub struct SessionRecord {
+    /// The owning user.
+    pub owner_id: String,
+    /// The session.
+    pub info: SessionInfo,
+}
+
+/// The session columns, as a macro so queries stay `&'static str` (sqlx refuses dynamic SQL).
+macro_rules! session_columns {
+    () => {
+        "id, owner_id, name, image, driver, state, reason, spec_json, created_ms, started_ms, \
+         stopped_ms, expires_ms"
+    };
+}
+
+impl Store {
+    /// Records a new session (in state `creating`, before anything is started).
+    pub async fn insert_session(&self, record: &SessionRecord) -> Result<()> {
+        let info = &record.info;
+        let limits = serde_json::to_string(&info.limits).map_err(AppError::internal)?;
+        sqlx::query(
+            "INSERT INTO sessions (id, owner_id, name, image, driver, state, reason, spec_json, \
+             created_ms, started_ms, stopped_ms, expires_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&info.id)
+        .bind(&record.owner_id)
+        .bind(&info.name)
+        .bind(&info.image)
+        .bind(&info.driver)
+        .bind(info.state.as_str())
+        .bind(&info.reason)
+        .bind(limits)
+        .bind(info.created_ms)
+        .bind(info.started_ms)
+        .bind(info.stopped_ms)
+        .bind(info.expires_ms)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Moves a session to `state`, stamping `started_ms` (running) or `stopped_ms`
+    /// (stopped, failed) and keeping or setting the reason.
+    pub async fn set_session_state(
+        &self,
+        id: &str,
+        state: SessionState,
+        reason: Option<&str>,
+    ) -> Result<()> {
+        let now = now_ms();
+        sqlx::query(
+            "UPDATE sessions SET state = ?, reason = COALESCE(?, reason), \
+             started_ms = CASE WHEN ? = 'running' THEN ? ELSE started_ms END, \
+             stopped_ms = CASE WHEN ? IN ('stopped', 'failed') THEN ? ELSE stopped_ms END \
+             WHERE id = ?",
+        )
+        .bind(state.as_str())
+        .bind(reason)
+        .bind(state.as_str())
+        .bind(now)
+        .bind(state.as_str())
+        .bind(now)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Sets when a session stops by itself.
+    pub async fn set_session_expiry(&self, id: &str, expires_ms: i64) -> Result<()> {
+        sqlx::query("UPDATE sessions SET expires_ms = ? WHERE id = ?")
+            .bind(expires_ms)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// One session.
+    pub async fn session(&self, id: &str) -> Result<Option<SessionRecord>> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            session_columns!(),
+            " FROM sessions WHERE id = ?"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| session_from(&r)).transpose()
+    }
+
+    /// A user's sessions, newest first.
+    pub async fn sessions_of(&self, owner_id: &str) -> Result<Vec<SessionRecord>> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            session_columns!(),
+            " FROM sessions WHERE owner_id = ? ORDER BY created_ms DESC, id"
+        ))
+        .bind(owner_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(session_from).collect()
+    }
+
+    /// Every session in one of `states` (for re-adoption at start-up).
+    pub async fn sessions_in(&self, states: &[SessionState]) -> Result<Vec<SessionRecord>> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            session_columns!(),
+            " FROM sessions ORDER BY created_ms"
+        ))
+        .fetch_all(&self.pool)
+        .await?;
+        let all: Vec<SessionRecord> = rows.iter().map(session_from).collect::<Result<_>>()?;
+        Ok(all
+            .into_iter()
+            .filter(|r| states.contains(&r.info.state))
+            .collect())
+    }
+
+    /// How many sessions are in each state.
+    pub async fn count_sessions_by_state(&self) -> Result<Vec<(String, i64)>> {
+        let rows = sqlx::query("SELECT state, COUNT(*) AS n FROM sessions GROUP BY state")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("state")?, r.try_get("n")?)))
+            .collect()
+    }
+
+    /// Forgets a session.
+    pub async fn delete_session(&self, id: &str) -> Result<()> {
+        sqlx::query("DELETE FROM sessions WHERE id = ?")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+}
+
+fn session_from(row: &sqlx::sqlite::SqliteRow) -> Result<SessionRecord> {
+    let state: String = row.try_get("state")?;
+    let state = SessionState::parse(&state)
+        .ok_or_else(|| AppError::internal(format!("stored state {state:?}")))?;
+    let limits: String = row.try_get("spec_json")?;
+    let limits: SessionLimits = serde_json::from_str(&limits).map_err(AppError::internal)?;
+    let driver: String = row.try_get("driver")?;
+    let started_ms: Option<i64> = row.try_get("started_ms")?;
+    let created_ms: i64 = row.try_get("created_ms")?;
+    Ok(SessionRecord {
+        owner_id: row.try_get("owner_id")?,
+        info: SessionInfo {
+            id: row.try_get("id")?,
+            name: row.try_get("name")?,
+            image: row.try_get("image")?,
+            isolation: if driver == "process" {
+                "weak"
+            } else {
+                "strong"
+            }
+            .to_owned(),
+            driver,
+            state,
+            reason: row.try_get("reason")?,
+            limits,
+            created_ms,
+            started_ms,
+            start_duration_ms: started_ms.map(|s| s - created_ms),
+            stopped_ms: row.try_get("stopped_ms")?,
+            expires_ms: row.try_get("expires_ms")?,
+        },
+    })
 }
 
 fn user_from(row: &sqlx::sqlite::SqliteRow) -> Result<User> {

@@ -23,12 +23,16 @@ const REQUIRED_COMMANDS: &[(&str, &str)] = &[
     ("python3", "run `apt-get install python3`"),
     // `flint image build` runs mmdebstrap in a mount namespace of its own.
     ("unshare", "run `apt-get install util-linux`"),
+    // The `process` driver detaches sandboxes from the server with it.
+    ("setsid", "run `apt-get install util-linux`"),
 ];
 
 /// Debian packages the commands need (installed by `ensure_debian_packages`).
 const DEBIAN_PACKAGES: &[&str] = &[
     // `flint image build` (and the image tests) build root filesystems with it.
     "mmdebstrap",
+    // The `process` sandbox driver: namespaces around the guest agent.
+    "bubblewrap",
 ];
 
 /// Cargo tools the commands need (installed by `ensure_cargo_tool`).

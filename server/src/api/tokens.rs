@@ -13,7 +13,7 @@ use crate::error::Result;
 
 /// `GET /api/me`
 pub async fn me(State(state): State<AppState>, caller: Caller) -> Result<Response> {
-    Ok(Json(perform(&state, &caller, Action::WhoAmI).await?).into_response())
+    Ok(Json(perform(&state, &caller, Action::WhoAmI).await?.to_json()?).into_response())
 }
 
 /// `POST /api/tokens` body.
@@ -37,14 +37,19 @@ pub async fn create(
     };
     Ok((
         StatusCode::CREATED,
-        Json(perform(&state, &caller, action).await?),
+        Json(perform(&state, &caller, action).await?.to_json()?),
     )
         .into_response())
 }
 
 /// `GET /api/tokens`
 pub async fn list(State(state): State<AppState>, caller: Caller) -> Result<Response> {
-    Ok(Json(perform(&state, &caller, Action::ListTokens).await?).into_response())
+    Ok(Json(
+        perform(&state, &caller, Action::ListTokens)
+            .await?
+            .to_json()?,
+    )
+    .into_response())
 }
 
 /// `DELETE /api/tokens/{id}`

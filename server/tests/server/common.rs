@@ -21,10 +21,15 @@ pub struct TestServer {
 impl TestServer {
     /// Starts `flint serve` with its data in `data_dir`.
     pub fn start(data_dir: &Path) -> TestServer {
+        if !data_dir.join("images").exists() {
+            crate::support::link_images(data_dir);
+        }
         let mut child = Command::new(env!("CARGO_BIN_EXE_flint"))
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
             .env("FLINT_LOG", "warn")
+            .env("FLINT_IMAGES_DIR", crate::support::images_dir())
+            .env("FLINT_AGENT_BIN", crate::support::agent_bin())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .spawn()
@@ -173,4 +178,72 @@ pub fn flint(args: &[&str], data_dir: &Path) -> String {
         String::from_utf8_lossy(&output.stderr)
     );
     String::from_utf8_lossy(&output.stdout).trim().to_owned()
+}
+
+/// A websocket client connection.
+pub type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+impl TestServer {
+    /// Opens a websocket; `Err(status)` when the upgrade is refused.
+    pub async fn ws(&self, path: &str, headers: &[(&str, &str)]) -> Result<Ws, StatusCode> {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let mut request = format!("ws://{}{path}", self.addr)
+            .into_client_request()
+            .expect("request");
+        for (name, value) in headers {
+            request.headers_mut().insert(
+                http::HeaderName::from_bytes(name.as_bytes()).expect("name"),
+                http::HeaderValue::from_str(value).expect("value"),
+            );
+        }
+        match tokio_tungstenite::connect_async(request).await {
+            Ok((ws, _)) => Ok(ws),
+            Err(tokio_tungstenite::tungstenite::Error::Http(response)) => Err(response.status()),
+            Err(e) => panic!("websocket failed: {e}"),
+        }
+    }
+
+    /// The `Origin` browsers of this server send.
+    pub fn origin(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+}
+
+/// Reads output from a terminal websocket until `needle` appears; returns all output text.
+pub async fn ws_read_until(ws: &mut Ws, needle: &str) -> String {
+    use futures_util::StreamExt as _;
+    use tokio_tungstenite::tungstenite::Message;
+    let mut text = String::new();
+    let result = tokio::time::timeout(Duration::from_secs(30), async {
+        while !text.contains(needle) {
+            match ws.next().await {
+                Some(Ok(Message::Binary(bytes))) => {
+                    assert!(bytes.len() >= proto::api::OUTPUT_OFFSET_BYTES);
+                    text.push_str(&String::from_utf8_lossy(
+                        &bytes[proto::api::OUTPUT_OFFSET_BYTES..],
+                    ));
+                }
+                Some(Ok(_)) => {}
+                other => {
+                    panic!("websocket ended while waiting for {needle:?}: {other:?}; saw {text:?}")
+                }
+            }
+        }
+    })
+    .await;
+    assert!(
+        result.is_ok(),
+        "timed out waiting for {needle:?}; saw {text:?}"
+    );
+    text
+}
+
+pub async fn ws_type(ws: &mut Ws, keys: &str) {
+    use futures_util::SinkExt as _;
+    ws.send(tokio_tungstenite::tungstenite::Message::Binary(
+        keys.as_bytes().to_vec().into(),
+    ))
+    .await
+    .expect("send");
 }

@@ -2,3 +2,7 @@
 
 mod auth;
 mod common;
+mod sessions;
+#[path = "../support/mod.rs"]
+#[allow(dead_code)]
+mod support;

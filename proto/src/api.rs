@@ -1,0 +1,205 @@
+//! The control plane's REST and websocket types, shared with the web app.
+
+use serde::{Deserialize, Serialize};
+
+/// Lifecycle state of a session.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SessionState {
+    /// Written before the sandbox is started.
+    Creating,
+    /// The sandbox's agent answers.
+    Running,
+    /// Written before the sandbox is stopped.
+    Stopping,
+    /// The sandbox is gone; `/workspace` is kept until the session is deleted.
+    Stopped,
+    /// Something went wrong; `reason` says what.
+    Failed,
+}
+
+impl SessionState {
+    /// The state's name, as stored and sent.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SessionState::Creating => "creating",
+            SessionState::Running => "running",
+            SessionState::Stopping => "stopping",
+            SessionState::Stopped => "stopped",
+            SessionState::Failed => "failed",
+        }
+    }
+
+    /// Parses a stored name.
+    pub fn parse(text: &str) -> Option<SessionState> {
+        Some(match text {
+            "creating" => SessionState::Creating,
+            "running" => SessionState::Running,
+            "stopping" => SessionState::Stopping,
+            "stopped" => SessionState::Stopped,
+            "failed" => SessionState::Failed,
+            _ => return None,
+        })
+    }
+}
+
+/// `POST /api/sessions` body; every field has a default.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CreateSession {
+    /// Image spec name (`images/NAME.toml`); default `default`.
+    pub image: Option<String>,
+    /// A name for people; default the id.
+    pub name: Option<String>,
+    /// CPUs, in hundredths (100 = one CPU); default 100.
+    pub cpu_centis: Option<u32>,
+    /// Memory in MiB; default 1024.
+    pub memory_mb: Option<u32>,
+    /// Disk in MiB; default 4096.
+    pub disk_mb: Option<u32>,
+    /// Seconds until the session stops by itself; default 3600.
+    pub lifetime_s: Option<u64>,
+}
+
+/// Resource limits of a session.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionLimits {
+    /// CPUs, in hundredths.
+    pub cpu_centis: u32,
+    /// Memory in MiB.
+    pub memory_mb: u32,
+    /// Disk in MiB.
+    pub disk_mb: u32,
+    /// Processes and threads.
+    pub pids: u32,
+}
+
+/// A session as the API shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionInfo {
+    /// Unguessable, lower-case (it sits in a DNS label).
+    pub id: String,
+    /// For people.
+    pub name: String,
+    /// Image spec name.
+    pub image: String,
+    /// Sandbox driver: `process`, later `gvisor`, `microvm`.
+    pub driver: String,
+    /// `weak` (process) or `strong`.
+    pub isolation: String,
+    /// Lifecycle state.
+    pub state: SessionState,
+    /// Why it failed, readable by a person.
+    pub reason: Option<String>,
+    /// Limits.
+    pub limits: SessionLimits,
+    /// Creation time (Unix ms).
+    pub created_ms: i64,
+    /// When it became running.
+    pub started_ms: Option<i64>,
+    /// How long the start took, in ms.
+    pub start_duration_ms: Option<i64>,
+    /// When it stopped.
+    pub stopped_ms: Option<i64>,
+    /// When it stops by itself.
+    pub expires_ms: i64,
+}
+
+/// `POST /api/sessions/{id}/extend` body.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExtendSession {
+    /// Seconds from now until the session stops by itself.
+    pub lifetime_s: u64,
+}
+
+/// Server → browser text messages on a terminal websocket. Output travels as binary
+/// messages: an 8-byte big-endian offset, then the bytes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum TerminalServerMessage {
+    /// First message: the offset of the first output byte to come, and the size.
+    Attached {
+        /// Offset.
+        offset: u64,
+        /// Columns.
+        cols: u16,
+        /// Rows.
+        rows: u16,
+    },
+    /// Bytes `from..to` were lost (the client fell too far behind); output resumes at `to`.
+    Missed {
+        /// First lost offset.
+        from: u64,
+        /// Where output resumes.
+        to: u64,
+    },
+    /// The terminal was resized.
+    Resized {
+        /// Columns.
+        cols: u16,
+        /// Rows.
+        rows: u16,
+    },
+    /// A recoverable problem with something the client sent.
+    Error {
+        /// What.
+        message: String,
+    },
+    /// The shell exited; last message.
+    Exit {
+        /// Exit code.
+        code: Option<i32>,
+        /// Killing signal.
+        signal: Option<i32>,
+    },
+}
+
+/// Browser → server text messages on a terminal websocket. Keystrokes travel as binary
+/// messages of raw bytes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum TerminalClientMessage {
+    /// The client's terminal size.
+    Resize {
+        /// Columns.
+        cols: u16,
+        /// Rows.
+        rows: u16,
+    },
+}
+
+/// Bytes of the offset that starts every binary output message.
+pub const OUTPUT_OFFSET_BYTES: usize = 8;
+
+/// `POST /api/sessions/{id}/exec` body: a command without a pty, its output collected.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ExecCommand {
+    /// Program and arguments (no shell; use `["sh", "-c", "..."]` for one).
+    pub argv: Vec<String>,
+    /// Working directory; default `/workspace`.
+    pub cwd: Option<String>,
+    /// Extra environment variables.
+    pub env: std::collections::BTreeMap<String, String>,
+    /// Kill the command (and its process group) after this long; default 60 s.
+    pub timeout_ms: Option<u64>,
+}
+
+/// `POST /api/sessions/{id}/exec` response. Output is text (invalid UTF-8 replaced); use the
+/// file routes for binary data.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExecResult {
+    /// Standard output.
+    pub stdout: String,
+    /// Standard error.
+    pub stderr: String,
+    /// Exit code, when it exited normally.
+    pub exit_code: Option<i32>,
+    /// Killing signal, when it was killed.
+    pub signal: Option<i32>,
+    /// True when the timeout killed it.
+    pub timed_out: bool,
+    /// True when output beyond the collect limit was dropped.
+    pub truncated: bool,
+}

@@ -1,0 +1,235 @@
+//! Per-session files, exec and ports over REST: the surface E2B's SDK users know. Paths are
+//! absolute, or relative to `/workspace`.
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::response::{IntoResponse, Response};
+use http::{HeaderValue, StatusCode, header};
+use http_body_util::BodyExt as _;
+use proto::api::ExecCommand;
+use proto::files::{MkdirRequest, MoveRequest, ReadQuery, RemoveRequest, WriteQuery};
+use serde::Deserialize;
+
+use crate::app::{AppState, JsonBody};
+use crate::auth::Caller;
+use crate::core::{Action, Outcome, agent_error, perform};
+use crate::error::{AppError, Result};
+
+/// Resolves a path against `/workspace`.
+fn resolve(path: &str) -> String {
+    if path.starts_with('/') {
+        path.to_owned()
+    } else {
+        format!("/workspace/{path}")
+    }
+}
+
+async fn json(state: &AppState, caller: &Caller, action: Action) -> Result<Response> {
+    let outcome = perform(state, caller, action).await?;
+    match outcome {
+        Outcome::Done => Ok(StatusCode::NO_CONTENT.into_response()),
+        outcome => Ok(Json(outcome.to_json()?).into_response()),
+    }
+}
+
+async fn agent(
+    state: &AppState,
+    caller: &Caller,
+    id: String,
+) -> Result<guest_agent::client::Client> {
+    match perform(state, caller, Action::ConnectAgent { id }).await? {
+        Outcome::Agent(client) => Ok(client),
+        _ => Err(AppError::internal("connect-agent gave no agent")),
+    }
+}
+
+/// Query of the listing and removal routes.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PathQuery {
+    path: String,
+    depth: Option<u32>,
+    #[serde(default)]
+    recursive: bool,
+}
+
+/// `GET /api/sessions/{id}/files?path=&depth=`
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Query(q): Query<PathQuery>,
+) -> Result<Response> {
+    json(
+        &state,
+        &caller,
+        Action::ListFiles {
+            id,
+            path: resolve(&q.path),
+            depth: q.depth,
+        },
+    )
+    .await
+}
+
+/// `DELETE /api/sessions/{id}/files?path=&recursive=`
+pub async fn remove(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Query(q): Query<PathQuery>,
+) -> Result<Response> {
+    let request = RemoveRequest {
+        path: resolve(&q.path),
+        recursive: q.recursive,
+    };
+    json(&state, &caller, Action::RemovePath { id, request }).await
+}
+
+/// `POST /api/sessions/{id}/files/mkdir`
+pub async fn mkdir(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<MkdirRequest>,
+) -> Result<Response> {
+    json(
+        &state,
+        &caller,
+        Action::MakeDir {
+            id,
+            path: resolve(&body.path),
+        },
+    )
+    .await
+}
+
+/// `POST /api/sessions/{id}/files/move`
+pub async fn rename(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<MoveRequest>,
+) -> Result<Response> {
+    let request = MoveRequest {
+        from: resolve(&body.from),
+        to: resolve(&body.to),
+        overwrite: body.overwrite,
+    };
+    json(&state, &caller, Action::MovePath { id, request }).await
+}
+
+/// Query of the content routes.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ContentQuery {
+    path: String,
+    offset: Option<u64>,
+    length: Option<u64>,
+    mode: Option<u32>,
+}
+
+/// `GET /api/sessions/{id}/files/content?path=&offset=&length=`: the bytes, streamed.
+pub async fn read(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Query(q): Query<ContentQuery>,
+) -> Result<Response> {
+    let client = agent(&state, &caller, id).await?;
+    let query = ReadQuery {
+        path: resolve(&q.path),
+        offset: q.offset,
+        length: q.length,
+    };
+    let body = client.read_stream(&query).await.map_err(agent_error)?;
+    let mut response = Response::new(Body::new(body));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    Ok(response)
+}
+
+/// `PUT /api/sessions/{id}/files/content?path=&mode=`: the body replaces the file atomically.
+pub async fn write(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Query(q): Query<ContentQuery>,
+    body: Body,
+) -> Result<Response> {
+    let client = agent(&state, &caller, id).await?;
+    let query = WriteQuery {
+        path: resolve(&q.path),
+        mode: q.mode,
+    };
+    // axum's body is not `Sync`; a task pumps it into the agent's request body.
+    let (tx, upload) = guest_agent::client::fallible_channel_body();
+    tokio::spawn(async move {
+        let mut body = body;
+        while let Some(frame) = body.frame().await {
+            let chunk = match frame {
+                Ok(frame) => match frame.into_data() {
+                    Ok(data) => Ok(data),
+                    Err(_) => continue,
+                },
+                Err(e) => Err(std::io::Error::other(e)),
+            };
+            let failed = chunk.is_err();
+            if tx.send(chunk).await.is_err() || failed {
+                return;
+            }
+        }
+    });
+    let stat = client
+        .write_body(&query, upload)
+        .await
+        .map_err(agent_error)?;
+    Ok(Json(stat).into_response())
+}
+
+/// `GET /api/sessions/{id}/workspace.tar`: `/workspace` as a tarball.
+pub async fn workspace_tar(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Response> {
+    let client = agent(&state, &caller, id.clone()).await?;
+    let body = client.tar("/workspace").await.map_err(agent_error)?;
+    let mut response = Response::new(Body::new(body));
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/x-tar"),
+    );
+    let disposition = format!("attachment; filename=\"workspace-{id}.tar\"");
+    headers.insert(
+        header::CONTENT_DISPOSITION,
+        HeaderValue::from_str(&disposition).map_err(AppError::internal)?,
+    );
+    Ok(response)
+}
+
+/// `POST /api/sessions/{id}/exec`
+pub async fn exec(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    JsonBody(command): JsonBody<ExecCommand>,
+) -> Result<Response> {
+    if command.argv.is_empty() {
+        return Err(AppError::bad_request("argv must name a program"));
+    }
+    json(&state, &caller, Action::Exec { id, command }).await
+}
+
+/// `GET /api/sessions/{id}/ports`
+pub async fn ports(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Response> {
+    json(&state, &caller, Action::ListPorts { id }).await
+}

@@ -1,0 +1,279 @@
+//! The `process` driver: the guest agent in fresh mount, pid, uts, ipc and network
+//! namespaces (bubblewrap), on an overlay root (the image read-only below, a per-sandbox
+//! upper), inside a cgroup with memory, pids and CPU limits.
+//!
+//! **Weak isolation.** There is no user namespace: sandbox root is host uid 0 with a reduced
+//! capability set (Docker's default set, no `CAP_SYS_ADMIN`, no `CAP_NET_ADMIN`) and
+//! `no_new_privs` (bubblewrap sets it). A single-uid user namespace would make every
+//! root-owned image file `nobody` inside (apt and `/etc` break), and a full id-range mapping
+//! needs the image shifted; until then this driver is labelled weak isolation in the API.
+//!
+//! The sandbox runs detached from the server (`setsid --fork`, stdio to a log file, no
+//! die-with-parent), so a server restart finds it alive and re-adopts it. The overlay is
+//! mounted inside the sandbox's own mount namespace: when the last process dies, the mount
+//! goes with it.
+
+use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use guest_agent::client::Client;
+use guest_agent::listen::Listen;
+
+use crate::sandbox::cgroup::{Cgroup, Limits};
+
+/// How long a sandbox may take to answer on its agent socket.
+pub const START_DEADLINE: Duration = Duration::from_secs(20);
+
+/// How long stopping may take to kill every process.
+pub const STOP_DEADLINE: Duration = Duration::from_secs(10);
+
+/// Capabilities a sandbox keeps: what a root shell needs to install packages and run
+/// services (Docker's default set), nothing that administers the host.
+const CAPABILITIES: &[&str] = &[
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_FSETID",
+    "CAP_FOWNER",
+    "CAP_MKNOD",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETFCAP",
+    "CAP_SETPCAP",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_SYS_CHROOT",
+    "CAP_KILL",
+    "CAP_AUDIT_WRITE",
+];
+
+/// The launcher, run as `setsid --fork sh launch.sh PROCS...`: it joins the cgroups first,
+/// mounts the overlay in a private mount namespace, then becomes bubblewrap.
+const LAUNCHER: &str = r#"#!/bin/sh
+# Flint process-sandbox launcher, written by server/src/sandbox/process.rs.
+set -eu
+for procs in "$@"; do echo $$ > "$procs"; done
+exec unshare --mount --propagation private /bin/sh -eu -c '
+mount -t overlay "flint-$FLINT_ID" -o "lowerdir=$FLINT_LOWER,upperdir=$FLINT_UPPER,workdir=$FLINT_WORK" "$FLINT_MERGED"
+exec bwrap \
+  --bind "$FLINT_MERGED" / \
+  --dev /dev --proc /proc --tmpfs /tmp --tmpfs /run \
+  --bind "$FLINT_WORKSPACE" /workspace \
+  --ro-bind "$FLINT_AGENT" /opt/flint/guest-agent \
+  --bind "$FLINT_RUN" /run/flint \
+  --unshare-ipc --unshare-pid --unshare-uts --unshare-net --unshare-cgroup-try \
+  --hostname "$FLINT_HOSTNAME" \
+  --new-session \
+  --cap-drop ALL $FLINT_CAPS \
+  --clearenv \
+  --setenv PATH /usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+  --setenv HOME /root --setenv LANG C.UTF-8 --setenv TERM xterm-256color \
+  --setenv FLINT_SESSION "$FLINT_ID" \
+  --chdir /workspace \
+  -- /usr/bin/tini -s -- /opt/flint/guest-agent serve \
+     --listen unix:/run/flint/agent.sock --secret-file /run/flint/secret --workdir /workspace
+'
+"#;
+
+/// What to start.
+#[derive(Clone, Debug)]
+pub struct Spec {
+    /// The session id (lower-case, DNS-safe).
+    pub id: String,
+    /// The image's root filesystem (read-only lower layer).
+    pub rootfs: PathBuf,
+    /// The session's directory: `workspace/` is kept, `sandbox/` dies with the sandbox.
+    pub session_dir: PathBuf,
+    /// The guest-agent binary, bind-mounted read-only.
+    pub agent_bin: PathBuf,
+    /// The cgroup, relative to each hierarchy's root.
+    pub cgroup: PathBuf,
+    /// Resource limits.
+    pub limits: Limits,
+}
+
+/// A running sandbox.
+#[derive(Clone, Debug)]
+pub struct Sandbox {
+    /// The session id.
+    pub id: String,
+    /// Its agent's socket on the host.
+    pub socket: PathBuf,
+    secret: String,
+    cgroup: Cgroup,
+    sandbox_dir: PathBuf,
+}
+
+fn sandbox_dir(session_dir: &Path) -> PathBuf {
+    session_dir.join("sandbox")
+}
+
+fn mkdir(path: &Path, mode: u32) -> anyhow::Result<()> {
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(mode)
+        .create(path)
+        .with_context(|| format!("creating {}", path.display()))
+}
+
+/// Starts a sandbox and waits until its agent answers.
+pub async fn start(spec: &Spec) -> anyhow::Result<Sandbox> {
+    let dir = sandbox_dir(&spec.session_dir);
+    if dir.exists() {
+        bail!(
+            "sandbox directory {} exists: the sandbox is running or was not cleaned up",
+            dir.display()
+        );
+    }
+    let (upper, work, merged, run) = (
+        dir.join("upper"),
+        dir.join("work"),
+        dir.join("merged"),
+        dir.join("run"),
+    );
+    for path in [&upper, &work, &merged] {
+        mkdir(path, 0o755)?;
+    }
+    mkdir(&run, 0o700)?;
+    let workspace = spec.session_dir.join("workspace");
+    mkdir(&workspace, 0o755)?;
+    let secret = crate::auth::random_hex();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(run.join("secret"))
+        .and_then(|mut f| std::io::Write::write_all(&mut f, secret.as_bytes()))
+        .context("writing the agent secret")?;
+    let launcher = dir.join("launch.sh");
+    std::fs::write(&launcher, LAUNCHER).context("writing the launcher")?;
+
+    let cgroup = Cgroup::at(&spec.cgroup)?;
+    cgroup.create(spec.limits)?;
+    let log = std::fs::File::create(dir.join("sandbox.log")).context("creating the sandbox log")?;
+    let caps: Vec<String> = CAPABILITIES
+        .iter()
+        .map(|c| format!("--cap-add {c}"))
+        .collect();
+    let status = tokio::process::Command::new("setsid")
+        .arg("--fork")
+        .arg("/bin/sh")
+        .arg(&launcher)
+        .args(cgroup.procs_files())
+        .env_clear()
+        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+        .env("FLINT_ID", &spec.id)
+        .env(
+            "FLINT_HOSTNAME",
+            format!("flint-{}", &spec.id[..spec.id.len().min(8)]),
+        )
+        .env("FLINT_LOWER", &spec.rootfs)
+        .env("FLINT_UPPER", &upper)
+        .env("FLINT_WORK", &work)
+        .env("FLINT_MERGED", &merged)
+        .env("FLINT_WORKSPACE", &workspace)
+        .env("FLINT_AGENT", &spec.agent_bin)
+        .env("FLINT_RUN", &run)
+        .env("FLINT_CAPS", caps.join(" "))
+        .stdin(std::process::Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .status()
+        .await
+        .context("running setsid")?;
+    if !status.success() {
+        bail!("the launcher could not start: {status}");
+    }
+    let sandbox = Sandbox {
+        id: spec.id.clone(),
+        socket: run.join("agent.sock"),
+        secret,
+        cgroup,
+        sandbox_dir: dir,
+    };
+    if let Err(e) = sandbox.wait_for_agent().await {
+        let log = sandbox.log_tail();
+        let _ = stop(&sandbox).await;
+        bail!("{e}; sandbox log: {log}");
+    }
+    Ok(sandbox)
+}
+
+impl Sandbox {
+    async fn wait_for_agent(&self) -> anyhow::Result<()> {
+        let started = Instant::now();
+        loop {
+            if self.socket.exists()
+                && let Ok(client) = self.client().await
+                && client.info().await.is_ok()
+            {
+                return Ok(());
+            }
+            // The launcher is in the cgroup from its first instruction: empty means dead.
+            if started.elapsed() > Duration::from_millis(500) && self.cgroup.pids().is_empty() {
+                bail!("the sandbox exited before its agent answered");
+            }
+            if started.elapsed() > START_DEADLINE {
+                bail!(
+                    "the agent did not answer within {}s",
+                    START_DEADLINE.as_secs()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// A new connection to the sandbox's agent.
+    pub async fn client(&self) -> anyhow::Result<Client> {
+        Ok(Client::connect(&Listen::Unix(self.socket.clone()), &self.secret).await?)
+    }
+
+    /// Processes of the sandbox on the host.
+    pub fn pids(&self) -> Vec<i32> {
+        self.cgroup.pids()
+    }
+
+    /// The last lines of the sandbox's log (the launcher's and the agent's output).
+    pub fn log_tail(&self) -> String {
+        let text =
+            std::fs::read_to_string(self.sandbox_dir.join("sandbox.log")).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().rev().take(10).collect();
+        lines.into_iter().rev().collect::<Vec<_>>().join("\n")
+    }
+
+    /// Re-attaches to a sandbox that outlived a server restart; `None` if it is gone.
+    pub fn adopt(id: &str, session_dir: &Path, cgroup: &Path) -> anyhow::Result<Option<Sandbox>> {
+        let dir = sandbox_dir(session_dir);
+        let cgroup = Cgroup::at(cgroup)?;
+        let run = dir.join("run");
+        let Ok(secret) = std::fs::read_to_string(run.join("secret")) else {
+            return Ok(None);
+        };
+        if cgroup.pids().is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(Sandbox {
+            id: id.to_owned(),
+            socket: run.join("agent.sock"),
+            secret,
+            cgroup,
+            sandbox_dir: dir,
+        }))
+    }
+}
+
+/// Kills every process of the sandbox and removes every trace but `/workspace`.
+pub async fn stop(sandbox: &Sandbox) -> anyhow::Result<()> {
+    let cgroup = sandbox.cgroup.clone();
+    let dir = sandbox.sandbox_dir.clone();
+    tokio::task::spawn_blocking(move || {
+        cgroup.kill_and_remove(STOP_DEADLINE)?;
+        // The overlay lived in the sandbox's mount namespace and went with its last process.
+        match std::fs::remove_dir_all(&dir) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e).with_context(|| format!("removing {}", dir.display())),
+        }
+    })
+    .await?
+}

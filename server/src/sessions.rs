@@ -1,0 +1,375 @@
+//! Sessions: the domain core of the control plane. A session is a sandbox (today from the
+//! `process` driver) plus its `/workspace`, with a lifecycle written to the store before
+//! each side effect so a crash mid-way is recoverable.
+//!
+//! **Architecture invariant:** this module knows no transport; `core::perform` calls it.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use guest_agent::client::Client;
+use proto::api::{CreateSession, SessionInfo, SessionLimits, SessionState};
+use tokio::sync::Mutex;
+
+use crate::error::{AppError, Result};
+use crate::metrics::Metrics;
+use crate::sandbox::cgroup::Limits;
+use crate::sandbox::process::{self, Sandbox, Spec};
+use crate::store::{SessionRecord, Store, User, now_ms};
+
+/// Defaults and bounds of a session's resources.
+const DEFAULT_CPU_CENTIS: u32 = 100;
+const DEFAULT_MEMORY_MB: u32 = 1024;
+const DEFAULT_DISK_MB: u32 = 4096;
+const DEFAULT_LIFETIME_S: u64 = 3600;
+const MAX_LIFETIME_S: u64 = 7 * 24 * 3600;
+/// Processes and threads per sandbox: plenty for a build, a bound for a fork bomb.
+const PIDS_PER_SESSION: u32 = 1024;
+
+/// Where things live and what to run.
+#[derive(Clone, Debug)]
+pub struct SessionsConfig {
+    /// The server's data directory.
+    pub data_dir: PathBuf,
+    /// Where image specs (`NAME.toml`) are.
+    pub images_dir: PathBuf,
+    /// The guest-agent binary bind-mounted into sandboxes.
+    pub agent_bin: PathBuf,
+}
+
+struct Live {
+    sandbox: Sandbox,
+    client: Client,
+}
+
+/// Every session of this server.
+pub struct Sessions {
+    store: Store,
+    config: SessionsConfig,
+    metrics: Arc<Metrics>,
+    /// Names this server's cgroups, so parallel servers (tests) never collide.
+    instance: String,
+    live: Mutex<HashMap<String, Live>>,
+}
+
+impl Sessions {
+    /// The sessions of `store`.
+    pub fn new(store: Store, config: SessionsConfig, metrics: Arc<Metrics>) -> Arc<Sessions> {
+        let instance = crate::auth::hash_token(&config.data_dir.to_string_lossy())[..12].to_owned();
+        Arc::new(Sessions {
+            store,
+            config,
+            metrics,
+            instance,
+            live: Mutex::default(),
+        })
+    }
+
+    fn session_dir(&self, id: &str) -> PathBuf {
+        self.config.data_dir.join("sessions").join(id)
+    }
+
+    fn cgroup(&self, id: &str) -> PathBuf {
+        PathBuf::from(format!("flint/{}/{id}", self.instance))
+    }
+
+    /// The record of a session, or 404.
+    pub async fn record(&self, id: &str) -> Result<SessionRecord> {
+        self.store
+            .session(id)
+            .await?
+            .ok_or_else(|| AppError::not_found(format!("no session {id}")))
+    }
+
+    /// A user's sessions.
+    pub async fn list(&self, owner: &User) -> Result<Vec<SessionInfo>> {
+        Ok(self
+            .store
+            .sessions_of(&owner.id)
+            .await?
+            .into_iter()
+            .map(|r| r.info)
+            .collect())
+    }
+
+    /// Creates a session and waits until its sandbox answers.
+    pub async fn create(&self, owner: &User, request: CreateSession) -> Result<SessionInfo> {
+        let image = request.image.unwrap_or_else(|| "default".to_owned());
+        if image.is_empty()
+            || !image
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        {
+            return Err(AppError::bad_request(
+                "image must be a spec name like `default`",
+            ));
+        }
+        let limits = SessionLimits {
+            cpu_centis: bounded(
+                "cpu_centis",
+                request.cpu_centis.unwrap_or(DEFAULT_CPU_CENTIS),
+                10,
+                6400,
+            )?,
+            memory_mb: bounded(
+                "memory_mb",
+                request.memory_mb.unwrap_or(DEFAULT_MEMORY_MB),
+                64,
+                65536,
+            )?,
+            disk_mb: bounded(
+                "disk_mb",
+                request.disk_mb.unwrap_or(DEFAULT_DISK_MB),
+                64,
+                1 << 20,
+            )?,
+            pids: PIDS_PER_SESSION,
+        };
+        let lifetime = request.lifetime_s.unwrap_or(DEFAULT_LIFETIME_S);
+        if lifetime == 0 || lifetime > MAX_LIFETIME_S {
+            return Err(AppError::bad_request(format!(
+                "lifetime_s must be 1..={MAX_LIFETIME_S}"
+            )));
+        }
+        let spec_path = self.config.images_dir.join(format!("{image}.toml"));
+        if !spec_path.exists() {
+            return Err(AppError::bad_request(format!(
+                "no image spec {image} in {}",
+                self.config.images_dir.display()
+            )));
+        }
+        let id = crate::auth::random_id();
+        let created_ms = now_ms();
+        let info = SessionInfo {
+            id: id.clone(),
+            name: request
+                .name
+                .filter(|n| !n.trim().is_empty())
+                .unwrap_or_else(|| id[..8].to_owned()),
+            image,
+            driver: "process".to_owned(),
+            isolation: "weak".to_owned(),
+            state: SessionState::Creating,
+            reason: None,
+            limits,
+            created_ms,
+            started_ms: None,
+            start_duration_ms: None,
+            stopped_ms: None,
+            expires_ms: created_ms + (lifetime as i64) * 1000,
+        };
+        // Written before anything is started: a crash from here on leaves a record to clean.
+        self.store
+            .insert_session(&SessionRecord {
+                owner_id: owner.id.clone(),
+                info: info.clone(),
+            })
+            .await?;
+        self.store
+            .audit(
+                Some(&owner.id),
+                Some(&id),
+                "session.create",
+                &serde_json::json!({ "image": info.image }),
+            )
+            .await?;
+        match self.start_sandbox(&info, &spec_path).await {
+            Ok(live) => {
+                self.live.lock().await.insert(id.clone(), live);
+                self.store
+                    .set_session_state(&id, SessionState::Running, None)
+                    .await?;
+                let record = self.record(&id).await?;
+                if let Some(ms) = record.info.start_duration_ms {
+                    self.metrics
+                        .session_start_seconds
+                        .observe(ms as f64 / 1000.0);
+                }
+                Ok(record.info)
+            }
+            Err(e) => {
+                let reason = format!("{e:#}");
+                tracing::warn!(session = %id, "start failed: {reason}");
+                self.store
+                    .set_session_state(&id, SessionState::Failed, Some(&reason))
+                    .await?;
+                Ok(self.record(&id).await?.info)
+            }
+        }
+    }
+
+    async fn start_sandbox(&self, info: &SessionInfo, spec_path: &Path) -> anyhow::Result<Live> {
+        let image = crate::images::load_spec(spec_path)?;
+        let rootfs = crate::images::ensure_built(&self.config.data_dir, &image, false).await?;
+        let spec = Spec {
+            id: info.id.clone(),
+            rootfs,
+            session_dir: self.session_dir(&info.id),
+            agent_bin: self.config.agent_bin.clone(),
+            cgroup: self.cgroup(&info.id),
+            limits: Limits {
+                memory_mb: u64::from(info.limits.memory_mb),
+                pids: u64::from(info.limits.pids),
+                cpu_centis: u64::from(info.limits.cpu_centis),
+            },
+        };
+        let sandbox = process::start(&spec).await?;
+        let client = sandbox.client().await?;
+        Ok(Live { sandbox, client })
+    }
+
+    /// The agent client of a running session.
+    pub async fn client(&self, id: &str) -> Result<Client> {
+        if let Some(live) = self.live.lock().await.get(id) {
+            return Ok(live.client.clone());
+        }
+        let record = self.record(id).await?;
+        Err(AppError::new(
+            http::StatusCode::CONFLICT,
+            format!(
+                "session {id} is {}, not running",
+                record.info.state.as_str()
+            ),
+        ))
+    }
+
+    /// Sets a running session's lifetime to `lifetime_s` from now.
+    pub async fn extend(&self, id: &str, lifetime_s: u64) -> Result<SessionInfo> {
+        if lifetime_s == 0 || lifetime_s > MAX_LIFETIME_S {
+            return Err(AppError::bad_request(format!(
+                "lifetime_s must be 1..={MAX_LIFETIME_S}"
+            )));
+        }
+        self.store
+            .set_session_expiry(id, now_ms() + (lifetime_s as i64) * 1000)
+            .await?;
+        Ok(self.record(id).await?.info)
+    }
+
+    /// Stops a session's sandbox, keeping `/workspace`.
+    pub async fn stop(&self, id: &str, reason: Option<&str>) -> Result<()> {
+        self.store
+            .set_session_state(id, SessionState::Stopping, reason)
+            .await?;
+        let live = self.live.lock().await.remove(id);
+        if let Some(live) = live {
+            process::stop(&live.sandbox)
+                .await
+                .map_err(|e| AppError::internal(format!("stopping {id}: {e:#}")))?;
+        } else if let Some(sandbox) = Sandbox::adopt(id, &self.session_dir(id), &self.cgroup(id))
+            .map_err(AppError::internal)?
+        {
+            process::stop(&sandbox)
+                .await
+                .map_err(|e| AppError::internal(format!("stopping {id}: {e:#}")))?;
+        }
+        self.store
+            .set_session_state(id, SessionState::Stopped, reason)
+            .await?;
+        Ok(())
+    }
+
+    /// Stops a session and deletes everything of it, `/workspace` included.
+    pub async fn delete(&self, id: &str) -> Result<()> {
+        self.stop(id, None).await?;
+        let dir = self.session_dir(id);
+        match tokio::fs::remove_dir_all(&dir).await {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(AppError::internal(format!(
+                    "removing {}: {e}",
+                    dir.display()
+                )));
+            }
+        }
+        self.store.delete_session(id).await
+    }
+
+    /// At start-up: re-attaches to sandboxes that outlived the previous server, and marks
+    /// sessions whose sandbox is gone (or that were mid-way) as failed.
+    pub async fn adopt_all(&self) -> Result<()> {
+        let records = self
+            .store
+            .sessions_in(&[
+                SessionState::Creating,
+                SessionState::Running,
+                SessionState::Stopping,
+            ])
+            .await?;
+        for record in records {
+            let id = &record.info.id;
+            let adopted = match record.info.state {
+                SessionState::Running => {
+                    Sandbox::adopt(id, &self.session_dir(id), &self.cgroup(id))
+                        .map_err(AppError::internal)?
+                }
+                _ => None,
+            };
+            let client = match &adopted {
+                Some(sandbox) => sandbox.client().await.ok(),
+                None => None,
+            };
+            match (adopted, client) {
+                (Some(sandbox), Some(client)) => {
+                    tracing::info!(session = %id, "re-adopted a running sandbox");
+                    self.live
+                        .lock()
+                        .await
+                        .insert(id.clone(), Live { sandbox, client });
+                }
+                (sandbox, _) => {
+                    if let Some(sandbox) = sandbox {
+                        let _ = process::stop(&sandbox).await;
+                    }
+                    let reason = format!(
+                        "the sandbox was lost while the server was down (it was {})",
+                        record.info.state.as_str()
+                    );
+                    self.store
+                        .set_session_state(id, SessionState::Failed, Some(&reason))
+                        .await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Stops sessions whose lifetime is over; runs until the server ends.
+    pub async fn expire_forever(self: Arc<Self>) {
+        let mut ticker = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            ticker.tick().await;
+            let expired: Vec<String> = match self.store.sessions_in(&[SessionState::Running]).await
+            {
+                Ok(records) => records
+                    .into_iter()
+                    .filter(|r| r.info.expires_ms <= now_ms())
+                    .map(|r| r.info.id)
+                    .collect(),
+                Err(e) => {
+                    tracing::warn!("listing sessions to expire: {e}");
+                    continue;
+                }
+            };
+            for id in expired {
+                tracing::info!(session = %id, "lifetime over: stopping");
+                if let Err(e) = self.stop(&id, Some("its lifetime ran out")).await {
+                    tracing::warn!(session = %id, "stopping an expired session: {e}");
+                }
+            }
+        }
+    }
+}
+
+fn bounded(name: &str, value: u32, min: u32, max: u32) -> Result<u32> {
+    if (min..=max).contains(&value) {
+        Ok(value)
+    } else {
+        Err(AppError::bad_request(format!(
+            "{name} must be {min}..={max}"
+        )))
+    }
+}

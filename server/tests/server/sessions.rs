@@ -1,0 +1,383 @@
+//! Sessions over REST and terminals over websockets, on real process sandboxes.
+
+use http::StatusCode;
+
+use crate::common::*;
+
+async fn token(server: &TestServer) -> String {
+    let cookie = server.sign_in().await;
+    let reply = server
+        .request(
+            "POST",
+            "/api/tokens",
+            &[("cookie", &cookie), ("content-type", "application/json")],
+            r#"{"name":"t"}"#,
+        )
+        .await;
+    format!("Bearer {}", reply.json()["token"].as_str().expect("token"))
+}
+
+async fn create_session(server: &TestServer, bearer: &str) -> serde_json::Value {
+    let reply = server
+        .request(
+            "POST",
+            "/api/sessions",
+            &[
+                ("authorization", bearer),
+                ("content-type", "application/json"),
+            ],
+            r#"{"image":"test","name":"demo","memory_mb":512}"#,
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+    reply.json()
+}
+
+#[tokio::test]
+async fn a_session_is_created_shared_over_two_websockets_and_deleted() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = TestServer::start(dir.path());
+    let bearer = token(&server).await;
+    let auth = [("authorization", bearer.as_str())];
+
+    let session = create_session(&server, &bearer).await;
+    assert_eq!(session["state"], "running", "{session}");
+    assert_eq!(session["driver"], "process");
+    assert_eq!(session["isolation"], "weak");
+    assert!(session["start_duration_ms"].as_i64().is_some());
+    let id = session["id"].as_str().expect("id").to_owned();
+    assert!(
+        id.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+    );
+    let listed = server.get("/api/sessions", &auth).await;
+    assert!(listed.body.contains(&id));
+    let metrics = server.get("/metrics", &[]).await;
+    assert!(
+        metrics.body.contains("flint_sessions{state=\"running\"} 1"),
+        "{}",
+        metrics.body
+    );
+
+    let terminal = server
+        .request(
+            "POST",
+            &format!("/api/sessions/{id}/terminals"),
+            &[
+                ("authorization", &bearer),
+                ("content-type", "application/json"),
+            ],
+            "{}",
+        )
+        .await;
+    assert_eq!(terminal.status, StatusCode::CREATED, "{}", terminal.body);
+    let tid = terminal.json()["id"].as_str().expect("tid").to_owned();
+    let path = format!("/api/sessions/{id}/terminals/{tid}/ws");
+    let origin = server.origin();
+    let headers = [
+        ("authorization", bearer.as_str()),
+        ("origin", origin.as_str()),
+    ];
+
+    // Guards first: a foreign Origin, no credential.
+    let foreign = server
+        .ws(
+            &path,
+            &[
+                ("authorization", &bearer),
+                ("origin", "http://evil.example"),
+            ],
+        )
+        .await;
+    assert_eq!(foreign.err(), Some(StatusCode::FORBIDDEN));
+    let anonymous = server.ws(&path, &[("origin", &origin)]).await;
+    assert_eq!(anonymous.err(), Some(StatusCode::UNAUTHORIZED));
+
+    let mut first = server.ws(&path, &headers).await.expect("first websocket");
+    let mut second = server.ws(&path, &headers).await.expect("second websocket");
+    ws_type(&mut first, "echo hi-'from'-one\n").await;
+    ws_read_until(&mut first, "hi-from-one").await;
+    ws_read_until(&mut second, "hi-from-one").await;
+    // The shell runs in the sandbox, in /workspace.
+    ws_type(&mut second, "echo $FLINT_SESSION:$(pwd)\n").await;
+    ws_read_until(&mut first, &format!("{id}:/workspace")).await;
+
+    let deleted = server
+        .request("DELETE", &format!("/api/sessions/{id}"), &auth, "")
+        .await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT, "{}", deleted.body);
+    server
+        .get(&format!("/api/sessions/{id}"), &auth)
+        .await
+        .assert_error(StatusCode::NOT_FOUND);
+    assert!(
+        !dir.path().join("sessions").join(&id).exists(),
+        "the session's files are gone"
+    );
+}
+
+#[tokio::test]
+async fn bad_requests_and_foreign_sessions_get_clear_errors() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = TestServer::start(dir.path());
+    let bearer = token(&server).await;
+    let json = [
+        ("authorization", bearer.as_str()),
+        ("content-type", "application/json"),
+    ];
+    for body in [
+        r#"{"image":"../etc"}"#,
+        r#"{"image":"nosuch"}"#,
+        r#"{"memory_mb":1}"#,
+        r#"{"lifetime_s":0}"#,
+        r#"{"bogus":1}"#,
+    ] {
+        let reply = server.request("POST", "/api/sessions", &json, body).await;
+        assert!(reply.status.is_client_error(), "{body}: {}", reply.status);
+        reply.assert_error(reply.status);
+    }
+    server
+        .get("/api/sessions/nosuchsession", &json[..1])
+        .await
+        .assert_error(StatusCode::NOT_FOUND);
+
+    // A token scoped to one session sees nothing else and cannot start sessions.
+    let session = create_session(&server, &bearer).await;
+    let id = session["id"].as_str().expect("id");
+    let scoped = server
+        .request(
+            "POST",
+            "/api/tokens",
+            &json,
+            r#"{"name":"s","session_id":"someotherid"}"#,
+        )
+        .await;
+    let scoped = format!("Bearer {}", scoped.json()["token"].as_str().expect("token"));
+    server
+        .get(
+            &format!("/api/sessions/{id}"),
+            &[("authorization", &scoped)],
+        )
+        .await
+        .assert_error(StatusCode::NOT_FOUND);
+    let listed = server
+        .get("/api/sessions", &[("authorization", &scoped)])
+        .await;
+    assert_eq!(listed.json(), serde_json::json!([]));
+    let create = server
+        .request(
+            "POST",
+            "/api/sessions",
+            &[
+                ("authorization", &scoped),
+                ("content-type", "application/json"),
+            ],
+            "{}",
+        )
+        .await;
+    create.assert_error(StatusCode::FORBIDDEN);
+    server
+        .request("DELETE", &format!("/api/sessions/{id}"), &json[..1], "")
+        .await;
+}
+
+#[tokio::test]
+async fn a_killed_server_readopts_its_running_session_with_the_shell_history() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut server = TestServer::start(dir.path());
+    let bearer = token(&server).await;
+    let session = create_session(&server, &bearer).await;
+    let id = session["id"].as_str().expect("id").to_owned();
+    let terminal = server
+        .request(
+            "POST",
+            &format!("/api/sessions/{id}/terminals"),
+            &[
+                ("authorization", &bearer),
+                ("content-type", "application/json"),
+            ],
+            "{}",
+        )
+        .await;
+    let tid = terminal.json()["id"].as_str().expect("tid").to_owned();
+    let path = format!("/api/sessions/{id}/terminals/{tid}/ws");
+    let origin = server.origin();
+    let mut ws = server
+        .ws(&path, &[("authorization", &bearer), ("origin", &origin)])
+        .await
+        .expect("ws");
+    ws_type(&mut ws, "echo before-'the'-restart\n").await;
+    ws_read_until(&mut ws, "before-the-restart").await;
+    drop(ws);
+
+    server.kill();
+    let server = TestServer::start(dir.path());
+    let again = server
+        .get(
+            &format!("/api/sessions/{id}"),
+            &[("authorization", &bearer)],
+        )
+        .await;
+    assert_eq!(again.json()["state"], "running", "{}", again.body);
+    let origin = server.origin();
+    let mut ws = server
+        .ws(&path, &[("authorization", &bearer), ("origin", &origin)])
+        .await
+        .expect("ws");
+    // The scrollback replays from the start: the shell is the same one.
+    ws_read_until(&mut ws, "before-the-restart").await;
+    server
+        .request(
+            "DELETE",
+            &format!("/api/sessions/{id}"),
+            &[("authorization", &bearer)],
+            "",
+        )
+        .await;
+}
+
+#[tokio::test]
+async fn files_exec_and_ports_round_trip_over_rest() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = TestServer::start(dir.path());
+    let bearer = token(&server).await;
+    let auth = [("authorization", bearer.as_str())];
+    let json = [
+        ("authorization", bearer.as_str()),
+        ("content-type", "application/json"),
+    ];
+    let session = create_session(&server, &bearer).await;
+    let id = session["id"].as_str().expect("id").to_owned();
+    let base = format!("/api/sessions/{id}");
+
+    let written = server
+        .request(
+            "PUT",
+            &format!("{base}/files/content?path=hello.txt"),
+            &auth,
+            "hi there",
+        )
+        .await;
+    assert_eq!(written.status, StatusCode::OK, "{}", written.body);
+    assert_eq!(written.json()["size"], 8);
+    let read = server
+        .get(
+            &format!("{base}/files/content?path=/workspace/hello.txt"),
+            &auth,
+        )
+        .await;
+    assert_eq!(
+        (read.status, read.body.as_str()),
+        (StatusCode::OK, "hi there")
+    );
+    let listing = server
+        .get(&format!("{base}/files?path=/workspace"), &auth)
+        .await;
+    assert!(
+        listing.body.contains("/workspace/hello.txt"),
+        "{}",
+        listing.body
+    );
+
+    let mkdir = server
+        .request(
+            "POST",
+            &format!("{base}/files/mkdir"),
+            &json,
+            r#"{"path":"d/e"}"#,
+        )
+        .await;
+    assert_eq!(mkdir.status, StatusCode::NO_CONTENT, "{}", mkdir.body);
+    let moved = server
+        .request(
+            "POST",
+            &format!("{base}/files/move"),
+            &json,
+            r#"{"from":"hello.txt","to":"d/e/h.txt"}"#,
+        )
+        .await;
+    assert_eq!(moved.status, StatusCode::NO_CONTENT, "{}", moved.body);
+    let exec = server
+        .request(
+            "POST",
+            &format!("{base}/exec"),
+            &json,
+            r#"{"argv":["cat","d/e/h.txt"]}"#,
+        )
+        .await;
+    assert_eq!(exec.status, StatusCode::OK, "{}", exec.body);
+    assert_eq!(exec.json()["stdout"], "hi there");
+    assert_eq!(exec.json()["exit_code"], 0);
+    let failing = server
+        .request(
+            "POST",
+            &format!("{base}/exec"),
+            &json,
+            r#"{"argv":["sh","-c","echo no >&2; exit 3"]}"#,
+        )
+        .await;
+    assert_eq!(
+        (
+            failing.json()["stderr"].as_str(),
+            failing.json()["exit_code"].as_i64()
+        ),
+        (Some("no\n"), Some(3))
+    );
+    server
+        .request("POST", &format!("{base}/exec"), &json, r#"{"argv":[]}"#)
+        .await
+        .assert_error(StatusCode::BAD_REQUEST);
+
+    let tar = server.get(&format!("{base}/workspace.tar"), &auth).await;
+    assert_eq!(tar.status, StatusCode::OK);
+    assert!(
+        tar.body.contains("d/e/h.txt") && tar.body.contains("hi there"),
+        "the tarball holds the file"
+    );
+
+    let removed = server
+        .request(
+            "DELETE",
+            &format!("{base}/files?path=d&recursive=true"),
+            &auth,
+            "",
+        )
+        .await;
+    assert_eq!(removed.status, StatusCode::NO_CONTENT, "{}", removed.body);
+    server
+        .get(&format!("{base}/files/content?path=d/e/h.txt"), &auth)
+        .await
+        .assert_error(StatusCode::NOT_FOUND);
+    server
+        .get(&format!("{base}/files/content?path=/workspace"), &auth)
+        .await
+        .assert_error(StatusCode::CONFLICT);
+
+    // A server started in the sandbox shows up as a port.
+    let start =
+        r#"{"argv":["sh","-c","python3 -m http.server 8123 --bind 127.0.0.1 >/dev/null 2>&1 &"]}"#;
+    assert_eq!(
+        server
+            .request("POST", &format!("{base}/exec"), &json, start)
+            .await
+            .status,
+        StatusCode::OK
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let ports = server.get(&format!("{base}/ports"), &auth).await;
+        if ports.json()["listeners"]
+            .as_array()
+            .is_some_and(|l| l.iter().any(|p| p["port"] == 8123))
+        {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "port 8123 never listed: {}",
+            ports.body
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    server.request("DELETE", &base, &auth, "").await;
+}
