@@ -73,20 +73,12 @@ struct Metric {
 impl Metric {
     fn ms(name: &'static str, samples: Vec<Duration>) -> Metric {
         let samples = samples.iter().map(|d| d.as_secs_f64() * 1e3).collect();
-        Metric {
-            name,
-            unit: "ms",
-            figure: Figure::Samples(samples),
-        }
+        Metric { name, unit: "ms", figure: Figure::Samples(samples) }
     }
 
     fn mbps(name: &'static str, bytes: u64, elapsed: Duration) -> Metric {
         let value = bytes as f64 / 1e6 / elapsed.as_secs_f64().max(1e-9);
-        Metric {
-            name,
-            unit: "MB/s",
-            figure: Figure::Value(value),
-        }
+        Metric { name, unit: "MB/s", figure: Figure::Value(value) }
     }
 
     /// The metric as written to `agent.json`.
@@ -155,23 +147,16 @@ async fn run(filter: Option<&str>) -> Result<Vec<Metric>> {
 
     if wanted("agent.keystroke_rtt") {
         eprintln!("bench: keystroke_rtt ({KEYS} keys)");
-        metrics.push(Metric::ms(
-            "agent.keystroke_rtt",
-            keystroke_rtt(client).await?,
-        ));
+        metrics.push(Metric::ms("agent.keystroke_rtt", keystroke_rtt(client).await?));
     }
     if wanted("agent.port_event_latency") {
         eprintln!("bench: port_event_latency ({PORT_ROUNDS} rounds)");
-        metrics.push(Metric::ms(
-            "agent.port_event_latency",
-            port_event_latency(client).await?,
-        ));
+        metrics.push(Metric::ms("agent.port_event_latency", port_event_latency(client).await?));
     }
     if wanted("agent.pty_raw_throughput") {
         eprintln!("bench: pty_raw_throughput (bare pty, no agent)");
-        let (bytes, elapsed) = tokio::task::spawn_blocking(raw_pty_throughput)
-            .await
-            .context("raw pty thread")??;
+        let (bytes, elapsed) =
+            tokio::task::spawn_blocking(raw_pty_throughput).await.context("raw pty thread")??;
         eprintln!("bench:   {bytes} bytes in {elapsed:.2?}");
         metrics.push(Metric::mbps("agent.pty_raw_throughput", bytes, elapsed));
     }
@@ -188,20 +173,12 @@ async fn run(filter: Option<&str>) -> Result<Vec<Metric>> {
         if wanted("agent.tunnel_throughput") {
             eprintln!("bench: tunnel_throughput ({} MiB)", BULK_BYTES >> 20);
             let elapsed = tunnel_download(client, port).await?;
-            metrics.push(Metric::mbps(
-                "agent.tunnel_throughput",
-                BULK_BYTES as u64,
-                elapsed,
-            ));
+            metrics.push(Metric::mbps("agent.tunnel_throughput", BULK_BYTES as u64, elapsed));
         }
         if wanted("agent.direct_throughput") {
             eprintln!("bench: direct_throughput ({} MiB)", BULK_BYTES >> 20);
             let elapsed = direct_download(port).await?;
-            metrics.push(Metric::mbps(
-                "agent.direct_throughput",
-                BULK_BYTES as u64,
-                elapsed,
-            ));
+            metrics.push(Metric::mbps("agent.direct_throughput", BULK_BYTES as u64, elapsed));
         }
     }
     if wanted("agent.tunnel_request_latency") || wanted("agent.direct_request_latency") {
@@ -283,15 +260,8 @@ impl Agent {
             .await
             .context("connecting to the agent")?;
         let info = client.info().await.context("agent info")?;
-        eprintln!(
-            "bench: agent {} api {} ({binary})",
-            info.agent_version, info.api_version
-        );
-        Ok(Agent {
-            child,
-            client,
-            _dir: dir,
-        })
+        eprintln!("bench: agent {} api {} ({binary})", info.agent_version, info.api_version);
+        Ok(Agent { child, client, _dir: dir })
     }
 
     async fn stop(mut self) -> Result<()> {
@@ -320,22 +290,11 @@ impl Shell {
             cwd: None,
             env,
         };
-        let info = client
-            .create_terminal(&request)
-            .await
-            .context("creating a terminal")?;
-        let (input, mut output) = client
-            .attach(&info.id, AttachQuery::default())
-            .await
-            .context("attaching")?;
-        settle(&mut output, true)
-            .await
-            .context("waiting for the first prompt")?;
-        Ok(Shell {
-            id: info.id,
-            input,
-            output,
-        })
+        let info = client.create_terminal(&request).await.context("creating a terminal")?;
+        let (input, mut output) =
+            client.attach(&info.id, AttachQuery::default()).await.context("attaching")?;
+        settle(&mut output, true).await.context("waiting for the first prompt")?;
+        Ok(Shell { id: info.id, input, output })
     }
 
     async fn type_bytes(&self, bytes: &[u8]) -> Result<()> {
@@ -345,10 +304,7 @@ impl Shell {
 
     async fn kill(self, client: &Client) -> Result<()> {
         drop(self.input);
-        client
-            .kill_terminal(&self.id)
-            .await
-            .context("killing the terminal")?;
+        client.kill_terminal(&self.id).await.context("killing the terminal")?;
         Ok(())
     }
 }
@@ -389,12 +345,7 @@ async fn keystroke_rtt(client: &Client) -> Result<Vec<Duration>> {
         shell.type_bytes(&[key]).await?;
         let echoed = async {
             loop {
-                match shell
-                    .output
-                    .next()
-                    .await
-                    .context("reading the attach stream")?
-                {
+                match shell.output.next().await.context("reading the attach stream")? {
                     Some(AttachDown::Output { data, .. }) if data.contains(&key) => return Ok(()),
                     Some(AttachDown::Output { .. } | AttachDown::Resized(_)) => {}
                     Some(AttachDown::Missed { from, to }) => bail!("missed output {from}..{to}"),
@@ -413,14 +364,8 @@ async fn keystroke_rtt(client: &Client) -> Result<Vec<Duration>> {
 }
 
 async fn port_event_latency(client: &Client) -> Result<Vec<Duration>> {
-    let mut events = client
-        .port_events()
-        .await
-        .context("subscribing to port events")?;
-    match tokio::time::timeout(WAIT, events.next())
-        .await
-        .context("no port snapshot")??
-    {
+    let mut events = client.port_events().await.context("subscribing to port events")?;
+    match tokio::time::timeout(WAIT, events.next()).await.context("no port snapshot")?? {
         Some(PortEvent::Snapshot(_)) => {}
         other => bail!("expected a snapshot first, got {other:?}"),
     }
@@ -491,22 +436,14 @@ impl MarkerScan {
 }
 
 fn contains_marker(haystack: &[u8]) -> bool {
-    haystack
-        .iter()
-        .enumerate()
-        .any(|(i, &b)| b == MARKER[0] && haystack[i..].starts_with(MARKER))
+    haystack.iter().enumerate().any(|(i, &b)| b == MARKER[0] && haystack[i..].starts_with(MARKER))
 }
 
 /// The ceiling: the command's output read straight from a pty in this process.
 fn raw_pty_throughput() -> Result<(u64, Duration)> {
     use portable_pty::{CommandBuilder, PtySize, native_pty_system};
     let pair = native_pty_system()
-        .openpty(PtySize {
-            rows: 50,
-            cols: 250,
-            pixel_width: 0,
-            pixel_height: 0,
-        })
+        .openpty(PtySize { rows: 50, cols: 250, pixel_width: 0, pixel_height: 0 })
         .context("opening a pty")?;
     let mut command = CommandBuilder::new("bash");
     command.args(["--norc", "-c", PTY_COMMAND]);
@@ -564,40 +501,24 @@ async fn watch_output(mut output: FrameStream<AttachDown>, start_offset: u64) ->
             }
         }
     };
-    let at = tokio::time::timeout(BULK_WAIT, read)
-        .await
-        .with_context(|| {
-            format!("no marker within {BULK_WAIT:?} ({bytes} bytes, {missed} missed)")
-        })??;
-    Ok(Seen {
-        bytes,
-        missed,
-        missed_frames,
-        at,
-    })
+    let at = tokio::time::timeout(BULK_WAIT, read).await.with_context(|| {
+        format!("no marker within {BULK_WAIT:?} ({bytes} bytes, {missed} missed)")
+    })??;
+    Ok(Seen { bytes, missed, missed_frames, at })
 }
 
 /// Types the command in a shell watched by `attachers` (one writer, the rest viewers): mean
 /// bytes an attacher received, and the time until the last one saw the marker.
 async fn pty_throughput(client: &Client, attachers: usize) -> Result<(u64, Duration)> {
     let Shell { id, input, output } = Shell::start(client).await?;
-    let start_offset = client
-        .terminal(&id)
-        .await
-        .context("terminal info")?
-        .end_offset;
+    let start_offset = client.terminal(&id).await.context("terminal info")?.end_offset;
     let mut tasks = vec![tokio::spawn(watch_output(output, start_offset))];
     // Viewers keep their (unused) input streams open for as long as the writer's.
     let mut viewer_inputs = Vec::new();
     for _ in 1..attachers {
-        let query = AttachQuery {
-            role: Role::Viewer,
-            offset: Some(start_offset),
-        };
-        let (viewer_input, viewer_output) = client
-            .attach(&id, query)
-            .await
-            .context("attaching a viewer")?;
+        let query = AttachQuery { role: Role::Viewer, offset: Some(start_offset) };
+        let (viewer_input, viewer_output) =
+            client.attach(&id, query).await.context("attaching a viewer")?;
         viewer_inputs.push(viewer_input);
         tasks.push(tokio::spawn(watch_output(viewer_output, start_offset)));
     }
@@ -618,10 +539,7 @@ async fn pty_throughput(client: &Client, attachers: usize) -> Result<(u64, Durat
     for (i, s) in seen.iter().enumerate() {
         let role = if i == 0 { "writer" } else { "viewer" };
         let missed = if s.missed > 0 {
-            format!(
-                ", MISSED {} bytes in {} Missed frames",
-                s.missed, s.missed_frames
-            )
+            format!(", MISSED {} bytes in {} Missed frames", s.missed, s.missed_frames)
         } else {
             String::new()
         };
@@ -632,18 +550,14 @@ async fn pty_throughput(client: &Client, attachers: usize) -> Result<(u64, Durat
         );
     }
     drop((input, viewer_inputs));
-    client
-        .kill_terminal(&id)
-        .await
-        .context("killing the terminal")?;
+    client.kill_terminal(&id).await.context("killing the terminal")?;
     Ok((mean, elapsed))
 }
 
 /// A TCP server that writes [`BULK_BYTES`] on every connection, then closes it.
 async fn bulk_server() -> Result<u16> {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .context("binding the bulk server")?;
+    let listener =
+        tokio::net::TcpListener::bind("127.0.0.1:0").await.context("binding the bulk server")?;
     let port = listener.local_addr()?.port();
     let chunk = Bytes::from(vec![0x5au8; 1 << 20]);
     tokio::spawn(async move {
@@ -664,9 +578,8 @@ async fn bulk_server() -> Result<u16> {
 
 /// A minimal HTTP/1.1 server: reads a request head, answers `ok`, closes.
 async fn http_server() -> Result<u16> {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .context("binding the http server")?;
+    let listener =
+        tokio::net::TcpListener::bind("127.0.0.1:0").await.context("binding the http server")?;
     let port = listener.local_addr()?.port();
     tokio::spawn(async move {
         while let Ok((mut socket, _)) = listener.accept().await {
@@ -697,10 +610,7 @@ async fn wait_for_port(client: &Client, port: u16) -> Result<()> {
         if list.listeners.iter().any(|l| l.port == port) {
             return Ok(());
         }
-        ensure!(
-            Instant::now() < deadline,
-            "the agent did not list port {port} within {WAIT:?}"
-        );
+        ensure!(Instant::now() < deadline, "the agent did not list port {port} within {WAIT:?}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -717,24 +627,18 @@ async fn tunnel_download(client: &Client, port: u16) -> Result<Duration> {
         }
         anyhow::Ok(())
     };
-    tokio::time::timeout(BULK_WAIT, read)
-        .await
-        .with_context(|| {
-            format!("tunnel download not done within {BULK_WAIT:?} ({bytes} bytes)")
-        })??;
+    tokio::time::timeout(BULK_WAIT, read).await.with_context(|| {
+        format!("tunnel download not done within {BULK_WAIT:?} ({bytes} bytes)")
+    })??;
     let elapsed = start.elapsed();
-    ensure!(
-        bytes == BULK_BYTES,
-        "the tunnel delivered {bytes} of {BULK_BYTES} bytes"
-    );
+    ensure!(bytes == BULK_BYTES, "the tunnel delivered {bytes} of {BULK_BYTES} bytes");
     Ok(elapsed)
 }
 
 async fn direct_download(port: u16) -> Result<Duration> {
     let start = Instant::now();
-    let mut socket = tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .context("connecting")?;
+    let mut socket =
+        tokio::net::TcpStream::connect(("127.0.0.1", port)).await.context("connecting")?;
     let mut buf = vec![0u8; 256 << 10];
     let mut bytes = 0usize;
     loop {
@@ -745,10 +649,7 @@ async fn direct_download(port: u16) -> Result<Duration> {
         bytes += n;
     }
     let elapsed = start.elapsed();
-    ensure!(
-        bytes == BULK_BYTES,
-        "the direct connection delivered {bytes} of {BULK_BYTES} bytes"
-    );
+    ensure!(bytes == BULK_BYTES, "the direct connection delivered {bytes} of {BULK_BYTES} bytes");
     Ok(elapsed)
 }
 
@@ -769,17 +670,12 @@ async fn tunnel_request(client: &Client, port: u16) -> Result<Duration> {
             .send(Bytes::from_static(HTTP_REQUEST))
             .await
             .map_err(|_| anyhow::anyhow!("the tunnel's request stream closed"))?;
-        let response = body
-            .collect()
-            .await
-            .context("reading the tunnel")?
-            .to_bytes();
+        let response = body.collect().await.context("reading the tunnel")?.to_bytes();
         drop(to_port);
         anyhow::Ok(response)
     };
-    let response = tokio::time::timeout(WAIT, exchange)
-        .await
-        .context("tunnel request timed out")??;
+    let response =
+        tokio::time::timeout(WAIT, exchange).await.context("tunnel request timed out")??;
     let elapsed = start.elapsed();
     check_response(&response)?;
     Ok(elapsed)
@@ -788,24 +684,16 @@ async fn tunnel_request(client: &Client, port: u16) -> Result<Duration> {
 async fn direct_request(port: u16) -> Result<Duration> {
     let start = Instant::now();
     let exchange = async {
-        let mut socket = tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .context("connecting")?;
+        let mut socket =
+            tokio::net::TcpStream::connect(("127.0.0.1", port)).await.context("connecting")?;
         socket.set_nodelay(true)?;
-        socket
-            .write_all(HTTP_REQUEST)
-            .await
-            .context("sending the request")?;
+        socket.write_all(HTTP_REQUEST).await.context("sending the request")?;
         let mut response = Vec::new();
-        socket
-            .read_to_end(&mut response)
-            .await
-            .context("reading the response")?;
+        socket.read_to_end(&mut response).await.context("reading the response")?;
         anyhow::Ok(response)
     };
-    let response = tokio::time::timeout(WAIT, exchange)
-        .await
-        .context("direct request timed out")??;
+    let response =
+        tokio::time::timeout(WAIT, exchange).await.context("direct request timed out")??;
     let elapsed = start.elapsed();
     check_response(&response)?;
     Ok(elapsed)
@@ -813,10 +701,7 @@ async fn direct_request(port: u16) -> Result<Duration> {
 
 fn print_table(metrics: &[Metric]) {
     println!();
-    println!(
-        "{:<30} {:>6} {:>10} {:>10} {:>10} {:>6}",
-        "metric", "unit", "p50", "p95", "p99", "n"
-    );
+    println!("{:<30} {:>6} {:>10} {:>10} {:>10} {:>6}", "metric", "unit", "p50", "p95", "p99", "n");
     for metric in metrics {
         match &metric.figure {
             Figure::Samples(samples) => {
@@ -858,9 +743,7 @@ fn write_json(metrics: &[Metric]) -> Result<PathBuf> {
     struct Document {
         metrics: Vec<Record>,
     }
-    let document = Document {
-        metrics: metrics.iter().map(Metric::record).collect(),
-    };
+    let document = Document { metrics: metrics.iter().map(Metric::record).collect() };
     let text = serde_json::to_string_pretty(&document)?;
     std::fs::write(&path, text + "\n").with_context(|| format!("writing {}", path.display()))?;
     Ok(path)

@@ -44,9 +44,7 @@ pub fn empty() -> ClientBody {
 
 /// A body of these bytes.
 pub fn full(bytes: impl Into<Bytes>) -> ClientBody {
-    Full::new(bytes.into())
-        .map_err(|never| match never {})
-        .boxed()
+    Full::new(bytes.into()).map_err(|never| match never {}).boxed()
 }
 
 /// A streamed body: what is sent on the returned sender, until it is dropped.
@@ -82,15 +80,11 @@ impl Client {
     /// Connects to an agent listening at `listen`.
     pub async fn connect(listen: &Listen, secret: &str) -> Result<Client> {
         let stream: Box<dyn Stream> = match listen {
-            Listen::Unix(path) => Box::new(
-                tokio::net::UnixStream::connect(path)
-                    .await
-                    .map_err(transport)?,
-            ),
+            Listen::Unix(path) => {
+                Box::new(tokio::net::UnixStream::connect(path).await.map_err(transport)?)
+            }
             Listen::Tcp(addr) => {
-                let stream = tokio::net::TcpStream::connect(addr)
-                    .await
-                    .map_err(transport)?;
+                let stream = tokio::net::TcpStream::connect(addr).await.map_err(transport)?;
                 stream.set_nodelay(true).map_err(transport)?;
                 Box::new(stream)
             }
@@ -118,10 +112,7 @@ impl Client {
                 tracing::debug!("agent connection ended: {e}");
             }
         });
-        Ok(Client {
-            sender,
-            authorization,
-        })
+        Ok(Client { sender, authorization })
     }
 
     /// A request with the secret set; for callers that need a route's raw response.
@@ -152,10 +143,7 @@ impl Client {
         }
         let method = http::Method::from_bytes(route.decl().method.name().as_bytes())
             .map_err(|e| Error::bad_request(e.to_string()))?;
-        let request = self
-            .request(method, &target)
-            .body(body)
-            .map_err(transport)?;
+        let request = self.request(method, &target).body(body).map_err(transport)?;
         let response = self.send(request).await?;
         if response.status().is_success() {
             return Ok(response.into_body());
@@ -169,13 +157,8 @@ impl Client {
         query: Option<String>,
         body: ClientBody,
     ) -> Result<T> {
-        let bytes = self
-            .call(route, query, body)
-            .await?
-            .collect()
-            .await
-            .map_err(transport)?
-            .to_bytes();
+        let bytes =
+            self.call(route, query, body).await?.collect().await.map_err(transport)?.to_bytes();
         serde_json::from_slice(&bytes).map_err(|e| transport(format!("invalid response: {e}")))
     }
 
@@ -186,40 +169,32 @@ impl Client {
 
     /// `GET /v1/terminals`
     pub async fn terminals(&self) -> Result<Vec<TerminalInfo>> {
-        Ok(self
-            .json::<TerminalList>(Route::TerminalList, None, empty())
-            .await?
-            .terminals)
+        Ok(self.json::<TerminalList>(Route::TerminalList, None, empty()).await?.terminals)
     }
 
     /// `POST /v1/terminals`
     pub async fn create_terminal(&self, request: &CreateTerminal) -> Result<TerminalInfo> {
-        self.json(Route::TerminalCreate, None, json_body(request)?)
-            .await
+        self.json(Route::TerminalCreate, None, json_body(request)?).await
     }
 
     /// `GET /v1/terminals/{id}`
     pub async fn terminal(&self, id: &TerminalId) -> Result<TerminalInfo> {
-        self.json(Route::TerminalGet(id.clone()), None, empty())
-            .await
+        self.json(Route::TerminalGet(id.clone()), None, empty()).await
     }
 
     /// `DELETE /v1/terminals/{id}`
     pub async fn kill_terminal(&self, id: &TerminalId) -> Result<TerminalInfo> {
-        self.json(Route::TerminalKill(id.clone()), None, empty())
-            .await
+        self.json(Route::TerminalKill(id.clone()), None, empty()).await
     }
 
     /// `POST /v1/terminals/{id}/resize`
     pub async fn resize_terminal(&self, id: &TerminalId, size: Size) -> Result<TerminalInfo> {
-        self.json(Route::TerminalResize(id.clone()), None, json_body(&size)?)
-            .await
+        self.json(Route::TerminalResize(id.clone()), None, json_body(&size)?).await
     }
 
     /// `GET /v1/terminals/{id}/screen`
     pub async fn screen(&self, id: &TerminalId) -> Result<Screen> {
-        self.json(Route::TerminalScreen(id.clone()), None, empty())
-            .await
+        self.json(Route::TerminalScreen(id.clone()), None, empty()).await
     }
 
     /// `POST /v1/terminals/{id}/attach`
@@ -229,13 +204,8 @@ impl Client {
         query: AttachQuery,
     ) -> Result<(FrameSender<AttachUp>, FrameStream<AttachDown>)> {
         let (tx, body) = channel_body();
-        let output = self
-            .call(
-                Route::TerminalAttach(id.clone()),
-                Some(encode_query(&query)?),
-                body,
-            )
-            .await?;
+        let output =
+            self.call(Route::TerminalAttach(id.clone()), Some(encode_query(&query)?), body).await?;
         Ok((FrameSender::new(tx), FrameStream::new(output)))
     }
 
@@ -269,63 +239,42 @@ impl Client {
 
     /// `GET /v1/files/stat`
     pub async fn stat(&self, path: &str) -> Result<FileStat> {
-        let query = encode_query(&PathQuery {
-            path: path.to_owned(),
-        })?;
+        let query = encode_query(&PathQuery { path: path.to_owned() })?;
         self.json(Route::FileStat, Some(query), empty()).await
     }
 
     /// `GET /v1/files/list`
     pub async fn list(&self, path: &str, depth: Option<u32>) -> Result<FileList> {
-        let query = encode_query(&ListQuery {
-            path: path.to_owned(),
-            depth,
-        })?;
+        let query = encode_query(&ListQuery { path: path.to_owned(), depth })?;
         self.json(Route::FileList, Some(query), empty()).await
     }
 
     /// `GET /v1/files/read`, as a stream.
     pub async fn read_stream(&self, query: &ReadQuery) -> Result<Incoming> {
-        self.call(Route::FileRead, Some(encode_query(query)?), empty())
-            .await
+        self.call(Route::FileRead, Some(encode_query(query)?), empty()).await
     }
 
     /// `GET /v1/files/read`, whole.
     pub async fn read(&self, path: &str) -> Result<Bytes> {
-        let query = ReadQuery {
-            path: path.to_owned(),
-            offset: None,
-            length: None,
-        };
+        let query = ReadQuery { path: path.to_owned(), offset: None, length: None };
         let body = self.read_stream(&query).await?;
         Ok(body.collect().await.map_err(transport)?.to_bytes())
     }
 
     /// `PUT /v1/files/write` from any body.
     pub async fn write_body(&self, query: &WriteQuery, body: ClientBody) -> Result<FileStat> {
-        self.json(Route::FileWrite, Some(encode_query(query)?), body)
-            .await
+        self.json(Route::FileWrite, Some(encode_query(query)?), body).await
     }
 
     /// `PUT /v1/files/write` of these bytes.
     pub async fn write(&self, path: &str, bytes: impl Into<Bytes>) -> Result<FileStat> {
-        let query = WriteQuery {
-            path: path.to_owned(),
-            mode: None,
-        };
+        let query = WriteQuery { path: path.to_owned(), mode: None };
         self.write_body(&query, full(bytes)).await
     }
 
     /// `POST /v1/files/mkdir`
     pub async fn mkdir(&self, path: &str) -> Result<Done> {
-        self.json(
-            Route::FileMkdir,
-            None,
-            json_body(&MkdirRequest {
-                path: path.to_owned(),
-            })?,
-        )
-        .await
+        self.json(Route::FileMkdir, None, json_body(&MkdirRequest { path: path.to_owned() })?).await
     }
 
     /// `POST /v1/files/move`
@@ -335,15 +284,12 @@ impl Client {
 
     /// `POST /v1/files/remove`
     pub async fn remove(&self, request: &RemoveRequest) -> Result<Done> {
-        self.json(Route::FileRemove, None, json_body(request)?)
-            .await
+        self.json(Route::FileRemove, None, json_body(request)?).await
     }
 
     /// `GET /v1/files/tar`, as a stream.
     pub async fn tar(&self, path: &str) -> Result<Incoming> {
-        let query = encode_query(&PathQuery {
-            path: path.to_owned(),
-        })?;
+        let query = encode_query(&PathQuery { path: path.to_owned() })?;
         self.call(Route::FileTar, Some(query), empty()).await
     }
 
@@ -354,9 +300,7 @@ impl Client {
 
     /// `GET /v1/ports/events`
     pub async fn port_events(&self) -> Result<FrameStream<PortEvent>> {
-        Ok(FrameStream::new(
-            self.call(Route::PortEvents, None, empty()).await?,
-        ))
+        Ok(FrameStream::new(self.call(Route::PortEvents, None, empty()).await?))
     }
 
     /// `POST /v1/tunnels/{port}`: bytes sent on the sender reach the port (dropping it
@@ -387,11 +331,7 @@ pub async fn error_from(response: Response<Incoming>) -> Error {
     match serde_json::from_slice::<ErrorBody>(&bytes) {
         Ok(body) => Error::api(body.code, body.error),
         Err(_) => Error::api(
-            if status == StatusCode::NOT_FOUND {
-                ErrorCode::NotFound
-            } else {
-                ErrorCode::Internal
-            },
+            if status == StatusCode::NOT_FOUND { ErrorCode::NotFound } else { ErrorCode::Internal },
             format!("status {status}: {}", String::from_utf8_lossy(&bytes)),
         ),
     }
@@ -405,10 +345,7 @@ pub struct FrameSender<T> {
 
 impl<T: Serialize> FrameSender<T> {
     fn new(tx: mpsc::Sender<Bytes>) -> FrameSender<T> {
-        FrameSender {
-            tx,
-            _message: PhantomData,
-        }
+        FrameSender { tx, _message: PhantomData }
     }
 
     /// Sends one frame.
@@ -419,10 +356,7 @@ impl<T: Serialize> FrameSender<T> {
 
     /// Sends bytes as they are (to test how the agent meets a bad frame).
     pub async fn send_raw(&self, bytes: Bytes) -> Result<()> {
-        self.tx
-            .send(bytes)
-            .await
-            .map_err(|_| transport("request stream closed"))
+        self.tx.send(bytes).await.map_err(|_| transport("request stream closed"))
     }
 }
 
@@ -436,12 +370,7 @@ pub struct FrameStream<T> {
 
 impl<T: DeserializeOwned> FrameStream<T> {
     fn new(body: Incoming) -> FrameStream<T> {
-        FrameStream {
-            body,
-            decoder: FrameDecoder::new(),
-            ended: false,
-            _message: PhantomData,
-        }
+        FrameStream { body, decoder: FrameDecoder::new(), ended: false, _message: PhantomData }
     }
 
     /// The next frame, or `None` at the end of the stream.

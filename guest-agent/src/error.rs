@@ -21,10 +21,7 @@ pub enum Error {
 impl Error {
     /// An API error.
     pub fn api(code: ErrorCode, message: impl Into<String>) -> Error {
-        Error::Api {
-            code,
-            message: message.into(),
-        }
+        Error::Api { code, message: message.into() }
     }
 
     /// A 400.
@@ -47,10 +44,7 @@ impl Error {
 
     /// The error as a wire body.
     pub fn body(&self) -> ErrorBody {
-        ErrorBody {
-            error: self.to_string(),
-            code: self.code(),
-        }
+        ErrorBody { error: self.to_string(), code: self.code() }
     }
 
     /// Maps an I/O error about `what` (usually a path) to the closest API error.

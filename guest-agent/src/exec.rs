@@ -73,25 +73,16 @@ fn start(request: &ExecRequest, agent: &Agent) -> Result<Child> {
     command
         .args(&request.argv[1..])
         .current_dir(
-            request
-                .cwd
-                .as_deref()
-                .map(std::path::Path::new)
-                .unwrap_or(&agent.config.workdir),
+            request.cwd.as_deref().map(std::path::Path::new).unwrap_or(&agent.config.workdir),
         )
+        .envs(&agent.config.env)
         .envs(&request.env)
-        .stdin(if request.stdin {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
+        .stdin(if request.stdin { Stdio::piped() } else { Stdio::null() })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0)
         .kill_on_drop(true);
-    command
-        .spawn()
-        .map_err(|e| Error::io(&format!("starting {program}"), e))
+    command.spawn().map_err(|e| Error::io(&format!("starting {program}"), e))
 }
 
 async fn feed_stdin(mut frames: FrameReader, mut stdin: ChildStdin) {
@@ -151,9 +142,8 @@ async fn run(
         frame(&message).map(Some)
     };
 
-    let deadline = request
-        .timeout_ms
-        .map(|ms| tokio::time::Instant::now() + Duration::from_millis(ms));
+    let deadline =
+        request.timeout_ms.map(|ms| tokio::time::Instant::now() + Duration::from_millis(ms));
     let timeout = async {
         match deadline {
             Some(deadline) => tokio::time::sleep_until(deadline).await,
@@ -219,11 +209,7 @@ fn kill_group(pid: u32) {
 
 fn exit_status(status: std::process::ExitStatus, timed_out: bool) -> ExitStatus {
     use std::os::unix::process::ExitStatusExt;
-    ExitStatus {
-        code: status.code(),
-        signal: status.signal(),
-        timed_out,
-    }
+    ExitStatus { code: status.code(), signal: status.signal(), timed_out }
 }
 
 async fn pump<R: AsyncRead + Unpin>(

@@ -31,10 +31,7 @@ const LIST_LIMIT: usize = 10_000;
 fn absolute(path: &str) -> Result<PathBuf> {
     let path = Path::new(path);
     if !path.is_absolute() {
-        return Err(Error::bad_request(format!(
-            "path {} is not absolute",
-            path.display()
-        )));
+        return Err(Error::bad_request(format!("path {} is not absolute", path.display())));
     }
     Ok(path.to_owned())
 }
@@ -72,9 +69,8 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'sta
 pub async fn stat(uri: &Uri) -> Result<Response<Body>> {
     let q: PathQuery = query(uri)?;
     let path = absolute(&q.path)?;
-    let meta = tokio::fs::symlink_metadata(&path)
-        .await
-        .map_err(|e| Error::io(&describe(&path), e))?;
+    let meta =
+        tokio::fs::symlink_metadata(&path).await.map_err(|e| Error::io(&describe(&path), e))?;
     json(&to_stat(&path, &meta))
 }
 
@@ -126,18 +122,15 @@ fn walk(dir: &Path, depth: u32, out: &mut Vec<FileStat>, truncated: &mut bool) -
 pub async fn read(uri: &Uri) -> Result<Response<Body>> {
     let q: ReadQuery = query(uri)?;
     let path = absolute(&q.path)?;
-    let meta = tokio::fs::metadata(&path)
-        .await
-        .map_err(|e| Error::io(&describe(&path), e))?;
+    let meta = tokio::fs::metadata(&path).await.map_err(|e| Error::io(&describe(&path), e))?;
     if meta.is_dir() {
         return Err(Error::api(
             ErrorCode::IsADirectory,
             format!("{}: is a directory", describe(&path)),
         ));
     }
-    let mut file = tokio::fs::File::open(&path)
-        .await
-        .map_err(|e| Error::io(&describe(&path), e))?;
+    let mut file =
+        tokio::fs::File::open(&path).await.map_err(|e| Error::io(&describe(&path), e))?;
     let offset = q.offset.unwrap_or(0);
     if offset > 0 {
         file.seek(std::io::SeekFrom::Start(offset))
@@ -149,9 +142,7 @@ pub async fn read(uri: &Uri) -> Result<Response<Body>> {
     tokio::spawn(async move {
         let mut buf = vec![0u8; CHUNK_BYTES];
         while remaining > 0 {
-            let want = usize::try_from(remaining)
-                .unwrap_or(CHUNK_BYTES)
-                .min(CHUNK_BYTES);
+            let want = usize::try_from(remaining).unwrap_or(CHUNK_BYTES).min(CHUNK_BYTES);
             match file.read(&mut buf[..want]).await {
                 Ok(0) | Err(_) => break,
                 Ok(n) => {
@@ -172,10 +163,7 @@ pub async fn write(uri: &Uri, mut body: Incoming) -> Result<Response<Body>> {
     let q: WriteQuery = query(uri)?;
     let path = absolute(&q.path)?;
     let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
-        return Err(Error::bad_request(format!(
-            "{} names no file",
-            describe(&path)
-        )));
+        return Err(Error::bad_request(format!("{} names no file", describe(&path))));
     };
     let mode = match (q.mode, tokio::fs::metadata(&path).await) {
         (Some(mode), _) => mode & 0o7777,
@@ -207,30 +195,21 @@ pub async fn write(uri: &Uri, mut body: Incoming) -> Result<Response<Body>> {
         while let Some(frame) = body.frame().await {
             let frame = frame.map_err(|e| Error::bad_request(format!("reading body: {e}")))?;
             if let Ok(data) = frame.into_data() {
-                file.write_all(&data)
-                    .await
-                    .map_err(|e| Error::io(&describe(&path), e))?;
+                file.write_all(&data).await.map_err(|e| Error::io(&describe(&path), e))?;
             }
         }
-        file.flush()
-            .await
-            .map_err(|e| Error::io(&describe(&path), e))?;
+        file.flush().await.map_err(|e| Error::io(&describe(&path), e))?;
         file.set_permissions(std::fs::Permissions::from_mode(mode))
             .await
             .map_err(|e| Error::io(&describe(&path), e))?;
-        file.sync_all()
-            .await
-            .map_err(|e| Error::io(&describe(&path), e))?;
-        tokio::fs::rename(&temp, &path)
-            .await
-            .map_err(|e| Error::io(&describe(&path), e))
+        file.sync_all().await.map_err(|e| Error::io(&describe(&path), e))?;
+        tokio::fs::rename(&temp, &path).await.map_err(|e| Error::io(&describe(&path), e))
     }
     .await;
     written?;
     guard.0 = None;
-    let meta = tokio::fs::symlink_metadata(&path)
-        .await
-        .map_err(|e| Error::io(&describe(&path), e))?;
+    let meta =
+        tokio::fs::symlink_metadata(&path).await.map_err(|e| Error::io(&describe(&path), e))?;
     json(&to_stat(&path, &meta))
 }
 
@@ -252,9 +231,7 @@ static TEMP_COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64
 pub async fn mkdir(body: Incoming) -> Result<Response<Body>> {
     let request: MkdirRequest = read_json(body).await?;
     let path = absolute(&request.path)?;
-    tokio::fs::create_dir_all(&path)
-        .await
-        .map_err(|e| Error::io(&describe(&path), e))?;
+    tokio::fs::create_dir_all(&path).await.map_err(|e| Error::io(&describe(&path), e))?;
     json(&Done { ok: true })
 }
 
@@ -263,18 +240,14 @@ pub async fn rename(body: Incoming) -> Result<Response<Body>> {
     let request: MoveRequest = read_json(body).await?;
     let from = absolute(&request.from)?;
     let to = absolute(&request.to)?;
-    tokio::fs::symlink_metadata(&from)
-        .await
-        .map_err(|e| Error::io(&describe(&from), e))?;
+    tokio::fs::symlink_metadata(&from).await.map_err(|e| Error::io(&describe(&from), e))?;
     if !request.overwrite && tokio::fs::symlink_metadata(&to).await.is_ok() {
         return Err(Error::api(
             ErrorCode::AlreadyExists,
             format!("{}: already exists", describe(&to)),
         ));
     }
-    tokio::fs::rename(&from, &to)
-        .await
-        .map_err(|e| Error::io(&describe(&to), e))?;
+    tokio::fs::rename(&from, &to).await.map_err(|e| Error::io(&describe(&to), e))?;
     json(&Done { ok: true })
 }
 
@@ -285,9 +258,8 @@ pub async fn remove(body: Incoming) -> Result<Response<Body>> {
     if path == Path::new("/") {
         return Err(Error::bad_request("refusing to remove /"));
     }
-    let meta = tokio::fs::symlink_metadata(&path)
-        .await
-        .map_err(|e| Error::io(&describe(&path), e))?;
+    let meta =
+        tokio::fs::symlink_metadata(&path).await.map_err(|e| Error::io(&describe(&path), e))?;
     let removed = if !meta.is_dir() {
         tokio::fs::remove_file(&path).await
     } else if request.recursive {
@@ -303,9 +275,7 @@ pub async fn remove(body: Incoming) -> Result<Response<Body>> {
 pub async fn tar(uri: &Uri) -> Result<Response<Body>> {
     let q: PathQuery = query(uri)?;
     let root = absolute(&q.path)?;
-    let meta = tokio::fs::metadata(&root)
-        .await
-        .map_err(|e| Error::io(&describe(&root), e))?;
+    let meta = tokio::fs::metadata(&root).await.map_err(|e| Error::io(&describe(&root), e))?;
     if !meta.is_dir() {
         return Err(Error::api(
             ErrorCode::NotADirectory,
@@ -317,9 +287,8 @@ pub async fn tar(uri: &Uri) -> Result<Response<Body>> {
         let writer = std::io::BufWriter::with_capacity(CHUNK_BYTES, ChannelWriter(tx));
         let mut builder = tar::Builder::new(writer);
         builder.follow_symlinks(false);
-        let result = builder
-            .append_dir_all(".", &root)
-            .and_then(|()| builder.into_inner()?.flush());
+        let result =
+            builder.append_dir_all(".", &root).and_then(|()| builder.into_inner()?.flush());
         if let Err(e) = result {
             // The body just ends early; the client sees a truncated tar.
             tracing::warn!("tar of {} stopped: {e}", root.display());

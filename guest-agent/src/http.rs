@@ -47,17 +47,13 @@ pub fn streaming(
 }
 
 fn full(bytes: Vec<u8>) -> Body {
-    Full::new(Bytes::from(bytes))
-        .map_err(|never| match never {})
-        .boxed()
+    Full::new(Bytes::from(bytes)).map_err(|never| match never {}).boxed()
 }
 
 fn with_type(status: StatusCode, body: Body, content_type: &'static str) -> Response<Body> {
     let mut response = Response::new(body);
     *response.status_mut() = status;
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     response
 }
 
@@ -94,11 +90,7 @@ pub struct FrameReader {
 impl FrameReader {
     /// Wraps a request body.
     pub fn new(body: Incoming) -> FrameReader {
-        FrameReader {
-            body,
-            decoder: FrameDecoder::new(),
-            ended: false,
-        }
+        FrameReader { body, decoder: FrameDecoder::new(), ended: false }
     }
 
     /// The next frame; `Ok(None)` at a clean end of the body.

@@ -20,10 +20,7 @@ impl CpuSampler {
         let Some((busy, total)) = read_cpu_ticks() else {
             return 0.0;
         };
-        let mut previous = self
-            .previous
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut previous = self.previous.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let (busy0, total0) = previous.replace((busy, total)).unwrap_or((0, 0));
         let total_delta = total.saturating_sub(total0);
         if total_delta == 0 {
@@ -36,13 +33,8 @@ impl CpuSampler {
 /// Busy and total jiffies from the first line of `/proc/stat`.
 fn read_cpu_ticks() -> Option<(u64, u64)> {
     let stat = std::fs::read_to_string("/proc/stat").ok()?;
-    let values: Vec<u64> = stat
-        .lines()
-        .next()?
-        .split_whitespace()
-        .skip(1)
-        .filter_map(|v| v.parse().ok())
-        .collect();
+    let values: Vec<u64> =
+        stat.lines().next()?.split_whitespace().skip(1).filter_map(|v| v.parse().ok()).collect();
     let total: u64 = values.iter().sum();
     // idle + iowait are not busy.
     let idle = values.get(3).copied().unwrap_or(0) + values.get(4).copied().unwrap_or(0);
@@ -67,9 +59,7 @@ pub fn info(agent: &Agent) -> Result<Response<Body>> {
     for (slot, value) in load.iter_mut().zip(loadavg.split_whitespace()) {
         *slot = value.parse().unwrap_or(0.0);
     }
-    let count = std::thread::available_parallelism()
-        .map(|n| n.get() as u32)
-        .unwrap_or(1);
+    let count = std::thread::available_parallelism().map(|n| n.get() as u32).unwrap_or(1);
     json(&AgentInfo {
         api_version: proto::AGENT_API_VERSION,
         agent_version: env!("CARGO_PKG_VERSION").to_owned(),
@@ -77,11 +67,7 @@ pub fn info(agent: &Agent) -> Result<Response<Body>> {
         hostname: nix::unistd::gethostname()
             .map(|h| h.to_string_lossy().into_owned())
             .unwrap_or_default(),
-        cpu: CpuInfo {
-            count,
-            load,
-            busy: agent.cpu.busy(),
-        },
+        cpu: CpuInfo { count, load, busy: agent.cpu.busy() },
         memory: MemoryInfo {
             total: kib_field(&meminfo, "MemTotal"),
             available: kib_field(&meminfo, "MemAvailable"),

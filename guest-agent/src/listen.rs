@@ -33,9 +33,7 @@ impl FromStr for Listen {
                 .map(Listen::Tcp)
                 .map_err(|e| format!("invalid tcp address {addr:?}: {e}"));
         }
-        Err(format!(
-            "listen address {text:?} must start with unix: or tcp:"
-        ))
+        Err(format!("listen address {text:?} must start with unix: or tcp:"))
     }
 }
 
@@ -106,10 +104,7 @@ mod tests {
 
     #[test]
     fn parses_both_forms_and_refuses_others() {
-        assert_eq!(
-            "unix:/run/a.sock".parse(),
-            Ok(Listen::Unix("/run/a.sock".into()))
-        );
+        assert_eq!("unix:/run/a.sock".parse(), Ok(Listen::Unix("/run/a.sock".into())));
         assert_eq!(
             "tcp:127.0.0.1:9".parse(),
             Ok(Listen::Tcp(SocketAddr::from(([127, 0, 0, 1], 9))))

@@ -33,6 +33,10 @@ enum Command {
         /// Working directory of terminals and commands that name none.
         #[arg(long, default_value = "/")]
         workdir: PathBuf,
+        /// `KEY="value"` lines (like `/etc/environment`) set for every terminal and command;
+        /// a missing file is skipped.
+        #[arg(long)]
+        env_file: Option<PathBuf>,
     },
 }
 
@@ -46,25 +50,23 @@ fn main() -> anyhow::Result<()> {
         .init();
     let cli = Cli::parse();
     match cli.command {
-        Command::Serve {
-            listen,
-            secret_file,
-            shell,
-            workdir,
-        } => {
+        Command::Serve { listen, secret_file, shell, workdir, env_file } => {
             let secret = std::fs::read_to_string(&secret_file)
                 .with_context(|| format!("reading secret file {}", secret_file.display()))?
                 .trim()
                 .to_owned();
-            anyhow::ensure!(
-                !secret.is_empty(),
-                "secret file {} is empty",
-                secret_file.display()
-            );
+            anyhow::ensure!(!secret.is_empty(), "secret file {} is empty", secret_file.display());
             let mut config = Config::new(secret);
             config.shell = shell.split_whitespace().map(str::to_owned).collect();
             anyhow::ensure!(!config.shell.is_empty(), "--shell is empty");
             config.workdir = workdir;
+            if let Some(path) = env_file {
+                match std::fs::read_to_string(&path) {
+                    Ok(text) => config.env = guest_agent::server::parse_env_file(&text),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+                }
+            }
             tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()

@@ -59,9 +59,7 @@ impl PortWatcher {
     }
 
     fn current(&self) -> MutexGuard<'_, BTreeMap<Key, Listener>> {
-        self.current
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.current.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Scans once now and publishes the differences.
@@ -73,17 +71,10 @@ impl PortWatcher {
         let Ok((seen, opened)) = scanned else { return };
         // Publish under the lock, so a subscriber's snapshot and its events never overlap.
         let mut current = self.current();
-        let closed: Vec<Key> = current
-            .keys()
-            .filter(|k| !seen.contains_key(k))
-            .copied()
-            .collect();
+        let closed: Vec<Key> = current.keys().filter(|k| !seen.contains_key(k)).copied().collect();
         for key in closed {
             current.remove(&key);
-            let _ = self.events.send(PortEvent::Closed {
-                address: key.0,
-                port: key.1,
-            });
+            let _ = self.events.send(PortEvent::Closed { address: key.0, port: key.1 });
         }
         for listener in opened {
             let key = (listener.address, listener.port);
@@ -132,11 +123,8 @@ fn scan(known: &[Key], hidden: Option<u16>) -> (HashMap<Key, u64>, Vec<Listener>
             }
         }
     }
-    let new: Vec<(Key, u64)> = seen
-        .iter()
-        .filter(|(k, _)| !known.contains(k))
-        .map(|(k, i)| (*k, *i))
-        .collect();
+    let new: Vec<(Key, u64)> =
+        seen.iter().filter(|(k, _)| !known.contains(k)).map(|(k, i)| (*k, *i)).collect();
     let owners = if new.is_empty() {
         HashMap::new()
     } else {
@@ -191,11 +179,7 @@ fn owners_of(inodes: Vec<u64>) -> HashMap<u64, (u32, String)> {
         return found;
     };
     for entry in procs.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|s| s.parse::<u32>().ok())
-        else {
+        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
             continue;
         };
         let Ok(fds) = std::fs::read_dir(entry.path().join("fd")) else {
@@ -229,9 +213,7 @@ fn owners_of(inodes: Vec<u64>) -> HashMap<u64, (u32, String)> {
 
 /// `GET /v1/ports`
 pub fn list(agent: &Agent) -> Result<Response<Body>> {
-    json(&PortList {
-        listeners: agent.ports.listeners(),
-    })
+    json(&PortList { listeners: agent.ports.listeners() })
 }
 
 /// `GET /v1/ports/events`: a snapshot, then events; a subscriber that falls behind gets a
@@ -241,10 +223,7 @@ pub fn events(agent: &Agent) -> Result<Response<Body>> {
     let (tx, response) = streaming(proto::FRAMES_CONTENT_TYPE, 16);
     let (snapshot, mut events) = {
         let current = watcher.current();
-        (
-            current.values().cloned().collect::<Vec<_>>(),
-            watcher.events.subscribe(),
-        )
+        (current.values().cloned().collect::<Vec<_>>(), watcher.events.subscribe())
     };
     tokio::spawn(async move {
         let mut next = Some(PortEvent::Snapshot(snapshot));
@@ -279,15 +258,9 @@ mod tests {
     #[test]
     fn parses_listening_lines_of_both_families() {
         let v4 = "   0: 0100007F:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 12345 1 0000000000000000 100 0 0 10 0";
-        assert_eq!(
-            parse_line(v4, false),
-            Some((IpAddr::V4(Ipv4Addr::LOCALHOST), 8080, 12345))
-        );
+        assert_eq!(parse_line(v4, false), Some((IpAddr::V4(Ipv4Addr::LOCALHOST), 8080, 12345)));
         let v6 = "   0: 00000000000000000000000001000000:1F41 00000000000000000000000000000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 777 1 0000000000000000 100 0 0 10 0";
-        assert_eq!(
-            parse_line(v6, true),
-            Some((IpAddr::V6(Ipv6Addr::LOCALHOST), 8001, 777))
-        );
+        assert_eq!(parse_line(v6, true), Some((IpAddr::V6(Ipv6Addr::LOCALHOST), 8001, 777)));
         let established = v4.replace(" 0A ", " 01 ");
         assert_eq!(parse_line(&established, false), None);
         assert_eq!(parse_line("  sl  local_address rem_address", false), None);

@@ -27,11 +27,7 @@ pub enum Read {
 impl Ring {
     /// An empty ring of `capacity` bytes.
     pub fn new(capacity: usize) -> Ring {
-        Ring {
-            bytes: VecDeque::with_capacity(capacity),
-            capacity: capacity.max(1),
-            start: 0,
-        }
+        Ring { bytes: VecDeque::with_capacity(capacity), capacity: capacity.max(1), start: 0 }
     }
 
     /// Bytes held at most.

@@ -49,6 +49,23 @@ pub struct Config {
     pub scrollback_bytes: usize,
     /// How often the port watcher polls.
     pub port_poll: Duration,
+    /// Environment of every terminal and command (a request's own variables win).
+    pub env: std::collections::BTreeMap<String, String>,
+}
+
+/// Parses `KEY=value` / `KEY="value"` lines, skipping blanks and `#` comments.
+pub fn parse_env_file(text: &str) -> std::collections::BTreeMap<String, String> {
+    text.lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty() && !line.starts_with('#'))
+        .filter_map(|line| line.split_once('='))
+        .map(|(key, value)| {
+            let value = value.trim();
+            let value = value.strip_prefix('"').and_then(|v| v.strip_suffix('"')).unwrap_or(value);
+            (key.trim().to_owned(), value.to_owned())
+        })
+        .filter(|(key, _)| !key.is_empty())
+        .collect()
 }
 
 impl Config {
@@ -60,6 +77,7 @@ impl Config {
             workdir: PathBuf::from("/"),
             scrollback_bytes: terminal::SCROLLBACK_BYTES,
             port_poll: ports::POLL_INTERVAL,
+            env: std::collections::BTreeMap::new(),
         }
     }
 }
@@ -111,9 +129,8 @@ pub async fn serve(listen: Listen, config: Config) -> anyhow::Result<()> {
                     let agent = agent.clone();
                     async move { Ok::<_, std::convert::Infallible>(handle(agent, req).await) }
                 });
-                if let Err(e) = http2_builder()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await
+                if let Err(e) =
+                    http2_builder().serve_connection(TokioIo::new(stream), service).await
                 {
                     tracing::debug!("connection ended: {e}");
                 }
@@ -149,24 +166,17 @@ async fn handle(agent: Arc<Agent>, req: Request<Incoming>) -> Response<Body> {
             error_response(&err)
         }
     };
-    response.headers_mut().insert(
-        proto::AGENT_API_VERSION_HEADER,
-        HeaderValue::from(proto::AGENT_API_VERSION),
-    );
+    response
+        .headers_mut()
+        .insert(proto::AGENT_API_VERSION_HEADER, HeaderValue::from(proto::AGENT_API_VERSION));
     response
 }
 
 async fn dispatch(agent: &Arc<Agent>, req: Request<Incoming>) -> Result<Response<Body>> {
-    let presented = req
-        .headers()
-        .get(http::header::AUTHORIZATION)
-        .map(|v| v.as_bytes())
-        .unwrap_or_default();
+    let presented =
+        req.headers().get(http::header::AUTHORIZATION).map(|v| v.as_bytes()).unwrap_or_default();
     if !bool::from(presented.ct_eq(&agent.expected_authorization)) {
-        return Err(Error::api(
-            ErrorCode::Unauthorized,
-            "missing or wrong agent secret",
-        ));
+        return Err(Error::api(ErrorCode::Unauthorized, "missing or wrong agent secret"));
     }
     let route = Method::from_name(req.method().as_str())
         .and_then(|method| Route::parse(method, req.uri().path()))
@@ -200,5 +210,18 @@ async fn dispatch(agent: &Arc<Agent>, req: Request<Incoming>) -> Result<Response
         Route::PortList => ports::list(agent),
         Route::PortEvents => ports::events(agent),
         Route::Tunnel(port) => tunnel::open(agent, port, body).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_env_file;
+
+    #[test]
+    fn env_files_parse_quoted_and_bare_values_and_skip_comments() {
+        let env = parse_env_file("# from the spec\nLANG=\"C.UTF-8\"\n\nA=b c\nnot a pair\n=x\n");
+        assert_eq!(env.get("LANG").map(String::as_str), Some("C.UTF-8"));
+        assert_eq!(env.get("A").map(String::as_str), Some("b c"));
+        assert_eq!(env.len(), 2);
     }
 }

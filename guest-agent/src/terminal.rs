@@ -77,24 +77,15 @@ pub struct Terminals {
 impl Terminals {
     /// No terminals yet.
     pub fn new(scrollback_bytes: usize) -> Terminals {
-        Terminals {
-            map: Mutex::default(),
-            next_id: AtomicU64::new(1),
-            scrollback_bytes,
-        }
+        Terminals { map: Mutex::default(), next_id: AtomicU64::new(1), scrollback_bytes }
     }
 
     fn map(&self) -> MutexGuard<'_, BTreeMap<TerminalId, Arc<Terminal>>> {
-        self.map
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.map.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn get(&self, id: &TerminalId) -> Result<Arc<Terminal>> {
-        self.map()
-            .get(id)
-            .cloned()
-            .ok_or_else(|| Error::not_found(format!("no terminal {id}")))
+        self.map().get(id).cloned().ok_or_else(|| Error::not_found(format!("no terminal {id}")))
     }
 }
 
@@ -135,9 +126,7 @@ pub struct Terminal {
 
 impl Terminal {
     fn state(&self) -> MutexGuard<'_, State> {
-        self.state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn info(&self) -> TerminalInfo {
@@ -163,10 +152,7 @@ impl Terminal {
             return Ok(());
         }
         {
-            let master = self
-                .master
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            let master = self.master.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
             master
                 .resize(pty_size(size))
                 .map_err(|e| Error::api(ErrorCode::Internal, format!("resizing pty: {e}")))?;
@@ -227,11 +213,7 @@ impl Terminal {
             return;
         };
         for entry in entries.flatten() {
-            let Some(pid) = entry
-                .file_name()
-                .to_str()
-                .and_then(|s| s.parse::<i32>().ok())
-            else {
+            let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
                 continue;
             };
             let session = std::fs::read_to_string(format!("/proc/{pid}/stat"))
@@ -253,12 +235,7 @@ fn session_of(stat: &str) -> Option<i32> {
 }
 
 fn pty_size(size: Size) -> PtySize {
-    PtySize {
-        rows: size.rows,
-        cols: size.cols,
-        pixel_width: 0,
-        pixel_height: 0,
-    }
+    PtySize { rows: size.rows, cols: size.cols, pixel_width: 0, pixel_height: 0 }
 }
 
 fn spawn(id: TerminalId, request: CreateTerminal, agent: &Agent) -> Result<Arc<Terminal>> {
@@ -267,20 +244,12 @@ fn spawn(id: TerminalId, request: CreateTerminal, agent: &Agent) -> Result<Arc<T
         rows: if request.rows == 0 { 24 } else { request.rows },
     };
     if !size.is_valid() {
-        return Err(Error::bad_request(format!(
-            "size must be 1..={} each way",
-            Size::MAX
-        )));
+        return Err(Error::bad_request(format!("size must be 1..={} each way", Size::MAX)));
     }
-    let command = if request.command.is_empty() {
-        agent.config.shell.clone()
-    } else {
-        request.command
-    };
-    let cwd = request
-        .cwd
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| agent.config.workdir.clone());
+    let command =
+        if request.command.is_empty() { agent.config.shell.clone() } else { request.command };
+    let cwd =
+        request.cwd.map(std::path::PathBuf::from).unwrap_or_else(|| agent.config.workdir.clone());
     if !cwd.is_dir() {
         return Err(Error::bad_request(format!(
             "working directory {} is not a directory",
@@ -289,14 +258,13 @@ fn spawn(id: TerminalId, request: CreateTerminal, agent: &Agent) -> Result<Arc<T
     }
     let internal =
         |what: &str, e: anyhow::Error| Error::api(ErrorCode::Internal, format!("{what}: {e}"));
-    let pair = native_pty_system()
-        .openpty(pty_size(size))
-        .map_err(|e| internal("opening pty", e))?;
+    let pair =
+        native_pty_system().openpty(pty_size(size)).map_err(|e| internal("opening pty", e))?;
     let mut builder = CommandBuilder::new(&command[0]);
     builder.args(&command[1..]);
     builder.cwd(&cwd);
     builder.env("TERM", "xterm-256color");
-    for (key, value) in &request.env {
+    for (key, value) in agent.config.env.iter().chain(&request.env) {
         builder.env(key, value);
     }
     let child = pair
@@ -305,19 +273,12 @@ fn spawn(id: TerminalId, request: CreateTerminal, agent: &Agent) -> Result<Arc<T
         .map_err(|e| Error::bad_request(format!("cannot start {}: {e}", command[0])))?;
     // The child holds the slave now; ours must close or the reader never sees the end.
     drop(pair.slave);
-    let pid = child
-        .process_id()
-        .ok_or_else(|| Error::api(ErrorCode::Internal, "shell has no pid"))?;
+    let pid =
+        child.process_id().ok_or_else(|| Error::api(ErrorCode::Internal, "shell has no pid"))?;
     // Reaped by our own waitpid below, never through `child`.
     drop(child);
-    let reader = pair
-        .master
-        .try_clone_reader()
-        .map_err(|e| internal("pty reader", e))?;
-    let writer = pair
-        .master
-        .take_writer()
-        .map_err(|e| internal("pty writer", e))?;
+    let reader = pair.master.try_clone_reader().map_err(|e| internal("pty reader", e))?;
+    let writer = pair.master.take_writer().map_err(|e| internal("pty writer", e))?;
 
     let rows = NonZeroU16::new(size.rows).unwrap_or(NonZeroU16::MIN);
     let cols = NonZeroU16::new(size.cols).unwrap_or(NonZeroU16::MIN);
@@ -379,11 +340,7 @@ fn start_threads(
         .name(format!("pty-write-{}", terminal.id))
         .spawn(move || {
             while let Some(bytes) = input_rx.blocking_recv() {
-                if writer
-                    .write_all(&bytes)
-                    .and_then(|()| writer.flush())
-                    .is_err()
-                {
+                if writer.write_all(&bytes).and_then(|()| writer.flush()).is_err() {
                     // The shell is gone; keep draining so senders never wait on us.
                     continue;
                 }
@@ -412,18 +369,10 @@ fn wait_for(pid: u32) -> ExitStatus {
     loop {
         match waitpid(Pid::from_raw(raw), None) {
             Ok(WaitStatus::Exited(_, code)) => {
-                return ExitStatus {
-                    code: Some(code),
-                    signal: None,
-                    timed_out: false,
-                };
+                return ExitStatus { code: Some(code), signal: None, timed_out: false };
             }
             Ok(WaitStatus::Signaled(_, signal, _)) => {
-                return ExitStatus {
-                    code: None,
-                    signal: Some(signal as i32),
-                    timed_out: false,
-                };
+                return ExitStatus { code: None, signal: Some(signal as i32), timed_out: false };
             }
             Ok(_) | Err(nix::errno::Errno::EINTR) => continue,
             Err(_) => return ExitStatus::default(),
@@ -447,10 +396,7 @@ pub async fn create(agent: &Arc<Agent>, body: Incoming) -> Result<Response<Body>
     let terminal = tokio::task::spawn_blocking(move || spawn(id, request, &owned))
         .await
         .map_err(|e| Error::api(ErrorCode::Internal, format!("spawning shell: {e}")))??;
-    agent
-        .terminals
-        .map()
-        .insert(terminal.id.clone(), terminal.clone());
+    agent.terminals.map().insert(terminal.id.clone(), terminal.clone());
     tracing::info!(terminal = %terminal.id, pid = terminal.pid, command = ?terminal.command, "terminal created");
     json(&terminal.info())
 }
@@ -489,10 +435,7 @@ pub async fn resize(agent: &Agent, id: &TerminalId, body: Incoming) -> Result<Re
     let terminal = agent.terminals.get(id)?;
     let size: Size = read_json(body).await?;
     if !size.is_valid() {
-        return Err(Error::bad_request(format!(
-            "size must be 1..={} each way",
-            Size::MAX
-        )));
+        return Err(Error::bad_request(format!("size must be 1..={} each way", Size::MAX)));
     }
     terminal.resize(size)?;
     json(&terminal.info())
@@ -507,16 +450,10 @@ pub fn screen(agent: &Agent, id: &TerminalId) -> Result<Response<Body>> {
         let (rows, cols) = screen.size();
         let (cursor_row, cursor_col) = screen.cursor_position();
         Screen {
-            size: Size {
-                cols: cols.get(),
-                rows: rows.get(),
-            },
+            size: Size { cols: cols.get(), rows: rows.get() },
             cursor_row,
             cursor_col,
-            lines: screen
-                .rows(0, cols.get())
-                .map(|row| row.trim_end().to_owned())
-                .collect(),
+            lines: screen.rows(0, cols.get()).map(|row| row.trim_end().to_owned()).collect(),
         }
     };
     json(&screen)
@@ -553,10 +490,7 @@ impl Attachment {
 impl Drop for Attachment {
     fn drop(&mut self) {
         self.terminal.attached.fetch_sub(1, Ordering::Relaxed);
-        self.terminal
-            .state()
-            .cursors
-            .retain(|c| !Arc::ptr_eq(c, &self.cursor));
+        self.terminal.state().cursors.retain(|c| !Arc::ptr_eq(c, &self.cursor));
         self.terminal.advanced.notify_all();
     }
 }
@@ -574,10 +508,7 @@ pub async fn attach(
     let (tx, response) = streaming(proto::FRAMES_CONTENT_TYPE, ATTACH_QUEUE_FRAMES);
     let start = {
         let state = terminal.state();
-        attach
-            .offset
-            .unwrap_or(state.ring.start())
-            .min(state.ring.end())
+        attach.offset.unwrap_or(state.ring.start()).min(state.ring.end())
     };
     let attachment = Attachment::new(terminal.clone(), start);
     let span = tracing::debug_span!("attach", terminal = %id, attacher, role = ?attach.role);
@@ -606,9 +537,7 @@ async fn pump_output(
     tx: &mpsc::Sender<Bytes>,
 ) -> Result<()> {
     let send = |message: AttachDown| async move {
-        tx.send(frame(&message)?)
-            .await
-            .map_err(|_| Error::Transport("attacher went away".into()))
+        tx.send(frame(&message)?).await.map_err(|_| Error::Transport("attacher went away".into()))
     };
     let mut output = terminal.output.subscribe();
     let mut sizes = terminal.sizes.subscribe();
@@ -625,11 +554,7 @@ async fn pump_output(
                 Read::Bytes(data) => {
                     let offset = next;
                     next += data.len() as u64;
-                    send(AttachDown::Output {
-                        offset,
-                        data: ByteBuf::from(data),
-                    })
-                    .await?;
+                    send(AttachDown::Output { offset, data: ByteBuf::from(data) }).await?;
                     attachment.advance(next, false);
                 }
                 Read::Missed { to } => {
@@ -695,12 +620,7 @@ async fn read_input(
                 if let Err(e) = terminal.writer_active(attacher, size) {
                     complain(e.to_string()).await;
                 }
-                if terminal
-                    .input
-                    .send(Bytes::from(data.into_vec()))
-                    .await
-                    .is_err()
-                {
+                if terminal.input.send(Bytes::from(data.into_vec())).await.is_err() {
                     return;
                 }
             }

@@ -27,10 +27,7 @@ impl std::fmt::Display for FrameError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             FrameError::TooLarge(n) => {
-                write!(
-                    f,
-                    "frame of {n} bytes is over the limit of {MAX_FRAME_BYTES}"
-                )
+                write!(f, "frame of {n} bytes is over the limit of {MAX_FRAME_BYTES}")
             }
             FrameError::Malformed(why) => write!(f, "malformed frame: {why}"),
             FrameError::Truncated => f.write_str("stream ended inside a frame"),
@@ -48,9 +45,7 @@ pub fn encode<T: Serialize>(message: &T) -> Result<Vec<u8>, FrameError> {
     if len > MAX_FRAME_BYTES {
         return Err(FrameError::TooLarge(len));
     }
-    let prefix = u32::try_from(len)
-        .map_err(|_| FrameError::TooLarge(len))?
-        .to_be_bytes();
+    let prefix = u32::try_from(len).map_err(|_| FrameError::TooLarge(len))?.to_be_bytes();
     out[..PREFIX_BYTES].copy_from_slice(&prefix);
     Ok(out)
 }
@@ -120,11 +115,7 @@ impl FrameDecoder {
 
     /// Call at the end of the stream: an error if a partial frame is left.
     pub fn finish(&self) -> Result<(), FrameError> {
-        if self.buffered() == 0 {
-            Ok(())
-        } else {
-            Err(FrameError::Truncated)
-        }
+        if self.buffered() == 0 { Ok(()) } else { Err(FrameError::Truncated) }
     }
 }
 
@@ -137,10 +128,7 @@ mod tests {
     #[test]
     fn frames_round_trip_when_split_at_every_byte() {
         let messages = vec![
-            AttachDown::Output {
-                offset: 7,
-                data: ByteBuf::from(b"hello\x00\xff".to_vec()),
-            },
+            AttachDown::Output { offset: 7, data: ByteBuf::from(b"hello\x00\xff".to_vec()) },
             AttachDown::Resized(Size { cols: 80, rows: 24 }),
             AttachDown::Missed { from: 1, to: 9 },
         ];
@@ -182,10 +170,7 @@ mod tests {
     fn garbage_payload_is_malformed_and_partial_frame_is_truncated() {
         let mut decoder = FrameDecoder::new();
         decoder.push(&[0, 0, 0, 2, 0xee, 0xee]);
-        assert!(matches!(
-            decoder.next_message::<AttachUp>(),
-            Err(FrameError::Malformed(_))
-        ));
+        assert!(matches!(decoder.next_message::<AttachUp>(), Err(FrameError::Malformed(_))));
         decoder.push(&[0, 0, 0, 9, 1]);
         assert_eq!(decoder.next_message::<AttachUp>(), Ok(None));
         assert_eq!(decoder.finish(), Err(FrameError::Truncated));

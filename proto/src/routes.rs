@@ -77,13 +77,7 @@ const fn decl(
     response: Body,
     summary: &'static str,
 ) -> RouteDecl {
-    RouteDecl {
-        method,
-        pattern,
-        request,
-        response,
-        summary,
-    }
+    RouteDecl { method, pattern, request, response, summary }
 }
 
 use Body::{Bytes, Empty, Frames, Json};
@@ -91,36 +85,12 @@ use Method::{Delete, Get, Post, Put};
 
 /// The agent's whole API, in the order of [`Route`]'s variants.
 pub const ROUTES: &[RouteDecl] = &[
-    decl(
-        Get,
-        "/v1/info",
-        Empty,
-        Json,
-        "agent version, uptime, hostname, cpu and memory",
-    ),
+    decl(Get, "/v1/info", Empty, Json, "agent version, uptime, hostname, cpu and memory"),
     decl(Get, "/v1/terminals", Empty, Json, "list terminals"),
-    decl(
-        Post,
-        "/v1/terminals",
-        Json,
-        Json,
-        "create a terminal (a shell on a pty)",
-    ),
+    decl(Post, "/v1/terminals", Json, Json, "create a terminal (a shell on a pty)"),
     decl(Get, "/v1/terminals/{id}", Empty, Json, "one terminal"),
-    decl(
-        Delete,
-        "/v1/terminals/{id}",
-        Empty,
-        Json,
-        "kill a terminal's whole session",
-    ),
-    decl(
-        Post,
-        "/v1/terminals/{id}/resize",
-        Json,
-        Json,
-        "resize a terminal",
-    ),
+    decl(Delete, "/v1/terminals/{id}", Empty, Json, "kill a terminal's whole session"),
+    decl(Post, "/v1/terminals/{id}/resize", Json, Json, "resize a terminal"),
     decl(
         Post,
         "/v1/terminals/{id}/attach",
@@ -128,79 +98,19 @@ pub const ROUTES: &[RouteDecl] = &[
         Frames,
         "attach: input and resize up, output down",
     ),
-    decl(
-        Get,
-        "/v1/terminals/{id}/screen",
-        Empty,
-        Json,
-        "the screen as text, with the cursor",
-    ),
-    decl(
-        Post,
-        "/v1/exec",
-        Frames,
-        Frames,
-        "run a command without a pty",
-    ),
+    decl(Get, "/v1/terminals/{id}/screen", Empty, Json, "the screen as text, with the cursor"),
+    decl(Post, "/v1/exec", Frames, Frames, "run a command without a pty"),
     decl(Get, "/v1/files/stat", Empty, Json, "stat a path (?path=)"),
-    decl(
-        Get,
-        "/v1/files/list",
-        Empty,
-        Json,
-        "list a directory (?path=&depth=)",
-    ),
-    decl(
-        Get,
-        "/v1/files/read",
-        Empty,
-        Bytes,
-        "read a file (?path=&offset=&length=)",
-    ),
-    decl(
-        Put,
-        "/v1/files/write",
-        Bytes,
-        Json,
-        "write a file atomically (?path=&mode=)",
-    ),
-    decl(
-        Post,
-        "/v1/files/mkdir",
-        Json,
-        Json,
-        "create a directory and its parents",
-    ),
+    decl(Get, "/v1/files/list", Empty, Json, "list a directory (?path=&depth=)"),
+    decl(Get, "/v1/files/read", Empty, Bytes, "read a file (?path=&offset=&length=)"),
+    decl(Put, "/v1/files/write", Bytes, Json, "write a file atomically (?path=&mode=)"),
+    decl(Post, "/v1/files/mkdir", Json, Json, "create a directory and its parents"),
     decl(Post, "/v1/files/move", Json, Json, "move or rename"),
-    decl(
-        Post,
-        "/v1/files/remove",
-        Json,
-        Json,
-        "remove a file or, when asked, a tree",
-    ),
-    decl(
-        Get,
-        "/v1/files/tar",
-        Empty,
-        Bytes,
-        "a tar stream of a directory (?path=)",
-    ),
+    decl(Post, "/v1/files/remove", Json, Json, "remove a file or, when asked, a tree"),
+    decl(Get, "/v1/files/tar", Empty, Bytes, "a tar stream of a directory (?path=)"),
     decl(Get, "/v1/ports", Empty, Json, "listening tcp ports"),
-    decl(
-        Get,
-        "/v1/ports/events",
-        Empty,
-        Frames,
-        "port open and close events",
-    ),
-    decl(
-        Post,
-        "/v1/tunnels/{port}",
-        Bytes,
-        Bytes,
-        "a byte tunnel to a listening port",
-    ),
+    decl(Get, "/v1/ports/events", Empty, Frames, "port open and close events"),
+    decl(Post, "/v1/tunnels/{port}", Bytes, Bytes, "a byte tunnel to a listening port"),
 ];
 
 /// A parsed request target: one variant per entry of [`ROUTES`].

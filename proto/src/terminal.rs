@@ -20,9 +20,7 @@ impl TerminalId {
     pub fn parse(text: &str) -> Option<TerminalId> {
         let ok = !text.is_empty()
             && text.len() <= Self::MAX_LEN
-            && text
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+            && text.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
         ok.then(|| TerminalId(text.to_owned()))
     }
 

@@ -35,10 +35,7 @@ pub fn app(state: AppState) -> Router {
         .route("/login", get(crate::auth::login))
         .merge(crate::api::router())
         .fallback(not_found)
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            crate::auth::check_host,
-        ))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), crate::auth::check_host))
         .with_state(state)
 }
 
@@ -65,10 +62,7 @@ async fn home(
 }
 
 fn escape_html(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
+    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
 async fn healthz() -> &'static str {
@@ -89,10 +83,9 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
     async fn from_request(request: Request, state: &S) -> Result<Self, AppError> {
         match axum::Json::<T>::from_request(request, state).await {
             Ok(axum::Json(value)) => Ok(JsonBody(value)),
-            Err(rejection) => Err(AppError::new(
-                rejection.status(),
-                rejection.body_text().to_lowercase(),
-            )),
+            Err(rejection) => {
+                Err(AppError::new(rejection.status(), rejection.body_text().to_lowercase()))
+            }
         }
     }
 }

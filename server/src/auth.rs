@@ -48,18 +48,12 @@ pub fn random_id() -> String {
     if let Err(e) = getrandom::fill(&mut bytes) {
         panic!("the OS random source failed: {e}");
     }
-    bytes
-        .iter()
-        .map(|b| ALPHABET[usize::from(*b) % ALPHABET.len()] as char)
-        .collect()
+    bytes.iter().map(|b| ALPHABET[usize::from(*b) % ALPHABET.len()] as char).collect()
 }
 
 /// Tokens are stored as their SHA-256: a copy of the database signs nobody in.
 pub fn hash_token(token: &str) -> String {
-    sha2::Sha256::digest(token.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    sha2::Sha256::digest(token.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Mints a single-use login link for `user`.
@@ -69,10 +63,7 @@ pub async fn login_url(state: &AppState, user: &User) -> Result<String> {
         .store
         .create_login_token(&hash_token(&token), &user.id, now_ms() + LOGIN_LINK_TTL_MS)
         .await?;
-    Ok(format!(
-        "{}/login?token={token}",
-        state.config.public_origin.to_origin_string()
-    ))
+    Ok(format!("{}/login?token={token}", state.config.public_origin.to_origin_string()))
 }
 
 /// How a caller proved who it is.
@@ -102,9 +93,7 @@ impl Caller {
     /// The session this caller is confined to, if any.
     pub fn session_scope(&self) -> Option<&str> {
         match &self.via {
-            Via::Token {
-                session: Some(id), ..
-            } => Some(id),
+            Via::Token { session: Some(id), .. } => Some(id),
             _ => None,
         }
     }
@@ -136,10 +125,7 @@ impl FromRequestParts<AppState> for Caller {
                 .ok_or_else(AppError::unauthorized)?;
             return Ok(Caller {
                 user,
-                via: Via::Token {
-                    id: token.id,
-                    session: token.session_id,
-                },
+                via: Via::Token { id: token.id, session: token.session_id },
             });
         }
         let cookie =
@@ -152,25 +138,21 @@ impl FromRequestParts<AppState> for Caller {
         // A cookie rides along on cross-site requests; a mutation must prove it is same-site
         // with something a plain form cannot send: a JSON body or our header.
         let safe = matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
-        let json = parts
-            .headers
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| {
-                v.split(';')
-                    .next()
-                    .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"))
-            });
+        let json =
+            parts.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(
+                |v| {
+                    v.split(';')
+                        .next()
+                        .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"))
+                },
+            );
         if !safe && !json && !parts.headers.contains_key(CSRF_HEADER) {
             return Err(AppError::forbidden(format!(
                 "a cookie-authenticated {} needs a JSON body or the {CSRF_HEADER} header",
                 parts.method
             )));
         }
-        Ok(Caller {
-            user,
-            via: Via::Cookie,
-        })
+        Ok(Caller { user, via: Via::Cookie })
     }
 }
 
@@ -194,11 +176,8 @@ pub async fn check_host(State(state): State<AppState>, request: Request, next: N
         .map(host_without_port);
     match host {
         Some(host) if is_our_host(&state, &host) => next.run(request).await,
-        _ => AppError::new(
-            StatusCode::MISDIRECTED_REQUEST,
-            "this host name is not served here",
-        )
-        .into_response(),
+        _ => AppError::new(StatusCode::MISDIRECTED_REQUEST, "this host name is not served here")
+            .into_response(),
     }
 }
 
@@ -225,12 +204,9 @@ fn is_our_host(state: &AppState, host: &str) -> bool {
 
 /// True when a websocket's `Origin` is the public origin (checked on every upgrade).
 pub fn origin_allowed(headers: &HeaderMap, state: &AppState) -> bool {
-    headers
-        .get(header::ORIGIN)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|origin| {
-            origin.eq_ignore_ascii_case(&state.config.public_origin.to_origin_string())
-        })
+    headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()).is_some_and(|origin| {
+        origin.eq_ignore_ascii_case(&state.config.public_origin.to_origin_string())
+    })
 }
 
 #[derive(Deserialize)]
@@ -244,9 +220,7 @@ pub(crate) async fn login(
     Query(query): Query<LoginQuery>,
 ) -> Result<Response> {
     let Some(token) = query.token.filter(|t| !t.is_empty()) else {
-        return Ok(login_failed(
-            "This page needs the login link printed by `flint serve`.",
-        ));
+        return Ok(login_failed("This page needs the login link printed by `flint serve`."));
     };
     let Some(user_id) = state.store.consume_login_token(&hash_token(&token)).await? else {
         return Ok(login_failed(
@@ -256,21 +230,10 @@ pub(crate) async fn login(
     let cookie = random_hex();
     state
         .store
-        .create_web_session(
-            &hash_token(&cookie),
-            &user_id,
-            now_ms() + WEB_SESSION_TTL_MS,
-        )
+        .create_web_session(&hash_token(&cookie), &user_id, now_ms() + WEB_SESSION_TTL_MS)
         .await?;
-    state
-        .store
-        .audit(Some(&user_id), None, "login", &serde_json::json!({}))
-        .await?;
-    let secure = if state.config.public_origin.is_https() {
-        "; Secure"
-    } else {
-        ""
-    };
+    state.store.audit(Some(&user_id), None, "login", &serde_json::json!({})).await?;
+    let secure = if state.config.public_origin.is_https() { "; Secure" } else { "" };
     let set_cookie = format!(
         "{COOKIE_NAME}={cookie}; HttpOnly; SameSite=Lax; Path=/; Max-Age={}{secure}",
         WEB_SESSION_TTL_MS / 1000
@@ -323,10 +286,7 @@ mod tests {
     fn ids_are_lowercase_and_tokens_hash_stably() {
         let id = random_id();
         assert_eq!(id.len(), 26);
-        assert!(
-            id.bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
-        );
+        assert!(id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()));
         assert_ne!(random_id(), id);
         assert_eq!(hash_token("abc"), hash_token("abc"));
         assert_eq!(hash_token("abc").len(), 64);
@@ -335,10 +295,7 @@ mod tests {
     #[test]
     fn cookies_are_found_among_others() {
         let mut headers = HeaderMap::new();
-        headers.insert(
-            header::COOKIE,
-            HeaderValue::from_static("a=1; flint_session=xyz; b=2"),
-        );
+        headers.insert(header::COOKIE, HeaderValue::from_static("a=1; flint_session=xyz; b=2"));
         assert_eq!(cookie_value(&headers, COOKIE_NAME), Some("xyz"));
         assert_eq!(cookie_value(&headers, "missing"), None);
     }

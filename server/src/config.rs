@@ -17,45 +17,24 @@ pub struct PublicOrigin {
 impl PublicOrigin {
     /// Parses `scheme://host[:port]` (no path).
     pub fn parse(text: &str) -> Result<PublicOrigin, String> {
-        let uri: http::Uri = text
-            .parse()
-            .map_err(|e| format!("invalid origin {text:?}: {e}"))?;
-        let scheme = uri
-            .scheme_str()
-            .ok_or_else(|| format!("origin {text:?} has no scheme"))?;
+        let uri: http::Uri = text.parse().map_err(|e| format!("invalid origin {text:?}: {e}"))?;
+        let scheme = uri.scheme_str().ok_or_else(|| format!("origin {text:?} has no scheme"))?;
         if scheme != "http" && scheme != "https" {
             return Err(format!("origin {text:?} must be http or https"));
         }
-        if uri
-            .path_and_query()
-            .is_some_and(|p| p.as_str() != "/" && !p.as_str().is_empty())
-        {
+        if uri.path_and_query().is_some_and(|p| p.as_str() != "/" && !p.as_str().is_empty()) {
             return Err(format!("origin {text:?} must not have a path"));
         }
-        let host = uri
-            .host()
-            .ok_or_else(|| format!("origin {text:?} has no host"))?;
-        let host = host
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .to_ascii_lowercase();
-        let port = uri
-            .port_u16()
-            .unwrap_or(if scheme == "https" { 443 } else { 80 });
-        Ok(PublicOrigin {
-            scheme: scheme.to_owned(),
-            host,
-            port,
-        })
+        let host = uri.host().ok_or_else(|| format!("origin {text:?} has no host"))?;
+        let host = host.trim_start_matches('[').trim_end_matches(']').to_ascii_lowercase();
+        let port = uri.port_u16().unwrap_or(if scheme == "https" { 443 } else { 80 });
+        Ok(PublicOrigin { scheme: scheme.to_owned(), host, port })
     }
 
     /// The origin as a browser sends it in `Origin`.
     pub fn to_origin_string(&self) -> String {
-        let host = if self.host.contains(':') {
-            format!("[{}]", self.host)
-        } else {
-            self.host.clone()
-        };
+        let host =
+            if self.host.contains(':') { format!("[{}]", self.host) } else { self.host.clone() };
         let default = if self.scheme == "https" { 443 } else { 80 };
         if self.port == default {
             format!("{}://{host}", self.scheme)
@@ -86,9 +65,8 @@ pub fn default_data_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os("FLINT_DATA_DIR").filter(|d| !d.is_empty()) {
         return PathBuf::from(dir);
     }
-    let home = std::env::var_os("HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/root"));
+    let home =
+        std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/root"));
     home.join(".local/share/flint")
 }
 
@@ -102,10 +80,7 @@ mod tests {
         assert_eq!((o.host.as_str(), o.port), ("127.0.0.1", 8080));
         assert_eq!(o.to_origin_string(), "http://127.0.0.1:8080");
         let o = PublicOrigin::parse("https://Flint.Example.com").expect("parse");
-        assert_eq!(
-            (o.host.as_str(), o.port, o.is_https()),
-            ("flint.example.com", 443, true)
-        );
+        assert_eq!((o.host.as_str(), o.port, o.is_https()), ("flint.example.com", 443, true));
         assert_eq!(o.to_origin_string(), "https://flint.example.com");
         let o = PublicOrigin::parse("http://[::1]:9000").expect("parse");
         assert_eq!(o.to_origin_string(), "http://[::1]:9000");

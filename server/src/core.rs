@@ -14,7 +14,7 @@ use serde::Serialize;
 use crate::app::AppState;
 use crate::auth::{API_TOKEN_PREFIX, Caller, hash_token, random_hex, random_id};
 use crate::error::{AppError, Result};
-use crate::store::{ApiToken, now_ms};
+use crate::store::{ApiToken, AuditEvent, now_ms};
 
 /// Everything the control plane can be asked to do.
 #[derive(Clone, Debug)]
@@ -119,6 +119,12 @@ pub enum Action {
         /// Session id.
         id: String,
     },
+    /// A session's audit events (what people, agents and the server did in it). Its owner,
+    /// or a token scoped to it.
+    SessionEvents {
+        /// Session id.
+        id: String,
+    },
     /// The agent of a running session, to relay a stream (terminal websocket, file bodies,
     /// the workspace tarball): streams do not fit an `Outcome`. Its owner, or a token scoped
     /// to it.
@@ -152,6 +158,8 @@ pub enum Outcome {
     Files(FileList),
     /// Listening ports.
     Ports(PortList),
+    /// Audit events.
+    Events(Vec<AuditEvent>),
     /// Done, nothing to say.
     Done,
 }
@@ -170,6 +178,7 @@ impl Outcome {
             Outcome::ExecResult(result) => serde_json::to_value(result),
             Outcome::Files(files) => serde_json::to_value(files),
             Outcome::Ports(ports) => serde_json::to_value(ports),
+            Outcome::Events(events) => serde_json::to_value(events),
             Outcome::Agent(_) | Outcome::Done => Ok(serde_json::Value::Null),
         };
         value.map_err(AppError::internal)
@@ -236,27 +245,17 @@ pub async fn perform(state: &AppState, caller: &Caller, action: Action) -> Resul
                 created_ms: now_ms(),
                 last_used_ms: None,
             };
-            state
-                .store
-                .create_api_token(&caller.user.id, &hash_token(&token), &record)
-                .await?;
+            state.store.create_api_token(&caller.user.id, &hash_token(&token), &record).await?;
             let detail = serde_json::json!({ "token_id": record.id, "name": record.name });
             state
                 .store
-                .audit(
-                    Some(&caller.user.id),
-                    record.session_id.as_deref(),
-                    "token.create",
-                    &detail,
-                )
+                .audit(Some(&caller.user.id), record.session_id.as_deref(), "token.create", &detail)
                 .await?;
             Ok(Outcome::NewToken(NewToken { token, record }))
         }
         Action::ListTokens => {
             refuse_scoped(caller)?;
-            Ok(Outcome::Tokens(
-                state.store.api_tokens(&caller.user.id).await?,
-            ))
+            Ok(Outcome::Tokens(state.store.api_tokens(&caller.user.id).await?))
         }
         Action::RevokeToken { id } => {
             refuse_scoped(caller)?;
@@ -276,9 +275,7 @@ pub async fn perform(state: &AppState, caller: &Caller, action: Action) -> Resul
         }
         Action::CreateSession(request) => {
             refuse_scoped(caller)?;
-            Ok(Outcome::Session(
-                state.sessions.create(&caller.user, request).await?,
-            ))
+            Ok(Outcome::Session(state.sessions.create(&caller.user, request).await?))
         }
         Action::ListSessions => {
             let mut sessions = state.sessions.list(&caller.user).await?;
@@ -290,37 +287,25 @@ pub async fn perform(state: &AppState, caller: &Caller, action: Action) -> Resul
         Action::GetSession { id } => Ok(Outcome::Session(authorize(state, caller, &id).await?)),
         Action::ExtendSession { id, lifetime_s } => {
             authorize(state, caller, &id).await?;
-            Ok(Outcome::Session(
-                state.sessions.extend(&id, lifetime_s).await?,
-            ))
+            Ok(Outcome::Session(state.sessions.extend(&id, lifetime_s).await?))
         }
         Action::DeleteSession { id } => {
             refuse_scoped(caller)?;
             authorize(state, caller, &id).await?;
             state.sessions.delete(&id).await?;
             let detail = serde_json::json!({ "session_id": id });
-            state
-                .store
-                .audit(Some(&caller.user.id), None, "session.delete", &detail)
-                .await?;
+            state.store.audit(Some(&caller.user.id), None, "session.delete", &detail).await?;
             Ok(Outcome::Done)
         }
         Action::CreateTerminal { id, request } => {
             authorize(state, caller, &id).await?;
             let client = state.sessions.client(&id).await?;
-            Ok(Outcome::Terminal(
-                client
-                    .create_terminal(&request)
-                    .await
-                    .map_err(agent_error)?,
-            ))
+            Ok(Outcome::Terminal(client.create_terminal(&request).await.map_err(agent_error)?))
         }
         Action::ListTerminals { id } => {
             authorize(state, caller, &id).await?;
             let client = state.sessions.client(&id).await?;
-            Ok(Outcome::Terminals(
-                client.terminals().await.map_err(agent_error)?,
-            ))
+            Ok(Outcome::Terminals(client.terminals().await.map_err(agent_error)?))
         }
         Action::KillTerminal { id, terminal } => {
             authorize(state, caller, &id).await?;
@@ -332,10 +317,7 @@ pub async fn perform(state: &AppState, caller: &Caller, action: Action) -> Resul
             authorize(state, caller, &id).await?;
             let client = state.sessions.client(&id).await?;
             let detail = serde_json::json!({ "argv": command.argv });
-            state
-                .store
-                .audit(Some(&caller.user.id), Some(&id), "exec", &detail)
-                .await?;
+            state.store.audit(Some(&caller.user.id), Some(&id), "exec", &detail).await?;
             let request = ExecRequest {
                 argv: command.argv,
                 cwd: Some(command.cwd.unwrap_or_else(|| "/workspace".to_owned())),
@@ -345,19 +327,16 @@ pub async fn perform(state: &AppState, caller: &Caller, action: Action) -> Resul
                 stdin: false,
             };
             match client.exec_collect(request).await.map_err(agent_error)? {
-                ExecDown::Finished {
-                    stdout,
-                    stderr,
-                    truncated,
-                    status,
-                } => Ok(Outcome::ExecResult(ExecResult {
-                    stdout: String::from_utf8_lossy(&stdout).into_owned(),
-                    stderr: String::from_utf8_lossy(&stderr).into_owned(),
-                    exit_code: status.code,
-                    signal: status.signal,
-                    timed_out: status.timed_out,
-                    truncated,
-                })),
+                ExecDown::Finished { stdout, stderr, truncated, status } => {
+                    Ok(Outcome::ExecResult(ExecResult {
+                        stdout: String::from_utf8_lossy(&stdout).into_owned(),
+                        stderr: String::from_utf8_lossy(&stderr).into_owned(),
+                        exit_code: status.code,
+                        signal: status.signal,
+                        timed_out: status.timed_out,
+                        truncated,
+                    }))
+                }
                 _ => Err(AppError::new(
                     http::StatusCode::BAD_GATEWAY,
                     "the agent gave no exec result",
@@ -367,9 +346,7 @@ pub async fn perform(state: &AppState, caller: &Caller, action: Action) -> Resul
         Action::ListFiles { id, path, depth } => {
             authorize(state, caller, &id).await?;
             let client = state.sessions.client(&id).await?;
-            Ok(Outcome::Files(
-                client.list(&path, depth).await.map_err(agent_error)?,
-            ))
+            Ok(Outcome::Files(client.list(&path, depth).await.map_err(agent_error)?))
         }
         Action::MakeDir { id, path } => {
             authorize(state, caller, &id).await?;
@@ -393,6 +370,10 @@ pub async fn perform(state: &AppState, caller: &Caller, action: Action) -> Resul
             authorize(state, caller, &id).await?;
             let client = state.sessions.client(&id).await?;
             Ok(Outcome::Ports(client.ports().await.map_err(agent_error)?))
+        }
+        Action::SessionEvents { id } => {
+            authorize(state, caller, &id).await?;
+            Ok(Outcome::Events(state.store.session_events(&id).await?))
         }
         Action::ConnectAgent { id } => {
             authorize(state, caller, &id).await?;
@@ -429,9 +410,9 @@ pub fn agent_error(err: guest_agent::Error) -> AppError {
 
 fn refuse_scoped(caller: &Caller) -> Result<()> {
     match caller.session_scope() {
-        Some(session) => Err(AppError::forbidden(format!(
-            "this token is scoped to session {session}"
-        ))),
+        Some(session) => {
+            Err(AppError::forbidden(format!("this token is scoped to session {session}")))
+        }
         None => Ok(()),
     }
 }

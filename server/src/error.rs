@@ -18,10 +18,7 @@ pub struct AppError {
 impl AppError {
     /// Any status with a message.
     pub fn new(status: StatusCode, message: impl Into<String>) -> AppError {
-        AppError {
-            status,
-            message: message.into(),
-        }
+        AppError { status, message: message.into() }
     }
 
     /// 400
@@ -47,10 +44,7 @@ impl AppError {
     /// 500; the cause is logged, the client gets a generic message.
     pub fn internal(cause: impl std::fmt::Display) -> AppError {
         tracing::error!("internal error: {cause}");
-        AppError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal error (see the server log)",
-        )
+        AppError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error (see the server log)")
     }
 }
 
@@ -62,11 +56,7 @@ impl From<sqlx::Error> for AppError {
 
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
-        (
-            self.status,
-            Json(serde_json::json!({ "error": self.message })),
-        )
-            .into_response()
+        (self.status, Json(serde_json::json!({ "error": self.message }))).into_response()
     }
 }
 

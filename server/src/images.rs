@@ -123,9 +123,7 @@ impl Spec {
     /// and to write into the image.
     pub fn validate(&self) -> anyhow::Result<()> {
         let name_ok = self.name.len() <= 64
-            && self
-                .name
-                .starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+            && self.name.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
             && self.name.chars().all(|c| {
                 c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-')
             });
@@ -136,17 +134,10 @@ impl Spec {
             );
         }
         if self.suite.is_empty() || !self.suite.chars().all(|c| c.is_ascii_alphanumeric()) {
-            bail!(
-                "invalid `suite` {:?}: a Debian suite name such as \"bookworm\"",
-                self.suite
-            );
+            bail!("invalid `suite` {:?}: a Debian suite name such as \"bookworm\"", self.suite);
         }
         if !VARIANTS.contains(&self.variant.as_str()) {
-            bail!(
-                "invalid `variant` {:?}: one of {}",
-                self.variant,
-                VARIANTS.join(", ")
-            );
+            bail!("invalid `variant` {:?}: one of {}", self.variant, VARIANTS.join(", "));
         }
         for package in &self.packages {
             // Names, `name=version` and `name:arch`, as apt takes them; never an option.
@@ -194,9 +185,7 @@ pub fn load_spec(path: &Path) -> anyhow::Result<Spec> {
 /// The directory of `spec`'s image: `data_dir/images/<name>-<first 16 hex of its hash>`.
 pub fn spec_dir(data_dir: &Path, spec: &Spec) -> PathBuf {
     let hash = spec.hash();
-    data_dir
-        .join("images")
-        .join(format!("{}-{}", spec.name, &hash[..HASH_DIGITS]))
+    data_dir.join("images").join(format!("{}-{}", spec.name, &hash[..HASH_DIGITS]))
 }
 
 /// The image's root filesystem when it is completely built, else `None`.
@@ -240,10 +229,7 @@ fn build_blocking(data_dir: &Path, spec: &Spec, progress: bool) -> anyhow::Resul
     let rootfs = dir.join("rootfs");
     // `.complete` is written last, so seeing it needs no lock.
     if is_complete(&dir) {
-        return Ok(Built {
-            rootfs,
-            build_time: None,
-        });
+        return Ok(Built { rootfs, build_time: None });
     }
     if find_on_path("mmdebstrap").is_none() {
         bail!("mmdebstrap is not installed: run `apt-get install mmdebstrap` as root");
@@ -263,10 +249,7 @@ fn build_blocking(data_dir: &Path, spec: &Spec, progress: bool) -> anyhow::Resul
     }
     // Another build may have finished while we waited.
     if is_complete(&dir) {
-        return Ok(Built {
-            rootfs,
-            build_time: None,
-        });
+        return Ok(Built { rootfs, build_time: None });
     }
     let started = Instant::now();
     let partial = dir.join("rootfs.partial");
@@ -292,10 +275,7 @@ fn build_blocking(data_dir: &Path, spec: &Spec, progress: bool) -> anyhow::Resul
     )?;
     fs::rename(&marker, dir.join(".complete"))?;
     drop(lock);
-    Ok(Built {
-        rootfs,
-        build_time: Some(build_time),
-    })
+    Ok(Built { rootfs, build_time: Some(build_time) })
 }
 
 /// Removes a half-built tree, refusing when something is mounted inside it: deleting
@@ -342,9 +322,9 @@ fn mount_points(mountinfo: &str) -> impl Iterator<Item = PathBuf> + '_ {
                 }
             }
         }
-        Some(PathBuf::from(OsString::from(
-            <OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(&bytes),
-        )))
+        Some(PathBuf::from(OsString::from(<OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(
+            &bytes,
+        ))))
     })
 }
 
@@ -364,10 +344,7 @@ fn run_mmdebstrap(spec: &Spec, target: &Path, progress: bool) -> anyhow::Result<
     }
     command.arg("--").arg(&spec.suite).arg(target);
     let (reader, writer) = std::io::pipe().context("creating a pipe")?;
-    command
-        .stdin(Stdio::null())
-        .stdout(writer.try_clone()?)
-        .stderr(writer);
+    command.stdin(Stdio::null()).stdout(writer.try_clone()?).stderr(writer);
     let mut child = command.spawn().map_err(|e| {
         if e.kind() == std::io::ErrorKind::NotFound {
             anyhow::anyhow!("`unshare` is not installed: run `apt-get install util-linux`")
@@ -394,10 +371,7 @@ fn run_mmdebstrap(spec: &Spec, target: &Path, progress: bool) -> anyhow::Result<
     reporter.finish();
     if !status.success() {
         let tail: Vec<String> = tail.into_iter().collect();
-        bail!(
-            "mmdebstrap failed ({status}); its last lines:\n{}",
-            tail.join("\n")
-        );
+        bail!("mmdebstrap failed ({status}); its last lines:\n{}", tail.join("\n"));
     }
     Ok(())
 }
@@ -434,9 +408,7 @@ impl Reporter {
     }
 
     fn line(&mut self, line: &str) {
-        let phase = line
-            .strip_prefix("I: ")
-            .map(|phase| phase.trim_end_matches("..."));
+        let phase = line.strip_prefix("I: ").map(|phase| phase.trim_end_matches("..."));
         let warning = line.starts_with("W: ") || line.starts_with("E: ");
         match (&self.bar, phase) {
             (Some(bar), Some(phase)) => {
@@ -521,10 +493,7 @@ fn resolve_in_root(root: &Path, path: &Path) -> anyhow::Result<PathBuf> {
             Ok(meta) if meta.file_type().is_symlink() => {
                 links += 1;
                 if links > MAX_LINKS {
-                    bail!(
-                        "too many symlinks resolving {} in the image",
-                        path.display()
-                    );
+                    bail!("too many symlinks resolving {} in the image", path.display());
                 }
                 let target = fs::read_link(&candidate)?;
                 if target.is_absolute() {
@@ -552,13 +521,11 @@ fn push_components(stack: &mut Vec<OsString>, path: &Path) {
 /// The first executable file called `name` in a directory of `$PATH`.
 fn find_on_path(name: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|dir| dir.join(name))
-        .find(|candidate| {
-            candidate
-                .metadata()
-                .is_ok_and(|meta| meta.is_file() && meta.permissions().mode() & 0o111 != 0)
-        })
+    std::env::split_paths(&path).map(|dir| dir.join(name)).find(|candidate| {
+        candidate
+            .metadata()
+            .is_ok_and(|meta| meta.is_file() && meta.permissions().mode() & 0o111 != 0)
+    })
 }
 
 #[cfg(test)]
@@ -612,14 +579,8 @@ LANG="C.UTF-8"
         let other_env = parse(&SPEC.replace("\"vi\"", "\"vim\""));
         let other_file = parse(&SPEC.replace("hi\\n", "hello\\n"));
         let other_variant = parse(&format!("variant = \"minbase\"\n{SPEC}"));
-        let hashes = [
-            &base,
-            &other_packages,
-            &other_env,
-            &other_file,
-            &other_variant,
-        ]
-        .map(|spec| spec.hash());
+        let hashes = [&base, &other_packages, &other_env, &other_file, &other_variant]
+            .map(|spec| spec.hash());
         for (i, a) in hashes.iter().enumerate() {
             for b in &hashes[i + 1..] {
                 assert_ne!(a, b);
@@ -634,36 +595,15 @@ LANG="C.UTF-8"
     #[test]
     fn bad_specs_are_refused_naming_the_field() {
         let cases = [
-            (
-                "name = \"x\"\nsuite = \"bookworm\"\npackges = []",
-                "packges",
-            ),
+            ("name = \"x\"\nsuite = \"bookworm\"\npackges = []", "packges"),
             ("suite = \"bookworm\"", "name"),
             ("name = \"../x\"\nsuite = \"bookworm\"", "name"),
-            (
-                "name = \"x\"\nsuite = \"bookworm\"\nvariant = \"huge\"",
-                "variant",
-            ),
-            (
-                "name = \"x\"\nsuite = \"bookworm\"\npackages = [\"--hook=x\"]",
-                "packages",
-            ),
-            (
-                "name = \"x\"\nsuite = \"bookworm\"\n[env]\n\"A B\" = \"1\"",
-                "env",
-            ),
-            (
-                "name = \"x\"\nsuite = \"bookworm\"\n[env]\nA = \"a\\nb\"",
-                "env",
-            ),
-            (
-                "name = \"x\"\nsuite = \"bookworm\"\n[files]\n\"etc/x\" = \"\"",
-                "files",
-            ),
-            (
-                "name = \"x\"\nsuite = \"bookworm\"\n[files]\n\"/etc/../x\" = \"\"",
-                "files",
-            ),
+            ("name = \"x\"\nsuite = \"bookworm\"\nvariant = \"huge\"", "variant"),
+            ("name = \"x\"\nsuite = \"bookworm\"\npackages = [\"--hook=x\"]", "packages"),
+            ("name = \"x\"\nsuite = \"bookworm\"\n[env]\n\"A B\" = \"1\"", "env"),
+            ("name = \"x\"\nsuite = \"bookworm\"\n[env]\nA = \"a\\nb\"", "env"),
+            ("name = \"x\"\nsuite = \"bookworm\"\n[files]\n\"etc/x\" = \"\"", "files"),
+            ("name = \"x\"\nsuite = \"bookworm\"\n[files]\n\"/etc/../x\" = \"\"", "files"),
         ];
         for (text, field) in cases {
             let error = format!("{:#}", Spec::parse(text).expect_err(text));
@@ -683,15 +623,9 @@ LANG="C.UTF-8"
         std::os::unix::fs::symlink("loop", root.join("etc/loop")).expect("link");
         let resolve = |path: &str| resolve_in_root(root, Path::new(path));
         assert_eq!(resolve("/bin/x").expect("bin"), root.join("usr/bin/x"));
-        assert_eq!(
-            resolve("/etc/absolute").expect("absolute"),
-            root.join("etc/hostname")
-        );
+        assert_eq!(resolve("/etc/absolute").expect("absolute"), root.join("etc/hostname"));
         assert_eq!(resolve("/etc/up").expect("up"), root.join("etc/passwd"));
-        assert_eq!(
-            resolve("/new/dir/file").expect("new"),
-            root.join("new/dir/file")
-        );
+        assert_eq!(resolve("/new/dir/file").expect("new"), root.join("new/dir/file"));
         assert!(resolve("/etc/loop").is_err());
     }
 
@@ -704,10 +638,7 @@ LANG="C.UTF-8"
         let points: Vec<PathBuf> = mount_points(mountinfo).collect();
         assert_eq!(
             points,
-            [
-                PathBuf::from("/"),
-                PathBuf::from("/data/images/a b/rootfs.partial/dev")
-            ]
+            [PathBuf::from("/"), PathBuf::from("/data/images/a b/rootfs.partial/dev")]
         );
     }
 }

@@ -12,14 +12,11 @@ use server::config::{Config, PublicOrigin, default_data_dir};
 use server::core::{Action, Outcome, perform};
 use server::images;
 use server::metrics::Metrics;
-use server::sessions::{Sessions, SessionsConfig};
+use server::sessions::{DEFAULT_IDLE_TIMEOUT, Sessions, SessionsConfig};
 use server::store::Store;
 
 #[derive(Parser)]
-#[command(
-    version,
-    about = "Flint: a self-hostable cloud IDE of disposable sandboxes"
-)]
+#[command(version, about = "Flint: a self-hostable cloud IDE of disposable sandboxes")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -42,6 +39,10 @@ enum Command {
         /// Address to listen on.
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: SocketAddr,
+        /// Stop a running session after this many seconds with no client attached and no
+        /// API call.
+        #[arg(long, default_value_t = 1800)]
+        idle_timeout_s: u64,
         #[command(flatten)]
         common: Common,
     },
@@ -114,6 +115,7 @@ async fn state(
     listen: SocketAddr,
     data_dir: PathBuf,
     public_origin: Option<String>,
+    idle_timeout: std::time::Duration,
 ) -> anyhow::Result<AppState> {
     let public_origin = match public_origin {
         Some(text) => PublicOrigin::parse(&text).map_err(anyhow::Error::msg)?,
@@ -127,19 +129,11 @@ async fn state(
         data_dir: data_dir.clone(),
         images_dir: images_dir(),
         agent_bin: agent_bin()?,
+        idle_timeout,
     };
     let sessions = Sessions::new(store.clone(), sessions_config, metrics.clone());
-    let config = Config {
-        listen,
-        data_dir,
-        public_origin,
-    };
-    Ok(AppState {
-        config: Arc::new(config),
-        store,
-        metrics,
-        sessions,
-    })
+    let config = Config { listen, data_dir, public_origin };
+    Ok(AppState { config: Arc::new(config), store, metrics, sessions })
 }
 
 /// Image specs: `$FLINT_IMAGES_DIR`, else `images/` in the current directory (the repository
@@ -163,58 +157,41 @@ fn agent_bin() -> anyhow::Result<PathBuf> {
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Serve { listen, common } => {
+        Command::Serve { listen, idle_timeout_s, common } => {
             let listener = tokio::net::TcpListener::bind(listen)
                 .await
                 .with_context(|| format!("binding {listen}"))?;
             let bound = listener.local_addr()?;
-            let state = state(bound, common.data_dir, common.public_origin).await?;
+            let idle = std::time::Duration::from_secs(idle_timeout_s);
+            let state = state(bound, common.data_dir, common.public_origin, idle).await?;
             let admin = state.store.ensure_admin().await?;
             state
                 .sessions
                 .adopt_all()
                 .await
                 .map_err(|e| anyhow::anyhow!("re-adopting sessions: {e}"))?;
-            tokio::spawn(state.sessions.clone().expire_forever());
+            tokio::spawn(state.sessions.clone().watch_forever());
             let url = login_url(&state, &admin).await?;
             println!("Flint is listening on http://{bound}");
             println!("Sign in: {url}");
             tracing::info!(%bound, "serving");
             let service = app(state).into_make_service_with_connect_info::<SocketAddr>();
-            axum::serve(listener, service)
-                .with_graceful_shutdown(shutdown())
-                .await?;
+            axum::serve(listener, service).with_graceful_shutdown(shutdown()).await?;
             Ok(())
         }
         Command::LoginUrl { listen, common } => {
-            let state = state(listen, common.data_dir, common.public_origin).await?;
+            let state =
+                state(listen, common.data_dir, common.public_origin, DEFAULT_IDLE_TIMEOUT).await?;
             let admin = state.store.ensure_admin().await?;
             println!("{}", login_url(&state, &admin).await?);
             Ok(())
         }
-        Command::Token {
-            command:
-                TokenCommand::Create {
-                    name,
-                    session,
-                    data_dir,
-                },
-        } => {
-            let state = state(SocketAddr::from(([127, 0, 0, 1], 8080)), data_dir, None).await?;
+        Command::Token { command: TokenCommand::Create { name, session, data_dir } } => {
+            let local = SocketAddr::from(([127, 0, 0, 1], 8080));
+            let state = state(local, data_dir, None, DEFAULT_IDLE_TIMEOUT).await?;
             let admin = state.store.ensure_admin().await?;
-            let caller = Caller {
-                user: admin,
-                via: Via::Cookie,
-            };
-            match perform(
-                &state,
-                &caller,
-                Action::CreateToken {
-                    name,
-                    session_id: session,
-                },
-            )
-            .await
+            let caller = Caller { user: admin, via: Via::Cookie };
+            match perform(&state, &caller, Action::CreateToken { name, session_id: session }).await
             {
                 Ok(Outcome::NewToken(new)) => {
                     println!("{}", new.token);
@@ -224,9 +201,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 Err(e) => anyhow::bail!("{e}"),
             }
         }
-        Command::Image {
-            command: ImageCommand::Build { spec, data_dir },
-        } => {
+        Command::Image { command: ImageCommand::Build { spec, data_dir } } => {
             let path = spec;
             let spec = images::load_spec(&path)?;
             let built = images::build(&data_dir, &spec, true).await?;

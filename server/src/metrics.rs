@@ -49,24 +49,11 @@ impl Metrics {
             session_start_seconds.clone(),
         );
         let websocket_clients = Gauge::default();
-        registry.register(
-            "websocket_clients",
-            "Open websocket clients",
-            websocket_clients.clone(),
-        );
+        registry.register("websocket_clients", "Open websocket clients", websocket_clients.clone());
         for state in ["creating", "running", "stopping", "stopped", "failed"] {
-            sessions
-                .get_or_create(&StateLabel {
-                    state: state.to_owned(),
-                })
-                .set(0);
+            sessions.get_or_create(&StateLabel { state: state.to_owned() }).set(0);
         }
-        Arc::new(Metrics {
-            registry,
-            sessions,
-            session_start_seconds,
-            websocket_clients,
-        })
+        Arc::new(Metrics { registry, sessions, session_start_seconds, websocket_clients })
     }
 
     fn encode(&self) -> Result<String, std::fmt::Error> {
@@ -88,18 +75,8 @@ pub async fn metrics(
     match state.store.count_sessions_by_state().await {
         Ok(counts) => {
             for name in ["creating", "running", "stopping", "stopped", "failed"] {
-                let n = counts
-                    .iter()
-                    .find(|(s, _)| s == name)
-                    .map(|(_, n)| *n)
-                    .unwrap_or(0);
-                state
-                    .metrics
-                    .sessions
-                    .get_or_create(&StateLabel {
-                        state: name.to_owned(),
-                    })
-                    .set(n);
+                let n = counts.iter().find(|(s, _)| s == name).map(|(_, n)| *n).unwrap_or(0);
+                state.metrics.sessions.get_or_create(&StateLabel { state: name.to_owned() }).set(n);
             }
         }
         Err(e) => return e.into_response(),

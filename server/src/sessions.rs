@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use guest_agent::client::Client;
 use proto::api::{CreateSession, SessionInfo, SessionLimits, SessionState};
@@ -37,11 +37,29 @@ pub struct SessionsConfig {
     pub images_dir: PathBuf,
     /// The guest-agent binary bind-mounted into sandboxes.
     pub agent_bin: PathBuf,
+    /// A running session with no client attached and no API call for this long stops.
+    pub idle_timeout: Duration,
 }
+
+/// Default idle timeout: 30 minutes, as Codespaces does.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 
 struct Live {
     sandbox: Sandbox,
     client: Client,
+    /// Last API call or websocket message for this session.
+    last_activity: Instant,
+    /// Websocket clients attached now.
+    attached: usize,
+    /// OOM kills already recorded.
+    oom_kills: u64,
+}
+
+impl Live {
+    fn new(sandbox: Sandbox, client: Client) -> Live {
+        let oom_kills = sandbox.oom_kills();
+        Live { sandbox, client, last_activity: Instant::now(), attached: 0, oom_kills }
+    }
 }
 
 /// Every session of this server.
@@ -58,13 +76,7 @@ impl Sessions {
     /// The sessions of `store`.
     pub fn new(store: Store, config: SessionsConfig, metrics: Arc<Metrics>) -> Arc<Sessions> {
         let instance = crate::auth::hash_token(&config.data_dir.to_string_lossy())[..12].to_owned();
-        Arc::new(Sessions {
-            store,
-            config,
-            metrics,
-            instance,
-            live: Mutex::default(),
-        })
+        Arc::new(Sessions { store, config, metrics, instance, live: Mutex::default() })
     }
 
     fn session_dir(&self, id: &str) -> PathBuf {
@@ -77,34 +89,21 @@ impl Sessions {
 
     /// The record of a session, or 404.
     pub async fn record(&self, id: &str) -> Result<SessionRecord> {
-        self.store
-            .session(id)
-            .await?
-            .ok_or_else(|| AppError::not_found(format!("no session {id}")))
+        self.store.session(id).await?.ok_or_else(|| AppError::not_found(format!("no session {id}")))
     }
 
     /// A user's sessions.
     pub async fn list(&self, owner: &User) -> Result<Vec<SessionInfo>> {
-        Ok(self
-            .store
-            .sessions_of(&owner.id)
-            .await?
-            .into_iter()
-            .map(|r| r.info)
-            .collect())
+        Ok(self.store.sessions_of(&owner.id).await?.into_iter().map(|r| r.info).collect())
     }
 
     /// Creates a session and waits until its sandbox answers.
     pub async fn create(&self, owner: &User, request: CreateSession) -> Result<SessionInfo> {
         let image = request.image.unwrap_or_else(|| "default".to_owned());
         if image.is_empty()
-            || !image
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            || !image.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         {
-            return Err(AppError::bad_request(
-                "image must be a spec name like `default`",
-            ));
+            return Err(AppError::bad_request("image must be a spec name like `default`"));
         }
         let limits = SessionLimits {
             cpu_centis: bounded(
@@ -119,19 +118,12 @@ impl Sessions {
                 64,
                 65536,
             )?,
-            disk_mb: bounded(
-                "disk_mb",
-                request.disk_mb.unwrap_or(DEFAULT_DISK_MB),
-                64,
-                1 << 20,
-            )?,
+            disk_mb: bounded("disk_mb", request.disk_mb.unwrap_or(DEFAULT_DISK_MB), 64, 1 << 20)?,
             pids: PIDS_PER_SESSION,
         };
         let lifetime = request.lifetime_s.unwrap_or(DEFAULT_LIFETIME_S);
         if lifetime == 0 || lifetime > MAX_LIFETIME_S {
-            return Err(AppError::bad_request(format!(
-                "lifetime_s must be 1..={MAX_LIFETIME_S}"
-            )));
+            return Err(AppError::bad_request(format!("lifetime_s must be 1..={MAX_LIFETIME_S}")));
         }
         let spec_path = self.config.images_dir.join(format!("{image}.toml"));
         if !spec_path.exists() {
@@ -162,10 +154,7 @@ impl Sessions {
         };
         // Written before anything is started: a crash from here on leaves a record to clean.
         self.store
-            .insert_session(&SessionRecord {
-                owner_id: owner.id.clone(),
-                info: info.clone(),
-            })
+            .insert_session(&SessionRecord { owner_id: owner.id.clone(), info: info.clone() })
             .await?;
         self.store
             .audit(
@@ -178,23 +167,17 @@ impl Sessions {
         match self.start_sandbox(&info, &spec_path).await {
             Ok(live) => {
                 self.live.lock().await.insert(id.clone(), live);
-                self.store
-                    .set_session_state(&id, SessionState::Running, None)
-                    .await?;
+                self.store.set_session_state(&id, SessionState::Running, None).await?;
                 let record = self.record(&id).await?;
                 if let Some(ms) = record.info.start_duration_ms {
-                    self.metrics
-                        .session_start_seconds
-                        .observe(ms as f64 / 1000.0);
+                    self.metrics.session_start_seconds.observe(ms as f64 / 1000.0);
                 }
                 Ok(record.info)
             }
             Err(e) => {
                 let reason = format!("{e:#}");
                 tracing::warn!(session = %id, "start failed: {reason}");
-                self.store
-                    .set_session_state(&id, SessionState::Failed, Some(&reason))
-                    .await?;
+                self.store.set_session_state(&id, SessionState::Failed, Some(&reason)).await?;
                 Ok(self.record(&id).await?.info)
             }
         }
@@ -217,42 +200,50 @@ impl Sessions {
         };
         let sandbox = process::start(&spec).await?;
         let client = sandbox.client().await?;
-        Ok(Live { sandbox, client })
+        Ok(Live::new(sandbox, client))
+    }
+
+    /// Counts as activity: an API call or a websocket message.
+    pub async fn touch(&self, id: &str) {
+        if let Some(live) = self.live.lock().await.get_mut(id) {
+            live.last_activity = Instant::now();
+        }
+    }
+
+    /// A websocket client attached (`true`) or left (`false`).
+    pub async fn attached(&self, id: &str, attached: bool) {
+        if let Some(live) = self.live.lock().await.get_mut(id) {
+            live.attached =
+                if attached { live.attached + 1 } else { live.attached.saturating_sub(1) };
+            live.last_activity = Instant::now();
+        }
     }
 
     /// The agent client of a running session.
     pub async fn client(&self, id: &str) -> Result<Client> {
-        if let Some(live) = self.live.lock().await.get(id) {
+        if let Some(live) = self.live.lock().await.get_mut(id) {
+            live.last_activity = Instant::now();
             return Ok(live.client.clone());
         }
         let record = self.record(id).await?;
         Err(AppError::new(
             http::StatusCode::CONFLICT,
-            format!(
-                "session {id} is {}, not running",
-                record.info.state.as_str()
-            ),
+            format!("session {id} is {}, not running", record.info.state.as_str()),
         ))
     }
 
     /// Sets a running session's lifetime to `lifetime_s` from now.
     pub async fn extend(&self, id: &str, lifetime_s: u64) -> Result<SessionInfo> {
         if lifetime_s == 0 || lifetime_s > MAX_LIFETIME_S {
-            return Err(AppError::bad_request(format!(
-                "lifetime_s must be 1..={MAX_LIFETIME_S}"
-            )));
+            return Err(AppError::bad_request(format!("lifetime_s must be 1..={MAX_LIFETIME_S}")));
         }
-        self.store
-            .set_session_expiry(id, now_ms() + (lifetime_s as i64) * 1000)
-            .await?;
+        self.store.set_session_expiry(id, now_ms() + (lifetime_s as i64) * 1000).await?;
         Ok(self.record(id).await?.info)
     }
 
     /// Stops a session's sandbox, keeping `/workspace`.
     pub async fn stop(&self, id: &str, reason: Option<&str>) -> Result<()> {
-        self.store
-            .set_session_state(id, SessionState::Stopping, reason)
-            .await?;
+        self.store.set_session_state(id, SessionState::Stopping, reason).await?;
         let live = self.live.lock().await.remove(id);
         if let Some(live) = live {
             process::stop(&live.sandbox)
@@ -265,9 +256,7 @@ impl Sessions {
                 .await
                 .map_err(|e| AppError::internal(format!("stopping {id}: {e:#}")))?;
         }
-        self.store
-            .set_session_state(id, SessionState::Stopped, reason)
-            .await?;
+        self.store.set_session_state(id, SessionState::Stopped, reason).await?;
         Ok(())
     }
 
@@ -279,10 +268,7 @@ impl Sessions {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => {
-                return Err(AppError::internal(format!(
-                    "removing {}: {e}",
-                    dir.display()
-                )));
+                return Err(AppError::internal(format!("removing {}: {e}", dir.display())));
             }
         }
         self.store.delete_session(id).await
@@ -293,11 +279,7 @@ impl Sessions {
     pub async fn adopt_all(&self) -> Result<()> {
         let records = self
             .store
-            .sessions_in(&[
-                SessionState::Creating,
-                SessionState::Running,
-                SessionState::Stopping,
-            ])
+            .sessions_in(&[SessionState::Creating, SessionState::Running, SessionState::Stopping])
             .await?;
         for record in records {
             let id = &record.info.id;
@@ -315,10 +297,7 @@ impl Sessions {
             match (adopted, client) {
                 (Some(sandbox), Some(client)) => {
                     tracing::info!(session = %id, "re-adopted a running sandbox");
-                    self.live
-                        .lock()
-                        .await
-                        .insert(id.clone(), Live { sandbox, client });
+                    self.live.lock().await.insert(id.clone(), Live::new(sandbox, client));
                 }
                 (sandbox, _) => {
                     if let Some(sandbox) = sandbox {
@@ -328,39 +307,68 @@ impl Sessions {
                         "the sandbox was lost while the server was down (it was {})",
                         record.info.state.as_str()
                     );
-                    self.store
-                        .set_session_state(id, SessionState::Failed, Some(&reason))
-                        .await?;
+                    self.store.set_session_state(id, SessionState::Failed, Some(&reason)).await?;
                 }
             }
         }
         Ok(())
     }
 
-    /// Stops sessions whose lifetime is over; runs until the server ends.
-    pub async fn expire_forever(self: Arc<Self>) {
+    /// Once a second: stops sessions whose lifetime is over or that sat idle too long, and
+    /// records OOM kills. Runs until the server ends.
+    pub async fn watch_forever(self: Arc<Self>) {
         let mut ticker = tokio::time::interval(Duration::from_secs(1));
         loop {
             ticker.tick().await;
-            let expired: Vec<String> = match self.store.sessions_in(&[SessionState::Running]).await
-            {
-                Ok(records) => records
-                    .into_iter()
-                    .filter(|r| r.info.expires_ms <= now_ms())
-                    .map(|r| r.info.id)
-                    .collect(),
-                Err(e) => {
-                    tracing::warn!("listing sessions to expire: {e}");
-                    continue;
+            if let Err(e) = self.watch_once().await {
+                tracing::warn!("session watch: {e}");
+            }
+        }
+    }
+
+    async fn watch_once(&self) -> Result<()> {
+        let now = now_ms();
+        let mut to_stop: Vec<(String, String)> = self
+            .store
+            .sessions_in(&[SessionState::Running])
+            .await?
+            .into_iter()
+            .filter(|r| r.info.expires_ms <= now)
+            .map(|r| (r.info.id, "its lifetime ran out".to_owned()))
+            .collect();
+        let mut ooms = Vec::new();
+        {
+            let mut live = self.live.lock().await;
+            for (id, session) in live.iter_mut() {
+                let idle = session.last_activity.elapsed();
+                if session.attached == 0
+                    && idle >= self.config.idle_timeout
+                    && !to_stop.iter().any(|(s, _)| s == id)
+                {
+                    to_stop.push((
+                        id.clone(),
+                        format!("idle for {} s with no client attached", idle.as_secs()),
+                    ));
                 }
-            };
-            for id in expired {
-                tracing::info!(session = %id, "lifetime over: stopping");
-                if let Err(e) = self.stop(&id, Some("its lifetime ran out")).await {
-                    tracing::warn!(session = %id, "stopping an expired session: {e}");
+                let kills = session.sandbox.oom_kills();
+                if kills > session.oom_kills {
+                    ooms.push((id.clone(), kills - session.oom_kills));
+                    session.oom_kills = kills;
                 }
             }
         }
+        for (id, count) in ooms {
+            tracing::warn!(session = %id, count, "out of memory: the kernel killed a process");
+            let detail = serde_json::json!({ "kills": count });
+            self.store.audit(None, Some(&id), "session.oom_kill", &detail).await?;
+        }
+        for (id, reason) in to_stop {
+            tracing::info!(session = %id, "stopping: {reason}");
+            if let Err(e) = self.stop(&id, Some(&reason)).await {
+                tracing::warn!(session = %id, "stopping: {e}");
+            }
+        }
+        Ok(())
     }
 }
 
@@ -368,8 +376,6 @@ fn bounded(name: &str, value: u32, min: u32, max: u32) -> Result<u32> {
     if (min..=max).contains(&value) {
         Ok(value)
     } else {
-        Err(AppError::bad_request(format!(
-            "{name} must be {min}..={max}"
-        )))
+        Err(AppError::bad_request(format!("{name} must be {min}..={max}")))
     }
 }

@@ -48,6 +48,21 @@ pub struct ApiToken {
     pub last_used_ms: Option<i64>,
 }
 
+/// One audit event.
+#[derive(Clone, Debug, Serialize)]
+pub struct AuditEvent {
+    /// Sequence number.
+    pub id: i64,
+    /// When.
+    pub at_ms: i64,
+    /// Who, when a user did it (none for the server's own events).
+    pub user_id: Option<String>,
+    /// What, e.g. `session.create`, `exec`, `session.oom_kill`.
+    pub kind: String,
+    /// Details.
+    pub detail: serde_json::Value,
+}
+
 /// The database.
 #[derive(Clone, Debug)]
 pub struct Store {
@@ -64,10 +79,7 @@ impl Store {
             .journal_mode(SqliteJournalMode::Wal)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(5));
-        let pool = SqlitePoolOptions::new()
-            .max_connections(4)
-            .connect_with(options)
-            .await?;
+        let pool = SqlitePoolOptions::new().max_connections(4).connect_with(options).await?;
         sqlx::migrate!("./migrations").run(&pool).await?;
         Ok(Store { pool })
     }
@@ -80,17 +92,9 @@ impl Store {
         .fetch_optional(&self.pool)
         .await?;
         if let Some(row) = existing {
-            return Ok(User {
-                id: row.try_get("id")?,
-                name: row.try_get("name")?,
-                is_admin: true,
-            });
+            return Ok(User { id: row.try_get("id")?, name: row.try_get("name")?, is_admin: true });
         }
-        let user = User {
-            id: crate::auth::random_id(),
-            name: "admin".to_owned(),
-            is_admin: true,
-        };
+        let user = User { id: crate::auth::random_id(), name: "admin".to_owned(), is_admin: true };
         sqlx::query("INSERT INTO users (id, name, is_admin, created_ms) VALUES (?, ?, 1, ?)")
             .bind(&user.id)
             .bind(&user.name)
@@ -339,14 +343,11 @@ impl Store {
 
     /// One session.
     pub async fn session(&self, id: &str) -> Result<Option<SessionRecord>> {
-        let row = sqlx::query(concat!(
-            "SELECT ",
-            session_columns!(),
-            " FROM sessions WHERE id = ?"
-        ))
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await?;
+        let row =
+            sqlx::query(concat!("SELECT ", session_columns!(), " FROM sessions WHERE id = ?"))
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?;
         row.map(|r| session_from(&r)).transpose()
     }
 
@@ -373,10 +374,29 @@ impl Store {
         .fetch_all(&self.pool)
         .await?;
         let all: Vec<SessionRecord> = rows.iter().map(session_from).collect::<Result<_>>()?;
-        Ok(all
-            .into_iter()
-            .filter(|r| states.contains(&r.info.state))
-            .collect())
+        Ok(all.into_iter().filter(|r| states.contains(&r.info.state)).collect())
+    }
+
+    /// A session's audit events, oldest first.
+    pub async fn session_events(&self, session_id: &str) -> Result<Vec<AuditEvent>> {
+        let rows = sqlx::query(
+            "SELECT id, at_ms, user_id, kind, detail_json FROM audit_events WHERE session_id = ? ORDER BY id",
+        )
+        .bind(session_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let detail: String = r.try_get("detail_json")?;
+                Ok(AuditEvent {
+                    id: r.try_get("id")?,
+                    at_ms: r.try_get("at_ms")?,
+                    user_id: r.try_get("user_id")?,
+                    kind: r.try_get("kind")?,
+                    detail: serde_json::from_str(&detail).unwrap_or(serde_json::Value::Null),
+                })
+            })
+            .collect()
     }
 
     /// How many sessions are in each state.
@@ -384,17 +404,12 @@ impl Store {
         let rows = sqlx::query("SELECT state, COUNT(*) AS n FROM sessions GROUP BY state")
             .fetch_all(&self.pool)
             .await?;
-        rows.iter()
-            .map(|r| Ok((r.try_get("state")?, r.try_get("n")?)))
-            .collect()
+        rows.iter().map(|r| Ok((r.try_get("state")?, r.try_get("n")?))).collect()
     }
 
     /// Forgets a session.
     pub async fn delete_session(&self, id: &str) -> Result<()> {
-        sqlx::query("DELETE FROM sessions WHERE id = ?")
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
+        sqlx::query("DELETE FROM sessions WHERE id = ?").bind(id).execute(&self.pool).await?;
         Ok(())
     }
 }
@@ -414,12 +429,7 @@ fn session_from(row: &sqlx::sqlite::SqliteRow) -> Result<SessionRecord> {
             id: row.try_get("id")?,
             name: row.try_get("name")?,
             image: row.try_get("image")?,
-            isolation: if driver == "process" {
-                "weak"
-            } else {
-                "strong"
-            }
-            .to_owned(),
+            isolation: if driver == "process" { "weak" } else { "strong" }.to_owned(),
             driver,
             state,
             reason: row.try_get("reason")?,
@@ -460,31 +470,12 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Store::open(dir.path()).await.expect("open");
         let admin = store.ensure_admin().await.expect("admin");
-        assert_eq!(
-            store.ensure_admin().await.expect("again"),
-            admin,
-            "one admin, made once"
-        );
-        store
-            .create_login_token("h1", &admin.id, now_ms() + 60_000)
-            .await
-            .expect("create");
-        assert_eq!(
-            store.consume_login_token("h1").await.expect("use"),
-            Some(admin.id.clone())
-        );
+        assert_eq!(store.ensure_admin().await.expect("again"), admin, "one admin, made once");
+        store.create_login_token("h1", &admin.id, now_ms() + 60_000).await.expect("create");
+        assert_eq!(store.consume_login_token("h1").await.expect("use"), Some(admin.id.clone()));
         assert_eq!(store.consume_login_token("h1").await.expect("reuse"), None);
-        store
-            .create_login_token("h2", &admin.id, now_ms() - 1)
-            .await
-            .expect("create");
-        assert_eq!(
-            store.consume_login_token("h2").await.expect("expired"),
-            None
-        );
-        assert_eq!(
-            store.consume_login_token("nope").await.expect("unknown"),
-            None
-        );
+        store.create_login_token("h2", &admin.id, now_ms() - 1).await.expect("create");
+        assert_eq!(store.consume_login_token("h2").await.expect("expired"), None);
+        assert_eq!(store.consume_login_token("nope").await.expect("unknown"), None);
     }
 }

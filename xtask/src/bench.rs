@@ -31,12 +31,7 @@ struct Metric {
 #[serde(untagged)]
 enum Figures {
     /// A distribution over `n` samples.
-    Percentiles {
-        p50: f64,
-        p95: f64,
-        p99: f64,
-        n: u64,
-    },
+    Percentiles { p50: f64, p95: f64, p99: f64, n: u64 },
     /// A single figure, e.g. a throughput.
     Value { value: f64 },
 }
@@ -60,10 +55,7 @@ pub fn run(sh: &Shell) -> anyhow::Result<()> {
     if metrics.is_empty() {
         bail!("the benchmarks wrote no figures to {}", dir.display());
     }
-    let results = Results {
-        machine: machine()?,
-        metrics,
-    };
+    let results = Results { machine: machine()?, metrics };
     let results_path = dir.join(RESULTS_FILE);
     let json = serde_json::to_string_pretty(&results)?;
     std::fs::write(&results_path, json + "\n")
@@ -147,10 +139,7 @@ fn machine() -> anyhow::Result<String> {
         .and_then(|kib| kib.trim().parse().ok())
         .context("no MemTotal in /proc/meminfo")?;
     let mem_total_gib = mem_total_kib as f64 / (1024.0 * 1024.0);
-    Ok(format!(
-        "{}, {cores} cores, {mem_total_gib:.1} GiB RAM",
-        hostname.trim()
-    ))
+    Ok(format!("{}, {cores} cores, {mem_total_gib:.1} GiB RAM", hostname.trim()))
 }
 
 /// The metrics as an aligned table: text columns to the left, figures to the right, blank
@@ -161,30 +150,14 @@ fn table(metrics: &[Metric]) -> String {
         .iter()
         .map(|metric| {
             let [p50, p95, p99, value, n] = match &metric.figures {
-                Figures::Percentiles { p50, p95, p99, n } => [
-                    number(*p50),
-                    number(*p95),
-                    number(*p99),
-                    String::new(),
-                    n.to_string(),
-                ],
-                Figures::Value { value } => [
-                    String::new(),
-                    String::new(),
-                    String::new(),
-                    number(*value),
-                    String::new(),
-                ],
+                Figures::Percentiles { p50, p95, p99, n } => {
+                    [number(*p50), number(*p95), number(*p99), String::new(), n.to_string()]
+                }
+                Figures::Value { value } => {
+                    [String::new(), String::new(), String::new(), number(*value), String::new()]
+                }
             };
-            [
-                metric.name.clone(),
-                metric.unit.clone(),
-                p50,
-                p95,
-                p99,
-                value,
-                n,
-            ]
+            [metric.name.clone(), metric.unit.clone(), p50, p95, p99, value, n]
         })
         .collect();
     let mut widths = header.clone().map(|cell| cell.len());
@@ -243,22 +216,12 @@ mod tests {
             r#"[{"name": "proxy.preview_rtt", "unit": "ms", "p50": 1.234, "p95": 12.5, "p99": 40, "n": 200}]"#,
         )?;
         // A stale result and a file of another kind are not inputs.
-        sh.write_file(
-            dir.path().join("results.json"),
-            r#"{"machine": "old", "metrics": []}"#,
-        )?;
+        sh.write_file(dir.path().join("results.json"), r#"{"machine": "old", "metrics": []}"#)?;
         sh.write_file(dir.path().join("notes.txt"), "not json")?;
 
         let metrics = merge(dir.path())?;
         let names: Vec<&str> = metrics.iter().map(|metric| metric.name.as_str()).collect();
-        assert_eq!(
-            names,
-            [
-                "agent.keystroke_rtt",
-                "agent.tunnel_throughput",
-                "proxy.preview_rtt"
-            ]
-        );
+        assert_eq!(names, ["agent.keystroke_rtt", "agent.tunnel_throughput", "proxy.preview_rtt"]);
         assert_eq!(metrics[1].figures, Figures::Value { value: 512.0 });
 
         let expected = "\
@@ -277,12 +240,7 @@ proxy.preview_rtt        ms     1.23   12.5  40.0          200
             Metric {
                 name: "agent.keystroke_rtt".to_owned(),
                 unit: "ms".to_owned(),
-                figures: Figures::Percentiles {
-                    p50: 0.4,
-                    p95: 0.7,
-                    p99: 1.1,
-                    n: 1000,
-                },
+                figures: Figures::Percentiles { p50: 0.4, p95: 0.7, p99: 1.1, n: 1000 },
             },
             Metric {
                 name: "agent.tunnel_throughput".to_owned(),
@@ -290,10 +248,7 @@ proxy.preview_rtt        ms     1.23   12.5  40.0          200
                 figures: Figures::Value { value: 512.0 },
             },
         ];
-        let results = super::Results {
-            machine: "box, 2 cores, 7.8 GiB RAM".to_owned(),
-            metrics,
-        };
+        let results = super::Results { machine: "box, 2 cores, 7.8 GiB RAM".to_owned(), metrics };
         assert_eq!(
             serde_json::to_string(&results)?,
             r#"{"machine":"box, 2 cores, 7.8 GiB RAM","metrics":[{"name":"agent.keystroke_rtt","unit":"ms","p50":0.4,"p95":0.7,"p99":1.1,"n":1000},{"name":"agent.tunnel_throughput","unit":"MB/s","value":512.0}]}"#
@@ -308,14 +263,8 @@ proxy.preview_rtt        ms     1.23   12.5  40.0          200
         let metric = r#"[{"name": "agent.x", "unit": "ms", "value": 1}]"#;
         sh.write_file(dir.path().join("a.json"), metric)?;
         sh.write_file(dir.path().join("b.json"), metric)?;
-        let error = merge(dir.path())
-            .err()
-            .map(|e| e.to_string())
-            .unwrap_or_default();
-        assert!(
-            error.starts_with("metric agent.x appears in both"),
-            "{error}"
-        );
+        let error = merge(dir.path()).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(error.starts_with("metric agent.x appears in both"), "{error}");
         Ok(())
     }
 

@@ -3,11 +3,7 @@
 use clap::{Parser, Subcommand, ValueEnum};
 
 #[derive(Debug, Parser)]
-#[command(
-    name = "xtask",
-    bin_name = "cargo xtask",
-    about = "Flint's development commands"
-)]
+#[command(name = "xtask", bin_name = "cargo xtask", about = "Flint's development commands")]
 pub struct Xtask {
     #[command(subcommand)]
     pub command: Command,

@@ -1,4 +1,5 @@
-//! `cargo xtask run`: Flint itself (`flint serve`, which prints the login URL); with
+//! `cargo xtask run`: Flint itself (builds the default image if it is not cached, then
+//! `flint serve`, which prints the login URL); with
 //! `--agent`, the guest agent alone, serving the current directory on a unix socket under
 //! `target/flint-run/agent/`.
 
@@ -18,8 +19,11 @@ const MAX_SOCKET_PATH_BYTES: usize = 107;
 /// Builds the release `flint` and becomes `flint serve` with its defaults.
 pub fn run_flint(sh: &Shell) -> anyhow::Result<()> {
     setup::setup(sh)?;
-    cmd!(sh, "cargo build -p server --release").run()?;
+    // The agent is bind-mounted into every sandbox from beside `flint`.
+    cmd!(sh, "cargo build --release -p server -p guest-agent").run()?;
     let flint = crate::target_dir(sh).join("release/flint");
+    // The default image, unless this spec is cached (about two minutes the first time).
+    cmd!(sh, "{flint} image build images/default.toml").run()?;
     println!("\nstarting {} serve (Ctrl-C stops it)\n", flint.display());
     std::io::stdout().flush()?;
     let mut command = std::process::Command::new(&flint);
@@ -83,13 +87,8 @@ fn exec(mut command: std::process::Command, program: &Path) -> anyhow::Result<()
     for (name, _) in std::env::vars_os() {
         let name_text = name.to_string_lossy();
         if name_text.starts_with("CARGO_PKG_")
-            || [
-                "CARGO_MANIFEST_DIR",
-                "CARGO_MANIFEST_PATH",
-                "CARGO_CRATE_NAME",
-                "CARGO_BIN_NAME",
-            ]
-            .contains(&name_text.as_ref())
+            || ["CARGO_MANIFEST_DIR", "CARGO_MANIFEST_PATH", "CARGO_CRATE_NAME", "CARGO_BIN_NAME"]
+                .contains(&name_text.as_ref())
         {
             command.env_remove(&name);
         }

@@ -73,10 +73,7 @@ fn check_commands(commands: &[(&str, &str)]) -> anyhow::Result<()> {
         .map(|(name, how)| format!("  {name}: {how}"))
         .collect();
     if !missing.is_empty() {
-        bail!(
-            "missing commands, not found on PATH:\n{}",
-            missing.join("\n")
-        );
+        bail!("missing commands, not found on PATH:\n{}", missing.join("\n"));
     }
     Ok(())
 }
@@ -86,13 +83,11 @@ fn find_on_path(name: &str) -> Option<PathBuf> {
     use std::os::unix::fs::PermissionsExt as _;
 
     let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|dir| dir.join(name))
-        .find(|candidate| {
-            candidate
-                .metadata()
-                .is_ok_and(|meta| meta.is_file() && meta.permissions().mode() & 0o111 != 0)
-        })
+    std::env::split_paths(&path).map(|dir| dir.join(name)).find(|candidate| {
+        candidate
+            .metadata()
+            .is_ok_and(|meta| meta.is_file() && meta.permissions().mode() & 0o111 != 0)
+    })
 }
 
 /// Installs the Debian packages of `packages` that are not installed yet: `apt-get update`
@@ -117,20 +112,14 @@ pub fn ensure_debian_packages(sh: &Shell, packages: &[&str]) -> anyhow::Result<(
         return Ok(());
     }
     if !running_as_root(sh)? {
-        bail!(
-            "missing Debian packages {}: install them as root",
-            missing.join(" ")
-        );
+        bail!("missing Debian packages {}: install them as root", missing.join(" "));
     }
     if !APT_UPDATED.swap(true, Ordering::SeqCst) {
         cmd!(sh, "apt-get update").run()?;
     }
-    cmd!(
-        sh,
-        "apt-get install --yes --no-install-recommends {missing...}"
-    )
-    .env("DEBIAN_FRONTEND", "noninteractive")
-    .run()?;
+    cmd!(sh, "apt-get install --yes --no-install-recommends {missing...}")
+        .env("DEBIAN_FRONTEND", "noninteractive")
+        .run()?;
     Ok(())
 }
 
@@ -152,9 +141,7 @@ pub struct CargoTool {
 /// Installs `tool` into `cache_dir()/tools/<name>-<version>` unless it is there already, and
 /// returns the directory of its binaries.
 pub fn ensure_cargo_tool(sh: &Shell, tool: &CargoTool) -> anyhow::Result<PathBuf> {
-    let root = cache_dir()?
-        .join("tools")
-        .join(format!("{}-{}", tool.name, tool.version));
+    let root = cache_dir()?.join("tools").join(format!("{}-{}", tool.name, tool.version));
     let bin = root.join("bin");
     // `cargo install` records what it installed in `.crates.toml` once it has succeeded, so
     // a half-finished install is retried.
@@ -164,11 +151,7 @@ pub fn ensure_cargo_tool(sh: &Shell, tool: &CargoTool) -> anyhow::Result<PathBuf
     }
     let CargoTool { name, version, .. } = tool;
     let locked = tool.locked.then_some("--locked");
-    cmd!(
-        sh,
-        "cargo install {name} --version {version} {locked...} --root {root}"
-    )
-    .run()?;
+    cmd!(sh, "cargo install {name} --version {version} {locked...} --root {root}").run()?;
     Ok(bin)
 }
 
@@ -186,11 +169,7 @@ mod tests {
     fn crates_toml_records_the_exact_version() {
         let crates_toml = "[v1]\n\
             \"trunk 0.21.14 (registry+https://github.com/rust-lang/crates.io-index)\" = [\"trunk\"]\n";
-        let tool = |version| CargoTool {
-            name: "trunk",
-            version,
-            locked: true,
-        };
+        let tool = |version| CargoTool { name: "trunk", version, locked: true };
         assert!(lists_installed(crates_toml, &tool("0.21.14")));
         assert!(!lists_installed(crates_toml, &tool("0.21.1")));
         assert!(!lists_installed("", &tool("0.21.14")));

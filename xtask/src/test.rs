@@ -45,11 +45,7 @@ pub fn run(sh: &Shell, only: &[Phase]) -> anyhow::Result<()> {
             Ok(PhaseEnd::Skipped) => Outcome::Skipped,
             Err(_) => Outcome::Failed,
         };
-        records.push(PhaseRecord {
-            phase,
-            outcome,
-            duration: phase_started.elapsed(),
-        });
+        records.push(PhaseRecord { phase, outcome, duration: phase_started.elapsed() });
         if let Err(error) = result {
             eprintln!("\n{}", summary(&records, &phases, started.elapsed()));
             return Err(error.context(format!("phase {} failed", phase.name())));
@@ -95,9 +91,7 @@ fn integration(sh: &Shell) -> anyhow::Result<PhaseEnd> {
 }
 
 fn workspace_has_integration_tests(sh: &Shell) -> anyhow::Result<bool> {
-    let metadata = cmd!(sh, "cargo metadata --no-deps --format-version 1")
-        .quiet()
-        .read()?;
+    let metadata = cmd!(sh, "cargo metadata --no-deps --format-version 1").quiet().read()?;
     let metadata: serde_json::Value =
         serde_json::from_str(&metadata).context("parsing `cargo metadata`")?;
     let Some(packages) = metadata["packages"].as_array() else {
@@ -113,12 +107,7 @@ fn workspace_has_integration_tests(sh: &Shell) -> anyhow::Result<bool> {
 
 /// The table printed at the end: one row per selected phase, also those that never ran.
 fn summary(records: &[PhaseRecord], phases: &[Phase], total: Duration) -> String {
-    let width = phases
-        .iter()
-        .map(|phase| phase.name().len())
-        .max()
-        .unwrap_or(0)
-        .max("total".len());
+    let width = phases.iter().map(|phase| phase.name().len()).max().unwrap_or(0).max("total".len());
     let mut out = format!("{:<width$}  {:<7}  {:>8}\n", "phase", "result", "time");
     for &phase in phases {
         let row = match records.iter().find(|record| record.phase == phase) {
@@ -128,23 +117,14 @@ fn summary(records: &[PhaseRecord], phases: &[Phase], total: Duration) -> String
                     Outcome::Skipped => "skipped",
                     Outcome::Failed => "FAILED",
                 };
-                format!(
-                    "{:<width$}  {result:<7}  {:>8}",
-                    phase.name(),
-                    seconds(record.duration)
-                )
+                format!("{:<width$}  {result:<7}  {:>8}", phase.name(), seconds(record.duration))
             }
             None => format!("{:<width$}  {:<7}", phase.name(), "not run"),
         };
         out.push_str(row.trim_end());
         out.push('\n');
     }
-    out.push_str(&format!(
-        "{:<width$}  {:<7}  {:>8}",
-        "total",
-        "",
-        seconds(total)
-    ));
+    out.push_str(&format!("{:<width$}  {:<7}  {:>8}", "total", "", seconds(total)));
     out
 }
 
@@ -181,9 +161,6 @@ unit         FAILED      42.0s
 integration  not run
 e2e          not run
 total                    43.3s";
-        assert_eq!(
-            summary(&records, &phases, Duration::from_millis(43_300)),
-            expected
-        );
+        assert_eq!(summary(&records, &phases, Duration::from_millis(43_300)), expected);
     }
 }

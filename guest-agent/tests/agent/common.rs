@@ -48,13 +48,7 @@ impl TestAgent {
             .expect("start guest-agent");
         let listen = Listen::Unix(socket);
         let client = connect_with_deadline(&listen, &secret).await;
-        TestAgent {
-            child,
-            dir,
-            listen,
-            secret,
-            client,
-        }
+        TestAgent { child, dir, listen, secret, client }
     }
 
     pub fn pid(&self) -> u32 {
@@ -86,10 +80,7 @@ async fn connect_with_deadline(listen: &Listen, secret: &str) -> Client {
         {
             return client;
         }
-        assert!(
-            start.elapsed() < DEADLINE,
-            "agent did not come up at {listen}"
-        );
+        assert!(start.elapsed() < DEADLINE, "agent did not come up at {listen}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -97,25 +88,14 @@ async fn connect_with_deadline(listen: &Listen, secret: &str) -> Client {
 /// A plain interactive bash with a known prompt and no profile noise.
 pub fn plain_shell() -> CreateTerminal {
     CreateTerminal {
-        command: vec![
-            "bash".into(),
-            "--norc".into(),
-            "--noprofile".into(),
-            "-i".into(),
-        ],
-        env: [("PS1".to_owned(), "flint$ ".to_owned())]
-            .into_iter()
-            .collect(),
+        command: vec!["bash".into(), "--norc".into(), "--noprofile".into(), "-i".into()],
+        env: [("PS1".to_owned(), "flint$ ".to_owned())].into_iter().collect(),
         ..CreateTerminal::default()
     }
 }
 
 pub async fn new_shell(client: &Client) -> TerminalId {
-    client
-        .create_terminal(&plain_shell())
-        .await
-        .expect("create terminal")
-        .id
+    client.create_terminal(&plain_shell()).await.expect("create terminal").id
 }
 
 /// What one attacher has received so far.
@@ -173,10 +153,9 @@ pub async fn read_until(
         while !done(seen) {
             match stream.next().await.expect("attach stream") {
                 Some(frame) => seen.apply(frame),
-                None => panic!(
-                    "attach stream ended while waiting for {what}; saw {:?}",
-                    seen.text()
-                ),
+                None => {
+                    panic!("attach stream ended while waiting for {what}; saw {:?}", seen.text())
+                }
             }
         }
     })
@@ -192,10 +171,7 @@ pub async fn read_until_text(stream: &mut FrameStream<AttachDown>, seen: &mut Se
 }
 
 pub async fn type_text(input: &FrameSender<AttachUp>, text: &str) {
-    input
-        .send(&AttachUp::Input(ByteBuf::from(text.as_bytes().to_vec())))
-        .await
-        .expect("type");
+    input.send(&AttachUp::Input(ByteBuf::from(text.as_bytes().to_vec()))).await.expect("type");
 }
 
 pub async fn attach(
@@ -257,11 +233,7 @@ pub fn noise(len: usize, seed: u64) -> Vec<u8> {
 }
 
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
+    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
 }
 
 pub fn path_str(path: &Path) -> String {
@@ -280,11 +252,7 @@ pub async fn eventually_screen(
         if check(&screen) {
             return screen;
         }
-        assert!(
-            start.elapsed() < DEADLINE,
-            "screen never matched: {:#?}",
-            screen.lines
-        );
+        assert!(start.elapsed() < DEADLINE, "screen never matched: {:#?}", screen.lines);
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }

@@ -12,39 +12,19 @@ async fn binary_data_round_trips_and_ranges_read_the_right_bytes() {
     let agent = TestAgent::start().await;
     let path = path_str(&agent.workdir().join("all-bytes.bin"));
     let data: Vec<u8> = (0..=255u8).cycle().take(10_000).collect();
-    let stat = agent
-        .client
-        .write(&path, data.clone())
-        .await
-        .expect("write");
-    assert_eq!(
-        (stat.kind, stat.size, stat.mode),
-        (FileKind::File, 10_000, 0o644)
-    );
-    assert_eq!(
-        agent.client.read(&path).await.expect("read"),
-        Bytes::from(data.clone())
-    );
+    let stat = agent.client.write(&path, data.clone()).await.expect("write");
+    assert_eq!((stat.kind, stat.size, stat.mode), (FileKind::File, 10_000, 0o644));
+    assert_eq!(agent.client.read(&path).await.expect("read"), Bytes::from(data.clone()));
 
-    let range = ReadQuery {
-        path: path.clone(),
-        offset: Some(300),
-        length: Some(1000),
-    };
+    let range = ReadQuery { path: path.clone(), offset: Some(300), length: Some(1000) };
     let body = agent.client.read_stream(&range).await.expect("range");
     let got = body.collect().await.expect("collect").to_bytes();
     assert_eq!(&got[..], &data[300..1300]);
 
     // Replacing keeps the mode unless told otherwise.
-    let query = WriteQuery {
-        path: path.clone(),
-        mode: Some(0o600),
-    };
-    let stat = agent
-        .client
-        .write_body(&query, guest_agent::client::full(&b"x"[..]))
-        .await
-        .expect("write");
+    let query = WriteQuery { path: path.clone(), mode: Some(0o600) };
+    let stat =
+        agent.client.write_body(&query, guest_agent::client::full(&b"x"[..])).await.expect("write");
     assert_eq!((stat.size, stat.mode), (1, 0o600));
     let stat = agent.client.write(&path, &b"yy"[..]).await.expect("write");
     assert_eq!((stat.size, stat.mode), (2, 0o600));
@@ -66,21 +46,14 @@ async fn a_100_mb_file_round_trips_streamed() {
         }
         hash.finalize().to_vec()
     });
-    let query = WriteQuery {
-        path: path.clone(),
-        mode: None,
-    };
+    let query = WriteQuery { path: path.clone(), mode: None };
     let stat = agent.client.write_body(&query, body).await.expect("write");
     let sent_hash = writer.await.expect("writer");
     assert_eq!(stat.size, SIZE as u64);
 
     let mut body = agent
         .client
-        .read_stream(&ReadQuery {
-            path,
-            offset: None,
-            length: None,
-        })
+        .read_stream(&ReadQuery { path, offset: None, length: None })
         .await
         .expect("read");
     use sha2::Digest;
@@ -100,46 +73,24 @@ async fn a_100_mb_file_round_trips_streamed() {
 async fn an_aborted_upload_leaves_the_old_file_whole() {
     let agent = TestAgent::start().await;
     let path = path_str(&agent.workdir().join("keep.txt"));
-    agent
-        .client
-        .write(&path, &b"original"[..])
-        .await
-        .expect("write");
+    agent.client.write(&path, &b"original"[..]).await.expect("write");
     // A body that fails mid-way: hyper resets the stream, the agent sees an error, not an end.
     let chunks: Vec<Result<hyper::body::Frame<Bytes>, std::io::Error>> = vec![
         Ok(hyper::body::Frame::data(Bytes::from(noise(200_000, 9)))),
         Err(std::io::Error::other("client gave up")),
     ];
     let body = http_body_util::StreamBody::new(futures_util::stream::iter(chunks)).boxed();
-    let query = WriteQuery {
-        path: path.clone(),
-        mode: None,
-    };
-    agent
-        .client
-        .write_body(&query, body)
-        .await
-        .expect_err("an aborted upload fails");
-    assert_eq!(
-        agent.client.read(&path).await.expect("read"),
-        Bytes::from_static(b"original")
-    );
+    let query = WriteQuery { path: path.clone(), mode: None };
+    agent.client.write_body(&query, body).await.expect_err("an aborted upload fails");
+    assert_eq!(agent.client.read(&path).await.expect("read"), Bytes::from_static(b"original"));
     // The agent cleans up once it sees the reset, which may be just after our call returned.
     let start = std::time::Instant::now();
     loop {
-        let listing = agent
-            .client
-            .list(&path_str(&agent.workdir()), None)
-            .await
-            .expect("list");
+        let listing = agent.client.list(&path_str(&agent.workdir()), None).await.expect("list");
         if listing.entries.len() == 1 {
             break;
         }
-        assert!(
-            start.elapsed() < DEADLINE,
-            "temporary file left: {:?}",
-            listing.entries
-        );
+        assert!(start.elapsed() < DEADLINE, "temporary file left: {:?}", listing.entries);
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
 }
@@ -156,52 +107,25 @@ async fn a_tree_exports_as_a_tar_that_unpacks_to_the_same_files() {
     ];
     for (name, data) in &files {
         let path = root.join(name);
-        agent
-            .client
-            .mkdir(&path_str(path.parent().expect("parent")))
-            .await
-            .expect("mkdir");
-        agent
-            .client
-            .write(&path_str(&path), data.clone())
-            .await
-            .expect("write");
+        agent.client.mkdir(&path_str(path.parent().expect("parent"))).await.expect("mkdir");
+        agent.client.write(&path_str(&path), data.clone()).await.expect("write");
     }
-    agent
-        .client
-        .mkdir(&path_str(&root.join("empty-dir")))
-        .await
-        .expect("mkdir");
+    agent.client.mkdir(&path_str(&root.join("empty-dir"))).await.expect("mkdir");
 
     let body = agent.client.tar(&path_str(&root)).await.expect("tar");
     let tar_bytes = body.collect().await.expect("collect").to_bytes();
     let out = tempfile::tempdir().expect("tempdir");
-    tar::Archive::new(&tar_bytes[..])
-        .unpack(out.path())
-        .expect("unpack");
+    tar::Archive::new(&tar_bytes[..]).unpack(out.path()).expect("unpack");
     for (name, data) in &files {
-        assert_eq!(
-            &std::fs::read(out.path().join(name)).expect(name),
-            data,
-            "{name}"
-        );
+        assert_eq!(&std::fs::read(out.path().join(name)).expect(name), data, "{name}");
     }
     assert!(out.path().join("empty-dir").is_dir());
 
-    let listing = agent
-        .client
-        .list(&path_str(&root), Some(3))
-        .await
-        .expect("list");
+    let listing = agent.client.list(&path_str(&root), Some(3)).await.expect("list");
     let names: Vec<String> = listing
         .entries
         .iter()
-        .map(|e| {
-            e.path
-                .strip_prefix(&path_str(&root))
-                .expect("under root")
-                .to_owned()
-        })
+        .map(|e| e.path.strip_prefix(&path_str(&root)).expect("under root").to_owned())
         .collect();
     assert_eq!(
         names,
@@ -215,11 +139,7 @@ async fn a_tree_exports_as_a_tar_that_unpacks_to_the_same_files() {
             "/sub/deeper/empty"
         ]
     );
-    let shallow = agent
-        .client
-        .list(&path_str(&root), None)
-        .await
-        .expect("list");
+    let shallow = agent.client.list(&path_str(&root), None).await.expect("list");
     assert_eq!(shallow.entries.len(), 3);
 }
 
@@ -240,66 +160,26 @@ async fn errors_have_clear_codes() {
         ErrorCode::NotFound
     );
     assert_eq!(code(agent.client.read(&dir).await), ErrorCode::IsADirectory);
+    assert_eq!(code(agent.client.write(&dir, &b"x"[..]).await), ErrorCode::IsADirectory);
+    assert_eq!(code(agent.client.list(&file, None).await), ErrorCode::NotADirectory);
+    assert_eq!(code(agent.client.read("relative/path").await), ErrorCode::BadRequest);
     assert_eq!(
-        code(agent.client.write(&dir, &b"x"[..]).await),
-        ErrorCode::IsADirectory
-    );
-    assert_eq!(
-        code(agent.client.list(&file, None).await),
-        ErrorCode::NotADirectory
-    );
-    assert_eq!(
-        code(agent.client.read("relative/path").await),
-        ErrorCode::BadRequest
-    );
-    assert_eq!(
-        code(
-            agent
-                .client
-                .write(&path_str(&work.join("no/such/dir/f")), &b"x"[..])
-                .await
-        ),
+        code(agent.client.write(&path_str(&work.join("no/such/dir/f")), &b"x"[..]).await),
         ErrorCode::NotFound
     );
-    let remove = RemoveRequest {
-        path: dir.clone(),
-        recursive: false,
-    };
-    assert_eq!(
-        code(agent.client.remove(&remove).await),
-        ErrorCode::DirectoryNotEmpty
-    );
+    let remove = RemoveRequest { path: dir.clone(), recursive: false };
+    assert_eq!(code(agent.client.remove(&remove).await), ErrorCode::DirectoryNotEmpty);
     let other = path_str(&work.join("other"));
     agent.client.write(&other, &b"2"[..]).await.expect("write");
-    let clash = MoveRequest {
-        from: other.clone(),
-        to: file.clone(),
-        overwrite: false,
-    };
-    assert_eq!(
-        code(agent.client.rename(&clash).await),
-        ErrorCode::AlreadyExists
-    );
+    let clash = MoveRequest { from: other.clone(), to: file.clone(), overwrite: false };
+    assert_eq!(code(agent.client.rename(&clash).await), ErrorCode::AlreadyExists);
 
     // And the happy paths of the same operations.
+    agent.client.rename(&MoveRequest { overwrite: true, ..clash }).await.expect("move");
+    assert_eq!(agent.client.read(&file).await.expect("read"), Bytes::from_static(b"2"));
     agent
         .client
-        .rename(&MoveRequest {
-            overwrite: true,
-            ..clash
-        })
-        .await
-        .expect("move");
-    assert_eq!(
-        agent.client.read(&file).await.expect("read"),
-        Bytes::from_static(b"2")
-    );
-    agent
-        .client
-        .remove(&RemoveRequest {
-            path: dir.clone(),
-            recursive: true,
-        })
+        .remove(&RemoveRequest { path: dir.clone(), recursive: true })
         .await
         .expect("rm -r");
     assert_eq!(code(agent.client.stat(&dir).await), ErrorCode::NotFound);

@@ -10,9 +10,7 @@ use crate::common::*;
 
 /// Serves `size` bytes of noise to each connection, then closes.
 async fn download_server(size: usize) -> u16 {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let port = listener.local_addr().expect("addr").port();
     let block = Bytes::from(noise(1 << 20, 5));
     tokio::spawn(async move {
@@ -35,9 +33,7 @@ async fn download_server(size: usize) -> u16 {
 
 /// Reads everything each connection sends and answers with the byte count at its end.
 async fn upload_server() -> u16 {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let port = listener.local_addr().expect("addr").port();
     tokio::spawn(async move {
         while let Ok((mut socket, _)) = listener.accept().await {
@@ -59,15 +55,7 @@ async fn upload_server() -> u16 {
 
 async fn wait_listed(agent: &TestAgent, port: u16) {
     let start = std::time::Instant::now();
-    while !agent
-        .client
-        .ports()
-        .await
-        .expect("ports")
-        .listeners
-        .iter()
-        .any(|l| l.port == port)
-    {
+    while !agent.client.ports().await.expect("ports").listeners.iter().any(|l| l.port == port) {
         assert!(start.elapsed() < DEADLINE, "port {port} never listed");
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
@@ -92,10 +80,7 @@ async fn stalled_tunnels_do_not_block_a_shell_or_another_tunnel() {
     }
     // An upload that stops mid-body (the sender stays open, nothing more is sent).
     let (upload_tx, _upload_body) = agent.client.tunnel(upload).await.expect("upload");
-    upload_tx
-        .send(Bytes::from(noise(3 << 20, 6)))
-        .await
-        .expect("first part");
+    upload_tx.send(Bytes::from(noise(3 << 20, 6))).await.expect("first part");
 
     // Give the stalled streams time to fill every window they can.
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
@@ -117,23 +102,13 @@ async fn stalled_tunnels_do_not_block_a_shell_or_another_tunnel() {
             }
         }
     };
-    tokio::time::timeout(DEADLINE, read_all)
-        .await
-        .expect("second tunnel completes");
+    tokio::time::timeout(DEADLINE, read_all).await.expect("second tunnel completes");
     assert_eq!(total, 3 << 20);
 
     // The stalled upload completes once it is resumed: nothing was lost meanwhile.
-    upload_tx
-        .send(Bytes::from(noise(1 << 20, 7)))
-        .await
-        .expect("second part");
+    upload_tx.send(Bytes::from(noise(1 << 20, 7))).await.expect("second part");
     drop(upload_tx);
-    let count = tokio::time::timeout(DEADLINE, _upload_body.collect())
-        .await
-        .expect("upload done");
-    assert_eq!(
-        count.expect("body").to_bytes(),
-        Bytes::from((4u64 << 20).to_string())
-    );
+    let count = tokio::time::timeout(DEADLINE, _upload_body.collect()).await.expect("upload done");
+    assert_eq!(count.expect("body").to_bytes(), Bytes::from((4u64 << 20).to_string()));
     drop(stalled);
 }

@@ -66,17 +66,11 @@ async fn get_through_tunnel(client: &Client, port: u16, path: &str) -> String {
 #[tokio::test]
 async fn an_http_server_appears_serves_through_a_tunnel_and_disappears() {
     let agent = TestAgent::start().await;
-    std::fs::write(
-        agent.workdir().join("index.html"),
-        "<h1>hello from the guest</h1>",
-    )
-    .expect("page");
+    std::fs::write(agent.workdir().join("index.html"), "<h1>hello from the guest</h1>")
+        .expect("page");
     let mut events = agent.client.port_events().await.expect("events");
     let first = events.next().await.expect("events").expect("snapshot");
-    assert!(
-        matches!(first, PortEvent::Snapshot(_)),
-        "first event is a snapshot: {first:?}"
-    );
+    assert!(matches!(first, PortEvent::Snapshot(_)), "first event is a snapshot: {first:?}");
 
     let port = free_port();
     let server = http_server(&agent.workdir(), port, "127.0.0.1");
@@ -86,27 +80,16 @@ async fn an_http_server_appears_serves_through_a_tunnel_and_disappears() {
         |e| matches!(e, PortEvent::Opened(Listener { port: p, .. }) if *p == port),
     )
     .await;
-    let PortEvent::Opened(listener) = opened else {
-        unreachable!()
-    };
+    let PortEvent::Opened(listener) = opened else { unreachable!() };
     assert_eq!(listener.address, IpAddr::from([127, 0, 0, 1]));
     assert_eq!(listener.pid, Some(server.0.id()), "the owner is found");
-    assert!(
-        listener
-            .process
-            .as_deref()
-            .is_some_and(|p| p.starts_with("python")),
-        "{listener:?}"
-    );
+    assert!(listener.process.as_deref().is_some_and(|p| p.starts_with("python")), "{listener:?}");
     let listed = agent.client.ports().await.expect("ports");
     assert!(listed.listeners.iter().any(|l| l.port == port));
 
     let response = get_through_tunnel(&agent.client, port, "/").await;
     assert!(response.starts_with("HTTP/1.0 200"), "{response}");
-    assert!(
-        response.contains("<h1>hello from the guest</h1>"),
-        "{response}"
-    );
+    assert!(response.contains("<h1>hello from the guest</h1>"), "{response}");
 
     drop(server);
     wait_for_event(
@@ -132,9 +115,7 @@ async fn a_server_on_ipv6_loopback_only_is_reachable_through_a_tunnel() {
         |e| matches!(e, PortEvent::Opened(Listener { port: p, .. }) if *p == port),
     )
     .await;
-    let PortEvent::Opened(listener) = opened else {
-        unreachable!()
-    };
+    let PortEvent::Opened(listener) = opened else { unreachable!() };
     assert_eq!(listener.address, IpAddr::V6(Ipv6Addr::LOCALHOST));
     let response = get_through_tunnel(&agent.client, port, "/v6.txt").await;
     assert!(response.contains("only on ::1"), "{response}");
@@ -143,11 +124,7 @@ async fn a_server_on_ipv6_loopback_only_is_reachable_through_a_tunnel() {
 #[tokio::test]
 async fn a_tunnel_to_a_port_nobody_listens_on_is_refused_clearly() {
     let agent = TestAgent::start().await;
-    let err = agent
-        .client
-        .tunnel(free_port())
-        .await
-        .expect_err("nothing listens");
+    let err = agent.client.tunnel(free_port()).await.expect_err("nothing listens");
     assert_eq!(err.code(), ErrorCode::NotFound);
     assert!(err.to_string().contains("nothing listens"), "{err}");
 }

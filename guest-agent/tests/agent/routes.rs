@@ -17,18 +17,11 @@ async fn probe(
     body: Bytes,
 ) -> (StatusCode, Option<ErrorBody>) {
     let method = Method::from_bytes(method.as_bytes()).expect("method");
-    let request = agent
-        .client
-        .request(method, path)
-        .body(full(body))
-        .expect("request");
+    let request = agent.client.request(method, path).body(full(body)).expect("request");
     let response = agent.client.send(request).await.expect("send");
     let status = response.status();
     assert_eq!(
-        response
-            .headers()
-            .get(proto::AGENT_API_VERSION_HEADER)
-            .and_then(|v| v.to_str().ok()),
+        response.headers().get(proto::AGENT_API_VERSION_HEADER).and_then(|v| v.to_str().ok()),
         Some(proto::AGENT_API_VERSION.to_string().as_str()),
         "every response carries the api version"
     );
@@ -36,12 +29,7 @@ async fn probe(
         // Streams (ports/events) never end by themselves: do not read them.
         return (status, None);
     }
-    let bytes = response
-        .into_body()
-        .collect()
-        .await
-        .expect("body")
-        .to_bytes();
+    let bytes = response.into_body().collect().await.expect("body").to_bytes();
     let error: ErrorBody = serde_json::from_slice(&bytes)
         .unwrap_or_else(|e| panic!("{path}: error body is not json ({e}): {bytes:?}"));
     (status, Some(error))
@@ -54,15 +42,9 @@ async fn every_declared_route_answers_and_nothing_else_does() {
     let id = new_shell(&agent.client).await;
     let work = path_str(&agent.workdir());
     for decl in ROUTES {
-        let path = decl
-            .pattern
-            .replace("{id}", id.as_str())
-            .replace("{port}", "1");
-        let query = if path.starts_with("/v1/files/") {
-            format!("?path={work}")
-        } else {
-            String::new()
-        };
+        let path = decl.pattern.replace("{id}", id.as_str()).replace("{port}", "1");
+        let query =
+            if path.starts_with("/v1/files/") { format!("?path={work}") } else { String::new() };
         let body = match decl.request {
             Body::Json => Bytes::from_static(b"{}"),
             _ => Bytes::new(),
@@ -101,11 +83,7 @@ async fn every_declared_route_answers_and_nothing_else_does() {
     for (method, path) in undeclared {
         let (status, error) = probe(&agent, method, path, Bytes::new()).await;
         assert_eq!(status, StatusCode::NOT_FOUND, "{method} {path}");
-        assert_eq!(
-            error.map(|e| e.code),
-            Some(ErrorCode::UnknownRoute),
-            "{method} {path}"
-        );
+        assert_eq!(error.map(|e| e.code), Some(ErrorCode::UnknownRoute), "{method} {path}");
     }
 }
 
@@ -120,24 +98,14 @@ async fn a_missing_or_wrong_secret_gets_401_on_every_route() {
     for decl in ROUTES {
         let path = decl.pattern.replace("{id}", "1").replace("{port}", "1");
         let method = Method::from_bytes(decl.method.name().as_bytes()).expect("method");
-        let mut request = agent
-            .client
-            .request(method, &path)
-            .body(empty())
-            .expect("request");
+        let mut request = agent.client.request(method, &path).body(empty()).expect("request");
         request.headers_mut().remove(http::header::AUTHORIZATION);
         let response = agent.client.send(request).await.expect("send");
         assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{path}");
     }
     // Unknown routes do not leak whether they exist either.
-    let request = wrong
-        .request(Method::GET, "/nope")
-        .body(empty())
-        .expect("request");
-    assert_eq!(
-        wrong.send(request).await.expect("send").status(),
-        StatusCode::UNAUTHORIZED
-    );
+    let request = wrong.request(Method::GET, "/nope").body(empty()).expect("request");
+    assert_eq!(wrong.send(request).await.expect("send").status(), StatusCode::UNAUTHORIZED);
 }
 
 #[tokio::test]
@@ -172,21 +140,14 @@ async fn malformed_bodies_queries_and_frames_get_400_and_the_agent_keeps_serving
     // A garbage frame on a live attach stream: an error frame, and the terminal lives on.
     let id = new_shell(&agent.client).await;
     let (bad, mut bad_out) = attach(&agent.client, &id, AttachQuery::default()).await;
-    bad.send_raw(Bytes::from_static(b"\x00\x00\x00\x03\xff\xff\xff"))
-        .await
-        .expect("send");
+    bad.send_raw(Bytes::from_static(b"\x00\x00\x00\x03\xff\xff\xff")).await.expect("send");
     let mut seen = Seen::default();
-    read_until(&mut bad_out, &mut seen, "an error frame", |s| {
-        !s.errors.is_empty()
-    })
-    .await;
+    read_until(&mut bad_out, &mut seen, "an error frame", |s| !s.errors.is_empty()).await;
     assert!(seen.errors[0].contains("malformed"), "{:?}", seen.errors);
     let (good, mut good_out) = attach(&agent.client, &id, AttachQuery::default()).await;
-    good.send(&AttachUp::Input(serde_bytes::ByteBuf::from(
-        b"echo still-'alive'\n".to_vec(),
-    )))
-    .await
-    .expect("type");
+    good.send(&AttachUp::Input(serde_bytes::ByteBuf::from(b"echo still-'alive'\n".to_vec())))
+        .await
+        .expect("type");
     let mut seen = Seen::default();
     read_until_text(&mut good_out, &mut seen, "still-alive").await;
     assert!(seen.errors.is_empty(), "{:?}", seen.errors);

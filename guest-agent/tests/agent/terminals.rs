@@ -9,10 +9,7 @@ async fn two_attachers_see_the_same_output_and_a_late_one_gets_the_replay() {
     let agent = TestAgent::start().await;
     let id = new_shell(&agent.client).await;
     let (writer, mut writer_out) = attach(&agent.client, &id, AttachQuery::default()).await;
-    let viewer_query = AttachQuery {
-        role: Role::Viewer,
-        offset: None,
-    };
+    let viewer_query = AttachQuery { role: Role::Viewer, offset: None };
     let (_viewer_in, mut viewer_out) = attach(&agent.client, &id, viewer_query).await;
 
     // The quotes keep the typed echo from matching: only the command's output does.
@@ -45,39 +42,18 @@ async fn resuming_from_an_offset_loses_and_repeats_nothing() {
 
     // More output arrives while nobody reads it.
     type_text(&input, "for i in 1 2 3; do echo line-$i-'x'; done\n").await;
-    let (_again_in, mut resumed) = attach(
-        &agent.client,
-        &id,
-        AttachQuery {
-            role: Role::Writer,
-            offset: Some(cut),
-        },
-    )
-    .await;
+    let (_again_in, mut resumed) =
+        attach(&agent.client, &id, AttachQuery { role: Role::Writer, offset: Some(cut) }).await;
     let mut after = Seen::default();
     read_until_text(&mut resumed, &mut after, "line-3-x").await;
-    assert_eq!(
-        after.first_offset,
-        Some(cut),
-        "resume starts exactly at the offset"
-    );
+    assert_eq!(after.first_offset, Some(cut), "resume starts exactly at the offset");
 
     // Stitched together, the two halves are exactly the full replay.
-    let (_full_in, mut full_out) = attach(
-        &agent.client,
-        &id,
-        AttachQuery {
-            role: Role::Viewer,
-            offset: Some(0),
-        },
-    )
-    .await;
+    let (_full_in, mut full_out) =
+        attach(&agent.client, &id, AttachQuery { role: Role::Viewer, offset: Some(0) }).await;
     let mut full = Seen::default();
     let total = after.next_offset.expect("end");
-    read_until(&mut full_out, &mut full, "full replay", |s| {
-        s.next_offset >= Some(total)
-    })
-    .await;
+    read_until(&mut full_out, &mut full, "full replay", |s| s.next_offset >= Some(total)).await;
     let mut stitched = before.bytes.clone();
     stitched.extend_from_slice(&after.bytes);
     assert_eq!(stitched, full.bytes[..stitched.len()]);
@@ -138,28 +114,12 @@ async fn resize_reaches_the_pty_and_the_screen_model_shows_prompt_and_cursor() {
     let (input, mut output) = attach(&agent.client, &id, AttachQuery::default()).await;
     let mut seen = Seen::default();
 
-    agent
-        .client
-        .resize_terminal(
-            &id,
-            Size {
-                cols: 100,
-                rows: 30,
-            },
-        )
-        .await
-        .expect("resize");
+    agent.client.resize_terminal(&id, Size { cols: 100, rows: 30 }).await.expect("resize");
     type_text(&input, "stty size\n").await;
     read_until_text(&mut output, &mut seen, "30 100").await;
 
     // A writer's own resize frame applies too, and every attacher hears of it.
-    input
-        .send(&AttachUp::Resize(Size {
-            cols: 120,
-            rows: 40,
-        }))
-        .await
-        .expect("resize frame");
+    input.send(&AttachUp::Resize(Size { cols: 120, rows: 40 })).await.expect("resize frame");
     type_text(&input, "stty size\n").await;
     read_until_text(&mut output, &mut seen, "40 120").await;
 
@@ -169,18 +129,8 @@ async fn resize_reaches_the_pty_and_the_screen_model_shows_prompt_and_cursor() {
         s.lines.iter().any(|l| l == "screen-check") && s.lines.iter().any(|l| l == "flint$")
     })
     .await;
-    assert_eq!(
-        screen.size,
-        Size {
-            cols: 120,
-            rows: 40
-        }
-    );
-    let row = screen
-        .lines
-        .iter()
-        .position(|l| l == "flint$")
-        .expect("prompt row");
+    assert_eq!(screen.size, Size { cols: 120, rows: 40 });
+    let row = screen.lines.iter().position(|l| l == "flint$").expect("prompt row");
     assert_eq!(usize::from(screen.cursor_row), row);
     assert_eq!(screen.cursor_col, "flint$ ".len() as u16);
 }
@@ -195,16 +145,10 @@ async fn resize_follows_the_most_recently_active_writer() {
     // Each attacher's frames are its own stream: wait for one resize to land before the next.
     let a_size = Size { cols: 90, rows: 20 };
     a.send(&AttachUp::Resize(a_size)).await.expect("a");
-    read_until(&mut b_out, &mut seen, "a's size", |s| {
-        s.sizes.last() == Some(&a_size)
-    })
-    .await;
+    read_until(&mut b_out, &mut seen, "a's size", |s| s.sizes.last() == Some(&a_size)).await;
     let b_size = Size { cols: 70, rows: 25 };
     b.send(&AttachUp::Resize(b_size)).await.expect("b");
-    read_until(&mut b_out, &mut seen, "b's size", |s| {
-        s.sizes.last() == Some(&b_size)
-    })
-    .await;
+    read_until(&mut b_out, &mut seen, "b's size", |s| s.sizes.last() == Some(&b_size)).await;
     type_text(&b, "stty size\n").await;
     read_until_text(&mut b_out, &mut seen, "25 70").await;
     // A types: its size wins again.
@@ -216,21 +160,11 @@ async fn resize_follows_the_most_recently_active_writer() {
 async fn a_viewer_cannot_type() {
     let agent = TestAgent::start().await;
     let id = new_shell(&agent.client).await;
-    let (viewer, mut viewer_out) = attach(
-        &agent.client,
-        &id,
-        AttachQuery {
-            role: Role::Viewer,
-            offset: None,
-        },
-    )
-    .await;
+    let (viewer, mut viewer_out) =
+        attach(&agent.client, &id, AttachQuery { role: Role::Viewer, offset: None }).await;
     type_text(&viewer, "echo should-'not'-run\n").await;
     let mut seen = Seen::default();
-    read_until(&mut viewer_out, &mut seen, "an error frame", |s| {
-        !s.errors.is_empty()
-    })
-    .await;
+    read_until(&mut viewer_out, &mut seen, "an error frame", |s| !s.errors.is_empty()).await;
     assert!(seen.errors[0].contains("viewer"), "{:?}", seen.errors);
     let (writer, mut writer_out) = attach(&agent.client, &id, AttachQuery::default()).await;
     type_text(&writer, "echo writer-'ok'\n").await;
@@ -249,32 +183,18 @@ async fn exit_is_reported_and_kill_takes_background_jobs_with_it() {
     type_text(&input, "sleep 999 & echo bg-pid-$!-'x'\n").await;
     // The typed line echoes as `bg-pid-$!-'x'`; the output is `bg-pid-1234-x`.
     let pid_in = |text: &str| -> Option<u32> {
-        text.split("bg-pid-")
-            .skip(1)
-            .find_map(|t| t.split_once("-x")?.0.parse().ok())
+        text.split("bg-pid-").skip(1).find_map(|t| t.split_once("-x")?.0.parse().ok())
     };
-    read_until(&mut output, &mut seen, "background pid", |s| {
-        pid_in(&s.text()).is_some()
-    })
-    .await;
+    read_until(&mut output, &mut seen, "background pid", |s| pid_in(&s.text()).is_some()).await;
     let sleep_pid = pid_in(&seen.text()).expect("pid");
     assert!(alive(sleep_pid));
     let shell_pid = agent.client.terminal(&id).await.expect("info").pid;
 
     let killed = agent.client.kill_terminal(&id).await.expect("kill");
-    assert!(
-        killed.exit.is_some(),
-        "kill waits for the shell to be reaped"
-    );
-    eventually("the shell and its job to die", || {
-        !alive(shell_pid) && !alive(sleep_pid)
-    })
-    .await;
+    assert!(killed.exit.is_some(), "kill waits for the shell to be reaped");
+    eventually("the shell and its job to die", || !alive(shell_pid) && !alive(sleep_pid)).await;
     read_until(&mut output, &mut seen, "exit frame", |s| s.exit.is_some()).await;
-    assert!(
-        agent.client.terminal(&id).await.is_err(),
-        "a killed terminal is forgotten"
-    );
+    assert!(agent.client.terminal(&id).await.is_err(), "a killed terminal is forgotten");
 
     // A shell that exits by itself reports its code.
     let id = new_shell(&agent.client).await;

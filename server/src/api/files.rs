@@ -18,11 +18,7 @@ use crate::error::{AppError, Result};
 
 /// Resolves a path against `/workspace`.
 fn resolve(path: &str) -> String {
-    if path.starts_with('/') {
-        path.to_owned()
-    } else {
-        format!("/workspace/{path}")
-    }
+    if path.starts_with('/') { path.to_owned() } else { format!("/workspace/{path}") }
 }
 
 async fn json(state: &AppState, caller: &Caller, action: Action) -> Result<Response> {
@@ -61,16 +57,7 @@ pub async fn list(
     Path(id): Path<String>,
     Query(q): Query<PathQuery>,
 ) -> Result<Response> {
-    json(
-        &state,
-        &caller,
-        Action::ListFiles {
-            id,
-            path: resolve(&q.path),
-            depth: q.depth,
-        },
-    )
-    .await
+    json(&state, &caller, Action::ListFiles { id, path: resolve(&q.path), depth: q.depth }).await
 }
 
 /// `DELETE /api/sessions/{id}/files?path=&recursive=`
@@ -80,10 +67,7 @@ pub async fn remove(
     Path(id): Path<String>,
     Query(q): Query<PathQuery>,
 ) -> Result<Response> {
-    let request = RemoveRequest {
-        path: resolve(&q.path),
-        recursive: q.recursive,
-    };
+    let request = RemoveRequest { path: resolve(&q.path), recursive: q.recursive };
     json(&state, &caller, Action::RemovePath { id, request }).await
 }
 
@@ -94,15 +78,7 @@ pub async fn mkdir(
     Path(id): Path<String>,
     JsonBody(body): JsonBody<MkdirRequest>,
 ) -> Result<Response> {
-    json(
-        &state,
-        &caller,
-        Action::MakeDir {
-            id,
-            path: resolve(&body.path),
-        },
-    )
-    .await
+    json(&state, &caller, Action::MakeDir { id, path: resolve(&body.path) }).await
 }
 
 /// `POST /api/sessions/{id}/files/move`
@@ -112,11 +88,8 @@ pub async fn rename(
     Path(id): Path<String>,
     JsonBody(body): JsonBody<MoveRequest>,
 ) -> Result<Response> {
-    let request = MoveRequest {
-        from: resolve(&body.from),
-        to: resolve(&body.to),
-        overwrite: body.overwrite,
-    };
+    let request =
+        MoveRequest { from: resolve(&body.from), to: resolve(&body.to), overwrite: body.overwrite };
     json(&state, &caller, Action::MovePath { id, request }).await
 }
 
@@ -138,17 +111,12 @@ pub async fn read(
     Query(q): Query<ContentQuery>,
 ) -> Result<Response> {
     let client = agent(&state, &caller, id).await?;
-    let query = ReadQuery {
-        path: resolve(&q.path),
-        offset: q.offset,
-        length: q.length,
-    };
+    let query = ReadQuery { path: resolve(&q.path), offset: q.offset, length: q.length };
     let body = client.read_stream(&query).await.map_err(agent_error)?;
     let mut response = Response::new(Body::new(body));
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/octet-stream"),
-    );
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
     Ok(response)
 }
 
@@ -161,10 +129,7 @@ pub async fn write(
     body: Body,
 ) -> Result<Response> {
     let client = agent(&state, &caller, id).await?;
-    let query = WriteQuery {
-        path: resolve(&q.path),
-        mode: q.mode,
-    };
+    let query = WriteQuery { path: resolve(&q.path), mode: q.mode };
     // axum's body is not `Sync`; a task pumps it into the agent's request body.
     let (tx, upload) = guest_agent::client::fallible_channel_body();
     tokio::spawn(async move {
@@ -183,10 +148,7 @@ pub async fn write(
             }
         }
     });
-    let stat = client
-        .write_body(&query, upload)
-        .await
-        .map_err(agent_error)?;
+    let stat = client.write_body(&query, upload).await.map_err(agent_error)?;
     Ok(Json(stat).into_response())
 }
 
@@ -200,10 +162,7 @@ pub async fn workspace_tar(
     let body = client.tar("/workspace").await.map_err(agent_error)?;
     let mut response = Response::new(Body::new(body));
     let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/x-tar"),
-    );
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/x-tar"));
     let disposition = format!("attachment; filename=\"workspace-{id}.tar\"");
     headers.insert(
         header::CONTENT_DISPOSITION,

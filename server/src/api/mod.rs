@@ -18,37 +18,20 @@ pub fn router() -> Router<AppState> {
         .route("/api/tokens", get(tokens::list).post(tokens::create))
         .route("/api/tokens/{id}", delete(tokens::revoke))
         .route("/api/sessions", get(sessions::list).post(sessions::create))
-        .route(
-            "/api/sessions/{id}",
-            get(sessions::get).delete(sessions::delete),
-        )
+        .route("/api/sessions/{id}", get(sessions::get).delete(sessions::delete))
         .route("/api/sessions/{id}/extend", post(sessions::extend))
+        .route("/api/sessions/{id}/events", get(sessions::events))
         .route(
             "/api/sessions/{id}/terminals",
             get(sessions::terminals).post(sessions::create_terminal),
         )
-        .route(
-            "/api/sessions/{id}/terminals/{tid}",
-            delete(sessions::kill_terminal),
-        )
-        .route(
-            "/api/sessions/{id}/files",
-            get(files::list).delete(files::remove),
-        )
-        .route(
-            "/api/sessions/{id}/files/content",
-            get(files::read).put(files::write),
-        )
+        .route("/api/sessions/{id}/terminals/{tid}", delete(sessions::kill_terminal))
+        .route("/api/sessions/{id}/files", get(files::list).delete(files::remove))
+        .route("/api/sessions/{id}/files/content", get(files::read).put(files::write))
         .route("/api/sessions/{id}/files/mkdir", post(files::mkdir))
         .route("/api/sessions/{id}/files/move", post(files::rename))
-        .route(
-            "/api/sessions/{id}/workspace.tar",
-            get(files::workspace_tar),
-        )
+        .route("/api/sessions/{id}/workspace.tar", get(files::workspace_tar))
         .route("/api/sessions/{id}/exec", post(files::exec))
         .route("/api/sessions/{id}/ports", get(files::ports))
-        .route(
-            "/api/sessions/{id}/terminals/{tid}/ws",
-            get(crate::api::terminal_ws::terminal_ws),
-        )
+        .route("/api/sessions/{id}/terminals/{tid}/ws", get(crate::api::terminal_ws::terminal_ws))
 }

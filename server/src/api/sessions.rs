@@ -31,13 +31,7 @@ pub async fn create(
     caller: Caller,
     JsonBody(request): JsonBody<CreateSession>,
 ) -> Result<Response> {
-    respond(
-        &state,
-        &caller,
-        Action::CreateSession(request),
-        StatusCode::CREATED,
-    )
-    .await
+    respond(&state, &caller, Action::CreateSession(request), StatusCode::CREATED).await
 }
 
 /// `GET /api/sessions`
@@ -60,13 +54,7 @@ pub async fn delete(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Response> {
-    respond(
-        &state,
-        &caller,
-        Action::DeleteSession { id },
-        StatusCode::NO_CONTENT,
-    )
-    .await
+    respond(&state, &caller, Action::DeleteSession { id }, StatusCode::NO_CONTENT).await
 }
 
 /// `POST /api/sessions/{id}/extend`
@@ -79,10 +67,7 @@ pub async fn extend(
     respond(
         &state,
         &caller,
-        Action::ExtendSession {
-            id,
-            lifetime_s: body.lifetime_s,
-        },
+        Action::ExtendSession { id, lifetime_s: body.lifetime_s },
         StatusCode::OK,
     )
     .await
@@ -94,13 +79,7 @@ pub async fn terminals(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Response> {
-    respond(
-        &state,
-        &caller,
-        Action::ListTerminals { id },
-        StatusCode::OK,
-    )
-    .await
+    respond(&state, &caller, Action::ListTerminals { id }, StatusCode::OK).await
 }
 
 /// `POST /api/sessions/{id}/terminals`
@@ -110,13 +89,7 @@ pub async fn create_terminal(
     Path(id): Path<String>,
     JsonBody(request): JsonBody<CreateTerminal>,
 ) -> Result<Response> {
-    respond(
-        &state,
-        &caller,
-        Action::CreateTerminal { id, request },
-        StatusCode::CREATED,
-    )
-    .await
+    respond(&state, &caller, Action::CreateTerminal { id, request }, StatusCode::CREATED).await
 }
 
 /// `DELETE /api/sessions/{id}/terminals/{tid}`
@@ -127,11 +100,14 @@ pub async fn kill_terminal(
 ) -> Result<Response> {
     let terminal =
         TerminalId::parse(&tid).ok_or_else(|| AppError::not_found(format!("no terminal {tid}")))?;
-    respond(
-        &state,
-        &caller,
-        Action::KillTerminal { id, terminal },
-        StatusCode::NO_CONTENT,
-    )
-    .await
+    respond(&state, &caller, Action::KillTerminal { id, terminal }, StatusCode::NO_CONTENT).await
+}
+
+/// `GET /api/sessions/{id}/events`
+pub async fn events(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Response> {
+    respond(&state, &caller, Action::SessionEvents { id }, StatusCode::OK).await
 }

@@ -39,21 +39,23 @@ pub async fn terminal_ws(
     upgrade: WebSocketUpgrade,
 ) -> Result<Response> {
     if !origin_allowed(&headers, &state) {
-        return Err(AppError::forbidden(
-            "websocket origin is not this server's public origin",
-        ));
+        return Err(AppError::forbidden("websocket origin is not this server's public origin"));
     }
     let terminal =
         TerminalId::parse(&tid).ok_or_else(|| AppError::not_found(format!("no terminal {tid}")))?;
-    let Outcome::Agent(client) = perform(&state, &caller, Action::ConnectAgent { id }).await?
+    let Outcome::Agent(client) =
+        perform(&state, &caller, Action::ConnectAgent { id: id.clone() }).await?
     else {
         return Err(AppError::internal("connect-agent gave no agent"));
     };
     let metrics = state.metrics.clone();
+    let sessions = state.sessions.clone();
     Ok(upgrade
         .on_upgrade(move |socket| async move {
             metrics.websocket_clients.inc();
+            sessions.attached(&id, true).await;
             relay(socket, client, terminal, query.offset).await;
+            sessions.attached(&id, false).await;
             metrics.websocket_clients.dec();
         })
         .into_response())
@@ -61,27 +63,12 @@ pub async fn terminal_ws(
 
 async fn relay(socket: WebSocket, client: Client, terminal: TerminalId, offset: Option<u64>) {
     let (mut to_browser, mut from_browser) = socket.split();
-    let attach = client
-        .attach(
-            &terminal,
-            AttachQuery {
-                role: Role::Writer,
-                offset,
-            },
-        )
-        .await;
+    let attach = client.attach(&terminal, AttachQuery { role: Role::Writer, offset }).await;
     let (input, mut output) = match attach {
         Ok(streams) => streams,
         Err(e) => {
-            let code = if e.code() == proto::error::ErrorCode::NotFound {
-                4404
-            } else {
-                4502
-            };
-            let close = CloseFrame {
-                code,
-                reason: e.to_string().into(),
-            };
+            let code = if e.code() == proto::error::ErrorCode::NotFound { 4404 } else { 4502 };
+            let close = CloseFrame { code, reason: e.to_string().into() };
             let _ = to_browser.send(Message::Close(Some(close))).await;
             return;
         }

@@ -31,25 +31,14 @@ pub async fn create(
     caller: Caller,
     JsonBody(body): JsonBody<CreateToken>,
 ) -> Result<Response> {
-    let action = Action::CreateToken {
-        name: body.name,
-        session_id: body.session_id,
-    };
-    Ok((
-        StatusCode::CREATED,
-        Json(perform(&state, &caller, action).await?.to_json()?),
-    )
+    let action = Action::CreateToken { name: body.name, session_id: body.session_id };
+    Ok((StatusCode::CREATED, Json(perform(&state, &caller, action).await?.to_json()?))
         .into_response())
 }
 
 /// `GET /api/tokens`
 pub async fn list(State(state): State<AppState>, caller: Caller) -> Result<Response> {
-    Ok(Json(
-        perform(&state, &caller, Action::ListTokens)
-            .await?
-            .to_json()?,
-    )
-    .into_response())
+    Ok(Json(perform(&state, &caller, Action::ListTokens).await?.to_json()?).into_response())
 }
 
 /// `DELETE /api/tokens/{id}`

@@ -60,10 +60,7 @@ pub struct Cgroup {
 impl Cgroup {
     /// Names (without creating) the cgroup at `name`.
     pub fn at(name: impl Into<PathBuf>) -> anyhow::Result<Cgroup> {
-        Ok(Cgroup {
-            layout: layout()?,
-            name: name.into(),
-        })
+        Ok(Cgroup { layout: layout()?, name: name.into() })
     }
 
     fn dirs(&self) -> Vec<PathBuf> {
@@ -91,17 +88,12 @@ impl Cgroup {
             Layout::V1 => {
                 let root = Path::new(ROOT);
                 write(
-                    &root
-                        .join("memory")
-                        .join(&self.name)
-                        .join("memory.limit_in_bytes"),
+                    &root.join("memory").join(&self.name).join("memory.limit_in_bytes"),
                     &memory.to_string(),
                 )?;
                 // Without swap accounting this file is absent; the limit above then covers RAM.
-                let memsw = root
-                    .join("memory")
-                    .join(&self.name)
-                    .join("memory.memsw.limit_in_bytes");
+                let memsw =
+                    root.join("memory").join(&self.name).join("memory.memsw.limit_in_bytes");
                 if memsw.exists() {
                     write(&memsw, &memory.to_string())?;
                 }
@@ -126,10 +118,23 @@ impl Cgroup {
 
     /// The `cgroup.procs` files a process writes its pid into to join (one per hierarchy).
     pub fn procs_files(&self) -> Vec<PathBuf> {
-        self.dirs()
-            .into_iter()
-            .map(|d| d.join("cgroup.procs"))
-            .collect()
+        self.dirs().into_iter().map(|d| d.join("cgroup.procs")).collect()
+    }
+
+    /// How many times the OOM killer has killed a process of this cgroup.
+    pub fn oom_kills(&self) -> u64 {
+        let (file, key) = match self.layout {
+            Layout::V1 => (
+                Path::new(ROOT).join("memory").join(&self.name).join("memory.oom_control"),
+                "oom_kill",
+            ),
+            Layout::V2 => (Path::new(ROOT).join(&self.name).join("memory.events"), "oom_kill"),
+        };
+        std::fs::read_to_string(file)
+            .unwrap_or_default()
+            .lines()
+            .find_map(|line| line.strip_prefix(key)?.trim().parse().ok())
+            .unwrap_or(0)
     }
 
     /// Processes in the cgroup now.
@@ -139,10 +144,7 @@ impl Cgroup {
         };
         // On v1 the pids hierarchy is the authoritative one: every task is counted there.
         let file = match self.layout {
-            Layout::V1 => Path::new(ROOT)
-                .join("pids")
-                .join(&self.name)
-                .join("cgroup.procs"),
+            Layout::V1 => Path::new(ROOT).join("pids").join(&self.name).join("cgroup.procs"),
             Layout::V2 => first,
         };
         std::fs::read_to_string(file)

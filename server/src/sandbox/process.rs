@@ -71,7 +71,8 @@ exec bwrap \
   --setenv FLINT_SESSION "$FLINT_ID" \
   --chdir /workspace \
   -- /usr/bin/tini -s -- /opt/flint/guest-agent serve \
-     --listen unix:/run/flint/agent.sock --secret-file /run/flint/secret --workdir /workspace
+     --listen unix:/run/flint/agent.sock --secret-file /run/flint/secret --workdir /workspace \
+     --env-file /etc/environment
 '
 "#;
 
@@ -125,12 +126,8 @@ pub async fn start(spec: &Spec) -> anyhow::Result<Sandbox> {
             dir.display()
         );
     }
-    let (upper, work, merged, run) = (
-        dir.join("upper"),
-        dir.join("work"),
-        dir.join("merged"),
-        dir.join("run"),
-    );
+    let (upper, work, merged, run) =
+        (dir.join("upper"), dir.join("work"), dir.join("merged"), dir.join("run"));
     for path in [&upper, &work, &merged] {
         mkdir(path, 0o755)?;
     }
@@ -151,10 +148,7 @@ pub async fn start(spec: &Spec) -> anyhow::Result<Sandbox> {
     let cgroup = Cgroup::at(&spec.cgroup)?;
     cgroup.create(spec.limits)?;
     let log = std::fs::File::create(dir.join("sandbox.log")).context("creating the sandbox log")?;
-    let caps: Vec<String> = CAPABILITIES
-        .iter()
-        .map(|c| format!("--cap-add {c}"))
-        .collect();
+    let caps: Vec<String> = CAPABILITIES.iter().map(|c| format!("--cap-add {c}")).collect();
     let status = tokio::process::Command::new("setsid")
         .arg("--fork")
         .arg("/bin/sh")
@@ -163,10 +157,7 @@ pub async fn start(spec: &Spec) -> anyhow::Result<Sandbox> {
         .env_clear()
         .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
         .env("FLINT_ID", &spec.id)
-        .env(
-            "FLINT_HOSTNAME",
-            format!("flint-{}", &spec.id[..spec.id.len().min(8)]),
-        )
+        .env("FLINT_HOSTNAME", format!("flint-{}", &spec.id[..spec.id.len().min(8)]))
         .env("FLINT_LOWER", &spec.rootfs)
         .env("FLINT_UPPER", &upper)
         .env("FLINT_WORK", &work)
@@ -214,10 +205,7 @@ impl Sandbox {
                 bail!("the sandbox exited before its agent answered");
             }
             if started.elapsed() > START_DEADLINE {
-                bail!(
-                    "the agent did not answer within {}s",
-                    START_DEADLINE.as_secs()
-                );
+                bail!("the agent did not answer within {}s", START_DEADLINE.as_secs());
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
@@ -226,6 +214,11 @@ impl Sandbox {
     /// A new connection to the sandbox's agent.
     pub async fn client(&self) -> anyhow::Result<Client> {
         Ok(Client::connect(&Listen::Unix(self.socket.clone()), &self.secret).await?)
+    }
+
+    /// How many times the OOM killer struck inside the sandbox.
+    pub fn oom_kills(&self) -> u64 {
+        self.cgroup.oom_kills()
     }
 
     /// Processes of the sandbox on the host.

@@ -28,11 +28,7 @@ fn spec(session_dir: &Path, id: &str, limits: Limits) -> Spec {
     }
 }
 
-const SMALL: Limits = Limits {
-    memory_mb: 256,
-    pids: 128,
-    cpu_centis: 50,
-};
+const SMALL: Limits = Limits { memory_mb: 256, pids: 128, cpu_centis: 50 };
 
 async fn run(client: &Client, script: &str, timeout_ms: u64) -> ExecDown {
     let request = ExecRequest {
@@ -50,11 +46,7 @@ async fn answers_within(client: &Client, limit: Duration) {
         ExecDown::Finished { stdout, .. } => assert_eq!(&stdout[..], b"alive\n"),
         other => panic!("{other:?}"),
     }
-    assert!(
-        started.elapsed() < limit,
-        "answered only after {:?}",
-        started.elapsed()
-    );
+    assert!(started.elapsed() < limit, "answered only after {:?}", started.elapsed());
 }
 
 async fn pair(dir: &Path, bomb: &str, limits: Limits) -> (Sandbox, Sandbox) {
@@ -80,11 +72,7 @@ async fn a_fork_bomb_is_held_by_the_pids_and_cpu_limits() {
             async move { run(&bomb_client, "bomb() { bomb | bomb & }; bomb", 8_000).await },
         );
     tokio::time::sleep(Duration::from_secs(2)).await;
-    assert!(
-        bomb.pids().len() <= SMALL.pids as usize,
-        "{} processes",
-        bomb.pids().len()
-    );
+    assert!(bomb.pids().len() <= SMALL.pids as usize, "{} processes", bomb.pids().len());
     answers_within(&bystander_client, Duration::from_secs(5)).await;
     let _ = firing.await;
     process::stop(&bomb).await.expect("stop the bomb");
@@ -99,27 +87,12 @@ async fn a_memory_hog_is_killed_inside_its_sandbox() {
     let (hog, bystander) = pair(dir.path(), "memhog", SMALL).await;
     let client = hog.client().await.expect("client");
     // 1 GiB into a 256 MiB sandbox.
-    let done = run(
-        &client,
-        "python3 -c 'b = bytearray(1 << 30); print(len(b))'",
-        60_000,
-    )
-    .await;
-    let ExecDown::Finished { status, stdout, .. } = done else {
-        panic!("{done:?}")
-    };
-    assert_eq!(
-        status.signal,
-        Some(9),
-        "the OOM killer took it: {status:?} {stdout:?}"
-    );
+    let done = run(&client, "python3 -c 'b = bytearray(1 << 30); print(len(b))'", 60_000).await;
+    let ExecDown::Finished { status, stdout, .. } = done else { panic!("{done:?}") };
+    assert_eq!(status.signal, Some(9), "the OOM killer took it: {status:?} {stdout:?}");
     // The sandbox and its neighbour live on.
     answers_within(&client, Duration::from_secs(5)).await;
-    answers_within(
-        &bystander.client().await.expect("client"),
-        Duration::from_secs(5),
-    )
-    .await;
+    answers_within(&bystander.client().await.expect("client"), Duration::from_secs(5)).await;
     process::stop(&hog).await.expect("stop");
     process::stop(&bystander).await.expect("stop");
 }
@@ -130,26 +103,14 @@ async fn rm_rf_root_deletes_inside_only() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (victim, bystander) = pair(dir.path(), "rmrf", SMALL).await;
     let client = victim.client().await.expect("client");
-    let _ = run(
-        &client,
-        "rm -rf --no-preserve-root / 2>/dev/null; true",
-        60_000,
-    )
-    .await;
+    let _ = run(&client, "rm -rf --no-preserve-root / 2>/dev/null; true", 60_000).await;
     // The agent still runs (its binary is mapped); through the open connection it sees the
     // sandbox's root gone.
-    let gone = client
-        .stat("/usr/bin/bash")
-        .await
-        .expect_err("bash is deleted");
+    let gone = client.stat("/usr/bin/bash").await.expect_err("bash is deleted");
     assert_eq!(gone.code(), ErrorCode::NotFound);
     let rootfs = support::test_rootfs();
     assert!(rootfs.join("usr/bin/bash").exists(), "the image is intact");
-    answers_within(
-        &bystander.client().await.expect("client"),
-        Duration::from_secs(5),
-    )
-    .await;
+    answers_within(&bystander.client().await.expect("client"), Duration::from_secs(5)).await;
     process::stop(&victim).await.expect("stop");
     process::stop(&bystander).await.expect("stop");
 }

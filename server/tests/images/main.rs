@@ -11,9 +11,7 @@ use std::process::{Command, Output};
 use server::images::{load_spec, spec_dir};
 
 fn workspace_root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("server/ sits in the workspace")
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("server/ sits in the workspace")
 }
 
 /// `flint image build SPEC --data-dir DATA_DIR`, with `path` as `$PATH` when given.
@@ -66,10 +64,7 @@ fn test_image_is_built_with_its_files_then_cached() {
             assert!(stderr.contains("image test is cached"), "{stderr}");
         }
     }
-    assert_eq!(
-        built, 1,
-        "exactly one of two concurrent builds runs mmdebstrap"
-    );
+    assert_eq!(built, 1, "exactly one of two concurrent builds runs mmdebstrap");
     assert_eq!(text(&outputs[0].stdout), text(&outputs[1].stdout));
     let rootfs = PathBuf::from(text(&outputs[0].stdout).trim());
     assert_eq!(rootfs, image_dir.join("rootfs"));
@@ -80,9 +75,8 @@ fn test_image_is_built_with_its_files_then_cached() {
     }
     // What Flint adds: its mount points, empty.
     for dir in ["workspace", "opt/flint"] {
-        let entries = fs::read_dir(rootfs.join(dir))
-            .unwrap_or_else(|e| panic!("/{dir}: {e}"))
-            .count();
+        let entries =
+            fs::read_dir(rootfs.join(dir)).unwrap_or_else(|e| panic!("/{dir}: {e}")).count();
         assert_eq!(entries, 0, "/{dir} is not empty");
     }
     // What the spec asks for.
@@ -95,9 +89,7 @@ fn test_image_is_built_with_its_files_then_cached() {
     let environment = fs::read_to_string(rootfs.join("etc/environment")).expect("environment");
     for (key, value) in &spec.env {
         assert!(
-            environment
-                .lines()
-                .any(|line| line == format!("{key}=\"{value}\"")),
+            environment.lines().any(|line| line == format!("{key}=\"{value}\"")),
             "{key} missing from /etc/environment:\n{environment}"
         );
     }
@@ -124,16 +116,8 @@ fn invalid_specs_fail_naming_the_field() {
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("data");
     let cases = [
-        (
-            "typo.toml",
-            "name = \"x\"\nsuite = \"bookworm\"\npackges = [\"bash\"]\n",
-            "packges",
-        ),
-        (
-            "nameless.toml",
-            "suite = \"bookworm\"\n",
-            "missing field `name`",
-        ),
+        ("typo.toml", "name = \"x\"\nsuite = \"bookworm\"\npackges = [\"bash\"]\n", "packges"),
+        ("nameless.toml", "suite = \"bookworm\"\n", "missing field `name`"),
         (
             "escape.toml",
             "name = \"x\"\nsuite = \"bookworm\"\n[files]\n\"/etc/../../x\" = \"\"\n",
@@ -146,10 +130,7 @@ fn invalid_specs_fail_naming_the_field() {
         let output = image_build(&spec_path, &data, None);
         let stderr = text(&output.stderr);
         assert!(!output.status.success(), "{file} was accepted");
-        assert!(
-            stderr.contains(expected) && stderr.contains(file),
-            "{file}: {stderr}"
-        );
+        assert!(stderr.contains(expected) && stderr.contains(file), "{file}: {stderr}");
     }
     assert!(!data.exists(), "a refused spec touched the data directory");
 }
@@ -160,16 +141,9 @@ fn missing_mmdebstrap_says_how_to_install_it() {
     let empty_path = dir.path().join("bin");
     fs::create_dir(&empty_path).expect("mkdir");
     let data = dir.path().join("data");
-    let output = image_build(
-        &workspace_root().join("images/test.toml"),
-        &data,
-        Some(&empty_path),
-    );
+    let output = image_build(&workspace_root().join("images/test.toml"), &data, Some(&empty_path));
     let stderr = text(&output.stderr);
     assert!(!output.status.success());
     assert!(stderr.contains("apt-get install mmdebstrap"), "{stderr}");
-    assert!(
-        !data.exists(),
-        "a build that could not start touched the data directory"
-    );
+    assert!(!data.exists(), "a build that could not start touched the data directory");
 }

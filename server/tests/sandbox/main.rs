@@ -17,21 +17,14 @@ fn spec(session_dir: &Path, id: &str) -> Spec {
         session_dir: session_dir.to_owned(),
         agent_bin: support::agent_bin(),
         cgroup: PathBuf::from(format!("flint-test/{}/{id}", std::process::id())),
-        limits: Limits {
-            memory_mb: 512,
-            pids: 256,
-            cpu_centis: 100,
-        },
+        limits: Limits { memory_mb: 512, pids: 256, cpu_centis: 100 },
     }
 }
 
 fn running(pid: i32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .ok()
-        .and_then(|stat| {
-            stat.rsplit_once(')')
-                .map(|(_, rest)| rest.trim_start().to_owned())
-        })
+        .and_then(|stat| stat.rsplit_once(')').map(|(_, rest)| rest.trim_start().to_owned()))
         .is_some_and(|rest| !rest.starts_with('Z') && !rest.starts_with('X'))
 }
 
@@ -42,17 +35,9 @@ async fn sh(sandbox: &Sandbox, script: &str) -> (String, i32) {
         ..ExecRequest::default()
     };
     match client.exec_collect(request).await.expect("exec") {
-        ExecDown::Finished {
-            stdout,
-            stderr,
-            status,
-            ..
-        } => {
-            let text = format!(
-                "{}{}",
-                String::from_utf8_lossy(&stdout),
-                String::from_utf8_lossy(&stderr)
-            );
+        ExecDown::Finished { stdout, stderr, status, .. } => {
+            let text =
+                format!("{}{}", String::from_utf8_lossy(&stdout), String::from_utf8_lossy(&stderr));
             (text, status.code.unwrap_or(-1))
         }
         other => panic!("unexpected {other:?}"),
@@ -65,41 +50,26 @@ async fn a_sandbox_is_isolated_writes_to_its_own_layer_and_stop_leaves_nothing()
     let spec = spec(dir.path(), "isolatedtest");
     let sandbox = process::start(&spec).await.expect("start");
     let client = sandbox.client().await.expect("client");
-    assert!(
-        client
-            .info()
-            .await
-            .expect("info")
-            .hostname
-            .starts_with("flint-")
-    );
+    assert!(client.info().await.expect("info").hostname.starts_with("flint-"));
 
+    // The image's environment reaches commands.
+    let (image, _) = sh(&sandbox, "echo $FLINT_IMAGE").await;
+    assert_eq!(image, "test\n");
     // Its own pid namespace: few processes, and the host's are invisible.
     let (procs, _) = sh(&sandbox, "ls /proc | grep -c '^[0-9]'").await;
     assert!(procs.trim().parse::<u32>().expect("count") < 10, "{procs}");
     // Its own, empty network namespace.
-    let (links, _) = sh(
-        &sandbox,
-        "cat /proc/net/dev | tail -n +3 | cut -d: -f1 | tr -d ' '",
-    )
-    .await;
+    let (links, _) = sh(&sandbox, "cat /proc/net/dev | tail -n +3 | cut -d: -f1 | tr -d ' '").await;
     assert_eq!(links.trim(), "lo");
     // Writes to / land in the sandbox's upper layer, never in the image.
-    let (_, code) = sh(
-        &sandbox,
-        "echo scratch > /etc/flint-scratch && rm -f /bin/ls",
-    )
-    .await;
+    let (_, code) = sh(&sandbox, "echo scratch > /etc/flint-scratch && rm -f /bin/ls").await;
     assert_eq!(code, 0);
     assert!(!spec.rootfs.join("etc/flint-scratch").exists());
     assert!(spec.rootfs.join("bin/ls").exists() || spec.rootfs.join("usr/bin/ls").exists());
     // /workspace is the host directory.
     let (_, code) = sh(&sandbox, "echo kept > /workspace/note").await;
     assert_eq!(code, 0);
-    assert_eq!(
-        std::fs::read_to_string(dir.path().join("workspace/note")).expect("note"),
-        "kept\n"
-    );
+    assert_eq!(std::fs::read_to_string(dir.path().join("workspace/note")).expect("note"), "kept\n");
     // Root inside has no capability to administer the host.
     let (mount, code) = sh(&sandbox, "mount -t tmpfs none /mnt 2>&1").await;
     assert_ne!(code, 0, "mount must fail: {mount}");
@@ -115,14 +85,8 @@ async fn a_sandbox_is_isolated_writes_to_its_own_layer_and_stop_leaves_nothing()
         .map(|c| PathBuf::from(format!("/sys/fs/cgroup/{c}")).join(&spec.cgroup));
     assert!(cgroup_dirs.iter().all(|d| !d.exists()), "cgroups removed");
     let mounts = std::fs::read_to_string("/proc/mounts").expect("mounts");
-    assert!(
-        !mounts.contains(&dir.path().to_string_lossy().into_owned()),
-        "no mount left"
-    );
-    assert!(
-        !dir.path().join("sandbox").exists(),
-        "sandbox directory removed"
-    );
+    assert!(!mounts.contains(&dir.path().to_string_lossy().into_owned()), "no mount left");
+    assert!(!dir.path().join("sandbox").exists(), "sandbox directory removed");
     assert!(dir.path().join("workspace/note").exists(), "workspace kept");
 }
 
@@ -134,15 +98,10 @@ async fn a_sandbox_outlives_its_handle_and_is_adopted() {
     let (_, code) = sh(&sandbox, "echo before > /tmp/marker").await;
     assert_eq!(code, 0);
     drop(sandbox);
-    let adopted = Sandbox::adopt("adopttest", dir.path(), &spec.cgroup)
-        .expect("adopt")
-        .expect("alive");
+    let adopted =
+        Sandbox::adopt("adopttest", dir.path(), &spec.cgroup).expect("adopt").expect("alive");
     let (marker, _) = sh(&adopted, "cat /tmp/marker").await;
     assert_eq!(marker, "before\n");
     process::stop(&adopted).await.expect("stop");
-    assert!(
-        Sandbox::adopt("adopttest", dir.path(), &spec.cgroup)
-            .expect("adopt")
-            .is_none()
-    );
+    assert!(Sandbox::adopt("adopttest", dir.path(), &spec.cgroup).expect("adopt").is_none());
 }

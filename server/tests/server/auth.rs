@@ -12,31 +12,18 @@ async fn a_login_link_signs_in_once_with_a_safe_cookie() {
     assert_eq!(reply.status, StatusCode::SEE_OTHER);
     assert_eq!(reply.header("location"), Some("/"));
     let cookie = reply.header("set-cookie").expect("set-cookie").to_owned();
-    let attributes: Vec<String> = cookie
-        .split(';')
-        .map(|a| a.trim().to_ascii_lowercase())
-        .collect();
+    let attributes: Vec<String> =
+        cookie.split(';').map(|a| a.trim().to_ascii_lowercase()).collect();
     assert!(attributes[0].starts_with("flint_session="), "{cookie}");
     assert!(attributes.contains(&"httponly".to_owned()), "{cookie}");
     assert!(attributes.contains(&"samesite=lax".to_owned()), "{cookie}");
-    assert!(
-        !attributes.iter().any(|a| a.starts_with("domain")),
-        "no Domain attribute: {cookie}"
-    );
+    assert!(!attributes.iter().any(|a| a.starts_with("domain")), "no Domain attribute: {cookie}");
     let pair = cookie.split(';').next().expect("pair");
 
     let home = server.get("/", &[("cookie", pair)]).await;
-    assert!(
-        home.body.contains("Signed in as <b>admin</b>"),
-        "{}",
-        home.body
-    );
+    assert!(home.body.contains("Signed in as <b>admin</b>"), "{}", home.body);
     let anonymous = server.get("/", &[]).await;
-    assert!(
-        anonymous.body.contains("flint login-url"),
-        "{}",
-        anonymous.body
-    );
+    assert!(anonymous.body.contains("flint login-url"), "{}", anonymous.body);
 
     let me = server.get("/api/me", &[("cookie", pair)]).await;
     assert_eq!(me.status, StatusCode::OK, "{}", me.body);
@@ -52,19 +39,10 @@ async fn a_login_link_signs_in_once_with_a_safe_cookie() {
     assert_eq!(forged.status, StatusCode::UNAUTHORIZED);
 
     // Signing out ends the cookie session.
-    let out = server
-        .request(
-            "POST",
-            "/api/logout",
-            &[("cookie", pair), ("x-flint-csrf", "1")],
-            "",
-        )
-        .await;
+    let out =
+        server.request("POST", "/api/logout", &[("cookie", pair), ("x-flint-csrf", "1")], "").await;
     assert_eq!(out.status, StatusCode::NO_CONTENT, "{}", out.body);
-    server
-        .get("/api/me", &[("cookie", pair)])
-        .await
-        .assert_error(StatusCode::UNAUTHORIZED);
+    server.get("/api/me", &[("cookie", pair)]).await.assert_error(StatusCode::UNAUTHORIZED);
 }
 
 #[tokio::test]
@@ -72,18 +50,9 @@ async fn the_api_needs_a_credential_and_healthz_does_not() {
     let dir = tempfile::tempdir().expect("tempdir");
     let server = TestServer::start(dir.path());
     let health = server.get("/healthz", &[]).await;
-    assert_eq!(
-        (health.status, health.body.as_str()),
-        (StatusCode::OK, "ok\n")
-    );
-    server
-        .get("/api/me", &[])
-        .await
-        .assert_error(StatusCode::UNAUTHORIZED);
-    server
-        .get("/api/tokens", &[])
-        .await
-        .assert_error(StatusCode::UNAUTHORIZED);
+    assert_eq!((health.status, health.body.as_str()), (StatusCode::OK, "ok\n"));
+    server.get("/api/me", &[]).await.assert_error(StatusCode::UNAUTHORIZED);
+    server.get("/api/tokens", &[]).await.assert_error(StatusCode::UNAUTHORIZED);
     server
         .get("/api/me", &[("authorization", "Bearer flint_nope")])
         .await
@@ -96,10 +65,7 @@ async fn the_api_needs_a_credential_and_healthz_does_not() {
         .get("/api/me", &[("cookie", "flint_session=forged")])
         .await
         .assert_error(StatusCode::UNAUTHORIZED);
-    server
-        .get("/api/nothing-here", &[])
-        .await
-        .assert_error(StatusCode::NOT_FOUND);
+    server.get("/api/nothing-here", &[]).await.assert_error(StatusCode::NOT_FOUND);
 }
 
 #[tokio::test]
@@ -148,51 +114,33 @@ async fn tokens_are_made_used_scoped_and_revoked() {
         .request(
             "POST",
             "/api/tokens",
-            &[
-                ("authorization", &bearer),
-                ("content-type", "application/json"),
-            ],
+            &[("authorization", &bearer), ("content-type", "application/json")],
             r#"{"name":"agent","session_id":"abc"}"#,
         )
         .await;
     assert_eq!(scoped.status, StatusCode::CREATED, "{}", scoped.body);
     let scoped_bearer = format!("Bearer {}", scoped.json()["token"].as_str().expect("token"));
-    let me = server
-        .get("/api/me", &[("authorization", &scoped_bearer)])
-        .await;
+    let me = server.get("/api/me", &[("authorization", &scoped_bearer)]).await;
     assert_eq!(me.json()["session_scope"], "abc");
     let widen = server
         .request(
             "POST",
             "/api/tokens",
-            &[
-                ("authorization", &scoped_bearer),
-                ("content-type", "application/json"),
-            ],
+            &[("authorization", &scoped_bearer), ("content-type", "application/json")],
             r#"{"name":"wider"}"#,
         )
         .await;
     widen.assert_error(StatusCode::FORBIDDEN);
 
-    let listed = server
-        .get("/api/tokens", &[("authorization", &bearer)])
-        .await;
+    let listed = server.get("/api/tokens", &[("authorization", &bearer)]).await;
     let tokens = listed.json();
     let tokens = tokens.as_array().expect("array");
     assert_eq!(tokens.len(), 2);
-    assert!(
-        !listed.body.contains(&token),
-        "a listing never shows a secret"
-    );
+    assert!(!listed.body.contains(&token), "a listing never shows a secret");
 
     let id = created.json()["id"].as_str().expect("id").to_owned();
     let revoked = server
-        .request(
-            "DELETE",
-            &format!("/api/tokens/{id}"),
-            &[("authorization", &bearer)],
-            "",
-        )
+        .request("DELETE", &format!("/api/tokens/{id}"), &[("authorization", &bearer)], "")
         .await;
     assert_eq!(revoked.status, StatusCode::NO_CONTENT, "{}", revoked.body);
     server
@@ -211,12 +159,7 @@ async fn tokens_are_made_used_scoped_and_revoked() {
 
     // The CLI makes tokens too, straight into the store.
     let cli_token = flint(&["token", "create", "--name", "from-cli"], dir.path());
-    let me = server
-        .get(
-            "/api/me",
-            &[("authorization", &format!("Bearer {cli_token}"))],
-        )
-        .await;
+    let me = server.get("/api/me", &[("authorization", &format!("Bearer {cli_token}"))]).await;
     assert_eq!(me.status, StatusCode::OK, "{}", me.body);
 }
 
@@ -225,35 +168,18 @@ async fn foreign_hosts_are_refused_and_metrics_are_served_on_loopback() {
     let dir = tempfile::tempdir().expect("tempdir");
     let server = TestServer::start(dir.path());
     let port = server.addr.port();
-    for host in [
-        "evil.example",
-        "evil.example:80",
-        "10.1.2.3",
-        "127.0.0.1.evil.example",
-    ] {
+    for host in ["evil.example", "evil.example:80", "10.1.2.3", "127.0.0.1.evil.example"] {
         let reply = server.get("/healthz", &[("host", host)]).await;
         reply.assert_error(StatusCode::MISDIRECTED_REQUEST);
     }
-    for host in [
-        format!("localhost:{port}"),
-        format!("127.0.0.1:{port}"),
-        "[::1]".to_owned(),
-    ] {
+    for host in [format!("localhost:{port}"), format!("127.0.0.1:{port}"), "[::1]".to_owned()] {
         let reply = server.get("/healthz", &[("host", &host)]).await;
         assert_eq!(reply.status, StatusCode::OK, "{host}");
     }
     let metrics = server.get("/metrics", &[]).await;
     assert_eq!(metrics.status, StatusCode::OK);
-    for name in [
-        "flint_sessions",
-        "flint_session_start_seconds",
-        "flint_websocket_clients",
-    ] {
-        assert!(
-            metrics.body.contains(name),
-            "{name} missing from {}",
-            metrics.body
-        );
+    for name in ["flint_sessions", "flint_session_start_seconds", "flint_websocket_clients"] {
+        assert!(metrics.body.contains(name), "{name} missing from {}", metrics.body);
     }
 }
 
@@ -270,10 +196,7 @@ async fn a_restart_prints_a_new_link_and_keeps_sign_ins() {
     let me = server.get("/api/me", &[("cookie", &cookie)]).await;
     assert_eq!(me.status, StatusCode::OK, "{}", me.body);
     server.get(&old_link, &[]).await;
-    assert_eq!(
-        server.get(&old_link, &[]).await.status,
-        StatusCode::UNAUTHORIZED
-    );
+    assert_eq!(server.get(&old_link, &[]).await.status, StatusCode::UNAUTHORIZED);
 
     // `flint login-url` mints another working link while the server runs.
     let url = flint(&["login-url"], dir.path());

@@ -21,12 +21,18 @@ pub struct TestServer {
 impl TestServer {
     /// Starts `flint serve` with its data in `data_dir`.
     pub fn start(data_dir: &Path) -> TestServer {
+        TestServer::start_with(data_dir, &[])
+    }
+
+    /// Starts `flint serve` with extra arguments.
+    pub fn start_with(data_dir: &Path, extra: &[&str]) -> TestServer {
         if !data_dir.join("images").exists() {
             crate::support::link_images(data_dir);
         }
         let mut child = Command::new(env!("CARGO_BIN_EXE_flint"))
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
+            .args(extra)
             .env("FLINT_LOG", "warn")
             .env("FLINT_IMAGES_DIR", crate::support::images_dir())
             .env("FLINT_AGENT_BIN", crate::support::agent_bin())
@@ -40,10 +46,8 @@ impl TestServer {
         let mut login_url = None;
         // The two lines come right after start-up; a dead server ends the stream instead.
         while addr.is_none() || login_url.is_none() {
-            let line = lines
-                .next()
-                .expect("flint serve printed its address and login url")
-                .expect("line");
+            let line =
+                lines.next().expect("flint serve printed its address and login url").expect("line");
             if let Some(rest) = line.strip_prefix("Flint is listening on http://") {
                 addr = Some(rest.parse().expect("address"));
             } else if let Some(rest) = line.strip_prefix("Sign in: ") {
@@ -51,11 +55,7 @@ impl TestServer {
             }
         }
         std::thread::spawn(move || for _ in lines {});
-        TestServer {
-            child,
-            addr: addr.expect("addr"),
-            login_url: login_url.expect("url"),
-        }
+        TestServer { child, addr: addr.expect("addr"), login_url: login_url.expect("url") }
     }
 
     /// The path and query of the login URL.
@@ -81,43 +81,26 @@ impl TestServer {
         headers: &[(&str, &str)],
         body: &str,
     ) -> Reply {
-        let stream = tokio::net::TcpStream::connect(self.addr)
-            .await
-            .expect("connect");
-        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .expect("handshake");
+        let stream = tokio::net::TcpStream::connect(self.addr).await.expect("connect");
+        let (mut sender, connection) =
+            hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.expect("handshake");
         tokio::spawn(connection);
         let mut request = Request::builder().method(method).uri(path);
-        if !headers
-            .iter()
-            .any(|(name, _)| name.eq_ignore_ascii_case("host"))
-        {
+        if !headers.iter().any(|(name, _)| name.eq_ignore_ascii_case("host")) {
             request = request.header("host", self.addr.to_string());
         }
         for (name, value) in headers {
             request = request.header(*name, *value);
         }
-        let request = request
-            .body(Full::new(Bytes::from(body.to_owned())))
-            .expect("request");
+        let request = request.body(Full::new(Bytes::from(body.to_owned()))).expect("request");
         let response = tokio::time::timeout(Duration::from_secs(30), sender.send_request(request))
             .await
             .expect("answered in time")
             .expect("response");
         let status = response.status();
         let headers = response.headers().clone();
-        let body = response
-            .into_body()
-            .collect()
-            .await
-            .expect("body")
-            .to_bytes();
-        Reply {
-            status,
-            headers,
-            body: String::from_utf8_lossy(&body).into_owned(),
-        }
+        let body = response.into_body().collect().await.expect("body").to_bytes();
+        Reply { status, headers, body: String::from_utf8_lossy(&body).into_owned() }
     }
 
     /// Signs in with the login link and returns the `Cookie` header value.
@@ -155,11 +138,7 @@ impl Reply {
     pub fn assert_error(&self, status: StatusCode) {
         assert_eq!(self.status, status, "{}", self.body);
         let error = self.json();
-        assert!(
-            error["error"].as_str().is_some_and(|e| !e.is_empty()),
-            "{}",
-            self.body
-        );
+        assert!(error["error"].as_str().is_some_and(|e| !e.is_empty()), "{}", self.body);
     }
 }
 
@@ -172,11 +151,7 @@ pub fn flint(args: &[&str], data_dir: &Path) -> String {
         .env("FLINT_LOG", "warn")
         .output()
         .expect("run flint");
-    assert!(
-        output.status.success(),
-        "flint {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert!(output.status.success(), "flint {args:?}: {}", String::from_utf8_lossy(&output.stderr));
     String::from_utf8_lossy(&output.stdout).trim().to_owned()
 }
 
@@ -188,9 +163,8 @@ impl TestServer {
     /// Opens a websocket; `Err(status)` when the upgrade is refused.
     pub async fn ws(&self, path: &str, headers: &[(&str, &str)]) -> Result<Ws, StatusCode> {
         use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-        let mut request = format!("ws://{}{path}", self.addr)
-            .into_client_request()
-            .expect("request");
+        let mut request =
+            format!("ws://{}{path}", self.addr).into_client_request().expect("request");
         for (name, value) in headers {
             request.headers_mut().insert(
                 http::HeaderName::from_bytes(name.as_bytes()).expect("name"),
@@ -232,18 +206,13 @@ pub async fn ws_read_until(ws: &mut Ws, needle: &str) -> String {
         }
     })
     .await;
-    assert!(
-        result.is_ok(),
-        "timed out waiting for {needle:?}; saw {text:?}"
-    );
+    assert!(result.is_ok(), "timed out waiting for {needle:?}; saw {text:?}");
     text
 }
 
 pub async fn ws_type(ws: &mut Ws, keys: &str) {
     use futures_util::SinkExt as _;
-    ws.send(tokio_tungstenite::tungstenite::Message::Binary(
-        keys.as_bytes().to_vec().into(),
-    ))
-    .await
-    .expect("send");
+    ws.send(tokio_tungstenite::tungstenite::Message::Binary(keys.as_bytes().to_vec().into()))
+        .await
+        .expect("send");
 }

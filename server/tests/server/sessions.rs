@@ -22,10 +22,7 @@ async fn create_session(server: &TestServer, bearer: &str) -> serde_json::Value 
         .request(
             "POST",
             "/api/sessions",
-            &[
-                ("authorization", bearer),
-                ("content-type", "application/json"),
-            ],
+            &[("authorization", bearer), ("content-type", "application/json")],
             r#"{"image":"test","name":"demo","memory_mb":512}"#,
         )
         .await;
@@ -46,27 +43,17 @@ async fn a_session_is_created_shared_over_two_websockets_and_deleted() {
     assert_eq!(session["isolation"], "weak");
     assert!(session["start_duration_ms"].as_i64().is_some());
     let id = session["id"].as_str().expect("id").to_owned();
-    assert!(
-        id.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
-    );
+    assert!(id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()));
     let listed = server.get("/api/sessions", &auth).await;
     assert!(listed.body.contains(&id));
     let metrics = server.get("/metrics", &[]).await;
-    assert!(
-        metrics.body.contains("flint_sessions{state=\"running\"} 1"),
-        "{}",
-        metrics.body
-    );
+    assert!(metrics.body.contains("flint_sessions{state=\"running\"} 1"), "{}", metrics.body);
 
     let terminal = server
         .request(
             "POST",
             &format!("/api/sessions/{id}/terminals"),
-            &[
-                ("authorization", &bearer),
-                ("content-type", "application/json"),
-            ],
+            &[("authorization", &bearer), ("content-type", "application/json")],
             "{}",
         )
         .await;
@@ -74,21 +61,11 @@ async fn a_session_is_created_shared_over_two_websockets_and_deleted() {
     let tid = terminal.json()["id"].as_str().expect("tid").to_owned();
     let path = format!("/api/sessions/{id}/terminals/{tid}/ws");
     let origin = server.origin();
-    let headers = [
-        ("authorization", bearer.as_str()),
-        ("origin", origin.as_str()),
-    ];
+    let headers = [("authorization", bearer.as_str()), ("origin", origin.as_str())];
 
     // Guards first: a foreign Origin, no credential.
-    let foreign = server
-        .ws(
-            &path,
-            &[
-                ("authorization", &bearer),
-                ("origin", "http://evil.example"),
-            ],
-        )
-        .await;
+    let foreign =
+        server.ws(&path, &[("authorization", &bearer), ("origin", "http://evil.example")]).await;
     assert_eq!(foreign.err(), Some(StatusCode::FORBIDDEN));
     let anonymous = server.ws(&path, &[("origin", &origin)]).await;
     assert_eq!(anonymous.err(), Some(StatusCode::UNAUTHORIZED));
@@ -102,18 +79,10 @@ async fn a_session_is_created_shared_over_two_websockets_and_deleted() {
     ws_type(&mut second, "echo $FLINT_SESSION:$(pwd)\n").await;
     ws_read_until(&mut first, &format!("{id}:/workspace")).await;
 
-    let deleted = server
-        .request("DELETE", &format!("/api/sessions/{id}"), &auth, "")
-        .await;
+    let deleted = server.request("DELETE", &format!("/api/sessions/{id}"), &auth, "").await;
     assert_eq!(deleted.status, StatusCode::NO_CONTENT, "{}", deleted.body);
-    server
-        .get(&format!("/api/sessions/{id}"), &auth)
-        .await
-        .assert_error(StatusCode::NOT_FOUND);
-    assert!(
-        !dir.path().join("sessions").join(&id).exists(),
-        "the session's files are gone"
-    );
+    server.get(&format!("/api/sessions/{id}"), &auth).await.assert_error(StatusCode::NOT_FOUND);
+    assert!(!dir.path().join("sessions").join(&id).exists(), "the session's files are gone");
 }
 
 #[tokio::test]
@@ -121,10 +90,7 @@ async fn bad_requests_and_foreign_sessions_get_clear_errors() {
     let dir = tempfile::tempdir().expect("tempdir");
     let server = TestServer::start(dir.path());
     let bearer = token(&server).await;
-    let json = [
-        ("authorization", bearer.as_str()),
-        ("content-type", "application/json"),
-    ];
+    let json = [("authorization", bearer.as_str()), ("content-type", "application/json")];
     for body in [
         r#"{"image":"../etc"}"#,
         r#"{"image":"nosuch"}"#,
@@ -136,49 +102,31 @@ async fn bad_requests_and_foreign_sessions_get_clear_errors() {
         assert!(reply.status.is_client_error(), "{body}: {}", reply.status);
         reply.assert_error(reply.status);
     }
-    server
-        .get("/api/sessions/nosuchsession", &json[..1])
-        .await
-        .assert_error(StatusCode::NOT_FOUND);
+    server.get("/api/sessions/nosuchsession", &json[..1]).await.assert_error(StatusCode::NOT_FOUND);
 
     // A token scoped to one session sees nothing else and cannot start sessions.
     let session = create_session(&server, &bearer).await;
     let id = session["id"].as_str().expect("id");
     let scoped = server
-        .request(
-            "POST",
-            "/api/tokens",
-            &json,
-            r#"{"name":"s","session_id":"someotherid"}"#,
-        )
+        .request("POST", "/api/tokens", &json, r#"{"name":"s","session_id":"someotherid"}"#)
         .await;
     let scoped = format!("Bearer {}", scoped.json()["token"].as_str().expect("token"));
     server
-        .get(
-            &format!("/api/sessions/{id}"),
-            &[("authorization", &scoped)],
-        )
+        .get(&format!("/api/sessions/{id}"), &[("authorization", &scoped)])
         .await
         .assert_error(StatusCode::NOT_FOUND);
-    let listed = server
-        .get("/api/sessions", &[("authorization", &scoped)])
-        .await;
+    let listed = server.get("/api/sessions", &[("authorization", &scoped)]).await;
     assert_eq!(listed.json(), serde_json::json!([]));
     let create = server
         .request(
             "POST",
             "/api/sessions",
-            &[
-                ("authorization", &scoped),
-                ("content-type", "application/json"),
-            ],
+            &[("authorization", &scoped), ("content-type", "application/json")],
             "{}",
         )
         .await;
     create.assert_error(StatusCode::FORBIDDEN);
-    server
-        .request("DELETE", &format!("/api/sessions/{id}"), &json[..1], "")
-        .await;
+    server.request("DELETE", &format!("/api/sessions/{id}"), &json[..1], "").await;
 }
 
 #[tokio::test]
@@ -192,47 +140,30 @@ async fn a_killed_server_readopts_its_running_session_with_the_shell_history() {
         .request(
             "POST",
             &format!("/api/sessions/{id}/terminals"),
-            &[
-                ("authorization", &bearer),
-                ("content-type", "application/json"),
-            ],
+            &[("authorization", &bearer), ("content-type", "application/json")],
             "{}",
         )
         .await;
     let tid = terminal.json()["id"].as_str().expect("tid").to_owned();
     let path = format!("/api/sessions/{id}/terminals/{tid}/ws");
     let origin = server.origin();
-    let mut ws = server
-        .ws(&path, &[("authorization", &bearer), ("origin", &origin)])
-        .await
-        .expect("ws");
+    let mut ws =
+        server.ws(&path, &[("authorization", &bearer), ("origin", &origin)]).await.expect("ws");
     ws_type(&mut ws, "echo before-'the'-restart\n").await;
     ws_read_until(&mut ws, "before-the-restart").await;
     drop(ws);
 
     server.kill();
     let server = TestServer::start(dir.path());
-    let again = server
-        .get(
-            &format!("/api/sessions/{id}"),
-            &[("authorization", &bearer)],
-        )
-        .await;
+    let again = server.get(&format!("/api/sessions/{id}"), &[("authorization", &bearer)]).await;
     assert_eq!(again.json()["state"], "running", "{}", again.body);
     let origin = server.origin();
-    let mut ws = server
-        .ws(&path, &[("authorization", &bearer), ("origin", &origin)])
-        .await
-        .expect("ws");
+    let mut ws =
+        server.ws(&path, &[("authorization", &bearer), ("origin", &origin)]).await.expect("ws");
     // The scrollback replays from the start: the shell is the same one.
     ws_read_until(&mut ws, "before-the-restart").await;
     server
-        .request(
-            "DELETE",
-            &format!("/api/sessions/{id}"),
-            &[("authorization", &bearer)],
-            "",
-        )
+        .request("DELETE", &format!("/api/sessions/{id}"), &[("authorization", &bearer)], "")
         .await;
 }
 
@@ -242,51 +173,23 @@ async fn files_exec_and_ports_round_trip_over_rest() {
     let server = TestServer::start(dir.path());
     let bearer = token(&server).await;
     let auth = [("authorization", bearer.as_str())];
-    let json = [
-        ("authorization", bearer.as_str()),
-        ("content-type", "application/json"),
-    ];
+    let json = [("authorization", bearer.as_str()), ("content-type", "application/json")];
     let session = create_session(&server, &bearer).await;
     let id = session["id"].as_str().expect("id").to_owned();
     let base = format!("/api/sessions/{id}");
 
     let written = server
-        .request(
-            "PUT",
-            &format!("{base}/files/content?path=hello.txt"),
-            &auth,
-            "hi there",
-        )
+        .request("PUT", &format!("{base}/files/content?path=hello.txt"), &auth, "hi there")
         .await;
     assert_eq!(written.status, StatusCode::OK, "{}", written.body);
     assert_eq!(written.json()["size"], 8);
-    let read = server
-        .get(
-            &format!("{base}/files/content?path=/workspace/hello.txt"),
-            &auth,
-        )
-        .await;
-    assert_eq!(
-        (read.status, read.body.as_str()),
-        (StatusCode::OK, "hi there")
-    );
-    let listing = server
-        .get(&format!("{base}/files?path=/workspace"), &auth)
-        .await;
-    assert!(
-        listing.body.contains("/workspace/hello.txt"),
-        "{}",
-        listing.body
-    );
+    let read = server.get(&format!("{base}/files/content?path=/workspace/hello.txt"), &auth).await;
+    assert_eq!((read.status, read.body.as_str()), (StatusCode::OK, "hi there"));
+    let listing = server.get(&format!("{base}/files?path=/workspace"), &auth).await;
+    assert!(listing.body.contains("/workspace/hello.txt"), "{}", listing.body);
 
-    let mkdir = server
-        .request(
-            "POST",
-            &format!("{base}/files/mkdir"),
-            &json,
-            r#"{"path":"d/e"}"#,
-        )
-        .await;
+    let mkdir =
+        server.request("POST", &format!("{base}/files/mkdir"), &json, r#"{"path":"d/e"}"#).await;
     assert_eq!(mkdir.status, StatusCode::NO_CONTENT, "{}", mkdir.body);
     let moved = server
         .request(
@@ -298,12 +201,7 @@ async fn files_exec_and_ports_round_trip_over_rest() {
         .await;
     assert_eq!(moved.status, StatusCode::NO_CONTENT, "{}", moved.body);
     let exec = server
-        .request(
-            "POST",
-            &format!("{base}/exec"),
-            &json,
-            r#"{"argv":["cat","d/e/h.txt"]}"#,
-        )
+        .request("POST", &format!("{base}/exec"), &json, r#"{"argv":["cat","d/e/h.txt"]}"#)
         .await;
     assert_eq!(exec.status, StatusCode::OK, "{}", exec.body);
     assert_eq!(exec.json()["stdout"], "hi there");
@@ -317,10 +215,7 @@ async fn files_exec_and_ports_round_trip_over_rest() {
         )
         .await;
     assert_eq!(
-        (
-            failing.json()["stderr"].as_str(),
-            failing.json()["exit_code"].as_i64()
-        ),
+        (failing.json()["stderr"].as_str(), failing.json()["exit_code"].as_i64()),
         (Some("no\n"), Some(3))
     );
     server
@@ -335,14 +230,8 @@ async fn files_exec_and_ports_round_trip_over_rest() {
         "the tarball holds the file"
     );
 
-    let removed = server
-        .request(
-            "DELETE",
-            &format!("{base}/files?path=d&recursive=true"),
-            &auth,
-            "",
-        )
-        .await;
+    let removed =
+        server.request("DELETE", &format!("{base}/files?path=d&recursive=true"), &auth, "").await;
     assert_eq!(removed.status, StatusCode::NO_CONTENT, "{}", removed.body);
     server
         .get(&format!("{base}/files/content?path=d/e/h.txt"), &auth)
@@ -357,27 +246,82 @@ async fn files_exec_and_ports_round_trip_over_rest() {
     let start =
         r#"{"argv":["sh","-c","python3 -m http.server 8123 --bind 127.0.0.1 >/dev/null 2>&1 &"]}"#;
     assert_eq!(
-        server
-            .request("POST", &format!("{base}/exec"), &json, start)
-            .await
-            .status,
+        server.request("POST", &format!("{base}/exec"), &json, start).await.status,
         StatusCode::OK
     );
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     loop {
         let ports = server.get(&format!("{base}/ports"), &auth).await;
-        if ports.json()["listeners"]
-            .as_array()
-            .is_some_and(|l| l.iter().any(|p| p["port"] == 8123))
+        if ports.json()["listeners"].as_array().is_some_and(|l| l.iter().any(|p| p["port"] == 8123))
         {
             break;
         }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "port 8123 never listed: {}",
-            ports.body
-        );
+        assert!(std::time::Instant::now() < deadline, "port 8123 never listed: {}", ports.body);
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     server.request("DELETE", &base, &auth, "").await;
+}
+
+#[tokio::test]
+async fn an_idle_session_stops_by_itself_and_says_why() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = TestServer::start_with(dir.path(), &["--idle-timeout-s", "2"]);
+    let bearer = token(&server).await;
+    let session = create_session(&server, &bearer).await;
+    let id = session["id"].as_str().expect("id").to_owned();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let stopped = loop {
+        let reply = server.get(&format!("/api/sessions/{id}"), &[("authorization", &bearer)]).await;
+        if reply.json()["state"] == "stopped" {
+            break reply.json();
+        }
+        assert!(std::time::Instant::now() < deadline, "never stopped: {}", reply.body);
+        // Polling counts as activity only for sessions that are touched; GET is not one.
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
+    assert!(stopped["reason"].as_str().is_some_and(|r| r.contains("idle")), "{stopped}");
+    assert!(stopped["stopped_ms"].as_i64().is_some());
+    // Its workspace outlives the sandbox until the session is deleted.
+    assert!(dir.path().join("sessions").join(&id).join("workspace").is_dir());
+    assert!(!dir.path().join("sessions").join(&id).join("sandbox").exists());
+}
+
+#[tokio::test]
+async fn an_out_of_memory_kill_is_recorded_as_a_session_event() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = TestServer::start(dir.path());
+    let bearer = token(&server).await;
+    let json = [("authorization", bearer.as_str()), ("content-type", "application/json")];
+    let reply =
+        server.request("POST", "/api/sessions", &json, r#"{"image":"test","memory_mb":128}"#).await;
+    let id = reply.json()["id"].as_str().expect("id").to_owned();
+    let hog = r#"{"argv":["python3","-c","b = bytearray(1 << 30)"]}"#;
+    let exec = server.request("POST", &format!("/api/sessions/{id}/exec"), &json, hog).await;
+    assert_eq!(exec.json()["signal"], 9, "{}", exec.body);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let events = server.get(&format!("/api/sessions/{id}/events"), &json[..1]).await;
+        let kinds: Vec<String> = events
+            .json()
+            .as_array()
+            .expect("array")
+            .iter()
+            .filter_map(|e| e["kind"].as_str().map(str::to_owned))
+            .collect();
+        if kinds.iter().any(|k| k == "session.oom_kill") {
+            assert!(
+                kinds.contains(&"session.create".to_owned()) && kinds.contains(&"exec".to_owned()),
+                "{kinds:?}"
+            );
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no oom event: {kinds:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    // The session itself survives its process's death.
+    let alive = server
+        .request("POST", &format!("/api/sessions/{id}/exec"), &json, r#"{"argv":["true"]}"#)
+        .await;
+    assert_eq!(alive.json()["exit_code"], 0);
+    server.request("DELETE", &format!("/api/sessions/{id}"), &json[..1], "").await;
 }

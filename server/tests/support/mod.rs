@@ -64,8 +64,7 @@ pub fn test_rootfs() -> PathBuf {
         .flatten()
         .map(|e| e.path())
         .find(|p| {
-            p.file_name()
-                .is_some_and(|n| n.to_string_lossy().starts_with("test-"))
+            p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("test-"))
                 && p.join("rootfs").is_dir()
         })
         .expect("a built test image");
