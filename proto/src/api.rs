@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 /// Lifecycle state of a session.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum SessionState {
     /// Written before the sandbox is started.
@@ -45,6 +46,7 @@ impl SessionState {
 
 /// `POST /api/sessions` body; every field has a default.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default, deny_unknown_fields)]
 pub struct CreateSession {
     /// Image spec name (`images/NAME.toml`); default `default`.
@@ -63,6 +65,7 @@ pub struct CreateSession {
 
 /// Resource limits of a session.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SessionLimits {
     /// CPUs, in hundredths.
     pub cpu_centis: u32,
@@ -76,6 +79,7 @@ pub struct SessionLimits {
 
 /// A session as the API shows it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SessionInfo {
     /// Unguessable, lower-case (it sits in a DNS label).
     pub id: String,
@@ -107,6 +111,7 @@ pub struct SessionInfo {
 
 /// `POST /api/sessions/{id}/extend` body.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ExtendSession {
     /// Seconds from now until the session stops by itself.
@@ -174,6 +179,7 @@ pub const OUTPUT_OFFSET_BYTES: usize = 8;
 
 /// `POST /api/sessions/{id}/exec` body: a command without a pty, its output collected.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default, deny_unknown_fields)]
 pub struct ExecCommand {
     /// Program and arguments (no shell; use `["sh", "-c", "..."]` for one).
@@ -189,6 +195,7 @@ pub struct ExecCommand {
 /// `POST /api/sessions/{id}/exec` response. Output is text (invalid UTF-8 replaced); use the
 /// file routes for binary data.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ExecResult {
     /// Standard output.
     pub stdout: String,

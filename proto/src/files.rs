@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 /// What a path is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum FileKind {
     /// A regular file.
@@ -18,6 +19,7 @@ pub enum FileKind {
 
 /// Metadata of one path.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FileStat {
     /// Absolute path.
     pub path: String,
@@ -51,6 +53,7 @@ pub struct ListQuery {
 
 /// `GET /v1/files/list` response, sorted by path.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FileList {
     /// Entries below the directory (not the directory itself).
     pub entries: Vec<FileStat>,
@@ -82,6 +85,7 @@ pub struct WriteQuery {
 
 /// `POST /v1/files/mkdir` body.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct MkdirRequest {
     /// Directory to create, with its parents.
@@ -90,6 +94,7 @@ pub struct MkdirRequest {
 
 /// `POST /v1/files/move` body.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct MoveRequest {
     /// Existing path.

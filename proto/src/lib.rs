@@ -26,6 +26,7 @@ pub const FRAMES_CONTENT_TYPE: &str = "application/x-flint-frames";
 
 /// Exit status of a shell or a command.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ExitStatus {
     /// Exit code, when the process exited normally.
     pub code: Option<i32>,

@@ -6,8 +6,10 @@ use serde::{Deserialize, Serialize};
 
 /// One listening socket.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Listener {
     /// The address it listens on (`0.0.0.0`, `::`, `127.0.0.1`, `::1`, ...).
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub address: IpAddr,
     /// The port.
     pub port: u16,
@@ -19,6 +21,7 @@ pub struct Listener {
 
 /// `GET /v1/ports` response, sorted by port then address.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PortList {
     /// Listening sockets.
     pub listeners: Vec<Listener>,

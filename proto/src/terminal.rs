@@ -9,6 +9,7 @@ use crate::ExitStatus;
 
 /// A terminal's id: short, lower-case ascii, safe in a URL path segment.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(transparent)]
 pub struct TerminalId(String);
 
@@ -38,6 +39,7 @@ impl std::fmt::Display for TerminalId {
 
 /// `POST /v1/terminals` body. Every field has a default, so `{}` is a login shell.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default, deny_unknown_fields)]
 pub struct CreateTerminal {
     /// Program and arguments; empty means the agent's default shell (`bash -l`).
@@ -54,6 +56,7 @@ pub struct CreateTerminal {
 
 /// A terminal as listed.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TerminalInfo {
     /// Its id.
     pub id: TerminalId,
@@ -82,6 +85,7 @@ pub struct TerminalList {
 
 /// A terminal size.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Size {
     /// Columns, 1..=1000.

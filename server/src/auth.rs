@@ -12,6 +12,7 @@ use serde::Deserialize;
 use sha2::Digest;
 
 use crate::app::AppState;
+use crate::error::ErrorBody;
 use crate::error::{AppError, Result};
 use crate::store::{User, now_ms};
 
@@ -254,6 +255,7 @@ fn login_failed(message: &str) -> Response {
 }
 
 /// `POST /api/logout`: ends the cookie session.
+#[utoipa::path(post, path = "/api/logout", tag = "auth", responses((status = 204), (status = 401, body = ErrorBody)))]
 pub(crate) async fn logout(
     State(state): State<AppState>,
     caller: Caller,

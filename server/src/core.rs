@@ -186,7 +186,7 @@ impl Outcome {
 }
 
 /// The caller, as `WhoAmI` describes it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Me {
     /// User id.
     pub id: String,
@@ -201,7 +201,7 @@ pub struct Me {
 }
 
 /// A freshly made token.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct NewToken {
     /// The secret, shown once.
     pub token: String,

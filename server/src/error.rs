@@ -60,5 +60,12 @@ impl IntoResponse for AppError {
     }
 }
 
+/// The body of every error response (for the OpenAPI document).
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// What went wrong, readable by a person.
+    pub error: String,
+}
+
 /// The server's result.
 pub type Result<T, E = AppError> = std::result::Result<T, E>;

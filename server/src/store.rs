@@ -34,7 +34,7 @@ pub struct User {
 }
 
 /// An API token as listed (never with its secret).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct ApiToken {
     /// Id, for revoking.
     pub id: String,
@@ -49,7 +49,7 @@ pub struct ApiToken {
 }
 
 /// One audit event.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct AuditEvent {
     /// Sequence number.
     pub id: i64,
@@ -60,6 +60,7 @@ pub struct AuditEvent {
     /// What, e.g. `session.create`, `exec`, `session.oom_kill`.
     pub kind: String,
     /// Details.
+    #[schema(value_type = Object)]
     pub detail: serde_json::Value,
 }
 

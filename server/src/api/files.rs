@@ -8,12 +8,16 @@ use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, StatusCode, header};
 use http_body_util::BodyExt as _;
 use proto::api::ExecCommand;
+use proto::api::ExecResult;
+use proto::files::{FileList, FileStat};
 use proto::files::{MkdirRequest, MoveRequest, ReadQuery, RemoveRequest, WriteQuery};
+use proto::ports::PortList;
 use serde::Deserialize;
 
 use crate::app::{AppState, JsonBody};
 use crate::auth::Caller;
 use crate::core::{Action, Outcome, agent_error, perform};
+use crate::error::ErrorBody;
 use crate::error::{AppError, Result};
 
 /// Resolves a path against `/workspace`.
@@ -51,6 +55,7 @@ pub struct PathQuery {
 }
 
 /// `GET /api/sessions/{id}/files?path=&depth=`
+#[utoipa::path(get, path = "/api/sessions/{id}/files", tag = "files", params(("id" = String, Path, description = "session id"), ("path" = String, Query, description = "absolute, or relative to /workspace"), ("depth" = Option<u32>, Query, description = "levels, default 1")), responses((status = 200, body = FileList), (status = 401, description = "no credential", body = ErrorBody), (status = 404, description = "no such session", body = ErrorBody), (status = 400, body = ErrorBody)))]
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
@@ -61,6 +66,7 @@ pub async fn list(
 }
 
 /// `DELETE /api/sessions/{id}/files?path=&recursive=`
+#[utoipa::path(delete, path = "/api/sessions/{id}/files", tag = "files", params(("id" = String, Path, description = "session id"), ("path" = String, Query, description = "absolute, or relative to /workspace"), ("recursive" = Option<bool>, Query, description = "remove a non-empty directory")), responses((status = 204), (status = 401, description = "no credential", body = ErrorBody), (status = 404, description = "no such session", body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn remove(
     State(state): State<AppState>,
     caller: Caller,
@@ -72,6 +78,7 @@ pub async fn remove(
 }
 
 /// `POST /api/sessions/{id}/files/mkdir`
+#[utoipa::path(post, path = "/api/sessions/{id}/files/mkdir", tag = "files", params(("id" = String, Path, description = "session id")), request_body = MkdirRequest, responses((status = 204), (status = 401, description = "no credential", body = ErrorBody), (status = 404, description = "no such session", body = ErrorBody)))]
 pub async fn mkdir(
     State(state): State<AppState>,
     caller: Caller,
@@ -82,6 +89,7 @@ pub async fn mkdir(
 }
 
 /// `POST /api/sessions/{id}/files/move`
+#[utoipa::path(post, path = "/api/sessions/{id}/files/move", tag = "files", params(("id" = String, Path, description = "session id")), request_body = MoveRequest, responses((status = 204), (status = 401, description = "no credential", body = ErrorBody), (status = 404, description = "no such session", body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn rename(
     State(state): State<AppState>,
     caller: Caller,
@@ -104,6 +112,7 @@ pub struct ContentQuery {
 }
 
 /// `GET /api/sessions/{id}/files/content?path=&offset=&length=`: the bytes, streamed.
+#[utoipa::path(get, path = "/api/sessions/{id}/files/content", tag = "files", params(("id" = String, Path, description = "session id"), ("path" = String, Query, description = "absolute, or relative to /workspace"), ("offset" = Option<u64>, Query), ("length" = Option<u64>, Query)), responses((status = 200, description = "the bytes", content_type = "application/octet-stream"), (status = 401, description = "no credential", body = ErrorBody), (status = 404, description = "no such session", body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn read(
     State(state): State<AppState>,
     caller: Caller,
@@ -121,6 +130,7 @@ pub async fn read(
 }
 
 /// `PUT /api/sessions/{id}/files/content?path=&mode=`: the body replaces the file atomically.
+#[utoipa::path(put, path = "/api/sessions/{id}/files/content", tag = "files", params(("id" = String, Path, description = "session id"), ("path" = String, Query, description = "absolute, or relative to /workspace"), ("mode" = Option<u32>, Query)), request_body(content = Vec<u8>, content_type = "application/octet-stream"), responses((status = 200, body = FileStat), (status = 401, description = "no credential", body = ErrorBody), (status = 404, description = "no such session", body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn write(
     State(state): State<AppState>,
     caller: Caller,
@@ -153,6 +163,7 @@ pub async fn write(
 }
 
 /// `GET /api/sessions/{id}/workspace.tar`: `/workspace` as a tarball.
+#[utoipa::path(get, path = "/api/sessions/{id}/workspace.tar", tag = "files", params(("id" = String, Path, description = "session id")), responses((status = 200, description = "a tarball of /workspace", content_type = "application/x-tar"), (status = 401, description = "no credential", body = ErrorBody), (status = 404, description = "no such session", body = ErrorBody)))]
 pub async fn workspace_tar(
     State(state): State<AppState>,
     caller: Caller,
@@ -172,6 +183,7 @@ pub async fn workspace_tar(
 }
 
 /// `POST /api/sessions/{id}/exec`
+#[utoipa::path(post, path = "/api/sessions/{id}/exec", tag = "exec", params(("id" = String, Path, description = "session id")), request_body = ExecCommand, responses((status = 200, body = ExecResult), (status = 401, description = "no credential", body = ErrorBody), (status = 404, description = "no such session", body = ErrorBody), (status = 400, body = ErrorBody)))]
 pub async fn exec(
     State(state): State<AppState>,
     caller: Caller,
@@ -185,6 +197,7 @@ pub async fn exec(
 }
 
 /// `GET /api/sessions/{id}/ports`
+#[utoipa::path(get, path = "/api/sessions/{id}/ports", tag = "ports", params(("id" = String, Path, description = "session id")), responses((status = 200, body = PortList), (status = 401, description = "no credential", body = ErrorBody), (status = 404, description = "no such session", body = ErrorBody)))]
 pub async fn ports(
     State(state): State<AppState>,
     caller: Caller,

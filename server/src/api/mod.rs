@@ -5,14 +5,16 @@ use axum::routing::{delete, get, post};
 
 use crate::app::AppState;
 
-mod files;
-mod sessions;
-mod terminal_ws;
-mod tokens;
+pub(crate) mod files;
+pub mod openapi;
+pub(crate) mod sessions;
+pub(crate) mod terminal_ws;
+pub(crate) mod tokens;
 
 /// Every `/api` route.
 pub fn router() -> Router<AppState> {
     Router::new()
+        .route("/api/openapi.json", get(openapi::openapi))
         .route("/api/me", get(tokens::me))
         .route("/api/logout", post(crate::auth::logout))
         .route("/api/tokens", get(tokens::list).post(tokens::create))

@@ -1,15 +1,19 @@
 //! `/api/sessions`: sessions and their terminals.
 
+use crate::store::AuditEvent;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use http::StatusCode;
+use proto::api::SessionInfo;
 use proto::api::{CreateSession, ExtendSession};
+use proto::terminal::TerminalInfo;
 use proto::terminal::{CreateTerminal, TerminalId};
 
 use crate::app::{AppState, JsonBody};
 use crate::auth::Caller;
 use crate::core::{Action, perform};
+use crate::error::ErrorBody;
 use crate::error::{AppError, Result};
 
 async fn respond(
@@ -26,6 +30,7 @@ async fn respond(
 }
 
 /// `POST /api/sessions`
+#[utoipa::path(post, path = "/api/sessions", tag = "sessions", request_body = CreateSession, responses((status = 201, body = SessionInfo), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
@@ -35,11 +40,13 @@ pub async fn create(
 }
 
 /// `GET /api/sessions`
+#[utoipa::path(get, path = "/api/sessions", tag = "sessions", responses((status = 200, body = Vec<SessionInfo>), (status = 401, body = ErrorBody)))]
 pub async fn list(State(state): State<AppState>, caller: Caller) -> Result<Response> {
     respond(&state, &caller, Action::ListSessions, StatusCode::OK).await
 }
 
 /// `GET /api/sessions/{id}`
+#[utoipa::path(get, path = "/api/sessions/{id}", tag = "sessions", params(("id" = String, Path, description = "session id")), responses((status = 200, body = SessionInfo), (status = 401, description = "no credential", body = ErrorBody), (status = 404, description = "no such session", body = ErrorBody)))]
 pub async fn get(
     State(state): State<AppState>,
     caller: Caller,
@@ -49,6 +56,7 @@ pub async fn get(
 }
 
 /// `DELETE /api/sessions/{id}`
+#[utoipa::path(delete, path = "/api/sessions/{id}", tag = "sessions", params(("id" = String, Path, description = "session id")), responses((status = 204), (status = 401, description = "no credential", body = ErrorBody), (status = 404, description = "no such session", body = ErrorBody)))]
 pub async fn delete(
     State(state): State<AppState>,
     caller: Caller,
@@ -58,6 +66,7 @@ pub async fn delete(
 }
 
 /// `POST /api/sessions/{id}/extend`
+#[utoipa::path(post, path = "/api/sessions/{id}/extend", tag = "sessions", params(("id" = String, Path, description = "session id")), request_body = ExtendSession, responses((status = 200, body = SessionInfo), (status = 401, description = "no credential", body = ErrorBody), (status = 404, description = "no such session", body = ErrorBody)))]
 pub async fn extend(
     State(state): State<AppState>,
     caller: Caller,
@@ -74,6 +83,7 @@ pub async fn extend(
 }
 
 /// `GET /api/sessions/{id}/terminals`
+#[utoipa::path(get, path = "/api/sessions/{id}/terminals", tag = "terminals", params(("id" = String, Path, description = "session id")), responses((status = 200, body = Vec<TerminalInfo>), (status = 401, description = "no credential", body = ErrorBody), (status = 404, description = "no such session", body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn terminals(
     State(state): State<AppState>,
     caller: Caller,
@@ -83,6 +93,7 @@ pub async fn terminals(
 }
 
 /// `POST /api/sessions/{id}/terminals`
+#[utoipa::path(post, path = "/api/sessions/{id}/terminals", tag = "terminals", params(("id" = String, Path, description = "session id")), request_body = CreateTerminal, responses((status = 201, body = TerminalInfo), (status = 401, description = "no credential", body = ErrorBody), (status = 404, description = "no such session", body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn create_terminal(
     State(state): State<AppState>,
     caller: Caller,
@@ -93,6 +104,7 @@ pub async fn create_terminal(
 }
 
 /// `DELETE /api/sessions/{id}/terminals/{tid}`
+#[utoipa::path(delete, path = "/api/sessions/{id}/terminals/{tid}", tag = "terminals", params(("id" = String, Path, description = "session id"), ("tid" = String, Path, description = "terminal id")), responses((status = 204), (status = 401, description = "no credential", body = ErrorBody), (status = 404, description = "no such session", body = ErrorBody)))]
 pub async fn kill_terminal(
     State(state): State<AppState>,
     caller: Caller,
@@ -104,6 +116,7 @@ pub async fn kill_terminal(
 }
 
 /// `GET /api/sessions/{id}/events`
+#[utoipa::path(get, path = "/api/sessions/{id}/events", tag = "sessions", params(("id" = String, Path, description = "session id")), responses((status = 200, body = Vec<AuditEvent>), (status = 401, description = "no credential", body = ErrorBody), (status = 404, description = "no such session", body = ErrorBody)))]
 pub async fn events(
     State(state): State<AppState>,
     caller: Caller,

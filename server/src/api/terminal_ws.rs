@@ -19,6 +19,7 @@ use serde_bytes::ByteBuf;
 use crate::app::AppState;
 use crate::auth::{Caller, origin_allowed};
 use crate::core::{Action, Outcome, perform};
+use crate::error::ErrorBody;
 use crate::error::{AppError, Result};
 
 /// Query of the websocket route.
@@ -30,6 +31,7 @@ pub struct WsQuery {
 }
 
 /// The upgrade: `Origin` must be ours, the caller must own the session.
+#[utoipa::path(get, path = "/api/sessions/{id}/terminals/{tid}/ws", tag = "terminals", params(("id" = String, Path, description = "session id"), ("tid" = String, Path, description = "terminal id"), ("offset" = Option<u64>, Query, description = "resume from this output offset")), responses((status = 101, description = "websocket: binary output (8-byte offset + bytes) and JSON control messages"), (status = 403, description = "foreign Origin", body = ErrorBody), (status = 401, description = "no credential", body = ErrorBody), (status = 404, description = "no such session", body = ErrorBody)))]
 pub async fn terminal_ws(
     State(state): State<AppState>,
     headers: HeaderMap,

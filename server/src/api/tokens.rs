@@ -1,5 +1,7 @@
 //! `/api/me` and `/api/tokens`.
 
+use crate::core::{Me, NewToken};
+use crate::store::ApiToken;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
@@ -9,15 +11,17 @@ use serde::Deserialize;
 use crate::app::{AppState, JsonBody};
 use crate::auth::Caller;
 use crate::core::{Action, perform};
+use crate::error::ErrorBody;
 use crate::error::Result;
 
 /// `GET /api/me`
+#[utoipa::path(get, path = "/api/me", tag = "auth", responses((status = 200, body = Me), (status = 401, body = ErrorBody)))]
 pub async fn me(State(state): State<AppState>, caller: Caller) -> Result<Response> {
     Ok(Json(perform(&state, &caller, Action::WhoAmI).await?.to_json()?).into_response())
 }
 
 /// `POST /api/tokens` body.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateToken {
     name: String,
@@ -26,6 +30,7 @@ pub struct CreateToken {
 }
 
 /// `POST /api/tokens`
+#[utoipa::path(post, path = "/api/tokens", tag = "auth", request_body = CreateToken, responses((status = 201, body = NewToken), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
@@ -37,11 +42,13 @@ pub async fn create(
 }
 
 /// `GET /api/tokens`
+#[utoipa::path(get, path = "/api/tokens", tag = "auth", responses((status = 200, body = Vec<ApiToken>), (status = 401, body = ErrorBody)))]
 pub async fn list(State(state): State<AppState>, caller: Caller) -> Result<Response> {
     Ok(Json(perform(&state, &caller, Action::ListTokens).await?.to_json()?).into_response())
 }
 
 /// `DELETE /api/tokens/{id}`
+#[utoipa::path(delete, path = "/api/tokens/{id}", tag = "auth", params(("id" = String, Path, description = "token id")), responses((status = 204), (status = 404, body = ErrorBody)))]
 pub async fn revoke(
     State(state): State<AppState>,
     caller: Caller,

@@ -1,0 +1,207 @@
+//! The OpenAPI document against real responses: every documented route is called, every
+//! status it answers with must be documented, and every JSON body must match its schema.
+
+use std::collections::BTreeSet;
+
+use http::StatusCode;
+use serde_json::Value;
+
+use crate::common::*;
+
+struct Checker {
+    doc: Value,
+    seen: BTreeSet<(String, String)>,
+}
+
+impl Checker {
+    fn check(&mut self, method: &str, template: &str, reply: &Reply) {
+        let operation = &self.doc["paths"][template][method];
+        assert!(operation.is_object(), "{method} {template} is not documented");
+        self.seen.insert((method.to_owned(), template.to_owned()));
+        let response = &operation["responses"][reply.status.as_str()];
+        assert!(
+            response.is_object(),
+            "{method} {template} answered {} (undocumented): {}",
+            reply.status,
+            reply.body
+        );
+        let Some(schema) = response["content"]["application/json"].get("schema") else { return };
+        let mut schema = schema.clone();
+        // References point into the document's components: give the validator the document.
+        schema["components"] = self.doc["components"].clone();
+        let validator = jsonschema::validator_for(&schema).expect("a valid schema");
+        let body: Value = serde_json::from_str(&reply.body)
+            .unwrap_or_else(|e| panic!("{method} {template}: {e}: {}", reply.body));
+        let errors: Vec<String> =
+            validator.iter_errors(&body).map(|e| format!("{e} at {}", e.instance_path())).collect();
+        assert!(
+            errors.is_empty(),
+            "{method} {template} ({}) does not match its schema: {errors:?}\n{}",
+            reply.status,
+            reply.body
+        );
+    }
+
+    fn documented(&self) -> BTreeSet<(String, String)> {
+        let mut all = BTreeSet::new();
+        for (path, item) in self.doc["paths"].as_object().expect("paths") {
+            for method in item.as_object().expect("item").keys() {
+                all.insert((method.clone(), path.clone()));
+            }
+        }
+        all
+    }
+}
+
+#[tokio::test]
+async fn every_route_answers_as_documented() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = TestServer::start(dir.path());
+    let cookie = server.sign_in().await;
+    server.get("/api/openapi.json", &[]).await.assert_error(StatusCode::UNAUTHORIZED);
+    let doc = server.get("/api/openapi.json", &[("cookie", &cookie)]).await;
+    assert_eq!(doc.status, StatusCode::OK);
+    let mut c = Checker { doc: doc.json(), seen: BTreeSet::new() };
+    // The checker itself must be able to fail: a session missing its fields is refused.
+    let wrong = Reply {
+        status: StatusCode::CREATED,
+        headers: Default::default(),
+        body: r#"{"id":5}"#.into(),
+    };
+    let refused = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        Checker { doc: c.doc.clone(), seen: BTreeSet::new() }.check("post", "/api/sessions", &wrong)
+    }));
+    assert!(refused.is_err(), "a wrong body must not pass the schema check");
+
+    let csrf = [("cookie", cookie.as_str()), ("content-type", "application/json")];
+    let reply = server.request("POST", "/api/tokens", &csrf, r#"{"name":"doc"}"#).await;
+    c.check("post", "/api/tokens", &reply);
+    let bearer = format!("Bearer {}", reply.json()["token"].as_str().expect("token"));
+    let auth = [("authorization", bearer.as_str())];
+    let json = [("authorization", bearer.as_str()), ("content-type", "application/json")];
+    c.check("get", "/api/me", &server.get("/api/me", &auth).await);
+    c.check("get", "/api/me", &server.get("/api/me", &[]).await);
+    c.check("get", "/api/tokens", &server.get("/api/tokens", &auth).await);
+    let spare = server.request("POST", "/api/tokens", &json, r#"{"name":"spare"}"#).await;
+    let spare_id = spare.json()["id"].as_str().expect("id").to_owned();
+    c.check(
+        "delete",
+        "/api/tokens/{id}",
+        &server.request("DELETE", &format!("/api/tokens/{spare_id}"), &auth, "").await,
+    );
+    c.check(
+        "delete",
+        "/api/tokens/{id}",
+        &server.request("DELETE", "/api/tokens/nope", &auth, "").await,
+    );
+
+    let created = server.request("POST", "/api/sessions", &json, r#"{"image":"test"}"#).await;
+    c.check("post", "/api/sessions", &created);
+    c.check(
+        "post",
+        "/api/sessions",
+        &server.request("POST", "/api/sessions", &json, r#"{"image":"nosuch"}"#).await,
+    );
+    let id = created.json()["id"].as_str().expect("id").to_owned();
+    let s = format!("/api/sessions/{id}");
+    c.check("get", "/api/sessions", &server.get("/api/sessions", &auth).await);
+    c.check("get", "/api/sessions/{id}", &server.get(&s, &auth).await);
+    c.check("get", "/api/sessions/{id}", &server.get("/api/sessions/nosuch", &auth).await);
+    c.check(
+        "post",
+        "/api/sessions/{id}/extend",
+        &server.request("POST", &format!("{s}/extend"), &json, r#"{"lifetime_s":600}"#).await,
+    );
+
+    let terminal = server.request("POST", &format!("{s}/terminals"), &json, "{}").await;
+    c.check("post", "/api/sessions/{id}/terminals", &terminal);
+    let tid = terminal.json()["id"].as_str().expect("tid").to_owned();
+    c.check(
+        "get",
+        "/api/sessions/{id}/terminals",
+        &server.get(&format!("{s}/terminals"), &auth).await,
+    );
+    let origin = server.origin();
+    let ws = server
+        .ws(&format!("{s}/terminals/{tid}/ws"), &[("authorization", &bearer), ("origin", &origin)])
+        .await;
+    assert!(ws.is_ok(), "the websocket upgrades");
+    c.seen.insert(("get".to_owned(), "/api/sessions/{id}/terminals/{tid}/ws".to_owned()));
+    drop(ws);
+    c.check(
+        "delete",
+        "/api/sessions/{id}/terminals/{tid}",
+        &server.request("DELETE", &format!("{s}/terminals/{tid}"), &auth, "").await,
+    );
+
+    c.check(
+        "put",
+        "/api/sessions/{id}/files/content",
+        &server.request("PUT", &format!("{s}/files/content?path=a.txt"), &auth, "abc").await,
+    );
+    c.check(
+        "get",
+        "/api/sessions/{id}/files/content",
+        &server.get(&format!("{s}/files/content?path=a.txt"), &auth).await,
+    );
+    c.check(
+        "get",
+        "/api/sessions/{id}/files/content",
+        &server.get(&format!("{s}/files/content?path=none"), &auth).await,
+    );
+    c.check(
+        "get",
+        "/api/sessions/{id}/files",
+        &server.get(&format!("{s}/files?path=/workspace"), &auth).await,
+    );
+    c.check(
+        "post",
+        "/api/sessions/{id}/files/mkdir",
+        &server.request("POST", &format!("{s}/files/mkdir"), &json, r#"{"path":"d"}"#).await,
+    );
+    c.check(
+        "post",
+        "/api/sessions/{id}/files/move",
+        &server
+            .request(
+                "POST",
+                &format!("{s}/files/move"),
+                &json,
+                r#"{"from":"a.txt","to":"d/a.txt"}"#,
+            )
+            .await,
+    );
+    c.check(
+        "get",
+        "/api/sessions/{id}/workspace.tar",
+        &server.get(&format!("{s}/workspace.tar"), &auth).await,
+    );
+    c.check(
+        "delete",
+        "/api/sessions/{id}/files",
+        &server.request("DELETE", &format!("{s}/files?path=d&recursive=true"), &auth, "").await,
+    );
+    c.check(
+        "post",
+        "/api/sessions/{id}/exec",
+        &server.request("POST", &format!("{s}/exec"), &json, r#"{"argv":["echo","x"]}"#).await,
+    );
+    c.check(
+        "post",
+        "/api/sessions/{id}/exec",
+        &server.request("POST", &format!("{s}/exec"), &json, r#"{"argv":[]}"#).await,
+    );
+    c.check("get", "/api/sessions/{id}/ports", &server.get(&format!("{s}/ports"), &auth).await);
+    c.check("get", "/api/sessions/{id}/events", &server.get(&format!("{s}/events"), &auth).await);
+    c.check("delete", "/api/sessions/{id}", &server.request("DELETE", &s, &auth, "").await);
+    c.check(
+        "post",
+        "/api/logout",
+        &server
+            .request("POST", "/api/logout", &[("cookie", &cookie), ("x-flint-csrf", "1")], "")
+            .await,
+    );
+
+    let missed: Vec<_> = c.documented().difference(&c.seen).cloned().collect();
+    assert!(missed.is_empty(), "documented routes this test never called: {missed:?}");
+}
