@@ -12,7 +12,7 @@ use server::config::{Config, PublicOrigin, default_data_dir};
 use server::core::{Action, Outcome, perform};
 use server::images;
 use server::metrics::Metrics;
-use server::sessions::{DEFAULT_IDLE_TIMEOUT, Sessions, SessionsConfig};
+use server::sessions::{DEFAULT_IDLE_TIMEOUT, DEFAULT_RETENTION, Sessions, SessionsConfig};
 use server::store::Store;
 
 #[derive(Parser)]
@@ -43,6 +43,9 @@ enum Command {
         /// API call.
         #[arg(long, default_value_t = 1800)]
         idle_timeout_s: u64,
+        /// Delete a stopped session, `/workspace` included, after this many seconds.
+        #[arg(long, default_value_t = 7 * 24 * 3600)]
+        retention_s: u64,
         #[command(flatten)]
         common: Common,
     },
@@ -116,6 +119,7 @@ async fn state(
     data_dir: PathBuf,
     public_origin: Option<String>,
     idle_timeout: std::time::Duration,
+    retention: std::time::Duration,
 ) -> anyhow::Result<AppState> {
     let public_origin = match public_origin {
         Some(text) => PublicOrigin::parse(&text).map_err(anyhow::Error::msg)?,
@@ -130,6 +134,7 @@ async fn state(
         images_dir: images_dir(),
         agent_bin: agent_bin()?,
         idle_timeout,
+        retention,
     };
     let sessions = Sessions::new(store.clone(), sessions_config, metrics.clone());
     let config = Config { listen, data_dir, public_origin };
@@ -157,13 +162,15 @@ fn agent_bin() -> anyhow::Result<PathBuf> {
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Serve { listen, idle_timeout_s, common } => {
+        Command::Serve { listen, idle_timeout_s, retention_s, common } => {
             let listener = tokio::net::TcpListener::bind(listen)
                 .await
                 .with_context(|| format!("binding {listen}"))?;
             let bound = listener.local_addr()?;
             let idle = std::time::Duration::from_secs(idle_timeout_s);
-            let state = state(bound, common.data_dir, common.public_origin, idle).await?;
+            let retention = std::time::Duration::from_secs(retention_s);
+            let state =
+                state(bound, common.data_dir, common.public_origin, idle, retention).await?;
             let admin = state.store.ensure_admin().await?;
             state
                 .sessions
@@ -180,15 +187,22 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::LoginUrl { listen, common } => {
-            let state =
-                state(listen, common.data_dir, common.public_origin, DEFAULT_IDLE_TIMEOUT).await?;
+            let state = state(
+                listen,
+                common.data_dir,
+                common.public_origin,
+                DEFAULT_IDLE_TIMEOUT,
+                DEFAULT_RETENTION,
+            )
+            .await?;
             let admin = state.store.ensure_admin().await?;
             println!("{}", login_url(&state, &admin).await?);
             Ok(())
         }
         Command::Token { command: TokenCommand::Create { name, session, data_dir } } => {
             let local = SocketAddr::from(([127, 0, 0, 1], 8080));
-            let state = state(local, data_dir, None, DEFAULT_IDLE_TIMEOUT).await?;
+            let state =
+                state(local, data_dir, None, DEFAULT_IDLE_TIMEOUT, DEFAULT_RETENTION).await?;
             let admin = state.store.ensure_admin().await?;
             let caller = Caller { user: admin, via: Via::Cookie };
             match perform(&state, &caller, Action::CreateToken { name, session_id: session }).await

@@ -39,7 +39,12 @@ pub struct SessionsConfig {
     pub agent_bin: PathBuf,
     /// A running session with no client attached and no API call for this long stops.
     pub idle_timeout: Duration,
+    /// A stopped (or failed) session, `/workspace` included, is deleted after this long.
+    pub retention: Duration,
 }
+
+/// Default retention of a stopped session's `/workspace`: 7 days.
+pub const DEFAULT_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
 
 /// Default idle timeout: 30 minutes, as Codespaces does.
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(30 * 60);
@@ -361,6 +366,20 @@ impl Sessions {
             tracing::warn!(session = %id, count, "out of memory: the kernel killed a process");
             let detail = serde_json::json!({ "kills": count });
             self.store.audit(None, Some(&id), "session.oom_kill", &detail).await?;
+        }
+        let retention_ms = i64::try_from(self.config.retention.as_millis()).unwrap_or(i64::MAX);
+        let expired =
+            self.store.sessions_in(&[SessionState::Stopped, SessionState::Failed]).await?;
+        for record in expired {
+            let stopped = record.info.stopped_ms.unwrap_or(record.info.created_ms);
+            if stopped.saturating_add(retention_ms) <= now {
+                tracing::info!(session = %record.info.id, "retention over: deleting");
+                self.delete(&record.info.id).await?;
+                let detail = serde_json::json!({ "session_id": record.info.id });
+                self.store
+                    .audit(Some(&record.owner_id), None, "session.retention_delete", &detail)
+                    .await?;
+            }
         }
         for (id, reason) in to_stop {
             tracing::info!(session = %id, "stopping: {reason}");

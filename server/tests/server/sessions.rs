@@ -325,3 +325,23 @@ async fn an_out_of_memory_kill_is_recorded_as_a_session_event() {
     assert_eq!(alive.json()["exit_code"], 0);
     server.request("DELETE", &format!("/api/sessions/{id}"), &json[..1], "").await;
 }
+
+#[tokio::test]
+async fn a_stopped_session_is_deleted_when_its_retention_ends() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server =
+        TestServer::start_with(dir.path(), &["--idle-timeout-s", "1", "--retention-s", "1"]);
+    let bearer = token(&server).await;
+    let session = create_session(&server, &bearer).await;
+    let id = session["id"].as_str().expect("id").to_owned();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let reply = server.get(&format!("/api/sessions/{id}"), &[("authorization", &bearer)]).await;
+        if reply.status == StatusCode::NOT_FOUND {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "never deleted: {}", reply.body);
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert!(!dir.path().join("sessions").join(&id).exists(), "its workspace is gone too");
+}
