@@ -50,6 +50,8 @@ pub fn run(sh: &Shell) -> anyhow::Result<()> {
     // Stale figures of an earlier run must never show up as this run's.
     remove_json_files(&dir)?;
     cmd!(sh, "cargo bench -p guest-agent --bench agent").run()?;
+    // After the agent's bench, whose build leaves a fresh release guest-agent for the server.
+    cmd!(sh, "cargo bench -p server --bench sessions").run()?;
 
     let metrics = merge(&dir)?;
     if metrics.is_empty() {
