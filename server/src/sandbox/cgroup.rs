@@ -196,6 +196,14 @@ impl Cgroup {
                     }
                 }
             }
+            // Parents (`flint/<instance>`, `flint`) go too once nothing else lives in them;
+            // rmdir refuses while they hold other cgroups, which is what we want.
+            let depth = self.name.components().count().saturating_sub(1);
+            for parent in dir.ancestors().skip(1).take(depth) {
+                if std::fs::remove_dir(parent).is_err() {
+                    break;
+                }
+            }
         }
         Ok(())
     }

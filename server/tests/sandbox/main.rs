@@ -16,7 +16,7 @@ fn spec(session_dir: &Path, id: &str) -> Spec {
         rootfs: support::test_rootfs(),
         session_dir: session_dir.to_owned(),
         agent_bin: support::agent_bin(),
-        cgroup: PathBuf::from(format!("flint-test/{}/{id}", std::process::id())),
+        cgroup: PathBuf::from(format!("flint-test/{}-{id}/{id}", std::process::id())),
         limits: Limits { memory_mb: 512, pids: 256, cpu_centis: 100 },
     }
 }
@@ -84,6 +84,8 @@ async fn a_sandbox_is_isolated_writes_to_its_own_layer_and_stop_leaves_nothing()
     let cgroup_dirs = ["memory", "pids", "cpu"]
         .map(|c| PathBuf::from(format!("/sys/fs/cgroup/{c}")).join(&spec.cgroup));
     assert!(cgroup_dirs.iter().all(|d| !d.exists()), "cgroups removed");
+    let parents = cgroup_dirs.map(|d| d.parent().expect("parent").to_owned());
+    assert!(parents.iter().all(|d| !d.exists()), "the emptied parent cgroups are removed too");
     let mounts = std::fs::read_to_string("/proc/mounts").expect("mounts");
     assert!(!mounts.contains(&dir.path().to_string_lossy().into_owned()), "no mount left");
     assert!(!dir.path().join("sandbox").exists(), "sandbox directory removed");
