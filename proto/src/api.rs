@@ -45,7 +45,7 @@ impl SessionState {
 }
 
 /// `POST /api/sessions` body; every field has a default.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default, deny_unknown_fields)]
 pub struct CreateSession {
@@ -53,8 +53,8 @@ pub struct CreateSession {
     pub image: Option<String>,
     /// A name for people; default the id.
     pub name: Option<String>,
-    /// CPUs, in hundredths (100 = one CPU); default 100.
-    pub cpu_centis: Option<u32>,
+    /// CPUs' worth of time, e.g. `1` or `0.5`; default 1.
+    pub cpus: Option<f64>,
     /// Memory in MiB; default 1024.
     pub memory_mb: Option<u32>,
     /// Disk in MiB; default 4096.
@@ -64,21 +64,21 @@ pub struct CreateSession {
 }
 
 /// Resource limits of a session.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SessionLimits {
-    /// CPUs, in hundredths.
-    pub cpu_centis: u32,
+    /// CPUs' worth of time.
+    pub cpus: f64,
     /// Memory in MiB.
     pub memory_mb: u32,
-    /// Disk in MiB.
+    /// Disk in MiB (recorded; the `process` driver does not enforce it yet).
     pub disk_mb: u32,
     /// Processes and threads.
     pub pids: u32,
 }
 
 /// A session as the API shows it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SessionInfo {
     /// Unguessable, lower-case (it sits in a DNS label).

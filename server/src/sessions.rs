@@ -20,7 +20,9 @@ use crate::sandbox::process::{self, Sandbox, Spec};
 use crate::store::{SessionRecord, Store, User, now_ms};
 
 /// Defaults and bounds of a session's resources.
-const DEFAULT_CPU_CENTIS: u32 = 100;
+const DEFAULT_CPUS: f64 = 1.0;
+const MIN_CPUS: f64 = 0.1;
+const MAX_CPUS: f64 = 64.0;
 const DEFAULT_MEMORY_MB: u32 = 1024;
 const DEFAULT_DISK_MB: u32 = 4096;
 const DEFAULT_LIFETIME_S: u64 = 3600;
@@ -111,12 +113,15 @@ impl Sessions {
             return Err(AppError::bad_request("image must be a spec name like `default`"));
         }
         let limits = SessionLimits {
-            cpu_centis: bounded(
-                "cpu_centis",
-                request.cpu_centis.unwrap_or(DEFAULT_CPU_CENTIS),
-                10,
-                6400,
-            )?,
+            cpus: {
+                let cpus = request.cpus.unwrap_or(DEFAULT_CPUS);
+                if !(MIN_CPUS..=MAX_CPUS).contains(&cpus) {
+                    return Err(AppError::bad_request(format!(
+                        "cpus must be {MIN_CPUS}..={MAX_CPUS}"
+                    )));
+                }
+                cpus
+            },
             memory_mb: bounded(
                 "memory_mb",
                 request.memory_mb.unwrap_or(DEFAULT_MEMORY_MB),
@@ -200,7 +205,7 @@ impl Sessions {
             limits: Limits {
                 memory_mb: u64::from(info.limits.memory_mb),
                 pids: u64::from(info.limits.pids),
-                cpu_centis: u64::from(info.limits.cpu_centis),
+                cpu_centis: (info.limits.cpus * 100.0).round() as u64,
             },
         };
         let sandbox = process::start(&spec).await?;

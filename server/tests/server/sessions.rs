@@ -23,7 +23,7 @@ async fn create_session(server: &TestServer, bearer: &str) -> serde_json::Value 
             "POST",
             "/api/sessions",
             &[("authorization", bearer), ("content-type", "application/json")],
-            r#"{"image":"test","name":"demo","memory_mb":512}"#,
+            r#"{"image":"test","name":"demo","cpus":0.5,"memory_mb":512}"#,
         )
         .await;
     assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
@@ -41,6 +41,8 @@ async fn a_session_is_created_shared_over_two_websockets_and_deleted() {
     assert_eq!(session["state"], "running", "{session}");
     assert_eq!(session["driver"], "process");
     assert_eq!(session["isolation"], "weak");
+    assert_eq!(session["limits"]["cpus"], 0.5);
+    assert_eq!(session["limits"]["memory_mb"], 512);
     assert!(session["start_duration_ms"].as_i64().is_some());
     let id = session["id"].as_str().expect("id").to_owned();
     assert!(id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()));
@@ -95,6 +97,7 @@ async fn bad_requests_and_foreign_sessions_get_clear_errors() {
         r#"{"image":"../etc"}"#,
         r#"{"image":"nosuch"}"#,
         r#"{"memory_mb":1}"#,
+        r#"{"cpus":0}"#,
         r#"{"lifetime_s":0}"#,
         r#"{"bogus":1}"#,
     ] {
