@@ -15,7 +15,6 @@ use proto::files::{
     Done, FileList, FileStat, ListQuery, MkdirRequest, MoveRequest, PathQuery, ReadQuery,
     RemoveRequest, WriteQuery,
 };
-use proto::frame::FrameDecoder;
 use proto::info::AgentInfo;
 use proto::ports::{PortEvent, PortList};
 use proto::routes::Route;
@@ -28,6 +27,7 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
 use crate::error::{Error, Result};
+use crate::http::FrameReader;
 use crate::listen::{Listen, Stream};
 use crate::server::{CONNECTION_WINDOW_BYTES, MAX_FRAME_BYTES, STREAM_WINDOW_BYTES};
 
@@ -362,36 +362,17 @@ impl<T: Serialize> FrameSender<T> {
 
 /// Reads typed frames from a streamed response body.
 pub struct FrameStream<T> {
-    body: Incoming,
-    decoder: FrameDecoder,
-    ended: bool,
+    reader: FrameReader,
     _message: PhantomData<fn() -> T>,
 }
 
 impl<T: DeserializeOwned> FrameStream<T> {
     fn new(body: Incoming) -> FrameStream<T> {
-        FrameStream { body, decoder: FrameDecoder::new(), ended: false, _message: PhantomData }
+        FrameStream { reader: FrameReader::new(body), _message: PhantomData }
     }
 
     /// The next frame, or `None` at the end of the stream.
     pub async fn next(&mut self) -> Result<Option<T>> {
-        loop {
-            if let Some(message) = self.decoder.next_message::<T>()? {
-                return Ok(Some(message));
-            }
-            if self.ended {
-                self.decoder.finish()?;
-                return Ok(None);
-            }
-            match self.body.frame().await {
-                None => self.ended = true,
-                Some(Err(e)) => return Err(transport(e)),
-                Some(Ok(frame)) => {
-                    if let Ok(data) = frame.into_data() {
-                        self.decoder.push(&data);
-                    }
-                }
-            }
-        }
+        self.reader.next::<T>().await
     }
 }

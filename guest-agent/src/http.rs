@@ -80,7 +80,8 @@ pub fn query<T: DeserializeOwned>(uri: &http::Uri) -> Result<T> {
         .map_err(|e| Error::bad_request(format!("invalid query: {e}")))
 }
 
-/// Reads length-prefixed frames from a streamed request body.
+/// Reads length-prefixed frames from a streamed body (requests in the agent, responses in
+/// the client).
 pub struct FrameReader {
     body: Incoming,
     decoder: FrameDecoder,
@@ -105,7 +106,7 @@ impl FrameReader {
             }
             match self.body.frame().await {
                 None => self.ended = true,
-                Some(Err(e)) => return Err(Error::Transport(format!("reading request: {e}"))),
+                Some(Err(e)) => return Err(Error::Transport(format!("reading body: {e}"))),
                 Some(Ok(frame)) => {
                     if let Ok(data) = frame.into_data() {
                         self.decoder.push(&data);

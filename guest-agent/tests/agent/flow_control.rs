@@ -1,6 +1,9 @@
 //! No head-of-line blocking: stalled tunnels, with more data in flight than the whole
 //! connection's flow-control window, must not freeze a shell or another tunnel.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use bytes::Bytes;
 use http_body_util::BodyExt;
 use proto::terminal::AttachQuery;
@@ -8,14 +11,17 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::common::*;
 
-/// Serves `size` bytes of noise to each connection, then closes.
-async fn download_server(size: usize) -> u16 {
+/// Serves `size` bytes of noise to each connection, then closes; counts what it wrote.
+async fn download_server(size: usize) -> (u16, Arc<AtomicU64>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let port = listener.local_addr().expect("addr").port();
     let block = Bytes::from(noise(1 << 20, 5));
+    let written = Arc::new(AtomicU64::new(0));
+    let counter = written.clone();
     tokio::spawn(async move {
         while let Ok((mut socket, _)) = listener.accept().await {
             let block = block.clone();
+            let counter = counter.clone();
             tokio::spawn(async move {
                 let mut left = size;
                 while left > 0 {
@@ -23,34 +29,42 @@ async fn download_server(size: usize) -> u16 {
                     if socket.write_all(&block[..n]).await.is_err() {
                         return;
                     }
+                    counter.fetch_add(n as u64, Ordering::Relaxed);
                     left -= n;
                 }
             });
         }
     });
-    port
+    (port, written)
 }
 
-/// Reads everything each connection sends and answers with the byte count at its end.
-async fn upload_server() -> u16 {
+/// Reads everything each connection sends and answers with the byte count at its end;
+/// counts what it received so far.
+async fn upload_server() -> (u16, Arc<AtomicU64>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let port = listener.local_addr().expect("addr").port();
+    let received = Arc::new(AtomicU64::new(0));
+    let counter = received.clone();
     tokio::spawn(async move {
         while let Ok((mut socket, _)) = listener.accept().await {
+            let counter = counter.clone();
             tokio::spawn(async move {
                 let mut buf = vec![0u8; 1 << 16];
                 let mut total = 0u64;
                 loop {
                     match socket.read(&mut buf).await {
                         Ok(0) | Err(_) => break,
-                        Ok(n) => total += n as u64,
+                        Ok(n) => {
+                            total += n as u64;
+                            counter.fetch_add(n as u64, Ordering::Relaxed);
+                        }
                     }
                 }
                 let _ = socket.write_all(total.to_string().as_bytes()).await;
             });
         }
     });
-    port
+    (port, received)
 }
 
 async fn wait_listed(agent: &TestAgent, port: u16) {
@@ -65,9 +79,9 @@ async fn wait_listed(agent: &TestAgent, port: u16) {
 async fn stalled_tunnels_do_not_block_a_shell_or_another_tunnel() {
     let agent = TestAgent::start().await;
     let window = guest_agent::server::CONNECTION_WINDOW_BYTES as usize;
-    let big = download_server(2 * window).await;
-    let small = download_server(3 << 20).await;
-    let upload = upload_server().await;
+    let (big, big_written) = download_server(2 * window).await;
+    let (small, _) = download_server(3 << 20).await;
+    let (upload, uploaded) = upload_server().await;
     for port in [big, small, upload] {
         wait_listed(&agent, port).await;
     }
@@ -82,8 +96,14 @@ async fn stalled_tunnels_do_not_block_a_shell_or_another_tunnel() {
     let (upload_tx, _upload_body) = agent.client.tunnel(upload).await.expect("upload");
     upload_tx.send(Bytes::from(noise(3 << 20, 6))).await.expect("first part");
 
-    // Give the stalled streams time to fill every window they can.
-    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    // Wait until the stalls are real: the upload's first part reached the app, and the
+    // downloads have pushed more than a stream window each into the tunnels.
+    let stream_window = u64::from(guest_agent::server::STREAM_WINDOW_BYTES);
+    eventually("the stalled streams to fill their windows", || {
+        uploaded.load(Ordering::Relaxed) >= 3 << 20
+            && big_written.load(Ordering::Relaxed) >= 4 * stream_window
+    })
+    .await;
 
     // Keystrokes still echo.
     let id = new_shell(&agent.client).await;

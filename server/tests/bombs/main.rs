@@ -71,7 +71,16 @@ async fn a_fork_bomb_is_held_by_the_pids_and_cpu_limits() {
         tokio::spawn(
             async move { run(&bomb_client, "bomb() { bomb | bomb & }; bomb", 8_000).await },
         );
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Wait until the bomb has spread up to its limit, then check that it is held there.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while bomb.pids().len() < SMALL.pids as usize / 2 {
+        assert!(
+            Instant::now() < deadline,
+            "the bomb never spread: {} processes",
+            bomb.pids().len()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     assert!(bomb.pids().len() <= SMALL.pids as usize, "{} processes", bomb.pids().len());
     answers_within(&bystander_client, Duration::from_secs(5)).await;
     let _ = firing.await;

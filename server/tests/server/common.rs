@@ -216,3 +216,28 @@ pub async fn ws_type(ws: &mut Ws, keys: &str) {
         .await
         .expect("send");
 }
+
+impl TestServer {
+    /// GETs `path` until `done` holds for the reply (or fails after 30 s) and returns it.
+    pub async fn poll_get(
+        &self,
+        path: &str,
+        headers: &[(&str, &str)],
+        what: &str,
+        done: impl Fn(&Reply) -> bool,
+    ) -> Reply {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let reply = self.get(path, headers).await;
+            if done(&reply) {
+                return reply;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "timed out waiting for {what}: {}",
+                reply.body
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}

@@ -252,16 +252,13 @@ async fn files_exec_and_ports_round_trip_over_rest() {
         server.request("POST", &format!("{base}/exec"), &json, start).await.status,
         StatusCode::OK
     );
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    loop {
-        let ports = server.get(&format!("{base}/ports"), &auth).await;
-        if ports.json()["listeners"].as_array().is_some_and(|l| l.iter().any(|p| p["port"] == 8123))
-        {
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "port 8123 never listed: {}", ports.body);
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    server
+        .poll_get(&format!("{base}/ports"), &auth, "port 8123 to be listed", |ports| {
+            ports.json()["listeners"]
+                .as_array()
+                .is_some_and(|l| l.iter().any(|p| p["port"] == 8123))
+        })
+        .await;
     server.request("DELETE", &base, &auth, "").await;
 }
 
@@ -272,16 +269,13 @@ async fn an_idle_session_stops_by_itself_and_says_why() {
     let bearer = token(&server).await;
     let session = create_session(&server, &bearer).await;
     let id = session["id"].as_str().expect("id").to_owned();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    let stopped = loop {
-        let reply = server.get(&format!("/api/sessions/{id}"), &[("authorization", &bearer)]).await;
-        if reply.json()["state"] == "stopped" {
-            break reply.json();
-        }
-        assert!(std::time::Instant::now() < deadline, "never stopped: {}", reply.body);
-        // Polling counts as activity only for sessions that are touched; GET is not one.
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    };
+    // Reading a session's record does not count as activity, so polling it is fine.
+    let stopped = server
+        .poll_get(&format!("/api/sessions/{id}"), &[("authorization", &bearer)], "a stop", |r| {
+            r.json()["state"] == "stopped"
+        })
+        .await
+        .json();
     assert!(stopped["reason"].as_str().is_some_and(|r| r.contains("idle")), "{stopped}");
     assert!(stopped["stopped_ms"].as_i64().is_some());
     // Its workspace outlives the sandbox until the session is deleted.
@@ -301,26 +295,21 @@ async fn an_out_of_memory_kill_is_recorded_as_a_session_event() {
     let hog = r#"{"argv":["python3","-c","b = bytearray(1 << 30)"]}"#;
     let exec = server.request("POST", &format!("/api/sessions/{id}/exec"), &json, hog).await;
     assert_eq!(exec.json()["signal"], 9, "{}", exec.body);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    loop {
-        let events = server.get(&format!("/api/sessions/{id}/events"), &json[..1]).await;
-        let kinds: Vec<String> = events
-            .json()
-            .as_array()
-            .expect("array")
-            .iter()
-            .filter_map(|e| e["kind"].as_str().map(str::to_owned))
-            .collect();
-        if kinds.iter().any(|k| k == "session.oom_kill") {
-            assert!(
-                kinds.contains(&"session.create".to_owned()) && kinds.contains(&"exec".to_owned()),
-                "{kinds:?}"
-            );
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "no oom event: {kinds:?}");
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    }
+    let kinds = |reply: &Reply| -> Vec<String> {
+        let events = reply.json();
+        let events = events.as_array().expect("array");
+        events.iter().filter_map(|e| e["kind"].as_str().map(str::to_owned)).collect()
+    };
+    let events = server
+        .poll_get(&format!("/api/sessions/{id}/events"), &json[..1], "an oom event", |r| {
+            kinds(r).iter().any(|k| k == "session.oom_kill")
+        })
+        .await;
+    let kinds = kinds(&events);
+    assert!(
+        kinds.contains(&"session.create".to_owned()) && kinds.contains(&"exec".to_owned()),
+        "{kinds:?}"
+    );
     // The session itself survives its process's death.
     let alive = server
         .request("POST", &format!("/api/sessions/{id}/exec"), &json, r#"{"argv":["true"]}"#)
@@ -337,14 +326,10 @@ async fn a_stopped_session_is_deleted_when_its_retention_ends() {
     let bearer = token(&server).await;
     let session = create_session(&server, &bearer).await;
     let id = session["id"].as_str().expect("id").to_owned();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    loop {
-        let reply = server.get(&format!("/api/sessions/{id}"), &[("authorization", &bearer)]).await;
-        if reply.status == StatusCode::NOT_FOUND {
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "never deleted: {}", reply.body);
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    }
+    server
+        .poll_get(&format!("/api/sessions/{id}"), &[("authorization", &bearer)], "a delete", |r| {
+            r.status == StatusCode::NOT_FOUND
+        })
+        .await;
     assert!(!dir.path().join("sessions").join(&id).exists(), "its workspace is gone too");
 }
