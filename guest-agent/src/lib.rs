@@ -10,6 +10,7 @@ pub mod error;
 pub mod listen;
 pub mod server;
 
+mod attach;
 mod exec;
 mod files;
 mod http;

@@ -15,7 +15,7 @@ use tracing::Instrument;
 use crate::error::{Error, Result};
 use crate::http::{Body, error_response};
 use crate::listen::{Listen, Listener};
-use crate::{exec, files, info, ports, terminal, tunnel};
+use crate::{attach, exec, files, info, ports, terminal, tunnel};
 
 /// HTTP/2 receive window of one stream: 1 MiB in flight is plenty for a fast tunnel on a
 /// local link, and bounds what one stalled stream can hold.
@@ -196,7 +196,7 @@ async fn dispatch(agent: &Arc<Agent>, req: Request<Incoming>) -> Result<Response
         Route::TerminalGet(id) => terminal::get(agent, &id),
         Route::TerminalKill(id) => terminal::kill(agent, &id).await,
         Route::TerminalResize(id) => terminal::resize(agent, &id, body).await,
-        Route::TerminalAttach(id) => terminal::attach(agent, &id, uri, body).await,
+        Route::TerminalAttach(id) => attach::attach(agent, &id, uri, body).await,
         Route::TerminalScreen(id) => terminal::screen(agent, &id),
         Route::Exec => exec::exec(agent, body).await,
         Route::FileStat => files::stat(uri).await,

@@ -1,5 +1,5 @@
 //! Shared terminals: shells on ptys owned by the agent, with scrollback, a screen model, and
-//! attach streams for any number of clients.
+//! the state that attach streams ([`crate::attach`]) read for any number of clients.
 //!
 //! Per terminal three plain threads do the blocking pty work (portable-pty is blocking): a
 //! reader appends output to the ring and the screen model, a writer feeds input, a waiter
@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{Response, Uri};
+use http::Response;
 use hyper::body::Incoming;
 use nix::sys::signal::{self, Signal, killpg};
 use nix::sys::wait::{WaitStatus, waitpid};
@@ -27,16 +27,12 @@ use nix::unistd::Pid;
 use portable_pty::{CommandBuilder, MasterPty, PtySize, native_pty_system};
 use proto::ExitStatus;
 use proto::error::ErrorCode;
-use proto::terminal::{
-    AttachDown, AttachQuery, AttachUp, CreateTerminal, Role, Screen, Size, TerminalId,
-    TerminalInfo, TerminalList,
-};
-use serde_bytes::ByteBuf;
+use proto::terminal::{CreateTerminal, Screen, Size, TerminalId, TerminalInfo, TerminalList};
 use tokio::sync::{mpsc, watch};
 
 use crate::error::{Error, Result};
-use crate::http::{Body, FrameReader, frame, json, query, read_json, streaming};
-use crate::ring::{Read, Ring};
+use crate::http::{Body, json, read_json};
+use crate::ring::Ring;
 use crate::server::Agent;
 
 /// Scrollback kept per terminal: 1 MiB, a long build log's worth of replay.
@@ -44,13 +40,6 @@ pub const SCROLLBACK_BYTES: usize = 1 << 20;
 
 /// Bytes read from the pty at once.
 const READ_CHUNK_BYTES: usize = 64 << 10;
-
-/// Largest output frame sent to an attacher.
-const OUTPUT_FRAME_BYTES: usize = 64 << 10;
-
-/// Frames queued per attacher before it counts as slow and starts to fall behind the ring
-/// (it then resumes from the ring, skipping what was overwritten).
-const ATTACH_QUEUE_FRAMES: usize = 8;
 
 /// Input chunks queued for the pty writer; a flood of input pushes back on its own stream.
 const INPUT_QUEUE: usize = 64;
@@ -84,48 +73,48 @@ impl Terminals {
         self.map.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    fn get(&self, id: &TerminalId) -> Result<Arc<Terminal>> {
+    pub(crate) fn get(&self, id: &TerminalId) -> Result<Arc<Terminal>> {
         self.map().get(id).cloned().ok_or_else(|| Error::not_found(format!("no terminal {id}")))
     }
 }
 
-struct State {
-    ring: Ring,
-    screen: vt100::Parser,
-    active_writer: Option<u64>,
-    exit: Option<ExitStatus>,
+pub(crate) struct State {
+    pub(crate) ring: Ring,
+    pub(crate) screen: vt100::Parser,
+    pub(crate) active_writer: Option<u64>,
+    pub(crate) exit: Option<ExitStatus>,
     /// Where each attacher is; the reader waits (a little) for the ones not lagging.
-    cursors: Vec<Arc<Cursor>>,
+    pub(crate) cursors: Vec<Arc<Cursor>>,
 }
 
 /// One attacher's position in the output.
 #[derive(Debug)]
-struct Cursor {
+pub(crate) struct Cursor {
     /// Offset of the next byte it will send.
-    next: AtomicU64,
+    pub(crate) next: AtomicU64,
     /// It held the reader up past [`STALL_GRACE`]; it is not waited for until it catches up.
-    lagging: std::sync::atomic::AtomicBool,
+    pub(crate) lagging: std::sync::atomic::AtomicBool,
 }
 
 /// One shell on a pty.
 pub struct Terminal {
-    id: TerminalId,
-    command: Vec<String>,
-    pid: u32,
-    state: Mutex<State>,
+    pub(crate) id: TerminalId,
+    pub(crate) command: Vec<String>,
+    pub(crate) pid: u32,
+    pub(crate) state: Mutex<State>,
     /// Signalled when an attacher moves on, for a reader waiting to overwrite.
-    advanced: std::sync::Condvar,
+    pub(crate) advanced: std::sync::Condvar,
     /// Bumped whenever output arrives or the shell exits.
-    output: watch::Sender<u64>,
-    sizes: watch::Sender<Size>,
-    input: mpsc::Sender<Bytes>,
-    master: Mutex<Box<dyn MasterPty + Send>>,
-    attached: AtomicU32,
-    next_attacher: AtomicU64,
+    pub(crate) output: watch::Sender<u64>,
+    pub(crate) sizes: watch::Sender<Size>,
+    pub(crate) input: mpsc::Sender<Bytes>,
+    pub(crate) master: Mutex<Box<dyn MasterPty + Send>>,
+    pub(crate) attached: AtomicU32,
+    pub(crate) next_attacher: AtomicU64,
 }
 
 impl Terminal {
-    fn state(&self) -> MutexGuard<'_, State> {
+    pub(crate) fn state(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
@@ -194,7 +183,7 @@ impl Terminal {
 
     /// A writer typed or resized: it becomes the most recently active writer, and the
     /// terminal takes its size.
-    fn writer_active(&self, attacher: u64, size: Option<Size>) -> Result<()> {
+    pub(crate) fn writer_active(&self, attacher: u64, size: Option<Size>) -> Result<()> {
         self.state().active_writer = Some(attacher);
         match size {
             Some(size) => self.resize(size),
@@ -457,185 +446,6 @@ pub fn screen(agent: &Agent, id: &TerminalId) -> Result<Response<Body>> {
         }
     };
     json(&screen)
-}
-
-/// Counts an attacher, and keeps its cursor registered, for as long as its output stream
-/// lives.
-struct Attachment {
-    terminal: Arc<Terminal>,
-    cursor: Arc<Cursor>,
-}
-
-impl Attachment {
-    fn new(terminal: Arc<Terminal>, start: u64) -> Attachment {
-        let cursor = Arc::new(Cursor {
-            next: AtomicU64::new(start),
-            lagging: std::sync::atomic::AtomicBool::new(false),
-        });
-        terminal.attached.fetch_add(1, Ordering::Relaxed);
-        terminal.state().cursors.push(cursor.clone());
-        Attachment { terminal, cursor }
-    }
-
-    /// Everything before `next` is sent; `caught_up` when nothing newer exists.
-    fn advance(&self, next: u64, caught_up: bool) {
-        self.cursor.next.store(next, Ordering::Relaxed);
-        if caught_up {
-            self.cursor.lagging.store(false, Ordering::Relaxed);
-        }
-        self.terminal.advanced.notify_all();
-    }
-}
-
-impl Drop for Attachment {
-    fn drop(&mut self) {
-        self.terminal.attached.fetch_sub(1, Ordering::Relaxed);
-        self.terminal.state().cursors.retain(|c| !Arc::ptr_eq(c, &self.cursor));
-        self.terminal.advanced.notify_all();
-    }
-}
-
-/// `POST /v1/terminals/{id}/attach`
-pub async fn attach(
-    agent: &Agent,
-    id: &TerminalId,
-    uri: &Uri,
-    body: Incoming,
-) -> Result<Response<Body>> {
-    let terminal = agent.terminals.get(id)?;
-    let attach: AttachQuery = query(uri)?;
-    let attacher = terminal.next_attacher.fetch_add(1, Ordering::Relaxed);
-    let (tx, response) = streaming(proto::FRAMES_CONTENT_TYPE, ATTACH_QUEUE_FRAMES);
-    let start = {
-        let state = terminal.state();
-        attach.offset.unwrap_or(state.ring.start()).min(state.ring.end())
-    };
-    let attachment = Attachment::new(terminal.clone(), start);
-    let span = tracing::debug_span!("attach", terminal = %id, attacher, role = ?attach.role);
-    let down = tx.clone();
-    tokio::spawn(tracing::Instrument::instrument(
-        async move {
-            if let Err(e) = pump_output(&terminal, &attachment, start, &down).await {
-                tracing::debug!("output stream ended: {e}");
-            }
-        },
-        span.clone(),
-    ));
-    let terminal = agent.terminals.get(id)?;
-    tokio::spawn(tracing::Instrument::instrument(
-        read_input(terminal, attacher, attach.role, body, tx),
-        span,
-    ));
-    Ok(response)
-}
-
-/// Sends the ring from `next` on, then new output as it comes, then the exit.
-async fn pump_output(
-    terminal: &Terminal,
-    attachment: &Attachment,
-    mut next: u64,
-    tx: &mpsc::Sender<Bytes>,
-) -> Result<()> {
-    let send = |message: AttachDown| async move {
-        tx.send(frame(&message)?).await.map_err(|_| Error::Transport("attacher went away".into()))
-    };
-    let mut output = terminal.output.subscribe();
-    let mut sizes = terminal.sizes.subscribe();
-    let size = *sizes.borrow_and_update();
-    send(AttachDown::Attached { offset: next, size }).await?;
-    loop {
-        output.borrow_and_update();
-        loop {
-            let (read, exit) = {
-                let state = terminal.state();
-                (state.ring.read(next, OUTPUT_FRAME_BYTES), state.exit)
-            };
-            match read {
-                Read::Bytes(data) => {
-                    let offset = next;
-                    next += data.len() as u64;
-                    send(AttachDown::Output { offset, data: ByteBuf::from(data) }).await?;
-                    attachment.advance(next, false);
-                }
-                Read::Missed { to } => {
-                    send(AttachDown::Missed { from: next, to }).await?;
-                    next = to;
-                    attachment.advance(next, false);
-                }
-                Read::Nothing => {
-                    attachment.advance(next, true);
-                    match exit {
-                        Some(status) => return send(AttachDown::Exit(status)).await,
-                        None => break,
-                    }
-                }
-            }
-        }
-        tokio::select! {
-            changed = output.changed() => if changed.is_err() { return Ok(()) },
-            changed = sizes.changed() => {
-                if changed.is_err() { return Ok(()) }
-                let size = *sizes.borrow_and_update();
-                send(AttachDown::Resized(size)).await?;
-            }
-            () = tx.closed() => return Ok(()),
-        }
-    }
-}
-
-/// Applies what an attacher sends; problems go back to it as error frames.
-async fn read_input(
-    terminal: Arc<Terminal>,
-    attacher: u64,
-    role: Role,
-    body: Incoming,
-    tx: mpsc::Sender<Bytes>,
-) {
-    let complain = |message: String| {
-        let tx = tx.clone();
-        async move {
-            if let Ok(bytes) = frame(&AttachDown::Error(message)) {
-                let _ = tx.send(bytes).await;
-            }
-        }
-    };
-    let mut frames = FrameReader::new(body);
-    let mut size = None;
-    loop {
-        let up = match frames.next::<AttachUp>().await {
-            Ok(Some(up)) => up,
-            Ok(None) => return,
-            Err(e) => {
-                // The stream cannot be resynchronised after a bad frame.
-                complain(format!("{e}; input closed")).await;
-                return;
-            }
-        };
-        if role == Role::Viewer {
-            complain("viewers cannot type or resize".to_owned()).await;
-            continue;
-        }
-        match up {
-            AttachUp::Input(data) => {
-                if let Err(e) = terminal.writer_active(attacher, size) {
-                    complain(e.to_string()).await;
-                }
-                if terminal.input.send(Bytes::from(data.into_vec())).await.is_err() {
-                    return;
-                }
-            }
-            AttachUp::Resize(new_size) => {
-                if !new_size.is_valid() {
-                    complain(format!("size must be 1..={} each way", Size::MAX)).await;
-                    continue;
-                }
-                size = Some(new_size);
-                if let Err(e) = terminal.writer_active(attacher, size) {
-                    complain(e.to_string()).await;
-                }
-            }
-        }
-    }
 }
 
 #[cfg(test)]
