@@ -6,8 +6,10 @@
 //! (`{"metrics": [{"name", "unit", "p50", "p95", "p99", "n"} | {"name", "unit", "value"}]}`).
 //! An argument that is not a flag runs only the metrics whose name contains it.
 
+#[path = "report/mod.rs"]
+mod report;
+
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -18,6 +20,7 @@ use guest_agent::listen::Listen;
 use http_body_util::BodyExt as _;
 use proto::ports::PortEvent;
 use proto::terminal::{AttachDown, AttachQuery, AttachUp, CreateTerminal, Role, TerminalId};
+use report::Metric;
 use serde_bytes::ByteBuf;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
@@ -46,97 +49,7 @@ const HTTP_REQUEST: &[u8] = b"GET / HTTP/1.1\r\nHost: bench\r\nConnection: close
 const HTTP_RESPONSE: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok";
 
 fn main() -> Result<()> {
-    let filter = std::env::args().skip(1).find(|arg| !arg.starts_with('-'));
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the runtime")?;
-    let metrics = runtime.block_on(Box::pin(run(filter.as_deref())))?;
-    print_table(&metrics);
-    let path = write_json(&metrics)?;
-    eprintln!("bench: wrote {}", path.display());
-    Ok(())
-}
-
-/// One figure: percentiles over samples, or a single value.
-enum Figure {
-    Samples(Vec<f64>),
-    Value(f64),
-}
-
-struct Metric {
-    name: &'static str,
-    unit: &'static str,
-    figure: Figure,
-}
-
-impl Metric {
-    fn ms(name: &'static str, samples: Vec<Duration>) -> Metric {
-        let samples = samples.iter().map(|d| d.as_secs_f64() * 1e3).collect();
-        Metric { name, unit: "ms", figure: Figure::Samples(samples) }
-    }
-
-    fn mbps(name: &'static str, bytes: u64, elapsed: Duration) -> Metric {
-        let value = bytes as f64 / 1e6 / elapsed.as_secs_f64().max(1e-9);
-        Metric { name, unit: "MB/s", figure: Figure::Value(value) }
-    }
-
-    /// The metric as written to `agent.json`.
-    fn record(&self) -> Record {
-        let round = |x: f64| (x * 1000.0).round() / 1000.0;
-        let mut record = Record {
-            name: self.name,
-            unit: self.unit,
-            p50: None,
-            p95: None,
-            p99: None,
-            n: None,
-            value: None,
-        };
-        match &self.figure {
-            Figure::Samples(samples) => {
-                let sorted = sorted(samples);
-                record.p50 = Some(round(percentile(&sorted, 0.50)));
-                record.p95 = Some(round(percentile(&sorted, 0.95)));
-                record.p99 = Some(round(percentile(&sorted, 0.99)));
-                record.n = Some(sorted.len());
-            }
-            Figure::Value(value) => record.value = Some(round(*value)),
-        }
-        record
-    }
-}
-
-/// One entry of `agent.json`, fields in the documented order.
-#[derive(serde::Serialize)]
-struct Record {
-    name: &'static str,
-    unit: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    p50: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    p95: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    p99: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    n: Option<usize>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    value: Option<f64>,
-}
-
-fn sorted(samples: &[f64]) -> Vec<f64> {
-    let mut sorted = samples.to_vec();
-    sorted.sort_by(f64::total_cmp);
-    sorted
-}
-
-/// Nearest-rank percentile of sorted samples.
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let rank = (p * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
+    report::main("agent", |filter| async move { run(filter.as_deref()).await })
 }
 
 async fn run(filter: Option<&str>) -> Result<Vec<Metric>> {
@@ -147,11 +60,11 @@ async fn run(filter: Option<&str>) -> Result<Vec<Metric>> {
 
     if wanted("agent.keystroke_rtt") {
         eprintln!("bench: keystroke_rtt ({KEYS} keys)");
-        metrics.push(Metric::ms("agent.keystroke_rtt", keystroke_rtt(client).await?));
+        metrics.push(Metric::ms("agent.keystroke_rtt", &keystroke_rtt(client).await?));
     }
     if wanted("agent.port_event_latency") {
         eprintln!("bench: port_event_latency ({PORT_ROUNDS} rounds)");
-        metrics.push(Metric::ms("agent.port_event_latency", port_event_latency(client).await?));
+        metrics.push(Metric::ms("agent.port_event_latency", &port_event_latency(client).await?));
     }
     if wanted("agent.pty_raw_throughput") {
         eprintln!("bench: pty_raw_throughput (bare pty, no agent)");
@@ -190,7 +103,7 @@ async fn run(filter: Option<&str>) -> Result<Vec<Metric>> {
             for _ in 0..REQUESTS {
                 samples.push(tunnel_request(client, port).await?);
             }
-            metrics.push(Metric::ms("agent.tunnel_request_latency", samples));
+            metrics.push(Metric::ms("agent.tunnel_request_latency", &samples));
         }
         if wanted("agent.direct_request_latency") {
             eprintln!("bench: direct_request_latency ({REQUESTS} requests)");
@@ -198,7 +111,7 @@ async fn run(filter: Option<&str>) -> Result<Vec<Metric>> {
             for _ in 0..REQUESTS {
                 samples.push(direct_request(port).await?);
             }
-            metrics.push(Metric::ms("agent.direct_request_latency", samples));
+            metrics.push(Metric::ms("agent.direct_request_latency", &samples));
         }
     }
 
@@ -697,54 +610,4 @@ async fn direct_request(port: u16) -> Result<Duration> {
     let elapsed = start.elapsed();
     check_response(&response)?;
     Ok(elapsed)
-}
-
-fn print_table(metrics: &[Metric]) {
-    println!();
-    println!("{:<30} {:>6} {:>10} {:>10} {:>10} {:>6}", "metric", "unit", "p50", "p95", "p99", "n");
-    for metric in metrics {
-        match &metric.figure {
-            Figure::Samples(samples) => {
-                let sorted = sorted(samples);
-                println!(
-                    "{:<30} {:>6} {:>10.3} {:>10.3} {:>10.3} {:>6}",
-                    metric.name,
-                    metric.unit,
-                    percentile(&sorted, 0.50),
-                    percentile(&sorted, 0.95),
-                    percentile(&sorted, 0.99),
-                    sorted.len()
-                );
-            }
-            Figure::Value(value) => {
-                println!("{:<30} {:>6} {:>10.1}", metric.name, metric.unit, value);
-            }
-        }
-    }
-    println!();
-}
-
-/// The workspace's target directory: `CARGO_TARGET_DIR` (relative to the workspace root)
-/// when set, else `target/` of the workspace.
-fn target_dir() -> PathBuf {
-    let manifest_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let workspace = manifest_dir.parent().unwrap_or(manifest_dir);
-    match std::env::var_os("CARGO_TARGET_DIR") {
-        Some(dir) if !dir.is_empty() => workspace.join(dir),
-        _ => workspace.join("target"),
-    }
-}
-
-fn write_json(metrics: &[Metric]) -> Result<PathBuf> {
-    let dir = target_dir().join("bench");
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let path = dir.join("agent.json");
-    #[derive(serde::Serialize)]
-    struct Document {
-        metrics: Vec<Record>,
-    }
-    let document = Document { metrics: metrics.iter().map(Metric::record).collect() };
-    let text = serde_json::to_string_pretty(&document)?;
-    std::fs::write(&path, text + "\n").with_context(|| format!("writing {}", path.display()))?;
-    Ok(path)
 }

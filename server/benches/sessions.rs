@@ -6,6 +6,9 @@
 //! (`{"metrics": [{"name", "unit", "p50", "p95", "p99", "n"} | {"name", "unit", "value"}]}`).
 //! An argument that is not a flag runs only the metrics whose name contains it.
 
+#[path = "../../guest-agent/benches/report/mod.rs"]
+mod report;
+
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
@@ -18,6 +21,7 @@ use http::{Request, StatusCode};
 use http_body_util::{BodyExt as _, Full};
 use hyper_util::rt::TokioIo;
 use proto::api::TerminalServerMessage;
+use report::{Metric, target_dir, workspace};
 use tokio::io::AsyncBufReadExt as _;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
@@ -40,92 +44,7 @@ const WAIT: Duration = Duration::from_secs(30);
 const SESSION_BODY: &str = r#"{"image":"test","memory_mb":512}"#;
 
 fn main() -> Result<()> {
-    let filter = std::env::args().skip(1).find(|arg| !arg.starts_with('-'));
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the runtime")?;
-    let metrics = runtime.block_on(Box::pin(run(filter.as_deref())))?;
-    print_table(&metrics);
-    let path = write_json(&metrics)?;
-    eprintln!("bench: wrote {}", path.display());
-    Ok(())
-}
-
-/// One figure: percentiles over samples, or a single value.
-enum Figure {
-    Samples(Vec<f64>),
-    Value(f64),
-}
-
-struct Metric {
-    name: &'static str,
-    unit: &'static str,
-    figure: Figure,
-}
-
-impl Metric {
-    fn ms(name: &'static str, samples: &[Duration]) -> Metric {
-        let samples = samples.iter().map(|d| d.as_secs_f64() * 1e3).collect();
-        Metric { name, unit: "ms", figure: Figure::Samples(samples) }
-    }
-
-    /// The metric as written to `sessions.json`.
-    fn record(&self) -> Record {
-        let round = |x: f64| (x * 1000.0).round() / 1000.0;
-        let mut record = Record {
-            name: self.name,
-            unit: self.unit,
-            p50: None,
-            p95: None,
-            p99: None,
-            n: None,
-            value: None,
-        };
-        match &self.figure {
-            Figure::Samples(samples) => {
-                let sorted = sorted(samples);
-                record.p50 = Some(round(percentile(&sorted, 0.50)));
-                record.p95 = Some(round(percentile(&sorted, 0.95)));
-                record.p99 = Some(round(percentile(&sorted, 0.99)));
-                record.n = Some(sorted.len());
-            }
-            Figure::Value(value) => record.value = Some(round(*value)),
-        }
-        record
-    }
-}
-
-/// One entry of `sessions.json`, fields in the documented order.
-#[derive(serde::Serialize)]
-struct Record {
-    name: &'static str,
-    unit: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    p50: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    p95: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    p99: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    n: Option<usize>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    value: Option<f64>,
-}
-
-fn sorted(samples: &[f64]) -> Vec<f64> {
-    let mut sorted = samples.to_vec();
-    sorted.sort_by(f64::total_cmp);
-    sorted
-}
-
-/// Nearest-rank percentile of sorted samples.
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let rank = (p * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
+    report::main("sessions", |filter| async move { run(filter.as_deref()).await })
 }
 
 async fn run(filter: Option<&str>) -> Result<Vec<Metric>> {
@@ -161,11 +80,7 @@ async fn measure(server: &Server, wanted: &dyn Fn(&str) -> bool) -> Result<Vec<M
         let (ids, wall) = create_concurrently(server, CONCURRENT).await?;
         if concurrent {
             let value = wall.as_secs_f64() * 1e3;
-            metrics.push(Metric {
-                name: "session.concurrent10_wall.process",
-                unit: "ms",
-                figure: Figure::Value(value),
-            });
+            metrics.push(Metric::value("session.concurrent10_wall.process", "ms", value));
         }
         if memory {
             eprintln!("bench: idle_memory ({CONCURRENT} sessions idle for {IDLE:?})");
@@ -176,11 +91,8 @@ async fn measure(server: &Server, wanted: &dyn Fn(&str) -> bool) -> Result<Vec<M
                 eprintln!("bench:   {id}: {:.1} MiB in {}", mib(bytes), processes.join(" "));
                 total += mib(bytes);
             }
-            metrics.push(Metric {
-                name: "session.idle_memory.process",
-                unit: "MiB",
-                figure: Figure::Value(total / ids.len() as f64),
-            });
+            let per_session = total / ids.len() as f64;
+            metrics.push(Metric::value("session.idle_memory.process", "MiB", per_session));
         }
         for id in &ids {
             server.delete_session(id).await?;
@@ -382,20 +294,6 @@ fn session_procs_file(id: &str) -> Result<PathBuf> {
         }
     }
     bail!("no cgroup of session {id} under /sys/fs/cgroup/{{pids/,}}flint/*/")
-}
-
-/// The workspace's target directory: `CARGO_TARGET_DIR` (relative to the workspace root)
-/// when set, else `target/` of the workspace.
-fn target_dir() -> PathBuf {
-    match std::env::var_os("CARGO_TARGET_DIR") {
-        Some(dir) if !dir.is_empty() => workspace().join(dir),
-        _ => workspace().join("target"),
-    }
-}
-
-fn workspace() -> PathBuf {
-    let manifest_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
-    manifest_dir.parent().unwrap_or(manifest_dir).to_owned()
 }
 
 /// The release guest-agent binary, built (or brought up to date: a stale agent would measure
@@ -661,43 +559,4 @@ async fn request(
         .await
         .with_context(|| format!("{method} {path}: no answer within {WAIT:?}"))?
         .with_context(|| format!("{method} {path}"))
-}
-
-fn print_table(metrics: &[Metric]) {
-    println!();
-    println!("{:<34} {:>6} {:>10} {:>10} {:>10} {:>6}", "metric", "unit", "p50", "p95", "p99", "n");
-    for metric in metrics {
-        match &metric.figure {
-            Figure::Samples(samples) => {
-                let sorted = sorted(samples);
-                println!(
-                    "{:<34} {:>6} {:>10.3} {:>10.3} {:>10.3} {:>6}",
-                    metric.name,
-                    metric.unit,
-                    percentile(&sorted, 0.50),
-                    percentile(&sorted, 0.95),
-                    percentile(&sorted, 0.99),
-                    sorted.len()
-                );
-            }
-            Figure::Value(value) => {
-                println!("{:<34} {:>6} {:>10.1}", metric.name, metric.unit, value);
-            }
-        }
-    }
-    println!();
-}
-
-fn write_json(metrics: &[Metric]) -> Result<PathBuf> {
-    let dir = target_dir().join("bench");
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let path = dir.join("sessions.json");
-    #[derive(serde::Serialize)]
-    struct Document {
-        metrics: Vec<Record>,
-    }
-    let document = Document { metrics: metrics.iter().map(Metric::record).collect() };
-    let text = serde_json::to_string_pretty(&document)?;
-    std::fs::write(&path, text + "\n").with_context(|| format!("writing {}", path.display()))?;
-    Ok(path)
 }
