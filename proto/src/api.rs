@@ -57,7 +57,7 @@ pub struct CreateSession {
     pub cpus: Option<f64>,
     /// Memory in MiB; default 1024.
     pub memory_mb: Option<u32>,
-    /// Disk in MiB; default 4096.
+    /// Disk in MiB: `/workspace` and everything written outside it; default 4096.
     pub disk_mb: Option<u32>,
     /// Seconds until the session stops by itself; default 3600.
     pub lifetime_s: Option<u64>,
@@ -71,7 +71,8 @@ pub struct SessionLimits {
     pub cpus: f64,
     /// Memory in MiB.
     pub memory_mb: u32,
-    /// Disk in MiB (recorded; the `process` driver does not enforce it yet).
+    /// Disk in MiB: the session's volume, `/workspace` and everything written outside it
+    /// (a full disk is `ENOSPC` inside, never the host's problem).
     pub disk_mb: u32,
     /// Processes and threads.
     pub pids: u32,

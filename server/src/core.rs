@@ -132,6 +132,12 @@ pub enum Action {
         /// Session id.
         id: String,
     },
+    /// `/workspace` as a tarball: from the agent while the session runs, from its volume
+    /// once it stopped. Its owner, or a token scoped to it.
+    ExportWorkspace {
+        /// Session id.
+        id: String,
+    },
 }
 
 /// What an action produced.
@@ -152,6 +158,8 @@ pub enum Outcome {
     Terminals(Vec<TerminalInfo>),
     /// A running session's agent.
     Agent(Client),
+    /// `ExportWorkspace`: a tar stream.
+    Tarball(crate::sessions::ByteStream),
     /// A command's collected output.
     ExecResult(ExecResult),
     /// A directory listing.
@@ -179,7 +187,7 @@ impl Outcome {
             Outcome::Files(files) => serde_json::to_value(files),
             Outcome::Ports(ports) => serde_json::to_value(ports),
             Outcome::Events(events) => serde_json::to_value(events),
-            Outcome::Agent(_) | Outcome::Done => Ok(serde_json::Value::Null),
+            Outcome::Agent(_) | Outcome::Tarball(_) | Outcome::Done => Ok(serde_json::Value::Null),
         };
         value.map_err(AppError::internal)
     }
@@ -378,6 +386,10 @@ pub async fn perform(state: &AppState, caller: &Caller, action: Action) -> Resul
         Action::ConnectAgent { id } => {
             authorize(state, caller, &id).await?;
             Ok(Outcome::Agent(state.sessions.client(&id).await?))
+        }
+        Action::ExportWorkspace { id } => {
+            authorize(state, caller, &id).await?;
+            Ok(Outcome::Tarball(state.sessions.workspace_tar(&id).await?))
         }
     }
 }

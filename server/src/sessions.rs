@@ -17,7 +17,11 @@ use crate::error::{AppError, Result};
 use crate::metrics::Metrics;
 use crate::sandbox::cgroup::Limits;
 use crate::sandbox::process::{self, Sandbox, Spec};
+use crate::sandbox::volume::Volume;
 use crate::store::{SessionRecord, Store, User, now_ms};
+
+/// A stream of bytes to relay (a tarball).
+pub type ByteStream = futures_util::stream::BoxStream<'static, std::io::Result<bytes::Bytes>>;
 
 /// Defaults and bounds of a session's resources.
 const DEFAULT_CPUS: f64 = 1.0;
@@ -200,6 +204,7 @@ impl Sessions {
             id: info.id.clone(),
             rootfs,
             session_dir: self.session_dir(&info.id),
+            disk_mb: u64::from(info.limits.disk_mb),
             agent_bin: self.config.agent_bin.clone(),
             cgroup: self.cgroup(&info.id),
             limits: Limits {
@@ -240,6 +245,34 @@ impl Sessions {
             http::StatusCode::CONFLICT,
             format!("session {id} is {}, not running", record.info.state.as_str()),
         ))
+    }
+
+    /// `/workspace` as a tar stream: from the agent while the session runs, from its volume
+    /// once it stopped (kept until the session is deleted).
+    pub async fn workspace_tar(&self, id: &str) -> Result<ByteStream> {
+        use futures_util::{StreamExt as _, TryStreamExt as _};
+        use http_body_util::BodyExt as _;
+        let client = self.live.lock().await.get(id).map(|live| live.client.clone());
+        if let Some(client) = client {
+            let body = client.tar("/workspace").await.map_err(crate::core::agent_error)?;
+            return Ok(body.into_data_stream().map_err(std::io::Error::other).boxed());
+        }
+        let record = self.record(id).await?;
+        if !matches!(record.info.state, SessionState::Stopped | SessionState::Failed) {
+            return Err(AppError::new(
+                http::StatusCode::CONFLICT,
+                format!("session {id} is {}; try again in a moment", record.info.state.as_str()),
+            ));
+        }
+        let volume = Volume::of(&self.session_dir(id));
+        if !volume.exists() {
+            return Err(AppError::not_found(format!("session {id} has no workspace")));
+        }
+        let stream = volume
+            .export_workspace()
+            .await
+            .map_err(|e| AppError::internal(format!("exporting {id}'s workspace: {e:#}")))?;
+        Ok(stream.boxed())
     }
 
     /// Sets a running session's lifetime to `lifetime_s` from now.

@@ -25,6 +25,8 @@ const REQUIRED_COMMANDS: &[(&str, &str)] = &[
     ("unshare", "run `apt-get install util-linux`"),
     // The `process` driver detaches sandboxes from the server with it.
     ("setsid", "run `apt-get install util-linux`"),
+    // Sessions' volumes (the disk cap) are loop-mounted ext4 images.
+    ("mount", "run `apt-get install mount`"),
 ];
 
 /// Debian packages the commands need (installed by `ensure_debian_packages`).
@@ -33,6 +35,8 @@ const DEBIAN_PACKAGES: &[&str] = &[
     "mmdebstrap",
     // The `process` sandbox driver: namespaces around the guest agent.
     "bubblewrap",
+    // Sessions' volumes (the disk cap): `mkfs.ext4` makes an ext4 image per session.
+    "e2fsprogs",
 ];
 
 /// Cargo tools the commands need (installed by `ensure_cargo_tool`).

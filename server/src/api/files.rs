@@ -162,16 +162,19 @@ pub async fn write(
     Ok(Json(stat).into_response())
 }
 
-/// `GET /api/sessions/{id}/workspace.tar`: `/workspace` as a tarball.
+/// `GET /api/sessions/{id}/workspace.tar`: `/workspace` as a tarball, running or stopped.
 #[utoipa::path(get, path = "/api/sessions/{id}/workspace.tar", tag = "files", params(("id" = String, Path, description = "session id")), responses((status = 200, description = "a tarball of /workspace", content_type = "application/x-tar"), (status = 401, description = "no credential", body = ErrorBody), (status = 404, description = "no such session", body = ErrorBody)))]
 pub async fn workspace_tar(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Response> {
-    let client = agent(&state, &caller, id.clone()).await?;
-    let body = client.tar("/workspace").await.map_err(agent_error)?;
-    let mut response = Response::new(Body::new(body));
+    let Outcome::Tarball(tar) =
+        perform(&state, &caller, Action::ExportWorkspace { id: id.clone() }).await?
+    else {
+        return Err(AppError::internal("export-workspace gave no tarball"));
+    };
+    let mut response = Response::new(Body::from_stream(tar));
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/x-tar"));
     let disposition = format!("attachment; filename=\"workspace-{id}.tar\"");

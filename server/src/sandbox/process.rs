@@ -8,6 +8,9 @@
 //! root-owned image file `nobody` inside (apt and `/etc` break), and a full id-range mapping
 //! needs the image shifted; until then this driver is labelled weak isolation in the API.
 //!
+//! Its disk is the session's [`Volume`]: an ext4 image of `disk_mb` holding `/workspace` and
+//! the overlay's upper layer, mounted by the launcher inside the sandbox's mount namespace.
+//!
 //! The sandbox runs detached from the server (`setsid --fork`, stdio to a log file, no
 //! die-with-parent), so a server restart finds it alive and re-adopts it. The overlay is
 //! mounted inside the sandbox's own mount namespace: when the last process dies, the mount
@@ -22,6 +25,7 @@ use guest_agent::client::Client;
 use guest_agent::listen::Listen;
 
 use crate::sandbox::cgroup::{Cgroup, Limits};
+use crate::sandbox::volume::Volume;
 
 /// How long a sandbox may take to answer on its agent socket.
 pub const START_DEADLINE: Duration = Duration::from_secs(20);
@@ -48,17 +52,20 @@ const CAPABILITIES: &[&str] = &[
 ];
 
 /// The launcher, run as `setsid --fork sh launch.sh PROCS...`: it joins the cgroups first,
-/// mounts the overlay in a private mount namespace, then becomes bubblewrap.
+/// mounts the session's volume and the overlay in a private mount namespace, then becomes
+/// bubblewrap.
 const LAUNCHER: &str = r#"#!/bin/sh
 # Flint process-sandbox launcher, written by server/src/sandbox/process.rs.
 set -eu
 for procs in "$@"; do echo $$ > "$procs"; done
 exec unshare --mount --propagation private /bin/sh -eu -c '
-mount -t overlay "flint-$FLINT_ID" -o "lowerdir=$FLINT_LOWER,upperdir=$FLINT_UPPER,workdir=$FLINT_WORK" "$FLINT_MERGED"
+mount -o loop,discard "$FLINT_VOLUME_IMAGE" "$FLINT_VOLUME"
+mkdir -p "$FLINT_VOLUME/workspace" "$FLINT_VOLUME/root/upper" "$FLINT_VOLUME/root/work"
+mount -t overlay "flint-$FLINT_ID" -o "lowerdir=$FLINT_LOWER,upperdir=$FLINT_VOLUME/root/upper,workdir=$FLINT_VOLUME/root/work" "$FLINT_MERGED"
 exec bwrap \
   --bind "$FLINT_MERGED" / \
   --dev /dev --proc /proc --tmpfs /tmp --tmpfs /run \
-  --bind "$FLINT_WORKSPACE" /workspace \
+  --bind "$FLINT_VOLUME/workspace" /workspace \
   --ro-bind "$FLINT_AGENT" /opt/flint/guest-agent \
   --bind "$FLINT_RUN" /run/flint \
   --unshare-ipc --unshare-pid --unshare-uts --unshare-net --unshare-cgroup-try \
@@ -83,8 +90,11 @@ pub struct Spec {
     pub id: String,
     /// The image's root filesystem (read-only lower layer).
     pub rootfs: PathBuf,
-    /// The session's directory: `workspace/` is kept, `sandbox/` dies with the sandbox.
+    /// The session's directory: its volume is kept, `sandbox/` dies with the sandbox.
     pub session_dir: PathBuf,
+    /// Size of the session's volume (`/workspace` and everything written outside it), made
+    /// on the first start.
+    pub disk_mb: u64,
     /// The guest-agent binary, bind-mounted read-only.
     pub agent_bin: PathBuf,
     /// The cgroup, relative to each hierarchy's root.
@@ -103,6 +113,7 @@ pub struct Sandbox {
     secret: String,
     cgroup: Cgroup,
     sandbox_dir: PathBuf,
+    volume: Volume,
 }
 
 fn sandbox_dir(session_dir: &Path) -> PathBuf {
@@ -126,14 +137,15 @@ pub async fn start(spec: &Spec) -> anyhow::Result<Sandbox> {
             dir.display()
         );
     }
-    let (upper, work, merged, run) =
-        (dir.join("upper"), dir.join("work"), dir.join("merged"), dir.join("run"));
-    for path in [&upper, &work, &merged] {
+    let volume = Volume::of(&spec.session_dir);
+    if !volume.exists() {
+        volume.create(spec.disk_mb).await?;
+    }
+    let (mountpoint, merged, run) = (dir.join("volume"), dir.join("merged"), dir.join("run"));
+    for path in [&mountpoint, &merged] {
         mkdir(path, 0o755)?;
     }
     mkdir(&run, 0o700)?;
-    let workspace = spec.session_dir.join("workspace");
-    mkdir(&workspace, 0o755)?;
     let secret = crate::auth::random_hex();
     std::fs::OpenOptions::new()
         .write(true)
@@ -159,10 +171,9 @@ pub async fn start(spec: &Spec) -> anyhow::Result<Sandbox> {
         .env("FLINT_ID", &spec.id)
         .env("FLINT_HOSTNAME", format!("flint-{}", &spec.id[..spec.id.len().min(8)]))
         .env("FLINT_LOWER", &spec.rootfs)
-        .env("FLINT_UPPER", &upper)
-        .env("FLINT_WORK", &work)
+        .env("FLINT_VOLUME_IMAGE", volume.image())
+        .env("FLINT_VOLUME", &mountpoint)
         .env("FLINT_MERGED", &merged)
-        .env("FLINT_WORKSPACE", &workspace)
         .env("FLINT_AGENT", &spec.agent_bin)
         .env("FLINT_RUN", &run)
         .env("FLINT_CAPS", caps.join(" "))
@@ -181,6 +192,7 @@ pub async fn start(spec: &Spec) -> anyhow::Result<Sandbox> {
         secret,
         cgroup,
         sandbox_dir: dir,
+        volume,
     };
     if let Err(e) = sandbox.wait_for_agent().await {
         let log = sandbox.log_tail();
@@ -251,6 +263,7 @@ impl Sandbox {
             secret,
             cgroup,
             sandbox_dir: dir,
+            volume: Volume::of(session_dir),
         }))
     }
 }
@@ -261,12 +274,14 @@ pub async fn stop(sandbox: &Sandbox) -> anyhow::Result<()> {
     let dir = sandbox.sandbox_dir.clone();
     tokio::task::spawn_blocking(move || {
         cgroup.kill_and_remove(STOP_DEADLINE)?;
-        // The overlay lived in the sandbox's mount namespace and went with its last process.
+        // The mounts lived in the sandbox's mount namespace and went with its last process.
         match std::fs::remove_dir_all(&dir) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(e).with_context(|| format!("removing {}", dir.display())),
         }
     })
-    .await?
+    .await??;
+    // The root layer is scratch: only `/workspace` outlives the sandbox.
+    sandbox.volume.scrub_root().await
 }

@@ -1,10 +1,16 @@
-//! Resource bombs against process sandboxes: a fork bomb, a memory hog, `rm -rf /`. Each
-//! must stay inside its sandbox while a second sandbox keeps answering. They run one at a
+//! Resource bombs against process sandboxes: a fork bomb (in a session of a real server), a
+//! memory hog, `rm -rf /`. Each must stay inside its sandbox while a second one keeps
+//! answering. They run one at a
 //! time (the `BOMBS` lock): two bombs at once would measure each other.
 
+#[path = "../server/common.rs"]
+#[allow(dead_code)]
+mod common;
 #[path = "../support/mod.rs"]
 #[allow(dead_code)]
 mod support;
+
+use common::TestServer;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -22,6 +28,7 @@ fn spec(session_dir: &Path, id: &str, limits: Limits) -> Spec {
         id: id.to_owned(),
         rootfs: support::test_rootfs(),
         session_dir: session_dir.to_owned(),
+        disk_mb: 256,
         agent_bin: support::agent_bin(),
         cgroup: PathBuf::from(format!("flint-test/{}/{id}", std::process::id())),
         limits,
@@ -59,34 +66,88 @@ async fn pair(dir: &Path, bomb: &str, limits: Limits) -> (Sandbox, Sandbox) {
     (a, b)
 }
 
+/// The pids cgroup of a server's session (`flint/<instance>/<id>`, v1 or v2).
+fn session_pids_cgroup(id: &str) -> PathBuf {
+    let roots = ["/sys/fs/cgroup/pids/flint", "/sys/fs/cgroup/flint"];
+    roots
+        .iter()
+        .filter_map(|root| std::fs::read_dir(root).ok())
+        .flat_map(|instances| instances.flatten())
+        .map(|instance| instance.path().join(id))
+        .find(|dir| dir.join("pids.max").exists())
+        .unwrap_or_else(|| panic!("no pids cgroup for session {id}"))
+}
+
+fn read_number(path: &Path, key: Option<&str>) -> u64 {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let value = match key {
+        Some(key) => text.lines().find_map(|l| l.strip_prefix(key)).unwrap_or("0").to_owned(),
+        None => text,
+    };
+    value.trim().parse().unwrap_or(0)
+}
+
 #[tokio::test]
-async fn a_fork_bomb_is_held_by_the_pids_and_cpu_limits() {
+async fn a_fork_bomb_is_held_while_the_server_and_a_second_session_keep_answering() {
     let _one_at_a_time = BOMBS.lock().await;
     let dir = tempfile::tempdir().expect("tempdir");
-    let (bomb, bystander) = pair(dir.path(), "forkbomb", SMALL).await;
-    let bomb_client = bomb.client().await.expect("client");
-    let bystander_client = bystander.client().await.expect("client");
-    // Fire and forget: the bomb keeps the exec busy until its timeout kills the group.
-    let firing =
-        tokio::spawn(
-            async move { run(&bomb_client, "bomb() { bomb | bomb & }; bomb", 8_000).await },
-        );
-    // Wait until the bomb has spread up to its limit, then check that it is held there.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while bomb.pids().len() < SMALL.pids as usize / 2 {
-        assert!(
-            Instant::now() < deadline,
-            "the bomb never spread: {} processes",
-            bomb.pids().len()
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
+    let server = TestServer::start(dir.path());
+    let secret = common::flint(&["token", "create", "--name", "bombs"], dir.path());
+    let bearer = format!("Bearer {}", secret.lines().last().expect("a token"));
+    let json = [("authorization", bearer.as_str()), ("content-type", "application/json")];
+    let create = r#"{"image":"test","cpus":0.5,"memory_mb":512}"#;
+    let mut ids = Vec::new();
+    for _ in 0..2 {
+        let reply = server.request("POST", "/api/sessions", &json, create).await;
+        assert_eq!(reply.status, http::StatusCode::CREATED, "{}", reply.body);
+        ids.push(reply.json()["id"].as_str().expect("id").to_owned());
     }
-    assert!(bomb.pids().len() <= SMALL.pids as usize, "{} processes", bomb.pids().len());
-    answers_within(&bystander_client, Duration::from_secs(5)).await;
-    let _ = firing.await;
-    process::stop(&bomb).await.expect("stop the bomb");
-    answers_within(&bystander_client, Duration::from_secs(5)).await;
-    process::stop(&bystander).await.expect("stop");
+    let (bomb, bystander) = (ids[0].clone(), ids[1].clone());
+    let cgroup = session_pids_cgroup(&bomb);
+    let limit = read_number(&cgroup.join("pids.max"), None);
+    assert!(limit > 0 && limit <= 4096, "a pids limit is set: {limit}");
+
+    // Fire: the exec returns when its timeout kills the bomb's process group.
+    let fire =
+        r#"{"argv":["bash","-c","bomb() { bomb | bomb & }; bomb; sleep 60"],"timeout_ms":20000}"#;
+    let alive = r#"{"argv":["echo","alive"]}"#;
+    let bomb_exec = format!("/api/sessions/{bomb}/exec");
+    let firing = server.request("POST", &bomb_exec, &json, fire);
+    let checks = async {
+        // Wait until the kernel refused a fork at the limit (`pids.events`): the bomb is held.
+        // (Within the exec's 20 s: its timeout ends the bomb.)
+        let deadline = Instant::now() + Duration::from_secs(18);
+        while read_number(&cgroup.join("pids.events"), Some("max")) == 0 {
+            let current = read_number(&cgroup.join("pids.current"), None);
+            assert!(Instant::now() < deadline, "the bomb never reached its limit: {current}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(read_number(&cgroup.join("pids.current"), None) <= limit);
+
+        // While it rages, the server and the other session answer.
+        let health = server.get("/healthz", &[]).await;
+        assert_eq!(health.status, http::StatusCode::OK);
+        let list = server.get("/api/sessions", &json[..1]).await;
+        assert_eq!(list.status, http::StatusCode::OK, "{}", list.body);
+        let started = Instant::now();
+        let reply =
+            server.request("POST", &format!("/api/sessions/{bystander}/exec"), &json, alive).await;
+        assert_eq!(reply.json()["stdout"], "alive\n", "{}", reply.body);
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "answered after {:?}",
+            started.elapsed()
+        );
+    };
+    let (fired, ()) = tokio::join!(firing, checks);
+    assert_eq!(fired.status, http::StatusCode::OK, "{}", fired.body);
+    // Deleting the bombed session kills all of it; the bystander still answers.
+    let deleted = server.request("DELETE", &format!("/api/sessions/{bomb}"), &json[..1], "").await;
+    assert_eq!(deleted.status, http::StatusCode::NO_CONTENT, "{}", deleted.body);
+    assert!(!cgroup.exists(), "the bomb's cgroup is gone");
+    let reply =
+        server.request("POST", &format!("/api/sessions/{bystander}/exec"), &json, alive).await;
+    assert_eq!(reply.json()["stdout"], "alive\n", "{}", reply.body);
 }
 
 #[tokio::test]

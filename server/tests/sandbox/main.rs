@@ -9,12 +9,14 @@ use std::path::{Path, PathBuf};
 use proto::exec::{ExecDown, ExecRequest};
 use server::sandbox::cgroup::Limits;
 use server::sandbox::process::{self, Sandbox, Spec};
+use server::sandbox::volume::Volume;
 
 fn spec(session_dir: &Path, id: &str) -> Spec {
     Spec {
         id: id.to_owned(),
         rootfs: support::test_rootfs(),
         session_dir: session_dir.to_owned(),
+        disk_mb: 256,
         agent_bin: support::agent_bin(),
         cgroup: PathBuf::from(format!("flint-test/{}-{id}/{id}", std::process::id())),
         limits: Limits { memory_mb: 512, pids: 256, cpu_centis: 100 },
@@ -66,10 +68,9 @@ async fn a_sandbox_is_isolated_writes_to_its_own_layer_and_stop_leaves_nothing()
     assert_eq!(code, 0);
     assert!(!spec.rootfs.join("etc/flint-scratch").exists());
     assert!(spec.rootfs.join("bin/ls").exists() || spec.rootfs.join("usr/bin/ls").exists());
-    // /workspace is the host directory.
+    // /workspace is the session's volume.
     let (_, code) = sh(&sandbox, "echo kept > /workspace/note").await;
     assert_eq!(code, 0);
-    assert_eq!(std::fs::read_to_string(dir.path().join("workspace/note")).expect("note"), "kept\n");
     // Root inside has no capability to administer the host.
     let (mount, code) = sh(&sandbox, "mount -t tmpfs none /mnt 2>&1").await;
     assert_ne!(code, 0, "mount must fail: {mount}");
@@ -88,8 +89,50 @@ async fn a_sandbox_is_isolated_writes_to_its_own_layer_and_stop_leaves_nothing()
     assert!(parents.iter().all(|d| !d.exists()), "the emptied parent cgroups are removed too");
     let mounts = std::fs::read_to_string("/proc/mounts").expect("mounts");
     assert!(!mounts.contains(&dir.path().to_string_lossy().into_owned()), "no mount left");
+    let volume = Volume::of(dir.path());
+    assert!(!volume.in_use(), "no loop device holds the volume");
     assert!(!dir.path().join("sandbox").exists(), "sandbox directory removed");
-    assert!(dir.path().join("workspace/note").exists(), "workspace kept");
+    // The workspace is kept, and only the workspace: the root layer is scrubbed.
+    let tar = export(&volume).await;
+    assert!(contains(&tar, b"./note") && contains(&tar, b"kept\n"), "workspace kept");
+    assert!(!contains(&tar, b"flint-scratch"));
+}
+
+async fn export(volume: &Volume) -> Vec<u8> {
+    use futures_util::StreamExt as _;
+    let mut stream = Box::pin(volume.export_workspace().await.expect("export"));
+    let mut tar = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        tar.extend_from_slice(&chunk.expect("chunk"));
+    }
+    tar
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+#[tokio::test]
+async fn the_disk_cap_holds_for_the_workspace_and_the_root_layer() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let spec = Spec { disk_mb: 64, ..spec(dir.path(), "disktest") };
+    let sandbox = process::start(&spec).await.expect("start");
+    // 200 MiB into a 64 MiB volume, once in /workspace and once outside it.
+    for target in ["/workspace/fill", "/root/fill"] {
+        let (out, code) =
+            sh(&sandbox, &format!("dd if=/dev/zero of={target} bs=1M count=200 2>&1")).await;
+        assert_ne!(code, 0, "{target}: {out}");
+        assert!(out.contains("No space left on device"), "{target}: {out}");
+        let (_, code) = sh(&sandbox, &format!("rm {target}")).await;
+        assert_eq!(code, 0);
+    }
+    // Freed space is usable again, and the host never held more than the cap.
+    let (out, code) = sh(&sandbox, "dd if=/dev/zero of=/workspace/ok bs=1M count=16 2>&1").await;
+    assert_eq!(code, 0, "{out}");
+    use std::os::unix::fs::MetadataExt as _;
+    let image = std::fs::metadata(Volume::of(dir.path()).image()).expect("image");
+    assert!(image.len() == 64 << 20 && image.blocks() * 512 <= 64 << 20, "{image:?}");
+    process::stop(&sandbox).await.expect("stop");
 }
 
 #[tokio::test]

@@ -269,6 +269,11 @@ async fn an_idle_session_stops_by_itself_and_says_why() {
     let bearer = token(&server).await;
     let session = create_session(&server, &bearer).await;
     let id = session["id"].as_str().expect("id").to_owned();
+    let json = [("authorization", bearer.as_str()), ("content-type", "application/json")];
+    let exec =
+        r#"{"argv":["sh","-c","echo survives > kept.txt && echo scratch > /root/gone.txt"]}"#;
+    let wrote = server.request("POST", &format!("/api/sessions/{id}/exec"), &json, exec).await;
+    assert_eq!(wrote.json()["exit_code"], 0, "{}", wrote.body);
     // Reading a session's record does not count as activity, so polling it is fine.
     let stopped = server
         .poll_get(&format!("/api/sessions/{id}"), &[("authorization", &bearer)], "a stop", |r| {
@@ -278,8 +283,11 @@ async fn an_idle_session_stops_by_itself_and_says_why() {
         .json();
     assert!(stopped["reason"].as_str().is_some_and(|r| r.contains("idle")), "{stopped}");
     assert!(stopped["stopped_ms"].as_i64().is_some());
-    // Its workspace outlives the sandbox until the session is deleted.
-    assert!(dir.path().join("sessions").join(&id).join("workspace").is_dir());
+    // Its workspace outlives the sandbox until the session is deleted, and still downloads.
+    let tar = server.get(&format!("/api/sessions/{id}/workspace.tar"), &json[..1]).await;
+    assert_eq!(tar.status, StatusCode::OK, "{}", tar.body);
+    assert!(tar.body.contains("./kept.txt") && tar.body.contains("survives\n"), "{}", tar.body);
+    assert!(!tar.body.contains("scratch"));
     assert!(!dir.path().join("sessions").join(&id).join("sandbox").exists());
 }
 
