@@ -7,12 +7,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use bytes::Bytes;
 use http::{Response, Uri};
 use hyper::body::Incoming;
-use proto::terminal::{AttachDown, AttachQuery, AttachUp, Role, Size, TerminalId};
+use proto::terminal::{AttachDown, AttachQuery, AttachUp, OutputQuery, Role, Size, TerminalId};
 use serde_bytes::ByteBuf;
 use tokio::sync::mpsc;
 
 use crate::error::{Error, Result};
-use crate::http::{Body, FrameReader, frame, query, streaming};
+use crate::http::{Body, FrameReader, frame, frames, query, streaming};
 use crate::ring::Read;
 use crate::server::Agent;
 use crate::terminal::{Cursor, Terminal};
@@ -201,4 +201,37 @@ async fn read_input(
             }
         }
     }
+}
+
+/// `GET /v1/terminals/{id}/output?from=&to=`: the part of `from..to` the scrollback still
+/// holds, as attach frames (`Missed` for what is gone, then `Output` chunks), without
+/// attaching. A relay that dropped output for a slow client fills the hole with it later.
+pub fn output(agent: &Agent, id: &TerminalId, uri: &Uri) -> Result<Response<Body>> {
+    let terminal = agent.terminals.get(id)?;
+    let range: OutputQuery = query(uri)?;
+    if range.to < range.from {
+        return Err(Error::bad_request("`to` is before `from`"));
+    }
+    let mut body = Vec::new();
+    let state = terminal.state();
+    let to = range.to.min(state.ring.end());
+    let mut next = range.from;
+    while next < to {
+        let want = usize::try_from(to - next).unwrap_or(usize::MAX).min(OUTPUT_FRAME_BYTES);
+        let message = match state.ring.read(next, want) {
+            Read::Bytes(data) => {
+                let offset = next;
+                next += data.len() as u64;
+                AttachDown::Output { offset, data: ByteBuf::from(data) }
+            }
+            Read::Missed { to: start } => {
+                let from = next;
+                next = start.min(to);
+                AttachDown::Missed { from, to: next }
+            }
+            Read::Nothing => break,
+        };
+        body.extend_from_slice(&frame(&message)?);
+    }
+    Ok(frames(body))
 }

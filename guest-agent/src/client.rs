@@ -19,8 +19,8 @@ use proto::info::AgentInfo;
 use proto::ports::{PortEvent, PortList};
 use proto::routes::Route;
 use proto::terminal::{
-    AttachDown, AttachQuery, AttachUp, CreateTerminal, Screen, Size, TerminalId, TerminalInfo,
-    TerminalList,
+    AttachDown, AttachQuery, AttachUp, CreateTerminal, OutputQuery, Screen, Size, TerminalId,
+    TerminalInfo, TerminalList,
 };
 use serde::{Serialize, de::DeserializeOwned};
 use tokio::sync::mpsc;
@@ -195,6 +195,18 @@ impl Client {
     /// `GET /v1/terminals/{id}/screen`
     pub async fn screen(&self, id: &TerminalId) -> Result<Screen> {
         self.json(Route::TerminalScreen(id.clone()), None, empty()).await
+    }
+
+    /// `GET /v1/terminals/{id}/output`: output `from..to` still in the scrollback.
+    pub async fn output(
+        &self,
+        id: &TerminalId,
+        range: OutputQuery,
+    ) -> Result<FrameStream<AttachDown>> {
+        let query = encode_query(&range)?;
+        Ok(FrameStream::new(
+            self.call(Route::TerminalOutput(id.clone()), Some(query), empty()).await?,
+        ))
     }
 
     /// `POST /v1/terminals/{id}/attach`

@@ -46,6 +46,11 @@ pub fn streaming(
     (tx, with_type(StatusCode::OK, body, content_type))
 }
 
+/// A whole body of already-encoded frames.
+pub fn frames(bytes: Vec<u8>) -> Response<Body> {
+    with_type(StatusCode::OK, full(bytes), proto::FRAMES_CONTENT_TYPE)
+}
+
 fn full(bytes: Vec<u8>) -> Body {
     Full::new(Bytes::from(bytes)).map_err(|never| match never {}).boxed()
 }

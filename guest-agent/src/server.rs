@@ -198,6 +198,7 @@ async fn dispatch(agent: &Arc<Agent>, req: Request<Incoming>) -> Result<Response
         Route::TerminalResize(id) => terminal::resize(agent, &id, body).await,
         Route::TerminalAttach(id) => attach::attach(agent, &id, uri, body).await,
         Route::TerminalScreen(id) => terminal::screen(agent, &id),
+        Route::TerminalOutput(id) => attach::output(agent, &id, uri),
         Route::Exec => exec::exec(agent, body).await,
         Route::FileStat => files::stat(uri).await,
         Route::FileList => files::list(uri).await,

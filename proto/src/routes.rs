@@ -99,6 +99,13 @@ pub const ROUTES: &[RouteDecl] = &[
         "attach: input and resize up, output down",
     ),
     decl(Get, "/v1/terminals/{id}/screen", Empty, Json, "the screen as text, with the cursor"),
+    decl(
+        Get,
+        "/v1/terminals/{id}/output",
+        Empty,
+        Frames,
+        "output still in the scrollback (?from=&to=), as attach frames",
+    ),
     decl(Post, "/v1/exec", Frames, Frames, "run a command without a pty"),
     decl(Get, "/v1/files/stat", Empty, Json, "stat a path (?path=)"),
     decl(Get, "/v1/files/list", Empty, Json, "list a directory (?path=&depth=)"),
@@ -132,6 +139,8 @@ pub enum Route {
     TerminalAttach(TerminalId),
     /// `GET /v1/terminals/{id}/screen`
     TerminalScreen(TerminalId),
+    /// `GET /v1/terminals/{id}/output`
+    TerminalOutput(TerminalId),
     /// `POST /v1/exec`
     Exec,
     /// `GET /v1/files/stat`
@@ -173,6 +182,7 @@ impl Route {
             (Post, ["terminals", id, "resize"]) => Route::TerminalResize(terminal(id)?),
             (Post, ["terminals", id, "attach"]) => Route::TerminalAttach(terminal(id)?),
             (Get, ["terminals", id, "screen"]) => Route::TerminalScreen(terminal(id)?),
+            (Get, ["terminals", id, "output"]) => Route::TerminalOutput(terminal(id)?),
             (Post, ["exec"]) => Route::Exec,
             (Get, ["files", "stat"]) => Route::FileStat,
             (Get, ["files", "list"]) => Route::FileList,
@@ -200,18 +210,19 @@ impl Route {
             Route::TerminalResize(_) => 5,
             Route::TerminalAttach(_) => 6,
             Route::TerminalScreen(_) => 7,
-            Route::Exec => 8,
-            Route::FileStat => 9,
-            Route::FileList => 10,
-            Route::FileRead => 11,
-            Route::FileWrite => 12,
-            Route::FileMkdir => 13,
-            Route::FileMove => 14,
-            Route::FileRemove => 15,
-            Route::FileTar => 16,
-            Route::PortList => 17,
-            Route::PortEvents => 18,
-            Route::Tunnel(_) => 19,
+            Route::TerminalOutput(_) => 8,
+            Route::Exec => 9,
+            Route::FileStat => 10,
+            Route::FileList => 11,
+            Route::FileRead => 12,
+            Route::FileWrite => 13,
+            Route::FileMkdir => 14,
+            Route::FileMove => 15,
+            Route::FileRemove => 16,
+            Route::FileTar => 17,
+            Route::PortList => 18,
+            Route::PortEvents => 19,
+            Route::Tunnel(_) => 20,
         };
         &ROUTES[index]
     }
@@ -224,7 +235,8 @@ impl Route {
             | Route::TerminalKill(id)
             | Route::TerminalResize(id)
             | Route::TerminalAttach(id)
-            | Route::TerminalScreen(id) => pattern.replace("{id}", id.as_str()),
+            | Route::TerminalScreen(id)
+            | Route::TerminalOutput(id) => pattern.replace("{id}", id.as_str()),
             Route::Tunnel(port) => pattern.replace("{port}", &port.to_string()),
             _ => pattern.to_owned(),
         }

@@ -125,6 +125,16 @@ pub struct AttachQuery {
     pub offset: Option<u64>,
 }
 
+/// Query of `GET /v1/terminals/{id}/output`: a range of output offsets.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutputQuery {
+    /// First offset wanted.
+    pub from: u64,
+    /// One past the last offset wanted.
+    pub to: u64,
+}
+
 /// Frames a client sends up an attach stream.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum AttachUp {

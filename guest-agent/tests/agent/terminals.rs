@@ -1,6 +1,6 @@
 //! Shared terminals: fan-out, replay, resume, slow attachers, resize, screen, kill.
 
-use proto::terminal::{AttachDown, AttachQuery, AttachUp, Role, Size};
+use proto::terminal::{AttachDown, AttachQuery, AttachUp, OutputQuery, Role, Size};
 
 use crate::common::*;
 
@@ -57,6 +57,39 @@ async fn resuming_from_an_offset_loses_and_repeats_nothing() {
     let mut stitched = before.bytes.clone();
     stitched.extend_from_slice(&after.bytes);
     assert_eq!(stitched, full.bytes[..stitched.len()]);
+}
+
+#[tokio::test]
+async fn a_range_of_output_is_read_back_from_the_scrollback_without_attaching() {
+    let agent = TestAgent::start().await;
+    let id = new_shell(&agent.client).await;
+    let (input, mut output) = attach(&agent.client, &id, AttachQuery::default()).await;
+    type_text(&input, "echo range-'test'\n").await;
+    let mut seen = Seen::default();
+    read_until_text(&mut output, &mut seen, "range-test").await;
+    let end = seen.next_offset.expect("end");
+
+    // Any sub-range reads back exactly what the attacher got, and no further than asked.
+    let (from, to) = (3, end - 2);
+    let mut range = agent.client.output(&id, OutputQuery { from, to }).await.expect("output");
+    let mut read = Seen { next_offset: Some(from), ..Seen::default() };
+    while let Some(frame) = range.next().await.expect("frame") {
+        read.apply(frame);
+    }
+    assert_eq!(read.bytes, seen.bytes[from as usize..to as usize]);
+    assert_eq!(read.missed, 0);
+    // Asking beyond the end reads what exists; a backwards range is a clear error.
+    let mut tail = agent.client.output(&id, OutputQuery { from: end - 1, to: end + 100 }).await;
+    let frame = tail.as_mut().expect("tail").next().await.expect("frame");
+    assert!(
+        matches!(frame, Some(AttachDown::Output { offset, ref data }) if offset == end - 1 && data.len() == 1)
+    );
+    let backwards = agent.client.output(&id, OutputQuery { from: 5, to: 4 }).await;
+    let error = match backwards {
+        Ok(mut stream) => stream.next().await.expect_err("an error"),
+        Err(e) => e,
+    };
+    assert_eq!(error.code(), proto::error::ErrorCode::BadRequest);
 }
 
 #[tokio::test]

@@ -3,16 +3,23 @@
 //! control as JSON text ([`TerminalServerMessage`]); keystrokes come back as binary
 //! messages, resizes as [`TerminalClientMessage`].
 //!
+//! The relay always drains the agent's stream into a per-browser outbox bounded by bytes; a
+//! browser that reads too slowly gets, in place of what overflowed, the same range read back
+//! from the agent's scrollback when it catches up (or `missed` for what the scrollback no
+//! longer holds). A slow browser never pushes back on the agent, the shell or other clients.
+//!
 //! Close codes: 4404 no such terminal, 4502 the agent failed.
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
 use futures_util::{SinkExt as _, StreamExt as _};
-use guest_agent::client::Client;
+use std::collections::VecDeque;
+
+use guest_agent::client::{Client, FrameStream};
 use http::HeaderMap;
 use proto::api::{OUTPUT_OFFSET_BYTES, TerminalClientMessage, TerminalServerMessage};
-use proto::terminal::{AttachDown, AttachQuery, AttachUp, Role, Size, TerminalId};
+use proto::terminal::{AttachDown, AttachQuery, AttachUp, OutputQuery, Role, Size, TerminalId};
 use serde::Deserialize;
 use serde_bytes::ByteBuf;
 
@@ -63,10 +70,93 @@ pub async fn terminal_ws(
         .into_response())
 }
 
+/// Output bytes a websocket may have queued before the relay stops queueing and records a
+/// gap instead: the relay always drains the agent, so a slow browser never pushes back on it
+/// (nor, through it, on the shell and the other clients).
+const OUTBOX_BYTES: usize = 512 << 10;
+
+/// What waits to be sent to one browser.
+#[derive(Debug)]
+enum Item {
+    /// A message ready to send, and the output bytes it counts against the budget.
+    Message(Message, usize),
+    /// Output `from..to` dropped while the browser was slow: read back from the scrollback
+    /// when its turn comes (what the scrollback lost by then is announced as `missed`).
+    Gap { from: u64, to: u64 },
+    /// The last message.
+    Close(Option<CloseFrame>),
+}
+
+/// One browser's queue, bounded by output bytes; control messages always fit.
+#[derive(Debug, Default)]
+struct Outbox {
+    items: VecDeque<Item>,
+    bytes: usize,
+}
+
+impl Outbox {
+    fn push_output(&mut self, offset: u64, data: &[u8]) {
+        let end = offset + data.len() as u64;
+        if let Some(Item::Gap { to, .. }) = self.items.back_mut()
+            && *to == offset
+        {
+            // Output after a gap joins it, so the browser gets bytes in order.
+            *to = end;
+            return;
+        }
+        if self.bytes + data.len() > OUTBOX_BYTES {
+            self.items.push_back(Item::Gap { from: offset, to: end });
+            return;
+        }
+        self.bytes += data.len();
+        self.items.push_back(Item::Message(output_message(offset, data), data.len()));
+    }
+
+    fn push(&mut self, item: Item) {
+        self.items.push_back(item);
+    }
+
+    fn pop(&mut self) -> Option<Item> {
+        let item = self.items.pop_front()?;
+        if let Item::Message(_, bytes) = &item {
+            self.bytes -= bytes;
+        }
+        Some(item)
+    }
+}
+
+/// The outbox shared by the agent pump (producer) and the browser sender (consumer).
+#[derive(Default)]
+struct Shared {
+    outbox: std::sync::Mutex<Outbox>,
+    ready: tokio::sync::Notify,
+}
+
+impl Shared {
+    fn push(&self, item: Item) {
+        self.with(|outbox| outbox.push(item));
+    }
+
+    fn with(&self, f: impl FnOnce(&mut Outbox)) {
+        f(&mut self.outbox.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+        self.ready.notify_one();
+    }
+
+    async fn pop(&self) -> Item {
+        loop {
+            let item = self.outbox.lock().unwrap_or_else(std::sync::PoisonError::into_inner).pop();
+            match item {
+                Some(item) => return item,
+                None => self.ready.notified().await,
+            }
+        }
+    }
+}
+
 async fn relay(socket: WebSocket, client: Client, terminal: TerminalId, offset: Option<u64>) {
     let (mut to_browser, mut from_browser) = socket.split();
     let attach = client.attach(&terminal, AttachQuery { role: Role::Writer, offset }).await;
-    let (input, mut output) = match attach {
+    let (input, output) = match attach {
         Ok(streams) => streams,
         Err(e) => {
             let code = if e.code() == proto::error::ErrorCode::NotFound { 4404 } else { 4502 };
@@ -75,64 +165,214 @@ async fn relay(socket: WebSocket, client: Client, terminal: TerminalId, offset: 
             return;
         }
     };
+    let shared = std::sync::Arc::new(Shared::default());
+    let pump = tokio::spawn(pump(output, shared.clone()));
+    let _stop_pump = AbortOnDrop(pump.abort_handle());
+    let sender = send_to_browser(&mut to_browser, &client, &terminal, &shared);
+    let receiver = async {
+        while let Some(up) = receive_from_browser(&mut from_browser, &shared).await {
+            if input.send(&up).await.is_err() {
+                return;
+            }
+        }
+    };
+    tokio::select! {
+        () = sender => {}
+        () = receiver => {}
+    }
+}
+
+struct AbortOnDrop(tokio::task::AbortHandle);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Agent → outbox, as fast as the agent sends: never waits for the browser.
+async fn pump(mut output: FrameStream<AttachDown>, shared: std::sync::Arc<Shared>) {
     loop {
-        tokio::select! {
-            frame = output.next() => {
-                let message = match frame {
-                    Ok(Some(AttachDown::Output { offset, data })) => {
-                        let mut bytes = Vec::with_capacity(OUTPUT_OFFSET_BYTES + data.len());
-                        bytes.extend_from_slice(&offset.to_be_bytes());
-                        bytes.extend_from_slice(&data);
-                        Message::Binary(bytes.into())
-                    }
-                    Ok(Some(AttachDown::Attached { offset, size })) => {
-                        text(&TerminalServerMessage::Attached { offset, cols: size.cols, rows: size.rows })
-                    }
-                    Ok(Some(AttachDown::Missed { from, to })) => text(&TerminalServerMessage::Missed { from, to }),
-                    Ok(Some(AttachDown::Resized(size))) => {
-                        text(&TerminalServerMessage::Resized { cols: size.cols, rows: size.rows })
-                    }
-                    Ok(Some(AttachDown::Error(message))) => text(&TerminalServerMessage::Error { message }),
-                    Ok(Some(AttachDown::Exit(status))) => {
-                        let exit = text(&TerminalServerMessage::Exit { code: status.code, signal: status.signal });
-                        let _ = to_browser.send(exit).await;
-                        let _ = to_browser.send(Message::Close(None)).await;
-                        return;
-                    }
-                    Ok(None) | Err(_) => {
-                        let close = CloseFrame { code: 4502, reason: "the agent stream ended".into() };
-                        let _ = to_browser.send(Message::Close(Some(close))).await;
-                        return;
-                    }
-                };
+        let message = match output.next().await {
+            Ok(Some(AttachDown::Output { offset, data })) => {
+                shared.with(|outbox| outbox.push_output(offset, &data));
+                continue;
+            }
+            Ok(Some(AttachDown::Exit(status))) => {
+                let exit = TerminalServerMessage::Exit { code: status.code, signal: status.signal };
+                shared.push(Item::Message(text(&exit), 0));
+                shared.push(Item::Close(None));
+                return;
+            }
+            Ok(Some(other)) => control(other),
+            Ok(None) | Err(_) => {
+                let close = CloseFrame { code: 4502, reason: "the agent stream ended".into() };
+                shared.push(Item::Close(Some(close)));
+                return;
+            }
+        };
+        if let Some(message) = message {
+            shared.push(Item::Message(message, 0));
+        }
+    }
+}
+
+/// Outbox → browser, at the browser's pace; gaps are filled from the agent's scrollback.
+async fn send_to_browser(
+    to_browser: &mut futures_util::stream::SplitSink<WebSocket, Message>,
+    client: &Client,
+    terminal: &TerminalId,
+    shared: &Shared,
+) {
+    loop {
+        match shared.pop().await {
+            Item::Message(message, _) => {
                 if to_browser.send(message).await.is_err() {
                     return;
                 }
             }
-            message = from_browser.next() => {
-                let up = match message {
-                    Some(Ok(Message::Binary(bytes))) => AttachUp::Input(ByteBuf::from(bytes.to_vec())),
-                    Some(Ok(Message::Text(json))) => match serde_json::from_str::<TerminalClientMessage>(&json) {
-                        Ok(TerminalClientMessage::Resize { cols, rows }) => AttachUp::Resize(Size { cols, rows }),
-                        Err(e) => {
-                            let error = text(&TerminalServerMessage::Error { message: format!("invalid message: {e}") });
-                            if to_browser.send(error).await.is_err() {
-                                return;
-                            }
-                            continue;
-                        }
-                    },
-                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
-                    Some(Ok(Message::Close(_))) | Some(Err(_)) | None => return,
+            Item::Gap { from, to } => {
+                let mut range = match client.output(terminal, OutputQuery { from, to }).await {
+                    Ok(range) => range,
+                    Err(_) => {
+                        let close = CloseFrame { code: 4502, reason: "the agent failed".into() };
+                        let _ = to_browser.send(Message::Close(Some(close))).await;
+                        return;
+                    }
                 };
-                if input.send(&up).await.is_err() {
-                    return;
+                let mut next = from;
+                while let Ok(Some(frame)) = range.next().await {
+                    if let AttachDown::Output { offset, data } = &frame {
+                        next = offset + data.len() as u64;
+                    } else if let AttachDown::Missed { to, .. } = &frame {
+                        next = *to;
+                    }
+                    let Some(message) = (match frame {
+                        AttachDown::Output { offset, data } => Some(output_message(offset, &data)),
+                        other => control(other),
+                    }) else {
+                        continue;
+                    };
+                    if to_browser.send(message).await.is_err() {
+                        return;
+                    }
                 }
+                // Whatever the scrollback could not give (the agent went away mid-way).
+                if next < to {
+                    let missed = text(&TerminalServerMessage::Missed { from: next, to });
+                    if to_browser.send(missed).await.is_err() {
+                        return;
+                    }
+                }
+            }
+            Item::Close(frame) => {
+                let _ = to_browser.send(Message::Close(frame)).await;
+                return;
             }
         }
     }
 }
 
+/// The next frame for the agent from the browser; `None` when the browser left. Invalid
+/// messages are answered (through the outbox) and skipped.
+async fn receive_from_browser(
+    from_browser: &mut futures_util::stream::SplitStream<WebSocket>,
+    shared: &Shared,
+) -> Option<AttachUp> {
+    loop {
+        return match from_browser.next().await {
+            Some(Ok(Message::Binary(bytes))) => {
+                Some(AttachUp::Input(ByteBuf::from(bytes.to_vec())))
+            }
+            Some(Ok(Message::Text(json))) => {
+                match serde_json::from_str::<TerminalClientMessage>(&json) {
+                    Ok(TerminalClientMessage::Resize { cols, rows }) => {
+                        Some(AttachUp::Resize(Size { cols, rows }))
+                    }
+                    Err(e) => {
+                        let error = TerminalServerMessage::Error {
+                            message: format!("invalid message: {e}"),
+                        };
+                        shared.push(Item::Message(text(&error), 0));
+                        continue;
+                    }
+                }
+            }
+            Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+            Some(Ok(Message::Close(_))) | Some(Err(_)) | None => None,
+        };
+    }
+}
+
+/// The browser's message for a control frame of the agent (output is handled apart).
+fn control(frame: AttachDown) -> Option<Message> {
+    Some(text(&match frame {
+        AttachDown::Attached { offset, size } => {
+            TerminalServerMessage::Attached { offset, cols: size.cols, rows: size.rows }
+        }
+        AttachDown::Missed { from, to } => TerminalServerMessage::Missed { from, to },
+        AttachDown::Resized(size) => {
+            TerminalServerMessage::Resized { cols: size.cols, rows: size.rows }
+        }
+        AttachDown::Error(message) => TerminalServerMessage::Error { message },
+        AttachDown::Exit(status) => {
+            TerminalServerMessage::Exit { code: status.code, signal: status.signal }
+        }
+        AttachDown::Output { .. } => return None,
+    }))
+}
+
+/// A binary output message: the 8-byte big-endian offset, then the bytes.
+fn output_message(offset: u64, data: &[u8]) -> Message {
+    let mut bytes = Vec::with_capacity(OUTPUT_OFFSET_BYTES + data.len());
+    bytes.extend_from_slice(&offset.to_be_bytes());
+    bytes.extend_from_slice(data);
+    Message::Binary(bytes.into())
+}
+
 fn text(message: &TerminalServerMessage) -> Message {
     Message::Text(serde_json::to_string(message).unwrap_or_default().into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kinds(outbox: &mut Outbox) -> Vec<String> {
+        std::iter::from_fn(|| outbox.pop())
+            .map(|item| match item {
+                Item::Message(Message::Binary(bytes), n) => format!("out {n}@{}", bytes.len()),
+                Item::Message(_, _) => "control".to_owned(),
+                Item::Gap { from, to } => format!("gap {from}..{to}"),
+                Item::Close(_) => "close".to_owned(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn output_beyond_the_budget_becomes_one_gap_and_order_is_kept() {
+        let mut outbox = Outbox::default();
+        let chunk = vec![b'x'; OUTBOX_BYTES / 2];
+        outbox.push_output(0, &chunk);
+        outbox.push_output(chunk.len() as u64, &chunk);
+        let full = OUTBOX_BYTES as u64;
+        // Over budget: a gap, and what follows it joins the gap even when it would fit.
+        outbox.push_output(full, &chunk);
+        outbox.push_output(full + chunk.len() as u64, b"tail");
+        outbox.push(Item::Message(Message::Text("{}".into()), 0));
+        // After a control message, output queues normally again once there is room.
+        assert_eq!(outbox.pop().map(|_| ()), Some(()));
+        outbox.push_output(full * 3 / 2 + 4, b"more");
+        let half = OUTBOX_BYTES / 2;
+        assert_eq!(
+            kinds(&mut outbox),
+            vec![
+                format!("out {half}@{}", half + OUTPUT_OFFSET_BYTES),
+                format!("gap {full}..{}", full * 3 / 2 + 4),
+                "control".to_owned(),
+                format!("out 4@{}", 4 + OUTPUT_OFFSET_BYTES),
+            ]
+        );
+        assert_eq!(outbox.bytes, 0, "the budget is given back as messages leave");
+    }
 }

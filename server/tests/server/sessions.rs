@@ -87,6 +87,105 @@ async fn a_session_is_created_shared_over_two_websockets_and_deleted() {
     assert!(!dir.path().join("sessions").join(&id).exists(), "the session's files are gone");
 }
 
+/// What a terminal websocket delivered: output checked for order on the way.
+#[derive(Default)]
+struct Followed {
+    next: Option<u64>,
+    xs: u64,
+    missed: u64,
+    tail: String,
+}
+
+/// Reads a terminal websocket until `needle` appears, checking that every output message
+/// starts where the previous one ended, unless a `missed` message announced the hole.
+async fn follow(ws: &mut Ws, needle: &str) -> Followed {
+    use futures_util::StreamExt as _;
+    use tokio_tungstenite::tungstenite::Message;
+    let mut seen = Followed::default();
+    let read = tokio::time::timeout(std::time::Duration::from_secs(120), async {
+        while !seen.tail.contains(needle) {
+            match ws.next().await {
+                Some(Ok(Message::Binary(bytes))) => {
+                    let (offset, data) = bytes.split_at(proto::api::OUTPUT_OFFSET_BYTES);
+                    let offset = u64::from_be_bytes(offset.try_into().expect("8 bytes"));
+                    if let Some(next) = seen.next {
+                        assert_eq!(offset, next, "output continues where it stopped");
+                    }
+                    seen.next = Some(offset + data.len() as u64);
+                    seen.xs += data.iter().filter(|b| **b == b'x').count() as u64;
+                    seen.tail.push_str(&String::from_utf8_lossy(data));
+                    let cut = seen.tail.len().saturating_sub(256);
+                    seen.tail = seen.tail.split_off(seen.tail.floor_char_boundary(cut));
+                }
+                Some(Ok(Message::Text(text))) => {
+                    let message: serde_json::Value = serde_json::from_str(&text).expect("json");
+                    match message["type"].as_str() {
+                        Some("attached") => seen.next = message["offset"].as_u64(),
+                        Some("missed") => {
+                            let (from, to) = (message["from"].as_u64(), message["to"].as_u64());
+                            let (Some(from), Some(to)) = (from, to) else { panic!("{message}") };
+                            assert_eq!(
+                                Some(from),
+                                seen.next,
+                                "the hole starts where output stopped"
+                            );
+                            assert!(to > from);
+                            seen.missed += to - from;
+                            seen.next = Some(to);
+                        }
+                        _ => {}
+                    }
+                }
+                Some(Ok(_)) => {}
+                other => panic!("websocket ended while waiting for {needle:?}: {other:?}"),
+            }
+        }
+    })
+    .await;
+    assert!(read.is_ok(), "timed out waiting for {needle:?}");
+    seen
+}
+
+#[tokio::test]
+async fn a_slow_browser_is_resynced_from_the_scrollback_and_loses_nothing_else() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = TestServer::start(dir.path());
+    let bearer = token(&server).await;
+    let id = create_session(&server, &bearer).await["id"].as_str().expect("id").to_owned();
+    let json = [("authorization", bearer.as_str()), ("content-type", "application/json")];
+    let terminal =
+        server.request("POST", &format!("/api/sessions/{id}/terminals"), &json, "{}").await;
+    let tid = terminal.json()["id"].as_str().expect("tid").to_owned();
+    let path = format!("/api/sessions/{id}/terminals/{tid}/ws");
+    let origin = server.origin();
+    let headers = [("authorization", bearer.as_str()), ("origin", origin.as_str())];
+    // One browser that stops reading, one that keeps up.
+    let mut stalled = server.ws(&path, &headers).await.expect("websocket");
+    let mut reader = server.ws(&path, &headers).await.expect("websocket");
+    // 25 MiB, paced like a chatty build log (at most ~6 MB/s): more than the stalled
+    // browser's queue and socket buffers hold, never more than the reading one keeps up with.
+    const CHUNKS: u64 = 400;
+    const TOTAL: u64 = CHUNKS * 65536;
+    let command = format!(
+        "python3 -c \"import sys, time; [(sys.stdout.write('x' * 65536 + '\\n'), \
+         sys.stdout.flush(), time.sleep(0.01)) for _ in range({CHUNKS})]\"; echo done-'with'-it\n"
+    );
+    ws_type(&mut reader, &command).await;
+    let kept_up = follow(&mut reader, "done-with-it").await;
+    assert_eq!(kept_up.missed, 0, "the reading browser missed nothing");
+    assert!(kept_up.xs >= TOTAL, "got {} of {TOTAL}", kept_up.xs);
+    // The stalled one, reading at last, gets a consistent stream to the same end: what
+    // overflowed its queue comes back from the scrollback, and only what the scrollback no
+    // longer holds is announced as missed.
+    let caught_up = follow(&mut stalled, "done-with-it").await;
+    assert!(caught_up.missed > 0, "25 MiB cannot all have been queued");
+    assert!(caught_up.xs + caught_up.missed >= TOTAL);
+    // The shell is still there for both.
+    ws_type(&mut stalled, "echo still-'here'\n").await;
+    ws_read_until(&mut reader, "still-here").await;
+    ws_read_until(&mut stalled, "still-here").await;
+}
+
 #[tokio::test]
 async fn bad_requests_and_foreign_sessions_get_clear_errors() {
     let dir = tempfile::tempdir().expect("tempdir");
