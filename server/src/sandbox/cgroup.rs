@@ -32,27 +32,29 @@ enum Layout {
     V2,
 }
 
-fn layout() -> anyhow::Result<Layout> {
-    let v2 = Path::new(ROOT).join("cgroup.controllers");
+fn layout(root: &Path) -> anyhow::Result<Layout> {
+    let v2 = root.join("cgroup.controllers");
     if let Ok(controllers) = std::fs::read_to_string(&v2) {
         let have: Vec<&str> = controllers.split_whitespace().collect();
         if ["memory", "pids", "cpu"].iter().all(|c| have.contains(c)) {
             return Ok(Layout::V2);
         }
     }
-    if ["memory", "pids", "cpu"]
-        .iter()
-        .all(|c| Path::new(ROOT).join(c).join("cgroup.procs").exists())
-    {
+    if ["memory", "pids", "cpu"].iter().all(|c| root.join(c).join("cgroup.procs").exists()) {
         return Ok(Layout::V1);
     }
-    anyhow::bail!("no usable cgroup hierarchy with memory, pids and cpu controllers under {ROOT}")
+    anyhow::bail!(
+        "no usable cgroup hierarchy with memory, pids and cpu controllers under {}",
+        root.display()
+    )
 }
 
 /// One sandbox's cgroup (a directory per controller on v1, one directory on v2).
 #[derive(Clone, Debug)]
 pub struct Cgroup {
     layout: Layout,
+    /// Where the hierarchies are mounted: `/sys/fs/cgroup`.
+    root: PathBuf,
     /// Relative to each hierarchy's root, e.g. `flint/<instance>/<session>`.
     name: PathBuf,
 }
@@ -60,23 +62,28 @@ pub struct Cgroup {
 impl Cgroup {
     /// Names (without creating) the cgroup at `name`.
     pub fn at(name: impl Into<PathBuf>) -> anyhow::Result<Cgroup> {
-        Ok(Cgroup { layout: layout()?, name: name.into() })
+        Cgroup::under(Path::new(ROOT), name)
+    }
+
+    /// Names the cgroup at `name` in hierarchies mounted at `root`.
+    fn under(root: &Path, name: impl Into<PathBuf>) -> anyhow::Result<Cgroup> {
+        Ok(Cgroup { layout: layout(root)?, root: root.to_owned(), name: name.into() })
     }
 
     fn dirs(&self) -> Vec<PathBuf> {
         match self.layout {
             Layout::V1 => ["memory", "pids", "cpu"]
                 .iter()
-                .map(|c| Path::new(ROOT).join(c).join(&self.name))
+                .map(|c| self.root.join(c).join(&self.name))
                 .collect(),
-            Layout::V2 => vec![Path::new(ROOT).join(&self.name)],
+            Layout::V2 => vec![self.root.join(&self.name)],
         }
     }
 
     /// Creates the cgroup and applies `limits`.
     pub fn create(&self, limits: Limits) -> anyhow::Result<()> {
         if self.layout == Layout::V2 {
-            enable_v2_controllers(&self.name)?;
+            enable_v2_controllers(&self.root, &self.name)?;
         }
         for dir in self.dirs() {
             std::fs::create_dir_all(&dir)
@@ -86,7 +93,7 @@ impl Cgroup {
         let quota = limits.cpu_centis * CPU_PERIOD_US / 100;
         match self.layout {
             Layout::V1 => {
-                let root = Path::new(ROOT);
+                let root = &self.root;
                 write(
                     &root.join("memory").join(&self.name).join("memory.limit_in_bytes"),
                     &memory.to_string(),
@@ -106,7 +113,7 @@ impl Cgroup {
                 write(&cpu.join("cpu.cfs_quota_us"), &quota.to_string())?;
             }
             Layout::V2 => {
-                let dir = Path::new(ROOT).join(&self.name);
+                let dir = self.root.join(&self.name);
                 write(&dir.join("memory.max"), &memory.to_string())?;
                 write(&dir.join("memory.swap.max"), "0").ok();
                 write(&dir.join("pids.max"), &limits.pids.to_string())?;
@@ -124,11 +131,10 @@ impl Cgroup {
     /// How many times the OOM killer has killed a process of this cgroup.
     pub fn oom_kills(&self) -> u64 {
         let (file, key) = match self.layout {
-            Layout::V1 => (
-                Path::new(ROOT).join("memory").join(&self.name).join("memory.oom_control"),
-                "oom_kill",
-            ),
-            Layout::V2 => (Path::new(ROOT).join(&self.name).join("memory.events"), "oom_kill"),
+            Layout::V1 => {
+                (self.root.join("memory").join(&self.name).join("memory.oom_control"), "oom_kill")
+            }
+            Layout::V2 => (self.root.join(&self.name).join("memory.events"), "oom_kill"),
         };
         std::fs::read_to_string(file)
             .unwrap_or_default()
@@ -144,7 +150,7 @@ impl Cgroup {
         };
         // On v1 the pids hierarchy is the authoritative one: every task is counted there.
         let file = match self.layout {
-            Layout::V1 => Path::new(ROOT).join("pids").join(&self.name).join("cgroup.procs"),
+            Layout::V1 => self.root.join("pids").join(&self.name).join("cgroup.procs"),
             Layout::V2 => first,
         };
         std::fs::read_to_string(file)
@@ -214,12 +220,87 @@ fn write(path: &Path, value: &str) -> anyhow::Result<()> {
 }
 
 /// On v2, a controller must be enabled in every ancestor's `cgroup.subtree_control`.
-fn enable_v2_controllers(name: &Path) -> anyhow::Result<()> {
-    let mut dir = PathBuf::from(ROOT);
+fn enable_v2_controllers(root: &Path, name: &Path) -> anyhow::Result<()> {
+    let mut dir = root.to_owned();
     for component in name.parent().into_iter().flat_map(|p| p.components()) {
         write(&dir.join("cgroup.subtree_control"), "+memory +pids +cpu")?;
         dir.push(component);
         std::fs::create_dir_all(&dir)?;
     }
     write(&dir.join("cgroup.subtree_control"), "+memory +pids +cpu")
+}
+
+#[cfg(test)]
+mod tests {
+    //! These machines have cgroup v1; v2's file protocol is checked here against a directory
+    //! laid out as the kernel lays out a unified hierarchy (the kernel itself is not faked
+    //! anywhere else: the integration tests use the real v1 hierarchy).
+
+    use super::*;
+
+    const LIMITS: Limits = Limits { memory_mb: 256, pids: 128, cpu_centis: 150 };
+
+    fn read(path: &Path) -> String {
+        std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    }
+
+    #[test]
+    fn on_v2_limits_and_controllers_are_written_down_the_unified_tree() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let root = root.path();
+        std::fs::write(root.join("cgroup.controllers"), "cpuset cpu io memory hugetlb pids\n")
+            .expect("controllers");
+        let cgroup = Cgroup::under(root, "flint/abc/s1").expect("v2");
+        assert_eq!(cgroup.layout, Layout::V2);
+        cgroup.create(LIMITS).expect("create");
+        // Every ancestor hands the controllers down to its children.
+        for dir in [root.to_owned(), root.join("flint"), root.join("flint/abc")] {
+            assert_eq!(read(&dir.join("cgroup.subtree_control")), "+memory +pids +cpu");
+        }
+        let dir = root.join("flint/abc/s1");
+        assert_eq!(read(&dir.join("memory.max")), (256u64 << 20).to_string());
+        assert_eq!(read(&dir.join("memory.swap.max")), "0");
+        assert_eq!(read(&dir.join("pids.max")), "128");
+        assert_eq!(read(&dir.join("cpu.max")), "150000 100000");
+        assert_eq!(cgroup.procs_files(), vec![dir.join("cgroup.procs")]);
+
+        std::fs::write(dir.join("cgroup.procs"), "42\n43\n").expect("procs");
+        assert_eq!(cgroup.pids(), vec![42, 43]);
+        let events = "low 0\nhigh 0\nmax 7\noom 2\noom_kill 2\noom_group_kill 0\n";
+        std::fs::write(dir.join("memory.events"), events).expect("events");
+        assert_eq!(cgroup.oom_kills(), 2);
+    }
+
+    #[test]
+    fn on_v1_each_controller_has_its_own_tree() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let root = root.path();
+        for controller in ["memory", "pids", "cpu"] {
+            std::fs::create_dir_all(root.join(controller)).expect("mkdir");
+            std::fs::write(root.join(controller).join("cgroup.procs"), "").expect("procs");
+        }
+        let cgroup = Cgroup::under(root, "flint/abc/s1").expect("v1");
+        assert_eq!(cgroup.layout, Layout::V1);
+        cgroup.create(LIMITS).expect("create");
+        let memory = root.join("memory/flint/abc/s1");
+        assert_eq!(read(&memory.join("memory.limit_in_bytes")), (256u64 << 20).to_string());
+        assert!(!memory.join("memory.memsw.limit_in_bytes").exists(), "no swap accounting here");
+        assert_eq!(read(&root.join("pids/flint/abc/s1/pids.max")), "128");
+        assert_eq!(read(&root.join("cpu/flint/abc/s1/cpu.cfs_quota_us")), "150000");
+        assert_eq!(cgroup.procs_files().len(), 3);
+        std::fs::write(
+            memory.join("memory.oom_control"),
+            "oom_kill_disable 0\nunder_oom 0\noom_kill 3\n",
+        )
+        .expect("oom_control");
+        assert_eq!(cgroup.oom_kills(), 3);
+    }
+
+    #[test]
+    fn a_hierarchy_without_the_controllers_is_refused() {
+        let root = tempfile::tempdir().expect("tempdir");
+        std::fs::write(root.path().join("cgroup.controllers"), "cpu io\n").expect("controllers");
+        let error = Cgroup::under(root.path(), "x").expect_err("refused").to_string();
+        assert!(error.contains("memory, pids and cpu"), "{error}");
+    }
 }

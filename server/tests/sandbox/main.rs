@@ -77,7 +77,36 @@ async fn a_sandbox_is_isolated_writes_to_its_own_layer_and_stop_leaves_nothing()
 
     let pids = sandbox.pids();
     assert!(!pids.is_empty());
+    // The sandbox's own namespaces (its agent's), to look for after the stop.
+    let agent_pid = pids.iter().copied().max().expect("a pid");
+    let namespaces: Vec<String> = ["mnt", "pid", "net", "uts", "ipc"]
+        .iter()
+        .filter_map(|ns| std::fs::read_link(format!("/proc/{agent_pid}/ns/{ns}")).ok())
+        .map(|link| link.to_string_lossy().into_owned())
+        .collect();
+    let host: Vec<String> = ["mnt", "pid", "net", "uts", "ipc"]
+        .iter()
+        .filter_map(|ns| std::fs::read_link(format!("/proc/self/ns/{ns}")).ok())
+        .map(|link| link.to_string_lossy().into_owned())
+        .collect();
+    let own: Vec<&String> = namespaces.iter().filter(|ns| !host.contains(ns)).collect();
+    assert_eq!(own.len(), 5, "five namespaces of its own: {namespaces:?}");
     process::stop(&sandbox).await.expect("stop");
+    // No process on the host is in any of them any more, so the kernel freed them.
+    let holders: Vec<String> = std::fs::read_dir("/proc")
+        .expect("/proc")
+        .flatten()
+        .filter(|p| p.file_name().to_string_lossy().bytes().all(|b| b.is_ascii_digit()))
+        .filter(|p| {
+            ["mnt", "pid", "net", "uts", "ipc"].iter().any(|ns| {
+                std::fs::read_link(p.path().join("ns").join(ns))
+                    .is_ok_and(|link| own.contains(&&link.to_string_lossy().into_owned()))
+            })
+        })
+        .filter(|p| p.file_name().to_str().and_then(|s| s.parse().ok()).is_some_and(running))
+        .map(|p| p.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(holders.is_empty(), "processes still in the sandbox's namespaces: {holders:?}");
     for pid in pids {
         // A killed process may stay a zombie until the host's init reaps it: that is dead.
         assert!(!running(pid), "process {pid} survived");
