@@ -175,6 +175,30 @@ pub enum TerminalClientMessage {
     },
 }
 
+/// Server → browser messages on the events websocket (`GET /api/events/ws`): the caller's
+/// sessions, live. JSON text messages.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum EventsMessage {
+    /// Every session the caller may see, now: the first message, and again whenever the
+    /// server could not keep up with this client (replace the whole list).
+    Snapshot {
+        /// The sessions, newest first.
+        sessions: Vec<SessionInfo>,
+    },
+    /// A session was created or changed (state, lifetime): replace it by id.
+    Session {
+        /// Its new state.
+        session: SessionInfo,
+    },
+    /// A session was deleted.
+    Deleted {
+        /// Its id.
+        id: String,
+    },
+}
+
 /// Bytes of the offset that starts every binary output message.
 pub const OUTPUT_OFFSET_BYTES: usize = 8;
 
