@@ -1,0 +1,177 @@
+//! The REST client: every `/api` call the app makes, typed with `proto`'s wire types.
+//!
+//! Calls are same-origin, so the sign-in cookie travels by itself. The server's CSRF rule for
+//! cookie-authenticated mutations: a JSON body with `content-type: application/json`, or the
+//! header `x-flint-csrf: 1` (used for DELETE and body-less POSTs).
+
+use gloo_net::http::{Request, RequestBuilder, Response};
+use proto::api::{CreateSession, ExtendSession, SessionInfo};
+use proto::terminal::{CreateTerminal, TerminalInfo, TerminalList};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+
+/// A failed call, as a person should read it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ApiError {
+    /// HTTP status; 0 when the server could not be reached at all.
+    pub status: u16,
+    /// The server's `{"error": ...}` message, or what went wrong on the way.
+    pub message: String,
+}
+
+impl ApiError {
+    /// The caller has no (valid) sign-in cookie.
+    pub fn is_unauthorized(&self) -> bool {
+        self.status == 401
+    }
+
+    fn network(error: gloo_net::Error) -> ApiError {
+        ApiError { status: 0, message: format!("cannot reach the Flint server: {error}") }
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+/// Result of an API call.
+pub type ApiResult<T> = Result<T, ApiError>;
+
+/// `GET /api/me`. `proto` has no type for it (it is the server's `core::Me`), so only the
+/// fields the app shows are read; unknown fields are ignored.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+pub struct Me {
+    /// User id.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// Admin?
+    #[serde(default)]
+    pub is_admin: bool,
+}
+
+/// The server's error body.
+#[derive(Deserialize)]
+struct ErrorBody {
+    error: String,
+}
+
+/// `GET /api/sessions/{id}/terminals`: the server answers with the list itself; the agent's
+/// `{"terminals": [...]}` is accepted too, so either shape works.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum TerminalsBody {
+    List(Vec<TerminalInfo>),
+    Wrapped(TerminalList),
+}
+
+/// One path segment, escaped (ids are URL-safe already; this keeps it so for anything else).
+fn segment(text: &str) -> String {
+    String::from(js_sys::encode_uri_component(text))
+}
+
+async fn send(request: Result<Request, gloo_net::Error>) -> ApiResult<Response> {
+    let request = request.map_err(ApiError::network)?;
+    let response = request.send().await.map_err(ApiError::network)?;
+    if response.ok() {
+        return Ok(response);
+    }
+    let status = response.status();
+    let text = response.text().await.unwrap_or_default();
+    let message = match serde_json::from_str::<ErrorBody>(&text) {
+        Ok(body) => body.error,
+        Err(_) if status == 401 => "you are signed out".to_owned(),
+        Err(_) => {
+            let status_text = response.status_text();
+            format!("the server answered {status} {status_text}")
+        }
+    };
+    Err(ApiError { status, message })
+}
+
+async fn json<T: DeserializeOwned>(response: Response) -> ApiResult<T> {
+    response.json::<T>().await.map_err(|error| ApiError {
+        status: response.status(),
+        message: format!("unexpected answer from the server: {error}"),
+    })
+}
+
+fn csrf(builder: RequestBuilder) -> Result<Request, gloo_net::Error> {
+    builder.header("x-flint-csrf", "1").build()
+}
+
+async fn get<T: DeserializeOwned>(path: &str) -> ApiResult<T> {
+    json(send(Request::get(path).build()).await?).await
+}
+
+async fn post<B: serde::Serialize, T: DeserializeOwned>(path: &str, body: &B) -> ApiResult<T> {
+    json(send(Request::post(path).json(body)).await?).await
+}
+
+async fn delete(path: &str) -> ApiResult<()> {
+    send(csrf(Request::delete(path))).await.map(drop)
+}
+
+/// `GET /api/me`
+pub async fn me() -> ApiResult<Me> {
+    get("/api/me").await
+}
+
+/// `POST /api/logout`
+pub async fn logout() -> ApiResult<()> {
+    send(csrf(Request::post("/api/logout"))).await.map(drop)
+}
+
+/// `GET /api/sessions`
+pub async fn sessions() -> ApiResult<Vec<SessionInfo>> {
+    get("/api/sessions").await
+}
+
+/// `POST /api/sessions`: answers once the sandbox runs (or failed).
+pub async fn create_session(request: &CreateSession) -> ApiResult<SessionInfo> {
+    post("/api/sessions", request).await
+}
+
+/// `POST /api/sessions/{id}/extend`: the session stops `lifetime_s` from now.
+pub async fn extend_session(id: &str, lifetime_s: u64) -> ApiResult<SessionInfo> {
+    post(&format!("/api/sessions/{}/extend", segment(id)), &ExtendSession { lifetime_s }).await
+}
+
+/// `DELETE /api/sessions/{id}`
+pub async fn destroy_session(id: &str) -> ApiResult<()> {
+    delete(&format!("/api/sessions/{}", segment(id))).await
+}
+
+/// `GET /api/sessions/{id}/terminals`
+pub async fn terminals(session: &str) -> ApiResult<Vec<TerminalInfo>> {
+    let body: TerminalsBody = get(&format!("/api/sessions/{}/terminals", segment(session))).await?;
+    Ok(match body {
+        TerminalsBody::List(list) => list,
+        TerminalsBody::Wrapped(list) => list.terminals,
+    })
+}
+
+/// `POST /api/sessions/{id}/terminals`: a login shell of the given size.
+pub async fn create_terminal(session: &str, cols: u16, rows: u16) -> ApiResult<TerminalInfo> {
+    let request = CreateTerminal { cols, rows, ..CreateTerminal::default() };
+    post(&format!("/api/sessions/{}/terminals", segment(session)), &request).await
+}
+
+/// `DELETE /api/sessions/{id}/terminals/{tid}`: kills the shell.
+pub async fn kill_terminal(session: &str, terminal: &str) -> ApiResult<()> {
+    delete(&format!("/api/sessions/{}/terminals/{}", segment(session), segment(terminal))).await
+}
+
+/// The websocket path of a terminal, resuming at `offset` when given.
+pub fn terminal_ws_path(session: &str, terminal: &str, offset: Option<u64>) -> String {
+    let mut path = format!("/api/sessions/{}/terminals/{}/ws", segment(session), segment(terminal));
+    if let Some(offset) = offset {
+        path.push_str(&format!("?offset={offset}"));
+    }
+    path
+}
+
+/// The events websocket's path.
+pub const EVENTS_WS_PATH: &str = "/api/events/ws";

@@ -1,0 +1,68 @@
+//! The app's frame: sign-in state, then the header, the error banner and the routes.
+
+use leptos::prelude::*;
+use leptos_router::components::{Route, Router, Routes};
+use leptos_router::path;
+
+use crate::api::Me;
+use crate::auth::{Auth, AuthState, SignedOutPage, UnreachablePage, UserMenu};
+use crate::clock::Now;
+use crate::events::SessionStore;
+use crate::notice::{ErrorBanner, Notices};
+use crate::sessions::SessionsPage;
+use crate::workspace::WorkspacePage;
+
+/// The whole app.
+#[component]
+pub fn App() -> impl IntoView {
+    Notices::provide();
+    let auth = AuthState::provide();
+    Now::provide();
+    // Only the kind of state picks the page: a new `Me` for the same person rebuilds nothing.
+    let page = Memo::new(move |_| auth.0.get());
+    move || match page.get() {
+        Auth::Checking => view! {
+            <main class="center-page">
+                <span class="spinner"></span>
+            </main>
+        }
+        .into_any(),
+        Auth::SignedIn(me) => view! { <Shell me /> }.into_any(),
+        Auth::SignedOut => view! { <SignedOutPage /> }.into_any(),
+        Auth::Unreachable(message) => view! { <UnreachablePage message /> }.into_any(),
+    }
+}
+
+/// The signed-in app: the live session store lives as long as this.
+#[component]
+fn Shell(me: Me) -> impl IntoView {
+    SessionStore::provide();
+    view! {
+        <Router>
+            <div class="app">
+                <header class="app-header">
+                    <a class="brand" href="/">
+                        <span class="brand-mark">"◆"</span>
+                        " Flint"
+                    </a>
+                    <div class="spacer"></div>
+                    <UserMenu me />
+                </header>
+                <ErrorBanner />
+                <Routes fallback=|| {
+                    view! {
+                        <main class="center-page">
+                            <div class="card narrow">
+                                <h1>"Not found"</h1>
+                                <a class="button" href="/">"All sessions"</a>
+                            </div>
+                        </main>
+                    }
+                }>
+                    <Route path=path!("/") view=SessionsPage />
+                    <Route path=path!("/s/:id") view=WorkspacePage />
+                </Routes>
+            </div>
+        </Router>
+    }
+}

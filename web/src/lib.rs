@@ -1,0 +1,18 @@
+//! The Flint web app (Leptos, client-side rendered, built by Trunk): sign-in state, the
+//! sessions list and the workspace of one session with its terminal tabs.
+//!
+//! Everything goes through the server's REST and websocket API; wire types come from
+//! `proto`, never copied by hand.
+
+pub mod api;
+pub mod app;
+pub mod auth;
+pub mod clock;
+pub mod events;
+pub mod notice;
+pub mod sessions;
+pub mod socket;
+pub mod terminal;
+pub mod workspace;
+
+pub use app::App;

@@ -1,0 +1,210 @@
+//! The "new session" dialog: image, size, optional name, with progress while the sandbox
+//! starts (`POST /api/sessions` answers once it runs).
+
+use leptos::prelude::*;
+use leptos::task::spawn_local;
+use proto::api::{CreateSession, SessionState};
+
+use crate::api;
+use crate::clock::{Now, now_ms, span};
+use crate::events::SessionStore;
+use crate::notice::use_reporter;
+
+/// Images people can start (specs in `images/`).
+const IMAGES: [(&str, &str); 2] = [
+    ("default", "default: Debian with git, build tools, Python, Node.js"),
+    ("test", "test: minimal Debian (bash, python3)"),
+];
+
+/// A size choice: name, label, CPUs, memory and disk in MiB.
+struct Size {
+    name: &'static str,
+    label: &'static str,
+    cpus: f64,
+    memory_mb: u32,
+    disk_mb: u32,
+}
+
+const SIZES: [Size; 3] = [
+    Size {
+        name: "small",
+        label: "small: 0.5 CPU, 512 MiB",
+        cpus: 0.5,
+        memory_mb: 512,
+        disk_mb: 2048,
+    },
+    Size {
+        name: "medium",
+        label: "medium: 1 CPU, 1 GiB",
+        cpus: 1.0,
+        memory_mb: 1024,
+        disk_mb: 4096,
+    },
+    Size {
+        name: "large",
+        label: "large: 2 CPUs, 4 GiB",
+        cpus: 2.0,
+        memory_mb: 4096,
+        disk_mb: 8192,
+    },
+];
+
+/// What the form sends.
+fn request(image: &str, size: &str, name: &str) -> CreateSession {
+    let size = SIZES.iter().find(|s| s.name == size).unwrap_or(&SIZES[1]);
+    let name = name.trim();
+    CreateSession {
+        image: Some(image.to_owned()),
+        name: (!name.is_empty()).then(|| name.to_owned()),
+        cpus: Some(size.cpus),
+        memory_mb: Some(size.memory_mb),
+        disk_mb: Some(size.disk_mb),
+        lifetime_s: None,
+    }
+}
+
+/// The dialog; `open` shows it, `created` gets the new session's id.
+#[component]
+pub fn CreateDialog(open: RwSignal<bool>, created: WriteSignal<Option<String>>) -> impl IntoView {
+    let store = expect_context::<SessionStore>();
+    let reporter = use_reporter();
+    let now = expect_context::<Now>();
+    let image = RwSignal::new(IMAGES[0].0.to_owned());
+    let size = RwSignal::new(SIZES[1].name.to_owned());
+    let name = RwSignal::new(String::new());
+    // When the pending request started.
+    let pending = RwSignal::new(None::<i64>);
+
+    let submit = move |event: leptos::ev::SubmitEvent| {
+        event.prevent_default();
+        if pending.get_untracked().is_some() {
+            return;
+        }
+        let body = request(&image.get_untracked(), &size.get_untracked(), &name.get_untracked());
+        pending.set(Some(now_ms()));
+        spawn_local(async move {
+            let result = api::create_session(&body).await;
+            pending.set(None);
+            match result {
+                Ok(session) => {
+                    if session.state == SessionState::Failed {
+                        let reason = session.reason.clone().unwrap_or_default();
+                        reporter.message(format!("the session failed to start: {reason}"));
+                    }
+                    created.set(Some(session.id.clone()));
+                    store.upsert(session);
+                    name.set(String::new());
+                    open.set(false);
+                }
+                Err(error) => reporter.api("cannot create the session", &error),
+            }
+        });
+    };
+    let close = move |_| {
+        if pending.get_untracked().is_none() {
+            open.set(false);
+        }
+    };
+    let busy = move || pending.get().is_some();
+    let progress = move || {
+        pending.get().map(|started| {
+            let elapsed = span((now.get() - started).max(0));
+            view! {
+                <div class="progress-line">
+                    <span class="spinner"></span>
+                    {format!("Starting the sandbox… {elapsed}")}
+                    <span class="muted">
+                        " (an image's first use builds it, which can take a minute or two)"
+                    </span>
+                </div>
+            }
+        })
+    };
+
+    move || {
+        open.get().then(|| {
+            view! {
+                <div class="modal-backdrop" on:click=close>
+                    <form
+                        class="card modal"
+                        on:submit=submit
+                        on:click=|event| event.stop_propagation()
+                    >
+                        <h2>"New session"</h2>
+                        <label class="field">
+                            <span>"Image"</span>
+                            <select
+                                data-testid="create-image"
+                                prop:value=move || image.get()
+                                on:change=move |ev| image.set(event_target_value(&ev))
+                                disabled=busy
+                            >
+                                {IMAGES
+                                    .iter()
+                                    .map(|(value, label)| {
+                                        view! { <option value=*value>{*label}</option> }
+                                    })
+                                    .collect_view()}
+                            </select>
+                        </label>
+                        <label class="field">
+                            <span>"Size"</span>
+                            <select
+                                data-testid="create-size"
+                                prop:value=move || size.get()
+                                on:change=move |ev| size.set(event_target_value(&ev))
+                                disabled=busy
+                            >
+                                {SIZES
+                                    .iter()
+                                    .map(|s| view! { <option value=s.name>{s.label}</option> })
+                                    .collect_view()}
+                            </select>
+                        </label>
+                        <label class="field">
+                            <span>"Name " <span class="muted">"(optional)"</span></span>
+                            <input
+                                data-testid="create-name"
+                                type="text"
+                                maxlength="64"
+                                placeholder="e.g. my-experiment"
+                                prop:value=move || name.get()
+                                on:input=move |ev| name.set(event_target_value(&ev))
+                                disabled=busy
+                            />
+                        </label>
+                        {progress}
+                        <div class="actions">
+                            <button type="button" class="button ghost" on:click=close disabled=busy>
+                                "Cancel"
+                            </button>
+                            <button
+                                type="submit"
+                                class="button primary"
+                                data-testid="create-submit"
+                                disabled=busy
+                            >
+                                {move || if busy() { "Creating…" } else { "Create" }}
+                            </button>
+                        </div>
+                    </form>
+                </div>
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::request;
+
+    #[test]
+    fn the_form_maps_to_a_create_request() {
+        let body = request("test", "small", "  demo ");
+        assert_eq!(body.image.as_deref(), Some("test"));
+        assert_eq!(body.name.as_deref(), Some("demo"));
+        assert_eq!((body.cpus, body.memory_mb), (Some(0.5), Some(512)));
+        let body = request("default", "unknown", "");
+        assert_eq!((body.name, body.memory_mb), (None, Some(1024)));
+    }
+}

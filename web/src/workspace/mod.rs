@@ -1,0 +1,267 @@
+//! The workspace page of one session (`/s/{id}`): terminal tabs and the status bar.
+//!
+//! On opening, the session's existing terminals become tabs (a new shell when there are
+//! none). Tabs stay mounted while hidden, so a background shell keeps its screen and link.
+
+mod keys;
+mod pane;
+mod status;
+mod tabs;
+
+use std::collections::HashMap;
+
+use leptos::prelude::*;
+use leptos::task::spawn_local_scoped_with_cancellation;
+use leptos_router::hooks::use_params_map;
+use proto::api::SessionState;
+
+use crate::api;
+use crate::events::SessionStore;
+use crate::notice::{Reporter, use_reporter};
+use crate::terminal::conn::{TermSignals, TerminalConn};
+
+pub use keys::{Shortcut, shortcut};
+
+/// A terminal tab.
+#[derive(Clone)]
+pub struct Tab {
+    /// The terminal's id.
+    pub id: String,
+    /// Its link, as the UI shows it.
+    pub signals: TermSignals,
+}
+
+/// The page's state (context).
+#[derive(Clone, Copy)]
+pub struct Workspace {
+    /// The session's id.
+    pub session: StoredValue<String>,
+    /// Open tabs, in order.
+    pub tabs: RwSignal<Vec<Tab>>,
+    /// The active tab's terminal id.
+    pub active: RwSignal<Option<String>>,
+    /// A terminal is being created.
+    pub creating: RwSignal<bool>,
+    /// Each mounted tab's terminal (registered by its pane).
+    conns: StoredValue<HashMap<String, TerminalConn>, LocalStorage>,
+    /// The page's owner: tasks and tabs' signals belong to the page (not to whichever
+    /// button or effect started them), and end with it.
+    owner: StoredValue<Owner>,
+    reporter: Reporter,
+}
+
+impl Workspace {
+    /// Runs `task` under the page's owner, untracked, cancelled when the page goes.
+    fn spawn(self, task: impl Future<Output = ()> + 'static) {
+        let owner = self.owner.get_value();
+        owner.with(|| untrack(|| spawn_local_scoped_with_cancellation(task)));
+    }
+
+    /// The active tab's terminal.
+    pub fn active_conn(self) -> Option<TerminalConn> {
+        let active = self.active.get_untracked()?;
+        self.conns.with_value(|conns| conns.get(&active).cloned())
+    }
+
+    /// The active tab (tracked).
+    pub fn active_tab(self) -> Option<Tab> {
+        let active = self.active.get()?;
+        self.tabs.with(|tabs| tabs.iter().find(|tab| tab.id == active).cloned())
+    }
+
+    fn register(self, id: &str, conn: TerminalConn) {
+        self.conns.update_value(|conns| {
+            conns.insert(id.to_owned(), conn);
+        });
+    }
+
+    fn unregister(self, id: &str) {
+        self.conns.update_value(|conns| {
+            conns.remove(id);
+        });
+    }
+
+    /// Adds a tab for an existing terminal.
+    fn add_tab(self, id: String, activate: bool) {
+        if self.tabs.with_untracked(|tabs| tabs.iter().any(|tab| tab.id == id)) {
+            return;
+        }
+        self.tabs
+            .update(|tabs| tabs.push(Tab { id: id.clone(), signals: TermSignals::connecting() }));
+        if activate || self.active.get_untracked().is_none() {
+            self.active.set(Some(id));
+        }
+    }
+
+    /// Opens a new shell in a new tab, the size of the current one.
+    pub fn new_terminal(self) {
+        if self.creating.get_untracked() {
+            return;
+        }
+        self.creating.set(true);
+        let (cols, rows) = self.active_conn().map_or((0, 0), |conn| conn.size());
+        let session = self.session.get_value();
+        self.spawn(async move {
+            match api::create_terminal(&session, cols, rows).await {
+                Ok(info) => self.add_tab(info.id.to_string(), true),
+                Err(error) => self.reporter.api("cannot open a terminal", &error),
+            }
+            self.creating.set(false);
+        });
+    }
+
+    /// Kills a tab's shell and closes the tab.
+    pub fn close_terminal(self, id: String) {
+        let session = self.session.get_value();
+        self.spawn(async move {
+            match api::kill_terminal(&session, &id).await {
+                Ok(()) => self.remove_tab(&id),
+                // Already gone: close the tab all the same.
+                Err(error) if error.status == 404 => self.remove_tab(&id),
+                Err(error) => self.reporter.api("cannot close the terminal", &error),
+            }
+        });
+    }
+
+    fn remove_tab(self, id: &str) {
+        let tabs = self.tabs.get_untracked();
+        let Some(index) = tabs.iter().position(|tab| tab.id == id) else { return };
+        if self.active.get_untracked().as_deref() == Some(id) {
+            // The neighbour to the right, else to the left, takes over.
+            let next =
+                tabs.get(index + 1).or_else(|| index.checked_sub(1).and_then(|i| tabs.get(i)));
+            self.active.set(next.map(|tab| tab.id.clone()));
+        }
+        self.tabs.update(|tabs| tabs.retain(|tab| tab.id != id));
+    }
+
+    /// Activates the tab `delta` places away (wrapping).
+    pub fn cycle(self, delta: isize) {
+        let tabs = self.tabs.get_untracked();
+        if tabs.is_empty() {
+            return;
+        }
+        let active = self.active.get_untracked();
+        let index = tabs.iter().position(|tab| Some(&tab.id) == active.as_ref()).unwrap_or(0);
+        let next = (index as isize + delta).rem_euclid(tabs.len() as isize) as usize;
+        self.active.set(Some(tabs[next].id.clone()));
+    }
+
+    /// Lists the session's terminals as tabs, opening a shell when there is none.
+    fn load(self) {
+        let session = self.session.get_value();
+        self.spawn(async move {
+            match api::terminals(&session).await {
+                Ok(list) if list.is_empty() => self.new_terminal(),
+                Ok(list) => {
+                    for info in list {
+                        self.add_tab(info.id.to_string(), false);
+                    }
+                }
+                Err(error) => self.reporter.api("cannot list the terminals", &error),
+            }
+        });
+    }
+}
+
+/// `/s/{id}`.
+#[component]
+pub fn WorkspacePage() -> impl IntoView {
+    let params = use_params_map();
+    let id = Memo::new(move |_| params.read().get("id").unwrap_or_default());
+    // A new id is a new workspace: the old one's tabs close.
+    move || {
+        let id = id.get();
+        view! { <WorkspaceView id /> }
+    }
+}
+
+#[component]
+fn WorkspaceView(id: String) -> impl IntoView {
+    let store = expect_context::<SessionStore>();
+    let workspace = Workspace {
+        session: StoredValue::new(id.clone()),
+        tabs: RwSignal::new(Vec::new()),
+        active: RwSignal::new(None),
+        creating: RwSignal::new(false),
+        conns: StoredValue::new_local(HashMap::new()),
+        owner: StoredValue::new(Owner::current().unwrap_or_default()),
+        reporter: use_reporter(),
+    };
+    provide_context(workspace);
+    let session = {
+        let id = id.clone();
+        Memo::new(move |_| store.session(&id))
+    };
+    let state = Memo::new(move |_| session.get().map(|s| s.state));
+
+    // Terminals load once the session runs (it may still be starting).
+    let loaded = StoredValue::new(false);
+    Effect::new(move |_| {
+        if state.get() == Some(SessionState::Running) && !loaded.get_value() {
+            loaded.set_value(true);
+            workspace.load();
+        }
+    });
+
+    keys::install(workspace);
+
+    // What the terminal area shows; a memo, so the panes are built once per phase.
+    let phase = Memo::new(move |_| match (session.get(), store.loaded.get()) {
+        (None, false) => Phase::Loading,
+        (None, true) => Phase::Missing,
+        (Some(session), _) => match session.state {
+            SessionState::Creating => Phase::Starting,
+            SessionState::Running => Phase::Running,
+            state => Phase::Ended(match session.reason {
+                Some(reason) => format!("This session is {}: {reason}", state.as_str()),
+                None => format!("This session is {}.", state.as_str()),
+            }),
+        },
+    });
+    let body = move || match phase.get() {
+        Phase::Loading => view! { <Message spinner=true text="Loading…".into() /> }.into_any(),
+        Phase::Missing => {
+            let text = "There is no such session (it may have been destroyed).".to_owned();
+            view! { <Message text /> }.into_any()
+        }
+        Phase::Starting => {
+            view! { <Message spinner=true text="The sandbox is starting…".into() /> }.into_any()
+        }
+        Phase::Running => view! { <pane::Panes /> }.into_any(),
+        Phase::Ended(text) => view! { <Message text /> }.into_any(),
+    };
+
+    view! {
+        <div class="workspace">
+            <tabs::TabBar session />
+            <div class="term-area">{body}</div>
+            <status::StatusBar session />
+        </div>
+    }
+}
+
+/// What the terminal area shows.
+#[derive(Clone, Debug, PartialEq)]
+enum Phase {
+    Loading,
+    Missing,
+    Starting,
+    Running,
+    /// Stopped, stopping or failed: why.
+    Ended(String),
+}
+
+/// A centred note in the terminal area.
+#[component]
+fn Message(text: String, #[prop(optional)] spinner: bool) -> impl IntoView {
+    view! {
+        <div class="term-message">
+            {spinner.then(|| view! { <span class="spinner"></span> })}
+            <span>{text}</span>
+            <a class="button small" href="/">
+                "← All sessions"
+            </a>
+        </div>
+    }
+}

@@ -1,0 +1,139 @@
+//! The workspace's top bar: back to the list, the session's name, the terminal tabs, "new
+//! terminal" and the shortcut help.
+
+use leptos::prelude::*;
+use proto::api::SessionInfo;
+
+use super::{Workspace, keys};
+use crate::socket::Link;
+
+/// The bar above the terminals.
+#[component]
+pub fn TabBar(session: Memo<Option<SessionInfo>>) -> impl IntoView {
+    let workspace = expect_context::<Workspace>();
+    let help_open = RwSignal::new(false);
+    let name = move || session.with(|s| s.as_ref().map(|s| s.name.clone())).unwrap_or_default();
+    let new_title = "New terminal (Ctrl+Shift+T)";
+
+    view! {
+        <div class="tab-bar">
+            <a class="back" href="/" title="All sessions">
+                "←"
+            </a>
+            <span class="ws-name" title=move || workspace.session.get_value()>
+                {name}
+            </span>
+            <div class="tabs" role="tablist">
+                <For each=move || workspace.tabs.get() key=|tab| tab.id.clone() let:tab>
+                    <TabButton tab />
+                </For>
+                <button
+                    class="tab-new"
+                    data-testid="new-terminal"
+                    title=new_title
+                    aria-label=new_title
+                    disabled=move || workspace.creating.get()
+                    on:click=move |_| workspace.new_terminal()
+                >
+                    "+"
+                </button>
+            </div>
+            <div class="spacer"></div>
+            <div class="help">
+                <button
+                    class="icon-button"
+                    title="Keyboard shortcuts"
+                    aria-label="Keyboard shortcuts"
+                    on:click=move |_| help_open.update(|open| *open = !*open)
+                >
+                    "⌨"
+                </button>
+                {move || {
+                    help_open
+                        .get()
+                        .then(|| {
+                            view! {
+                                <div class="popover" on:click=move |_| help_open.set(false)>
+                                    <div class="popover-title">"Keyboard shortcuts"</div>
+                                    {keys::HELP
+                                        .iter()
+                                        .map(|(keys, what)| {
+                                            view! {
+                                                <div class="shortcut">
+                                                    <kbd>{*keys}</kbd>
+                                                    <span>{*what}</span>
+                                                </div>
+                                            }
+                                        })
+                                        .collect_view()}
+                                </div>
+                            }
+                        })
+                }}
+            </div>
+        </div>
+    }
+}
+
+/// One tab: its name, a link dot, and its close button.
+#[component]
+fn TabButton(tab: super::Tab) -> impl IntoView {
+    let workspace = expect_context::<Workspace>();
+    let id = tab.id.clone();
+    let is_active = {
+        let id = id.clone();
+        move || workspace.active.get().as_deref() == Some(id.as_str())
+    };
+    let index = {
+        let id = id.clone();
+        move || workspace.tabs.with(|tabs| tabs.iter().position(|t| t.id == id).unwrap_or(0) + 1)
+    };
+    let dot = move || {
+        let ended = tab.signals.ended.with(Option::is_some);
+        match (ended, tab.signals.link.get()) {
+            (true, _) | (_, Link::Offline) => "dot bad",
+            (_, Link::Connected) => "dot ok",
+            _ => "dot warn",
+        }
+    };
+    let activate = {
+        let id = id.clone();
+        move |_| workspace.active.set(Some(id.clone()))
+    };
+    let close = {
+        let id = id.clone();
+        move |event: leptos::ev::MouseEvent| {
+            event.stop_propagation();
+            workspace.close_terminal(id.clone());
+        }
+    };
+    let active_attr = {
+        let is_active = is_active.clone();
+        move || if is_active() { "true" } else { "false" }
+    };
+    view! {
+        <div
+            class="tab"
+            class:active=is_active.clone()
+            role="tab"
+            aria-selected=active_attr.clone()
+            data-testid="terminal-tab"
+            data-terminal-id=id.clone()
+            data-active=active_attr
+            title=format!("terminal {id}")
+            on:click=activate
+        >
+            <span class=dot></span>
+            <span class="tab-label">{move || format!("shell {}", index())}</span>
+            <button
+                class="tab-close"
+                data-testid="close-terminal"
+                title="Close (kills the shell)"
+                aria-label="Close terminal"
+                on:click=close
+            >
+                "×"
+            </button>
+        </div>
+    }
+}
