@@ -122,6 +122,7 @@ pub struct ExtendSession {
 /// Server → browser text messages on a terminal websocket. Output travels as binary
 /// messages: an 8-byte big-endian offset, then the bytes.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum TerminalServerMessage {
     /// First message: the offset of the first output byte to come, and the size.
@@ -164,6 +165,7 @@ pub enum TerminalServerMessage {
 /// Browser → server text messages on a terminal websocket. Keystrokes travel as binary
 /// messages of raw bytes.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum TerminalClientMessage {
     /// The client's terminal size.
@@ -190,7 +192,7 @@ pub enum EventsMessage {
     /// A session was created or changed (state, lifetime): replace it by id.
     Session {
         /// Its new state.
-        session: SessionInfo,
+        session: Box<SessionInfo>,
     },
     /// A session was deleted.
     Deleted {

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::{FromRequest, Request};
+use axum::response::{IntoResponse as _, Response};
 use axum::routing::get;
 use serde::de::DeserializeOwned;
 
@@ -29,48 +30,26 @@ pub struct AppState {
 /// The whole router; `main` serves it, tests call it.
 pub fn app(state: AppState) -> Router {
     Router::new()
-        .route("/", get(home))
         .route("/healthz", get(healthz))
         .route("/metrics", get(crate::metrics::metrics))
         .route("/login", get(crate::auth::login))
         .merge(crate::api::router())
-        .fallback(not_found)
+        .fallback(fallback)
         .layer(axum::middleware::from_fn_with_state(state.clone(), crate::auth::check_host))
         .with_state(state)
-}
-
-/// A placeholder home page until the web app arrives: who is signed in, and where the API is.
-async fn home(
-    axum::extract::State(state): axum::extract::State<AppState>,
-    headers: http::HeaderMap,
-) -> Result<axum::response::Html<String>, AppError> {
-    let body = match crate::auth::cookie_user(&state, &headers).await? {
-        Some(user) => format!(
-            "<p>Signed in as <b>{}</b>.</p><p>The web workspace is not built yet; the API is \
-             live: <a href=\"/api/me\">/api/me</a>, <code>/api/tokens</code>.</p>",
-            escape_html(&user.name)
-        ),
-        None => "<p>Sign in with the single-use link that <code>flint serve</code> printed, \
-                 or run <code>flint login-url</code> for a new one.</p>"
-            .to_owned(),
-    };
-    Ok(axum::response::Html(format!(
-        "<!doctype html><meta charset=utf-8><title>Flint</title>\
-         <body style=\"font-family:sans-serif;background:#111;color:#ddd;padding:3em\">\
-         <h1>Flint</h1>{body}</body>"
-    )))
-}
-
-fn escape_html(text: &str) -> String {
-    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
 async fn healthz() -> &'static str {
     "ok\n"
 }
 
-async fn not_found(uri: http::Uri) -> AppError {
-    AppError::not_found(format!("no route {}", uri.path()))
+/// The API's unknown routes are JSON 404s; any other `GET` belongs to the web app.
+async fn fallback(method: http::Method, uri: http::Uri, headers: http::HeaderMap) -> Response {
+    let api = uri.path() == "/api" || uri.path().starts_with("/api/");
+    if !api && (method == http::Method::GET || method == http::Method::HEAD) {
+        return crate::web::serve(uri, headers).await;
+    }
+    AppError::not_found(format!("no route {}", uri.path())).into_response()
 }
 
 /// `Json` with our error shape on rejection (bad JSON is a 400 `{"error": ...}`, a wrong

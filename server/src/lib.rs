@@ -13,5 +13,6 @@ pub mod metrics;
 pub mod sandbox;
 pub mod sessions;
 pub mod store;
+pub mod web;
 
 mod api;

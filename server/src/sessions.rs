@@ -73,6 +73,47 @@ impl Live {
     }
 }
 
+/// A change to a session, for live views (the events websocket).
+#[derive(Clone, Debug)]
+pub enum SessionChange {
+    /// Created or changed: its record now.
+    Changed {
+        /// Whose session.
+        owner_id: String,
+        /// The session.
+        info: Box<SessionInfo>,
+    },
+    /// Deleted.
+    Deleted {
+        /// Whose session it was.
+        owner_id: String,
+        /// Its id.
+        id: String,
+    },
+}
+
+impl SessionChange {
+    /// The session's owner.
+    pub fn owner_id(&self) -> &str {
+        match self {
+            SessionChange::Changed { owner_id, .. } | SessionChange::Deleted { owner_id, .. } => {
+                owner_id
+            }
+        }
+    }
+
+    /// The session's id.
+    pub fn session_id(&self) -> &str {
+        match self {
+            SessionChange::Changed { info, .. } => &info.id,
+            SessionChange::Deleted { id, .. } => id,
+        }
+    }
+}
+
+/// Changes buffered per live view before it lags (and gets a fresh snapshot instead).
+const CHANGES_BUFFER: usize = 256;
+
 /// Every session of this server.
 pub struct Sessions {
     store: Store,
@@ -81,13 +122,43 @@ pub struct Sessions {
     /// Names this server's cgroups, so parallel servers (tests) never collide.
     instance: String,
     live: Mutex<HashMap<String, Live>>,
+    changes: tokio::sync::broadcast::Sender<SessionChange>,
 }
 
 impl Sessions {
     /// The sessions of `store`.
     pub fn new(store: Store, config: SessionsConfig, metrics: Arc<Metrics>) -> Arc<Sessions> {
         let instance = crate::auth::hash_token(&config.data_dir.to_string_lossy())[..12].to_owned();
-        Arc::new(Sessions { store, config, metrics, instance, live: Mutex::default() })
+        let (changes, _) = tokio::sync::broadcast::channel(CHANGES_BUFFER);
+        Arc::new(Sessions { store, config, metrics, instance, live: Mutex::default(), changes })
+    }
+
+    /// Every change to any session from now on (filter by owner).
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<SessionChange> {
+        self.changes.subscribe()
+    }
+
+    /// Tells live views about a session's current record.
+    async fn publish(&self, id: &str) {
+        match self.store.session(id).await {
+            Ok(Some(record)) => {
+                let change = SessionChange::Changed {
+                    owner_id: record.owner_id,
+                    info: Box::new(record.info),
+                };
+                // No receiver is fine: nobody is watching.
+                let _ = self.changes.send(change);
+            }
+            Ok(None) => {}
+            Err(e) => tracing::warn!(session = %id, "reading a session to publish it: {e}"),
+        }
+    }
+
+    /// Writes a session's state, then tells live views.
+    async fn set_state(&self, id: &str, state: SessionState, reason: Option<&str>) -> Result<()> {
+        self.store.set_session_state(id, state, reason).await?;
+        self.publish(id).await;
+        Ok(())
     }
 
     fn session_dir(&self, id: &str) -> PathBuf {
@@ -170,6 +241,7 @@ impl Sessions {
         self.store
             .insert_session(&SessionRecord { owner_id: owner.id.clone(), info: info.clone() })
             .await?;
+        self.publish(&id).await;
         self.store
             .audit(
                 Some(&owner.id),
@@ -181,7 +253,7 @@ impl Sessions {
         match self.start_sandbox(&info, &spec_path).await {
             Ok(live) => {
                 self.live.lock().await.insert(id.clone(), live);
-                self.store.set_session_state(&id, SessionState::Running, None).await?;
+                self.set_state(&id, SessionState::Running, None).await?;
                 let record = self.record(&id).await?;
                 if let Some(ms) = record.info.start_duration_ms {
                     self.metrics.session_start_seconds.observe(ms as f64 / 1000.0);
@@ -191,7 +263,7 @@ impl Sessions {
             Err(e) => {
                 let reason = format!("{e:#}");
                 tracing::warn!(session = %id, "start failed: {reason}");
-                self.store.set_session_state(&id, SessionState::Failed, Some(&reason)).await?;
+                self.set_state(&id, SessionState::Failed, Some(&reason)).await?;
                 Ok(self.record(&id).await?.info)
             }
         }
@@ -281,12 +353,13 @@ impl Sessions {
             return Err(AppError::bad_request(format!("lifetime_s must be 1..={MAX_LIFETIME_S}")));
         }
         self.store.set_session_expiry(id, now_ms() + (lifetime_s as i64) * 1000).await?;
+        self.publish(id).await;
         Ok(self.record(id).await?.info)
     }
 
     /// Stops a session's sandbox, keeping `/workspace`.
     pub async fn stop(&self, id: &str, reason: Option<&str>) -> Result<()> {
-        self.store.set_session_state(id, SessionState::Stopping, reason).await?;
+        self.set_state(id, SessionState::Stopping, reason).await?;
         let live = self.live.lock().await.remove(id);
         if let Some(live) = live {
             process::stop(&live.sandbox)
@@ -299,7 +372,7 @@ impl Sessions {
                 .await
                 .map_err(|e| AppError::internal(format!("stopping {id}: {e:#}")))?;
         }
-        self.store.set_session_state(id, SessionState::Stopped, reason).await?;
+        self.set_state(id, SessionState::Stopped, reason).await?;
         Ok(())
     }
 
@@ -314,7 +387,10 @@ impl Sessions {
                 return Err(AppError::internal(format!("removing {}: {e}", dir.display())));
             }
         }
-        self.store.delete_session(id).await
+        let owner_id = self.record(id).await?.owner_id;
+        self.store.delete_session(id).await?;
+        let _ = self.changes.send(SessionChange::Deleted { owner_id, id: id.to_owned() });
+        Ok(())
     }
 
     /// At start-up: re-attaches to sandboxes that outlived the previous server, and marks
@@ -350,7 +426,7 @@ impl Sessions {
                         "the sandbox was lost while the server was down (it was {})",
                         record.info.state.as_str()
                     );
-                    self.store.set_session_state(id, SessionState::Failed, Some(&reason)).await?;
+                    self.set_state(id, SessionState::Failed, Some(&reason)).await?;
                 }
             }
         }

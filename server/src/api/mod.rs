@@ -5,6 +5,7 @@ use axum::routing::{delete, get, post};
 
 use crate::app::AppState;
 
+pub(crate) mod events_ws;
 pub(crate) mod files;
 pub mod openapi;
 pub(crate) mod sessions;
@@ -19,6 +20,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/logout", post(crate::auth::logout))
         .route("/api/tokens", get(tokens::list).post(tokens::create))
         .route("/api/tokens/{id}", delete(tokens::revoke))
+        .route("/api/events/ws", get(events_ws::events_ws))
         .route("/api/sessions", get(sessions::list).post(sessions::create))
         .route("/api/sessions/{id}", get(sessions::get).delete(sessions::delete))
         .route("/api/sessions/{id}/extend", post(sessions::extend))

@@ -28,6 +28,7 @@ use crate::auth::Caller;
         crate::api::sessions::create_terminal,
         crate::api::sessions::kill_terminal,
         crate::api::terminal_ws::terminal_ws,
+        crate::api::events_ws::events_ws,
         crate::api::files::list,
         crate::api::files::remove,
         crate::api::files::mkdir,
@@ -37,7 +38,13 @@ use crate::auth::Caller;
         crate::api::files::workspace_tar,
         crate::api::files::exec,
         crate::api::files::ports,
-    )
+    ),
+    // Websocket messages: no route returns them as a body, so they are listed here.
+    components(schemas(
+        proto::api::EventsMessage,
+        proto::api::TerminalServerMessage,
+        proto::api::TerminalClientMessage
+    ))
 )]
 pub struct ApiDoc;
 

@@ -20,11 +20,6 @@ async fn a_login_link_signs_in_once_with_a_safe_cookie() {
     assert!(!attributes.iter().any(|a| a.starts_with("domain")), "no Domain attribute: {cookie}");
     let pair = cookie.split(';').next().expect("pair");
 
-    let home = server.get("/", &[("cookie", pair)]).await;
-    assert!(home.body.contains("Signed in as <b>admin</b>"), "{}", home.body);
-    let anonymous = server.get("/", &[]).await;
-    assert!(anonymous.body.contains("flint login-url"), "{}", anonymous.body);
-
     let me = server.get("/api/me", &[("cookie", pair)]).await;
     assert_eq!(me.status, StatusCode::OK, "{}", me.body);
     assert_eq!(me.json()["name"], "admin");
@@ -202,4 +197,26 @@ async fn a_restart_prints_a_new_link_and_keeps_sign_ins() {
     let url = flint(&["login-url"], dir.path());
     let path = &url[url.find("/login").expect("login url")..];
     assert_eq!(server.get(path, &[]).await.status, StatusCode::SEE_OTHER);
+}
+
+#[tokio::test]
+async fn the_web_app_is_served_at_every_non_api_path() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = TestServer::start(dir.path());
+    // The app (or, in a build without it, a page saying how to get it) is open to all: it
+    // holds no secret and signs in through the API.
+    let home = server.get("/", &[]).await;
+    assert_eq!(home.status, StatusCode::OK);
+    assert!(home.header("content-type").is_some_and(|t| t.starts_with("text/html")));
+    // The app's own routes get the same page; API misses and missing files are 404s.
+    let route = server.get("/s/some-session", &[]).await;
+    assert_eq!((route.status, &route.body), (StatusCode::OK, &home.body));
+    server.get("/api/nothing-here", &[]).await.assert_error(StatusCode::NOT_FOUND);
+    server.get("/missing.js", &[]).await.assert_error(StatusCode::NOT_FOUND);
+    if let Some(etag) = home.header("etag") {
+        let again = server.get("/", &[("if-none-match", etag)]).await;
+        assert_eq!(again.status, StatusCode::NOT_MODIFIED);
+    } else {
+        assert!(home.body.contains("cargo xtask run"), "{}", home.body);
+    }
 }

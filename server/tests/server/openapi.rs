@@ -128,6 +128,11 @@ async fn every_route_answers_as_documented() {
     assert!(ws.is_ok(), "the websocket upgrades");
     c.seen.insert(("get".to_owned(), "/api/sessions/{id}/terminals/{tid}/ws".to_owned()));
     drop(ws);
+    let events =
+        server.ws("/api/events/ws", &[("authorization", &bearer), ("origin", &origin)]).await;
+    assert!(events.is_ok(), "the events websocket upgrades");
+    c.seen.insert(("get".to_owned(), "/api/events/ws".to_owned()));
+    drop(events);
     c.check(
         "delete",
         "/api/sessions/{id}/terminals/{tid}",

@@ -186,6 +186,99 @@ async fn a_slow_browser_is_resynced_from_the_scrollback_and_loses_nothing_else()
     ws_read_until(&mut stalled, "still-here").await;
 }
 
+/// The next JSON text message of a websocket (skipping pings), within 30 s.
+async fn next_json(ws: &mut Ws) -> serde_json::Value {
+    use futures_util::StreamExt as _;
+    use tokio_tungstenite::tungstenite::Message;
+    let next = tokio::time::timeout(std::time::Duration::from_secs(30), async {
+        loop {
+            match ws.next().await {
+                Some(Ok(Message::Text(text))) => return serde_json::from_str(&text).expect("json"),
+                Some(Ok(_)) => {}
+                other => panic!("websocket ended: {other:?}"),
+            }
+        }
+    });
+    next.await.expect("a message in time")
+}
+
+#[tokio::test]
+async fn the_events_websocket_shows_sessions_change_live() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = TestServer::start(dir.path());
+    let bearer = token(&server).await;
+    let origin = server.origin();
+    let headers = [("authorization", bearer.as_str()), ("origin", origin.as_str())];
+    let foreign = server
+        .ws("/api/events/ws", &[("authorization", &bearer), ("origin", "http://evil.example")])
+        .await;
+    assert_eq!(foreign.err(), Some(StatusCode::FORBIDDEN));
+    let mut events = server.ws("/api/events/ws", &headers).await.expect("websocket");
+    let snapshot = next_json(&mut events).await;
+    assert_eq!(snapshot["type"], "snapshot");
+    assert_eq!(snapshot["sessions"], serde_json::json!([]));
+
+    let id = create_session(&server, &bearer).await["id"].as_str().expect("id").to_owned();
+    let mut states = Vec::new();
+    while states.last().map(String::as_str) != Some("running") {
+        let event = next_json(&mut events).await;
+        assert_eq!(
+            (event["type"].as_str(), event["session"]["id"].as_str()),
+            (Some("session"), Some(id.as_str()))
+        );
+        states.push(event["session"]["state"].as_str().expect("state").to_owned());
+    }
+    assert_eq!(states, ["creating", "running"]);
+
+    // A token scoped to another session sees nothing of this one.
+    let json = [("authorization", bearer.as_str()), ("content-type", "application/json")];
+    let other = create_session(&server, &bearer).await["id"].as_str().expect("id").to_owned();
+    let scoped = server
+        .request("POST", "/api/tokens", &json, &format!(r#"{{"name":"s","session_id":"{other}"}}"#))
+        .await;
+    let scoped = format!("Bearer {}", scoped.json()["token"].as_str().expect("token"));
+    let mut confined = server
+        .ws("/api/events/ws", &[("authorization", &scoped), ("origin", &origin)])
+        .await
+        .expect("websocket");
+    let snapshot = next_json(&mut confined).await;
+    let ids: Vec<&str> = snapshot["sessions"]
+        .as_array()
+        .expect("sessions")
+        .iter()
+        .filter_map(|s| s["id"].as_str())
+        .collect();
+    assert_eq!(ids, [other.as_str()]);
+
+    let deleted = server.request("DELETE", &format!("/api/sessions/{id}"), &json[..1], "").await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT);
+    // The owner sees the other session's creation, then the stop and the deletion.
+    let mut seen = Vec::new();
+    while seen.last() != Some(&format!("deleted {id}")) {
+        let event = next_json(&mut events).await;
+        seen.push(match event["type"].as_str() {
+            Some("deleted") => format!("deleted {}", event["id"].as_str().expect("id")),
+            _ => format!(
+                "{} {}",
+                event["session"]["state"].as_str().expect("state"),
+                event["session"]["id"].as_str().expect("id")
+            ),
+        });
+    }
+    assert!(
+        seen.contains(&format!("stopping {id}")) && seen.contains(&format!("stopped {id}")),
+        "{seen:?}"
+    );
+    // The confined view heard nothing about it.
+    server.request("DELETE", &format!("/api/sessions/{other}"), &json[..1], "").await;
+    let next = next_json(&mut confined).await;
+    assert_eq!(
+        next["session"]["id"].as_str().or(next["id"].as_str()),
+        Some(other.as_str()),
+        "{next}"
+    );
+}
+
 #[tokio::test]
 async fn bad_requests_and_foreign_sessions_get_clear_errors() {
     let dir = tempfile::tempdir().expect("tempdir");
