@@ -1,0 +1,57 @@
+// Creating a session from the list, seeing it run, opening it, using its shell.
+import { test, expect, shot, markDocument } from './fixtures.js';
+import { waitForPrompt, waitForLine, typeCommand } from '../lib/terminal.js';
+
+test('a session created in the UI appears live, runs, opens, and its shell answers', async ({ page, sessions }) => {
+  await page.goto('/');
+  await expect(page.getByTestId('session-list')).toBeVisible();
+  const stillSameDocument = await markDocument(page);
+
+  const name = `e2e-create-${Date.now().toString(36)}`;
+  await page.getByTestId('create-session').click();
+  await page.getByTestId('create-image').selectOption('test');
+  await page.getByTestId('create-size').selectOption('small');
+  await page.getByTestId('create-name').fill(name);
+  await page.getByTestId('create-submit').click();
+
+  const row = page.getByTestId('session-row').filter({ hasText: name });
+  await expect(row).toHaveCount(1);
+  const id = await row.getAttribute('data-session-id');
+  expect(id).toBeTruthy();
+  sessions.track(id);
+  await expect(row).toHaveAttribute('data-state', 'running', { timeout: 30_000 });
+  expect(await stillSameDocument()).toBe(true);
+
+  // What the UI asked for is what the server made.
+  const info = await (await page.request.get(`/api/sessions/${id}`)).json();
+  expect(info).toMatchObject({ id, name, image: 'test', state: 'running' });
+  expect(info.limits.memory_mb).toBe(512);
+  await shot(page, 'sessions');
+
+  await row.getByTestId('open-session').click();
+  await expect(page).toHaveURL(new RegExp(`/s/${id}$`));
+  const terminal = await waitForPrompt(page);
+  await expect(page.getByTestId('status-connection')).toHaveText('connected');
+  await expect(page.getByTestId('status-session')).toHaveText('running');
+  await expect(page.getByTestId('status-isolation')).not.toBeEmpty();
+
+  // The output line, not the echoed command: only the shell computes 42.
+  await typeCommand(page, 'echo hello-$((6*7))');
+  await waitForLine(page, terminal, 'hello-42');
+  await shot(page, 'workspace');
+});
+
+test('a session created elsewhere appears in the list without a reload', async ({ page, flint, sessions }) => {
+  await page.goto('/');
+  await expect(page.getByTestId('session-list')).toBeVisible();
+  const stillSameDocument = await markDocument(page);
+  // Let the events websocket connect before the session exists.
+  await page.waitForTimeout(500);
+
+  const name = `e2e-elsewhere-${Date.now().toString(36)}`;
+  const session = await sessions.create({ name });
+  const row = page.locator(`[data-testid="session-row"][data-session-id="${session.id}"]`);
+  await expect(row).toHaveAttribute('data-state', 'running');
+  await expect(row).toContainText(name);
+  expect(await stillSameDocument()).toBe(true);
+});
