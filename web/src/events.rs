@@ -2,6 +2,7 @@
 //! [`SessionStore`] current, reconnecting with backoff when it drops. No polling.
 
 use std::cell::RefCell;
+use std::collections::HashSet;
 use std::rc::{Rc, Weak};
 use std::time::Duration;
 
@@ -23,6 +24,8 @@ pub struct SessionStore {
     pub link: RwSignal<Link>,
     /// The socket's snapshot has arrived: from then on the REST list is stale.
     live: RwSignal<bool>,
+    /// Sessions deleted since the last snapshot: a late update of one is not brought back.
+    gone: StoredValue<HashSet<String>>,
 }
 
 impl SessionStore {
@@ -33,6 +36,7 @@ impl SessionStore {
             loaded: RwSignal::new(false),
             link: RwSignal::new(Link::Connecting),
             live: RwSignal::new(false),
+            gone: StoredValue::new(HashSet::new()),
         };
         provide_context(store);
         let auth = expect_context::<AuthState>();
@@ -77,6 +81,9 @@ impl SessionStore {
 
     /// A newer view of a session (a REST answer, or an event).
     pub fn upsert(self, session: SessionInfo) {
+        if self.gone.with_value(|gone| gone.contains(&session.id)) {
+            return;
+        }
         self.sessions.update(|list| {
             match list.iter_mut().find(|s| s.id == session.id) {
                 Some(slot) => *slot = session,
@@ -88,13 +95,19 @@ impl SessionStore {
 
     /// A session is gone.
     pub fn remove(self, id: &str) {
+        self.gone.update_value(|gone| {
+            gone.insert(id.to_owned());
+        });
         self.sessions.update(|list| list.retain(|s| s.id != id));
     }
 
     fn replace(self, mut list: Vec<SessionInfo>) {
         sort(&mut list);
+        self.gone.update_value(HashSet::clear);
         self.sessions.set(list);
-        self.loaded.set(true);
+        if !self.loaded.get_untracked() {
+            self.loaded.set(true);
+        }
     }
 
     fn apply(self, message: EventsMessage) {

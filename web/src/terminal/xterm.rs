@@ -103,7 +103,7 @@ fn options() -> JsValue {
         let _ = Reflect::set(&theme, &key.into(), &value.into());
     }
     let options = Object::new();
-    let entries: [(&str, JsValue); 7] = [
+    let entries: [(&str, JsValue); 6] = [
         ("cursorBlink", true.into()),
         (
             "fontFamily",
@@ -111,7 +111,6 @@ fn options() -> JsValue {
         ),
         ("fontSize", 14.into()),
         ("scrollback", 10_000.into()),
-        ("allowProposedApi", true.into()),
         ("macOptionIsMeta", true.into()),
         ("theme", theme.into()),
     ];
@@ -159,6 +158,11 @@ fn registry() -> Option<Object> {
     let object = Object::new();
     Reflect::set(&window, &key, &object).ok()?;
     Some(object)
+}
+
+/// Creates `window.__flintTerminals` (empty) so tests find it before the first terminal.
+pub fn init_registry() {
+    let _ = registry();
 }
 
 /// Exposes a terminal to tests as `window.__flintTerminals[id]`.
