@@ -11,9 +11,11 @@ use http::{HeaderMap, Request, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
 
-/// A running server, killed on drop.
+/// A running server, killed on drop together with its sandboxes (which, by design, outlive
+/// a server that dies).
 pub struct TestServer {
     child: Child,
+    data_dir: std::path::PathBuf,
     pub addr: SocketAddr,
     pub login_url: String,
 }
@@ -55,7 +57,12 @@ impl TestServer {
             }
         }
         std::thread::spawn(move || for _ in lines {});
-        TestServer { child, addr: addr.expect("addr"), login_url: login_url.expect("url") }
+        TestServer {
+            child,
+            data_dir: data_dir.to_owned(),
+            addr: addr.expect("addr"),
+            login_url: login_url.expect("url"),
+        }
     }
 
     /// The path and query of the login URL.
@@ -115,6 +122,24 @@ impl TestServer {
 impl Drop for TestServer {
     fn drop(&mut self) {
         self.kill();
+        // The server names its cgroups `flint/<instance>/<session>`, the instance derived
+        // from the data directory; a test's leftover sessions die here.
+        let instance = &server::auth::hash_token(&self.data_dir.to_string_lossy())[..12];
+        let parents = ["/sys/fs/cgroup/pids/flint", "/sys/fs/cgroup/flint"];
+        let sessions = parents
+            .iter()
+            .filter_map(|parent| std::fs::read_dir(Path::new(parent).join(instance)).ok())
+            .flat_map(|dir| dir.flatten())
+            .filter(|entry| entry.path().is_dir())
+            .map(|entry| entry.file_name().to_string_lossy().into_owned());
+        for session in sessions.collect::<Vec<_>>() {
+            let name = format!("flint/{instance}/{session}");
+            if let Ok(cgroup) = server::sandbox::cgroup::Cgroup::at(&name)
+                && let Err(e) = cgroup.kill_and_remove(Duration::from_secs(10))
+            {
+                eprintln!("cleaning up {name}: {e:#}");
+            }
+        }
     }
 }
 
