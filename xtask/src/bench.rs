@@ -49,9 +49,14 @@ pub fn run(sh: &Shell) -> anyhow::Result<()> {
     let dir = crate::target_dir(sh).join("bench");
     // Stale figures of an earlier run must never show up as this run's.
     remove_json_files(&dir)?;
+    crate::setup::setup(sh)?;
+    // Before the server's build: a release `flint` embeds `web/dist`.
+    crate::web::build_app(sh)?;
     cmd!(sh, "cargo bench -p guest-agent --bench agent").run()?;
     // After the agent's bench, whose build leaves a fresh release guest-agent for the server.
     cmd!(sh, "cargo bench -p server --bench sessions").run()?;
+    // The UI in headless Chromium against the release server the bench above built.
+    crate::web::run_ui_bench(sh)?;
 
     let metrics = merge(&dir)?;
     if metrics.is_empty() {

@@ -9,6 +9,7 @@ mod flags;
 mod run;
 mod setup;
 mod test;
+mod web;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;

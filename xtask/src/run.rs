@@ -19,6 +19,8 @@ const MAX_SOCKET_PATH_BYTES: usize = 107;
 /// Builds the release `flint` and becomes `flint serve` with its defaults.
 pub fn run_flint(sh: &Shell) -> anyhow::Result<()> {
     setup::setup(sh)?;
+    // Before the server: a release `flint` embeds `web/dist`.
+    crate::web::build_app(sh)?;
     // The agent is bind-mounted into every sandbox from beside `flint`.
     cmd!(sh, "cargo build --release -p server -p guest-agent").run()?;
     let flint = crate::target_dir(sh).join("release/flint");

@@ -1,9 +1,10 @@
 //! Installs what the commands need, skipping what is already there.
 //!
 //! Three kinds of prerequisites, each with one helper: Debian packages (`apt-get`), cargo
-//! tools (`cargo install` into the cache, one directory per tool and version) and, with the
-//! web app, npm assets. Today Flint needs commands already on a Debian machine with rustup,
-//! plus the Debian packages in `DEBIAN_PACKAGES`.
+//! tools (`cargo install` into the cache, one directory per tool and version) and npm
+//! packages (`web::npm_ci`, from each directory's lock file). Flint needs commands already on
+//! a Debian machine with rustup and Node.js, plus the Debian packages in `DEBIAN_PACKAGES`;
+//! `web.rs` names the web app's tools.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -21,6 +22,9 @@ const REQUIRED_COMMANDS: &[(&str, &str)] = &[
     ("bash", "run `apt-get install bash`"),
     ("stty", "run `apt-get install coreutils`"),
     ("python3", "run `apt-get install python3`"),
+    // The web app's npm packages (xterm.js, binaryen's wasm-opt) and the e2e suite.
+    ("node", "install Node.js 20 or later (https://nodejs.org, or `apt-get install nodejs`)"),
+    ("npm", "install npm (it comes with Node.js; on Debian `apt-get install npm`)"),
     // `flint image build` runs mmdebstrap in a mount namespace of its own.
     ("unshare", "run `apt-get install util-linux`"),
     // The `process` driver detaches sandboxes from the server with it.
@@ -37,10 +41,10 @@ const DEBIAN_PACKAGES: &[&str] = &[
     "bubblewrap",
     // Sessions' volumes (the disk cap): `mkfs.ext4` makes an ext4 image per session.
     "e2fsprogs",
+    // The e2e suite and the UI benchmark drive Debian's Chromium (Playwright's own browser
+    // download does not work here).
+    "chromium",
 ];
-
-/// Cargo tools the commands need (installed by `ensure_cargo_tool`).
-const CARGO_TOOLS: &[CargoTool] = &[];
 
 /// Everything the commands need, installed or checked.
 pub fn setup(sh: &Shell) -> anyhow::Result<()> {
@@ -48,12 +52,6 @@ pub fn setup(sh: &Shell) -> anyhow::Result<()> {
     let names: Vec<&str> = REQUIRED_COMMANDS.iter().map(|(name, _)| *name).collect();
     eprintln!("setup: found {}", names.join(", "));
     ensure_debian_packages(sh, DEBIAN_PACKAGES)?;
-    for tool in CARGO_TOOLS {
-        // Later: put the returned bin directory on the PATH of the phases that use it.
-        ensure_cargo_tool(sh, tool)?;
-    }
-    // npm assets (xterm.js and its fit addon) arrive with the web app, fetched into
-    // `cache_dir()/npm`.
     Ok(())
 }
 

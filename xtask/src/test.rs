@@ -7,7 +7,7 @@ use anyhow::{Context as _, bail};
 use xshell::{Shell, cmd};
 
 use crate::flags::Phase;
-use crate::setup;
+use crate::{setup, web};
 
 /// libtest threads for integration tests: `None` lets libtest pick (one per core). Set a
 /// number when a suite is too heavy to run its tests side by side (sandboxes booting VMs);
@@ -63,14 +63,30 @@ enum PhaseEnd {
 
 fn run_phase(sh: &Shell, phase: Phase) -> anyhow::Result<PhaseEnd> {
     match phase {
-        Phase::Setup => setup::setup(sh)?,
-        Phase::Fmt => cmd!(sh, "cargo fmt --all -- --check").run()?,
-        Phase::Clippy => cmd!(sh, "cargo clippy --workspace --all-targets -- -D warnings").run()?,
+        Phase::Setup => {
+            setup::setup(sh)?;
+            web::toolchain(sh)?;
+            web::e2e_toolchain(sh)?;
+        }
+        Phase::Fmt => {
+            cmd!(sh, "cargo fmt --all -- --check").run()?;
+            // The web app is a workspace of its own.
+            cmd!(sh, "cargo fmt --manifest-path web/Cargo.toml --all -- --check").run()?;
+        }
+        Phase::Clippy => {
+            cmd!(sh, "cargo clippy --workspace --all-targets -- -D warnings").run()?;
+            let wasm = "wasm32-unknown-unknown";
+            cmd!(sh, "cargo clippy --manifest-path web/Cargo.toml --target {wasm} -- -D warnings")
+                .run()?;
+        }
         Phase::Unit => cmd!(sh, "cargo test --workspace --lib --bins").run()?,
         Phase::Integration => return integration(sh),
         Phase::E2e => {
-            eprintln!("e2e: skipped — no web app yet (arrives with the web workspace issue)");
-            return Ok(PhaseEnd::Skipped);
+            web::build_app(sh)?;
+            // The debug server reads `web/dist` from disk; the integration phase built it,
+            // this makes `cargo xtask test e2e` work alone too.
+            cmd!(sh, "cargo build -p server -p guest-agent").run()?;
+            web::run_e2e(sh)?;
         }
     }
     Ok(PhaseEnd::Ran)
