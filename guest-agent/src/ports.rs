@@ -1,5 +1,8 @@
-//! The port watcher: polls `/proc/net/tcp{,6}` for listening sockets and publishes open and
-//! close events. The owning process is looked up once, when a port opens.
+//! The port watcher: lists listening TCP sockets ten times a second (a netlink `sock_diag`
+//! dump, see [`listening`]) and publishes open and close events. The owning process is looked
+//! up once, when a port opens.
+
+mod listening;
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -10,19 +13,17 @@ use http::Response;
 use proto::ports::{Listener, PortEvent, PortList};
 use tokio::sync::broadcast;
 
+use self::listening::ListeningSockets;
 use crate::error::Result;
 use crate::http::{Body, frame, json, streaming};
 use crate::server::Agent;
 
 /// Poll period: 100 ms keeps an open event well within 250 ms of `listen()` at the cost of
-/// reading two small proc files ten times a second.
+/// one dump of the listening sockets ten times a second.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(100);
 
 /// Events buffered per subscriber; one that falls further behind gets a fresh snapshot.
 const EVENT_BUFFER: usize = 256;
-
-/// `LISTEN` in the `st` column of `/proc/net/tcp`.
-const TCP_LISTEN: &str = "0A";
 
 type Key = (IpAddr, u16);
 
@@ -32,6 +33,8 @@ pub struct PortWatcher {
     events: broadcast::Sender<PortEvent>,
     hidden_port: Option<u16>,
     scan: tokio::sync::Mutex<()>,
+    /// Used by one scan at a time (under `scan`), in a blocking task.
+    listening: Arc<Mutex<ListeningSockets>>,
 }
 
 impl PortWatcher {
@@ -42,6 +45,7 @@ impl PortWatcher {
             events: broadcast::channel(EVENT_BUFFER).0,
             hidden_port,
             scan: tokio::sync::Mutex::new(()),
+            listening: Arc::new(Mutex::new(ListeningSockets::open())),
         });
         let weak = Arc::downgrade(&watcher);
         tokio::spawn(async move {
@@ -67,7 +71,12 @@ impl PortWatcher {
         let _one_at_a_time = self.scan.lock().await;
         let known: Vec<Key> = self.current().keys().copied().collect();
         let hidden = self.hidden_port;
-        let scanned = tokio::task::spawn_blocking(move || scan(&known, hidden)).await;
+        let listening = Arc::clone(&self.listening);
+        let scanned = tokio::task::spawn_blocking(move || {
+            let found = listening.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).list();
+            scan(found, &known, hidden)
+        })
+        .await;
         let Ok((seen, opened)) = scanned else { return };
         // Publish under the lock, so a subscriber's snapshot and its events never overlap.
         let mut current = self.current();
@@ -108,21 +117,17 @@ impl PortWatcher {
     }
 }
 
-/// Reads both tables; looks up owners only for keys not already known.
-fn scan(known: &[Key], hidden: Option<u16>) -> (HashMap<Key, u64>, Vec<Listener>) {
-    let mut seen = HashMap::new();
-    for (path, v6) in [("/proc/net/tcp", false), ("/proc/net/tcp6", true)] {
-        let Ok(table) = std::fs::read_to_string(path) else {
-            continue;
-        };
-        for line in table.lines().skip(1) {
-            if let Some((address, port, inode)) = parse_line(line, v6)
-                && Some(port) != hidden
-            {
-                seen.insert((address, port), inode);
-            }
-        }
-    }
+/// Keys the listening sockets; looks up owners only for keys not already known.
+fn scan(
+    found: Vec<listening::Found>,
+    known: &[Key],
+    hidden: Option<u16>,
+) -> (HashMap<Key, u64>, Vec<Listener>) {
+    let seen: HashMap<Key, u64> = found
+        .into_iter()
+        .filter(|(_, port, _)| Some(*port) != hidden)
+        .map(|(address, port, inode)| ((address, port), inode))
+        .collect();
     let new: Vec<(Key, u64)> =
         seen.iter().filter(|(k, _)| !known.contains(k)).map(|(k, i)| (*k, *i)).collect();
     let owners = if new.is_empty() {
@@ -143,33 +148,6 @@ fn scan(known: &[Key], hidden: Option<u16>) -> (HashMap<Key, u64>, Vec<Listener>
         })
         .collect();
     (seen, opened)
-}
-
-/// One line of `/proc/net/tcp{,6}` when it is a listening socket: address, port, inode.
-fn parse_line(line: &str, v6: bool) -> Option<(IpAddr, u16, u64)> {
-    let fields: Vec<&str> = line.split_whitespace().collect();
-    if fields.get(3)? != &TCP_LISTEN {
-        return None;
-    }
-    let (addr_hex, port_hex) = fields.get(1)?.split_once(':')?;
-    let port = u16::from_str_radix(port_hex, 16).ok()?;
-    let inode = fields.get(9)?.parse().ok()?;
-    let address = if v6 {
-        // Four 32-bit words, each in host (little-endian) byte order.
-        if addr_hex.len() != 32 {
-            return None;
-        }
-        let mut bytes = [0u8; 16];
-        for word in 0..4 {
-            let value = u32::from_str_radix(&addr_hex[word * 8..word * 8 + 8], 16).ok()?;
-            bytes[word * 4..word * 4 + 4].copy_from_slice(&value.to_le_bytes());
-        }
-        IpAddr::V6(Ipv6Addr::from(bytes))
-    } else {
-        let value = u32::from_str_radix(addr_hex, 16).ok()?;
-        IpAddr::V4(Ipv4Addr::from(value.to_le_bytes()))
-    };
-    Some((address, port, inode))
 }
 
 /// Finds the processes holding these socket inodes by reading `/proc/*/fd`.
@@ -249,20 +227,4 @@ pub fn events(agent: &Agent) -> Result<Response<Body>> {
         }
     });
     Ok(response)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parses_listening_lines_of_both_families() {
-        let v4 = "   0: 0100007F:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 12345 1 0000000000000000 100 0 0 10 0";
-        assert_eq!(parse_line(v4, false), Some((IpAddr::V4(Ipv4Addr::LOCALHOST), 8080, 12345)));
-        let v6 = "   0: 00000000000000000000000001000000:1F41 00000000000000000000000000000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 777 1 0000000000000000 100 0 0 10 0";
-        assert_eq!(parse_line(v6, true), Some((IpAddr::V6(Ipv6Addr::LOCALHOST), 8001, 777)));
-        let established = v4.replace(" 0A ", " 01 ");
-        assert_eq!(parse_line(&established, false), None);
-        assert_eq!(parse_line("  sl  local_address rem_address", false), None);
-    }
 }
