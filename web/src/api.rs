@@ -129,6 +129,11 @@ pub async fn sessions() -> ApiResult<Vec<SessionInfo>> {
     get("/api/sessions").await
 }
 
+/// `GET /api/sessions/{id}`
+pub async fn session(id: &str) -> ApiResult<SessionInfo> {
+    get(&format!("/api/sessions/{}", segment(id))).await
+}
+
 /// `POST /api/sessions`: answers once the sandbox runs (or failed).
 pub async fn create_session(request: &CreateSession) -> ApiResult<SessionInfo> {
     post("/api/sessions", request).await

@@ -36,6 +36,8 @@ pub struct Tab {
 pub struct Workspace {
     /// The session's id.
     pub session: StoredValue<String>,
+    /// The session runs (terminals can be opened).
+    pub running: Memo<bool>,
     /// Open tabs, in order.
     pub tabs: RwSignal<Vec<Tab>>,
     /// The active tab's terminal id.
@@ -95,7 +97,7 @@ impl Workspace {
 
     /// Opens a new shell in a new tab, the size of the current one.
     pub fn new_terminal(self) {
-        if self.creating.get_untracked() {
+        if self.creating.get_untracked() || !self.running.get_untracked() {
             return;
         }
         self.creating.set(true);
@@ -179,8 +181,14 @@ pub fn WorkspacePage() -> impl IntoView {
 #[component]
 fn WorkspaceView(id: String) -> impl IntoView {
     let store = expect_context::<SessionStore>();
+    let session = {
+        let id = id.clone();
+        Memo::new(move |_| store.session(&id))
+    };
+    let state = Memo::new(move |_| session.get().map(|s| s.state));
     let workspace = Workspace {
         session: StoredValue::new(id.clone()),
+        running: Memo::new(move |_| state.get() == Some(SessionState::Running)),
         tabs: RwSignal::new(Vec::new()),
         active: RwSignal::new(None),
         creating: RwSignal::new(false),
@@ -189,11 +197,6 @@ fn WorkspaceView(id: String) -> impl IntoView {
         reporter: use_reporter(),
     };
     provide_context(workspace);
-    let session = {
-        let id = id.clone();
-        Memo::new(move |_| store.session(&id))
-    };
-    let state = Memo::new(move |_| session.get().map(|s| s.state));
 
     // Terminals load once the session runs (it may still be starting).
     let loaded = StoredValue::new(false);
@@ -205,6 +208,13 @@ fn WorkspaceView(id: String) -> impl IntoView {
     });
 
     keys::install(workspace);
+
+    // The browser tab says which session it is.
+    Effect::new(move |_| {
+        let name = session.with(|s| s.as_ref().map(|s| s.name.clone()));
+        document().set_title(&name.map_or_else(|| "Flint".to_owned(), |n| format!("{n} · Flint")));
+    });
+    on_cleanup(|| document().set_title("Flint"));
 
     // What the terminal area shows; a memo, so the panes are built once per phase.
     let phase = Memo::new(move |_| match (session.get(), store.loaded.get()) {
@@ -219,6 +229,25 @@ fn WorkspaceView(id: String) -> impl IntoView {
             }),
         },
     });
+    // Not in the list: ask the server itself, which says why (and the list may lag behind a
+    // session created a moment ago).
+    Effect::new({
+        let id = id.clone();
+        let reporter = workspace.reporter;
+        move |_| {
+            if phase.get() != Phase::Missing {
+                return;
+            }
+            let id = id.clone();
+            workspace.spawn(async move {
+                match api::session(&id).await {
+                    Ok(session) => store.upsert(session),
+                    Err(error) => reporter.api("cannot open the session", &error),
+                }
+            });
+        }
+    });
+
     let body = move || match phase.get() {
         Phase::Loading => view! { <Message spinner=true text="Loading…".into() /> }.into_any(),
         Phase::Missing => {

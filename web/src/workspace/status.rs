@@ -38,7 +38,8 @@ pub fn StatusBar(session: Memo<Option<SessionInfo>>) -> impl IntoView {
     };
     let state = move || session.with(|s| s.as_ref().map(|s| s.state.as_str())).unwrap_or("unknown");
     let isolation = move || session.with(|s| s.as_ref().map(isolation_label)).unwrap_or_default();
-    let driver = move || session.with(|s| s.as_ref().map(|s| s.driver.clone())).unwrap_or_default();
+    let driver =
+        move || session.with(|s| s.as_ref().map(|s| format!("{} ·", s.driver))).unwrap_or_default();
     let left = move || {
         let expires = session.with(|s| s.as_ref().map(|s| s.expires_ms))?;
         Some(format!("{} left", remaining(expires, now.get())))
@@ -62,7 +63,6 @@ pub fn StatusBar(session: Memo<Option<SessionInfo>>) -> impl IntoView {
             </span>
             <span class="status-item" title="sandbox driver and isolation level">
                 {driver}
-                " · "
                 <span data-testid="status-isolation">{isolation}</span>
             </span>
             <span class="status-item muted">{left}</span>

@@ -32,7 +32,7 @@ pub fn TabBar(session: Memo<Option<SessionInfo>>) -> impl IntoView {
                     data-testid="new-terminal"
                     title=new_title
                     aria-label=new_title
-                    disabled=move || workspace.creating.get()
+                    disabled=move || workspace.creating.get() || !workspace.running.get()
                     on:click=move |_| workspace.new_terminal()
                 >
                     "+"
@@ -84,10 +84,6 @@ fn TabButton(tab: super::Tab) -> impl IntoView {
         let id = id.clone();
         move || workspace.active.get().as_deref() == Some(id.as_str())
     };
-    let index = {
-        let id = id.clone();
-        move || workspace.tabs.with(|tabs| tabs.iter().position(|t| t.id == id).unwrap_or(0) + 1)
-    };
     let dot = move || {
         let ended = tab.signals.ended.with(Option::is_some);
         match (ended, tab.signals.link.get()) {
@@ -124,7 +120,7 @@ fn TabButton(tab: super::Tab) -> impl IntoView {
             on:click=activate
         >
             <span class=dot></span>
-            <span class="tab-label">{move || format!("shell {}", index())}</span>
+            <span class="tab-label">{format!("shell {id}")}</span>
             <button
                 class="tab-close"
                 data-testid="close-terminal"
