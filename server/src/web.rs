@@ -13,7 +13,8 @@ use http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use crate::error::AppError;
 
 #[derive(rust_embed::Embed)]
-#[folder = "$CARGO_MANIFEST_DIR/../web/dist"]
+// Relative to this crate's manifest (rust-embed does not expand `$VARS` without a feature).
+#[folder = "../web/dist"]
 #[allow_missing = true]
 struct Dist;
 
