@@ -110,6 +110,22 @@ pub struct SessionInfo {
     pub expires_ms: i64,
 }
 
+/// `GET /api/me`: the caller.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Me {
+    /// User id.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// Admin?
+    pub is_admin: bool,
+    /// `cookie` or `token`.
+    pub via: String,
+    /// The session a scoped token is confined to.
+    pub session_scope: Option<String>,
+}
+
 /// `POST /api/sessions/{id}/extend` body.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

@@ -4,7 +4,7 @@
 //! Each variant says who may perform it; `perform` enforces that, so no transport can forget.
 
 use guest_agent::client::Client;
-use proto::api::{CreateSession, ExecCommand, ExecResult, SessionInfo};
+use proto::api::{CreateSession, ExecCommand, ExecResult, Me, SessionInfo};
 use proto::exec::{ExecDown, ExecRequest};
 use proto::files::{FileList, MoveRequest, RemoveRequest};
 use proto::ports::PortList;
@@ -193,21 +193,6 @@ impl Outcome {
     }
 }
 
-/// The caller, as `WhoAmI` describes it.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct Me {
-    /// User id.
-    pub id: String,
-    /// Display name.
-    pub name: String,
-    /// Admin?
-    pub is_admin: bool,
-    /// `cookie` or `token`.
-    pub via: &'static str,
-    /// The session a scoped token is confined to.
-    pub session_scope: Option<String>,
-}
-
 /// A freshly made token.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct NewToken {
@@ -232,8 +217,8 @@ pub async fn perform(state: &AppState, caller: &Caller, action: Action) -> Resul
             name: caller.user.name.clone(),
             is_admin: caller.user.is_admin,
             via: match caller.via {
-                crate::auth::Via::Cookie => "cookie",
-                crate::auth::Via::Token { .. } => "token",
+                crate::auth::Via::Cookie => "cookie".to_owned(),
+                crate::auth::Via::Token { .. } => "token".to_owned(),
             },
             session_scope: caller.session_scope().map(str::to_owned),
         })),

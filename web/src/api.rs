@@ -6,7 +6,7 @@
 
 use gloo_net::http::{Request, RequestBuilder, Response};
 use proto::api::{CreateSession, ExtendSession, SessionInfo};
-use proto::terminal::{CreateTerminal, TerminalInfo, TerminalList};
+use proto::terminal::{CreateTerminal, TerminalInfo};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
@@ -39,32 +39,12 @@ impl std::fmt::Display for ApiError {
 /// Result of an API call.
 pub type ApiResult<T> = Result<T, ApiError>;
 
-/// `GET /api/me`. `proto` has no type for it (it is the server's `core::Me`), so only the
-/// fields the app shows are read; unknown fields are ignored.
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
-pub struct Me {
-    /// User id.
-    pub id: String,
-    /// Display name.
-    pub name: String,
-    /// Admin?
-    #[serde(default)]
-    pub is_admin: bool,
-}
+pub use proto::api::Me;
 
 /// The server's error body.
 #[derive(Deserialize)]
 struct ErrorBody {
     error: String,
-}
-
-/// `GET /api/sessions/{id}/terminals`: the server answers with the list itself; the agent's
-/// `{"terminals": [...]}` is accepted too, so either shape works.
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum TerminalsBody {
-    List(Vec<TerminalInfo>),
-    Wrapped(TerminalList),
 }
 
 /// One path segment, escaped (ids are URL-safe already; this keeps it so for anything else).
@@ -151,11 +131,7 @@ pub async fn destroy_session(id: &str) -> ApiResult<()> {
 
 /// `GET /api/sessions/{id}/terminals`
 pub async fn terminals(session: &str) -> ApiResult<Vec<TerminalInfo>> {
-    let body: TerminalsBody = get(&format!("/api/sessions/{}/terminals", segment(session))).await?;
-    Ok(match body {
-        TerminalsBody::List(list) => list,
-        TerminalsBody::Wrapped(list) => list.terminals,
-    })
+    get(&format!("/api/sessions/{}/terminals", segment(session))).await
 }
 
 /// `POST /api/sessions/{id}/terminals`: a login shell of the given size.

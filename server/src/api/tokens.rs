@@ -1,6 +1,8 @@
 //! `/api/me` and `/api/tokens`.
 
-use crate::core::{Me, NewToken};
+use proto::api::Me;
+
+use crate::core::NewToken;
 use crate::store::ApiToken;
 use axum::Json;
 use axum::extract::{Path, State};
