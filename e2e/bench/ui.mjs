@@ -8,6 +8,8 @@ import { REPO, checkPrerequisites, ensureTestImage, startFlint, chromiumLaunchOp
 import { waitForPrompt } from '../lib/terminal.js';
 
 const RUNS = 10;
+const t0 = performance.now();
+const progress = (m) => process.stderr.write(`[${((performance.now() - t0) / 1000).toFixed(1)} s] ${m}\n`);
 
 /** Nearest-rank percentile of sorted values. */
 export function percentile(sorted, p) {
@@ -41,6 +43,7 @@ async function main() {
   checkPrerequisites();
   await ensureTestImage();
   const flint = await startFlint({ name: 'bench' });
+  progress(`flint serve at ${flint.direct} (log ${flint.logPath})`);
   let browser;
   try {
     browser = await chromium.launch(chromiumLaunchOptions);
@@ -52,12 +55,13 @@ async function main() {
     // One untimed run first: the first session of a fresh server warms caches.
     await createToPrompt(page, 'bench-warmup');
     await flint.destroyAllSessions();
+    progress('warm-up done');
 
     const samples = [];
     for (let i = 0; i < RUNS; i++) {
       const { ms } = await createToPrompt(page, `bench-${i}`);
       samples.push(ms);
-      process.stderr.write(`  run ${i + 1}/${RUNS}: ${ms.toFixed(1)} ms\n`);
+      progress(`run ${i + 1}/${RUNS}: ${ms.toFixed(1)} ms`);
       await page.goto('about:blank');
       const failed = await flint.destroyAllSessions();
       if (failed.length) throw new Error(`destroying sessions: ${failed.join(', ')}`);

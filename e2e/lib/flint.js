@@ -310,10 +310,12 @@ export async function startFlint({ name = 'e2e' } = {}) {
         failed = await this.destroyAllSessions().catch((e) => [String(e)]);
         if (failed.length) process.stderr.write(`e2e: could not delete sessions:\n  ${failed.join('\n  ')}\n`);
         child.kill('SIGTERM');
+        let timer;
         const exited = await Promise.race([
           new Promise((resolve) => child.once('exit', () => resolve(true))),
-          new Promise((resolve) => setTimeout(() => resolve(false), 10_000)),
+          new Promise((resolve) => (timer = setTimeout(() => resolve(false), 10_000))),
         ]);
+        clearTimeout(timer);
         if (!exited) child.kill('SIGKILL');
       }
       // Only a data directory whose sessions are all gone is removed (a leftover sandbox

@@ -1,8 +1,8 @@
 // Signing in with the printed single-use link, a used link, signing out.
-import { test, expect, shot } from './fixtures.js';
+import { test, expect, shot, freshContext } from './fixtures.js';
 
 test('the printed login link signs in once, and sign-out signs out', async ({ browser, flint }) => {
-  const context = await browser.newContext();
+  const context = await freshContext(browser);
   const page = await context.newPage();
 
   // Signed out, the app says so (never a blank page).
@@ -18,7 +18,7 @@ test('the printed login link signs in once, and sign-out signs out', async ({ br
   await expect(page.getByTestId('signed-out')).toHaveCount(0);
 
   // The same link a second time (another browser): a clear page, not a sign-in.
-  const other = await browser.newContext();
+  const other = await freshContext(browser);
   const otherPage = await other.newPage();
   const used = await otherPage.goto(flint.loginUrl);
   expect(used.status()).toBe(401);

@@ -1,5 +1,5 @@
 // Two browsers on one session share its terminal: one types, both see.
-import { test, expect } from './fixtures.js';
+import { test, expect, freshContext } from './fixtures.js';
 import { waitForPrompt, waitForLine, typeCommand } from '../lib/terminal.js';
 
 test('a second browser opens the same terminal and what it types shows in the first', async ({ page, browser, flint, sessions }) => {
@@ -8,7 +8,7 @@ test('a second browser opens the same terminal and what it types shows in the fi
   await page.goto(`/s/${session.id}`);
   const first = await waitForPrompt(page);
 
-  const context = await browser.newContext({ baseURL: flint.url });
+  const context = await freshContext(browser, { baseURL: flint.url });
   try {
     const second = await context.newPage();
     const signedIn = await second.goto(await flint.newLoginUrl());

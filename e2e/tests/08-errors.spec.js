@@ -1,5 +1,5 @@
 // Errors read as sentences, never as a blank page.
-import { test, expect } from './fixtures.js';
+import { test, expect, shot, freshContext } from './fixtures.js';
 
 test('an unknown session shows a readable error, not a blank page', async ({ page }) => {
   await page.goto('/s/doesnotexist');
@@ -11,6 +11,8 @@ test('an unknown session shows a readable error, not a blank page', async ({ pag
   expect(text).not.toMatch(/undefined|\[object /);
   // The page still has its frame (a way back), not only the banner.
   expect((await page.locator('body').innerText()).trim().length).toBeGreaterThan(text.length);
+  test.info().annotations.push({ type: 'banner', description: text });
+  await shot(page, 'error');
 });
 
 test('a failed create shows the server\'s error and creates nothing', async ({ page, flint }) => {
@@ -37,7 +39,7 @@ test('a failed create shows the server\'s error and creates nothing', async ({ p
 });
 
 test('signed out, a workspace URL shows the signed-out page', async ({ browser, flint }) => {
-  const context = await browser.newContext();
+  const context = await freshContext(browser);
   const page = await context.newPage();
   await page.goto(`${flint.url}/s/doesnotexist`);
   await expect(page.getByTestId('signed-out')).toBeVisible();

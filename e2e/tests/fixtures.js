@@ -66,6 +66,14 @@ export const test = base.extend({
   },
 });
 
+/**
+ * Another browser: a context without the suite's sign-in cookie. (Inside a test,
+ * `browser.newContext()` inherits the test's options, the signed-in `storageState` included.)
+ */
+export async function freshContext(browser, options = {}) {
+  return browser.newContext({ storageState: { cookies: [], origins: [] }, ...options });
+}
+
 /** Saves a screenshot of the page as target/e2e/<name>.png. */
 export async function shot(page, name) {
   await page.screenshot({ path: path.join(E2E_OUT, `${name}.png`) });

@@ -1,9 +1,12 @@
 // Once per run: the binaries, the web app and the test image must be there.
 import fs from 'node:fs';
+import path from 'node:path';
 import { checkPrerequisites, ensureTestImage, E2E_OUT } from '../lib/flint.js';
 
 export default async function globalSetup() {
   checkPrerequisites();
   fs.mkdirSync(E2E_OUT, { recursive: true });
+  // Server logs of this run only (one per worker; a failed test restarts its worker).
+  fs.rmSync(path.join(E2E_OUT, 'logs'), { recursive: true, force: true });
   await ensureTestImage();
 }
