@@ -59,28 +59,24 @@ pub fn e2e_toolchain(sh: &Shell) -> anyhow::Result<()> {
 
 /// Runs the e2e suite against the debug `flint` and agent with the test image.
 pub fn run_e2e(sh: &Shell) -> anyhow::Result<()> {
-    e2e_toolchain(sh)?;
-    let target = crate::target_dir(sh);
-    let images = sh.current_dir().join("images");
-    let _dir = sh.push_dir("e2e");
-    cmd!(sh, "npx playwright test")
-        .env("FLINT_BIN", target.join("debug/flint"))
-        .env("FLINT_AGENT_BIN", target.join("debug/guest-agent"))
-        .env("FLINT_IMAGES_DIR", images)
-        .run()?;
-    Ok(())
+    in_e2e(sh, "debug", "npx", &["playwright", "test"])
 }
 
 /// `ui.create_to_prompt`: click "Create" to a prompt in xterm, in headless Chromium against
 /// the release server; writes `target/bench/ui.json`.
 pub fn run_ui_bench(sh: &Shell) -> anyhow::Result<()> {
+    in_e2e(sh, "release", "node", &["bench/ui.mjs"])
+}
+
+/// Runs `program args` in `e2e/` against the `profile` build of `flint` and the agent.
+fn in_e2e(sh: &Shell, profile: &str, program: &str, args: &[&str]) -> anyhow::Result<()> {
     e2e_toolchain(sh)?;
-    let target = crate::target_dir(sh);
+    let binaries = crate::target_dir(sh).join(profile);
     let images = sh.current_dir().join("images");
     let _dir = sh.push_dir("e2e");
-    cmd!(sh, "node bench/ui.mjs")
-        .env("FLINT_BIN", target.join("release/flint"))
-        .env("FLINT_AGENT_BIN", target.join("release/guest-agent"))
+    cmd!(sh, "{program} {args...}")
+        .env("FLINT_BIN", binaries.join("flint"))
+        .env("FLINT_AGENT_BIN", binaries.join("guest-agent"))
         .env("FLINT_IMAGES_DIR", images)
         .run()?;
     Ok(())

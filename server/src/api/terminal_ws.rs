@@ -204,16 +204,14 @@ async fn pump(mut output: FrameStream<AttachDown>, shared: std::sync::Arc<Shared
                 shared.push(Item::Close(None));
                 return;
             }
-            Ok(Some(other)) => control(other),
+            Ok(Some(other)) => browser_message(other),
             Ok(None) | Err(_) => {
                 let close = CloseFrame { code: 4502, reason: "the agent stream ended".into() };
                 shared.push(Item::Close(Some(close)));
                 return;
             }
         };
-        if let Some(message) = message {
-            shared.push(Item::Message(message, 0));
-        }
+        shared.push(Item::Message(message, 0));
     }
 }
 
@@ -242,18 +240,12 @@ async fn send_to_browser(
                 };
                 let mut next = from;
                 while let Ok(Some(frame)) = range.next().await {
-                    if let AttachDown::Output { offset, data } = &frame {
-                        next = offset + data.len() as u64;
-                    } else if let AttachDown::Missed { to, .. } = &frame {
-                        next = *to;
-                    }
-                    let Some(message) = (match frame {
-                        AttachDown::Output { offset, data } => Some(output_message(offset, &data)),
-                        other => control(other),
-                    }) else {
-                        continue;
+                    next = match &frame {
+                        AttachDown::Output { offset, data } => offset + data.len() as u64,
+                        AttachDown::Missed { to, .. } => *to,
+                        _ => next,
                     };
-                    if to_browser.send(message).await.is_err() {
+                    if to_browser.send(browser_message(frame)).await.is_err() {
                         return;
                     }
                 }
@@ -304,9 +296,10 @@ async fn receive_from_browser(
     }
 }
 
-/// The browser's message for a control frame of the agent (output is handled apart).
-fn control(frame: AttachDown) -> Option<Message> {
-    Some(text(&match frame {
+/// The browser's message for a frame of the agent.
+fn browser_message(frame: AttachDown) -> Message {
+    text(&match frame {
+        AttachDown::Output { offset, data } => return output_message(offset, &data),
         AttachDown::Attached { offset, size } => {
             TerminalServerMessage::Attached { offset, cols: size.cols, rows: size.rows }
         }
@@ -318,8 +311,7 @@ fn control(frame: AttachDown) -> Option<Message> {
         AttachDown::Exit(status) => {
             TerminalServerMessage::Exit { code: status.code, signal: status.signal }
         }
-        AttachDown::Output { .. } => return None,
-    }))
+    })
 }
 
 /// A binary output message: the 8-byte big-endian offset, then the bytes.
