@@ -9,6 +9,7 @@ use http_body_util::{BodyExt, Empty, Full, Limited, StreamBody, combinators::Box
 use hyper::body::{Frame, Incoming};
 use hyper::client::conn::http2::SendRequest;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use proto::audit::{GuestReport, ReportQueued, ToolReport};
 use proto::error::{ErrorBody, ErrorCode};
 use proto::exec::{ExecDown, ExecRequest, ExecUp};
 use proto::files::{
@@ -19,8 +20,8 @@ use proto::info::AgentInfo;
 use proto::ports::{PortEvent, PortList};
 use proto::routes::Route;
 use proto::terminal::{
-    AttachDown, AttachQuery, AttachUp, CreateTerminal, OutputQuery, Screen, Size, TerminalId,
-    TerminalInfo, TerminalList,
+    AttachDown, AttachQuery, AttachUp, CreateTerminal, InputWritten, OutputQuery, RunCommand,
+    RunResult, Screen, Size, TerminalId, TerminalInfo, TerminalList,
 };
 use serde::{Serialize, de::DeserializeOwned};
 use tokio::sync::mpsc;
@@ -73,7 +74,8 @@ fn transport(e: impl std::fmt::Display) -> Error {
 #[derive(Clone)]
 pub struct Client {
     sender: SendRequest<ClientBody>,
-    authorization: HeaderValue,
+    /// `None` on the restricted in-sandbox socket, which takes no secret.
+    authorization: Option<HeaderValue>,
 }
 
 impl Client {
@@ -92,10 +94,24 @@ impl Client {
         Client::handshake(stream, secret).await
     }
 
+    /// Connects to the agent's restricted in-sandbox socket (`serve --guest-listen`), which
+    /// needs no secret and serves only [`Route::guest_allowed`] routes.
+    pub async fn connect_guest(path: &std::path::Path) -> Result<Client> {
+        let stream = tokio::net::UnixStream::connect(path).await.map_err(transport)?;
+        Client::handshake_with(Box::new(stream), None).await
+    }
+
     /// Speaks HTTP/2 over an already connected byte stream.
     pub async fn handshake(stream: Box<dyn Stream>, secret: &str) -> Result<Client> {
         let authorization = HeaderValue::from_str(&format!("Bearer {secret}"))
             .map_err(|_| Error::bad_request("the secret is not a valid header value"))?;
+        Client::handshake_with(stream, Some(authorization)).await
+    }
+
+    async fn handshake_with(
+        stream: Box<dyn Stream>,
+        authorization: Option<HeaderValue>,
+    ) -> Result<Client> {
         let (sender, connection) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
             .timer(TokioTimer::new())
             .adaptive_window(false)
@@ -117,10 +133,12 @@ impl Client {
 
     /// A request with the secret set; for callers that need a route's raw response.
     pub fn request(&self, method: http::Method, path_and_query: &str) -> http::request::Builder {
-        Request::builder()
-            .method(method)
-            .uri(format!("http://agent{path_and_query}"))
-            .header(header::AUTHORIZATION, self.authorization.clone())
+        let builder =
+            Request::builder().method(method).uri(format!("http://agent{path_and_query}"));
+        match &self.authorization {
+            Some(authorization) => builder.header(header::AUTHORIZATION, authorization.clone()),
+            None => builder,
+        }
     }
 
     /// Sends a request as it is and returns the raw response.
@@ -221,6 +239,17 @@ impl Client {
         Ok((FrameSender::new(tx), FrameStream::new(output)))
     }
 
+    /// `POST /v1/terminals/{id}/run`: types `request.command` at the shell's empty prompt and
+    /// waits for it to end (or for the timeout: then `timed_out` and the command runs on).
+    pub async fn run(&self, id: &TerminalId, request: &RunCommand) -> Result<RunResult> {
+        self.json(Route::TerminalRun(id.clone()), None, json_body(request)?).await
+    }
+
+    /// `POST /v1/terminals/{id}/input`: raw keys, written to the pty as if typed.
+    pub async fn input(&self, id: &TerminalId, keys: impl Into<Bytes>) -> Result<InputWritten> {
+        self.json(Route::TerminalInput(id.clone()), None, full(keys)).await
+    }
+
     /// `POST /v1/exec`, streaming: frames up (stdin) and down (output, exit).
     pub async fn exec(
         &self,
@@ -313,6 +342,17 @@ impl Client {
     /// `GET /v1/ports/events`
     pub async fn port_events(&self) -> Result<FrameStream<PortEvent>> {
         Ok(FrameStream::new(self.call(Route::PortEvents, None, empty()).await?))
+    }
+
+    /// `POST /v1/audit`: reports a tool call of the in-sandbox MCP server; returns its
+    /// sequence number.
+    pub async fn report(&self, report: &ToolReport) -> Result<ReportQueued> {
+        self.json(Route::AuditReport, None, json_body(report)?).await
+    }
+
+    /// `GET /v1/audit/events`: every report the agent holds, then new ones live.
+    pub async fn audit_events(&self) -> Result<FrameStream<GuestReport>> {
+        Ok(FrameStream::new(self.call(Route::AuditEvents, None, empty()).await?))
     }
 
     /// `POST /v1/tunnels/{port}`: bytes sent on the sender reach the port (dropping it

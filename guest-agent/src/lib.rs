@@ -4,19 +4,29 @@
 //! stream (see [`listen`]), to one client that presents the session's secret. Everything a
 //! session does inside its sandbox — shared terminals, commands, files, ports, tunnels — goes
 //! through it. [`client`] is the typed client the server (and the tests) speak it with.
+//!
+//! Optionally (`serve --guest-listen unix:PATH`) it also serves a restricted socket inside
+//! the sandbox, without a secret, for the in-sandbox MCP server: only the routes of
+//! [`proto::routes::Route::guest_allowed`] — running a command line at a shared shell's
+//! prompt (shell state from the OSC 133 marks of `images/shell/flint-shell.bash`), typing,
+//! files, exec, and reporting tool calls, which the server reads back for its audit log.
 
 pub mod client;
 pub mod error;
 pub mod listen;
+pub mod mcp;
 pub mod server;
 
 mod attach;
+mod audit;
 mod exec;
 mod files;
 mod http;
 mod info;
 mod ports;
 mod ring;
+mod run;
+mod shell;
 mod terminal;
 mod tunnel;
 

@@ -27,6 +27,10 @@ enum Command {
         /// File holding the secret clients must present as `Authorization: Bearer`.
         #[arg(long)]
         secret_file: PathBuf,
+        /// Delete the secret file once read, so nothing else in the sandbox can read it (the
+        /// agent's memory is kept from other processes too: it is not dumpable).
+        #[arg(long)]
+        remove_secret_file: bool,
         /// Shell of a terminal that names no command, split on spaces.
         #[arg(long, default_value = "bash -l")]
         shell: String,
@@ -37,6 +41,19 @@ enum Command {
         /// a missing file is skipped.
         #[arg(long)]
         env_file: Option<PathBuf>,
+        /// `unix:PATH`: also serve the restricted in-sandbox socket there (no secret; only the
+        /// routes `guest-agent mcp` needs). Its path is set as `FLINT_MCP_SOCKET` for every
+        /// terminal and command.
+        #[arg(long)]
+        guest_listen: Option<Listen>,
+    },
+    /// Speak MCP on stdin/stdout with the session's tools (run_command, read_screen, files,
+    /// ...), through the agent's restricted socket: for an AI agent running inside the
+    /// sandbox. Its calls show in the session's activity feed as guest-reported.
+    Mcp {
+        /// The agent's restricted socket.
+        #[arg(long, default_value = guest_agent::mcp::stdio::DEFAULT_SOCKET)]
+        socket: PathBuf,
     },
 }
 
@@ -50,16 +67,38 @@ fn main() -> anyhow::Result<()> {
         .init();
     let cli = Cli::parse();
     match cli.command {
-        Command::Serve { listen, secret_file, shell, workdir, env_file } => {
+        Command::Serve {
+            listen,
+            secret_file,
+            remove_secret_file,
+            shell,
+            workdir,
+            env_file,
+            guest_listen,
+        } => {
             let secret = std::fs::read_to_string(&secret_file)
                 .with_context(|| format!("reading secret file {}", secret_file.display()))?
                 .trim()
                 .to_owned();
             anyhow::ensure!(!secret.is_empty(), "secret file {} is empty", secret_file.display());
+            // Other processes (the sandbox's root included, which lacks CAP_SYS_PTRACE) cannot
+            // read a non-dumpable process's memory, environment or open files.
+            nix::sys::prctl::set_dumpable(false).context("making the agent non-dumpable")?;
+            if remove_secret_file {
+                std::fs::remove_file(&secret_file)
+                    .with_context(|| format!("removing secret file {}", secret_file.display()))?;
+            }
             let mut config = Config::new(secret);
             config.shell = shell.split_whitespace().map(str::to_owned).collect();
             anyhow::ensure!(!config.shell.is_empty(), "--shell is empty");
             config.workdir = workdir;
+            if let Some(guest) = &guest_listen {
+                anyhow::ensure!(
+                    matches!(guest, Listen::Unix(_)),
+                    "--guest-listen must be unix:PATH: the restricted socket is a file in the sandbox"
+                );
+            }
+            config.guest_listen = guest_listen;
             if let Some(path) = env_file {
                 match std::fs::read_to_string(&path) {
                     Ok(text) => config.env = guest_agent::server::parse_env_file(&text),
@@ -73,5 +112,10 @@ fn main() -> anyhow::Result<()> {
                 .context("starting the runtime")?
                 .block_on(server::serve(listen, config))
         }
+        Command::Mcp { socket } => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("starting the runtime")?
+            .block_on(guest_agent::mcp::stdio::serve(socket)),
     }
 }

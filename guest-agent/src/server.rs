@@ -1,4 +1,8 @@
-//! The agent's HTTP/2 server: accept loop, authentication and dispatch to the handlers.
+//! The agent's HTTP/2 server: accept loops, authentication and dispatch to the handlers.
+//!
+//! Two listeners share one agent: the main one (the server's link; every route, behind the
+//! session secret) and, optionally, the restricted in-sandbox socket (no secret: it lives
+//! inside the sandbox) that serves only the routes of [`Route::guest_allowed`].
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -15,7 +19,7 @@ use tracing::Instrument;
 use crate::error::{Error, Result};
 use crate::http::{Body, error_response};
 use crate::listen::{Listen, Listener};
-use crate::{attach, exec, files, info, ports, terminal, tunnel};
+use crate::{attach, audit, exec, files, info, ports, run, terminal, tunnel};
 
 /// HTTP/2 receive window of one stream: 1 MiB in flight is plenty for a fast tunnel on a
 /// local link, and bounds what one stalled stream can hold.
@@ -51,7 +55,12 @@ pub struct Config {
     pub port_poll: Duration,
     /// Environment of every terminal and command (a request's own variables win).
     pub env: std::collections::BTreeMap<String, String>,
+    /// The restricted in-sandbox socket, if any (`guest-agent mcp` connects to it).
+    pub guest_listen: Option<Listen>,
 }
+
+/// The variable that tells programs in the sandbox where the restricted socket is.
+pub const MCP_SOCKET_ENV: &str = "FLINT_MCP_SOCKET";
 
 /// Parses `KEY=value` / `KEY="value"` lines, skipping blanks and `#` comments.
 pub fn parse_env_file(text: &str) -> std::collections::BTreeMap<String, String> {
@@ -78,6 +87,7 @@ impl Config {
             scrollback_bytes: terminal::SCROLLBACK_BYTES,
             port_poll: ports::POLL_INTERVAL,
             env: std::collections::BTreeMap::new(),
+            guest_listen: None,
         }
     }
 }
@@ -92,11 +102,28 @@ pub struct Agent {
     pub(crate) tunnels: Arc<tokio::sync::Semaphore>,
     pub(crate) own_tcp_port: Option<u16>,
     pub(crate) cpu: info::CpuSampler,
+    pub(crate) reports: Arc<audit::Reports>,
 }
 
-/// Binds `listen` and serves until the process ends.
-pub async fn serve(listen: Listen, config: Config) -> anyhow::Result<()> {
+/// Which listener a connection came in on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Socket {
+    /// The server's link: every route, with the secret.
+    Main,
+    /// The in-sandbox socket: [`Route::guest_allowed`] routes only, no secret.
+    Guest,
+}
+
+/// Binds `listen` (and the guest socket, if configured) and serves until the process ends.
+pub async fn serve(listen: Listen, mut config: Config) -> anyhow::Result<()> {
     let listener = Listener::bind(&listen).await?;
+    let guest = match &config.guest_listen {
+        Some(guest_listen) => Some((guest_listen.clone(), bind_guest(guest_listen).await?)),
+        None => None,
+    };
+    if let Some(Listen::Unix(path)) = &config.guest_listen {
+        config.env.entry(MCP_SOCKET_ENV.to_owned()).or_insert_with(|| path.display().to_string());
+    }
     let own_tcp_port = listener.tcp_port();
     let ports = ports::PortWatcher::start(config.port_poll, own_tcp_port);
     let agent = Arc::new(Agent {
@@ -108,8 +135,32 @@ pub async fn serve(listen: Listen, config: Config) -> anyhow::Result<()> {
         tunnels: Arc::new(tokio::sync::Semaphore::new(MAX_TUNNELS)),
         own_tcp_port,
         cpu: info::CpuSampler::default(),
+        reports: Arc::default(),
     });
     tracing::info!(%listen, api = proto::AGENT_API_VERSION, "guest agent listening");
+    if let Some((guest_listen, guest_listener)) = guest {
+        tracing::info!(listen = %guest_listen, "restricted in-sandbox socket listening");
+        tokio::spawn(accept_loop(agent.clone(), guest_listener, Socket::Guest));
+    }
+    accept_loop(agent, listener, Socket::Main).await;
+    Ok(())
+}
+
+/// Binds the guest socket. A unix socket is open to every user of the sandbox (mode 0666):
+/// the sandbox is the trust boundary, and the routes it serves are what any process in it
+/// may do anyway.
+async fn bind_guest(listen: &Listen) -> anyhow::Result<Listener> {
+    use anyhow::Context as _;
+    let listener = Listener::bind(listen).await.with_context(|| format!("binding {listen}"))?;
+    if let Listen::Unix(path) = listen {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o666))
+            .with_context(|| format!("opening {} to the sandbox", path.display()))?;
+    }
+    Ok(listener)
+}
+
+async fn accept_loop(agent: Arc<Agent>, listener: Listener, socket: Socket) {
     let mut next_connection = 0u64;
     loop {
         let stream = match listener.accept().await {
@@ -122,12 +173,14 @@ pub async fn serve(listen: Listen, config: Config) -> anyhow::Result<()> {
         };
         next_connection += 1;
         let agent = agent.clone();
-        let span = tracing::info_span!("connection", id = next_connection);
+        let span = tracing::info_span!("connection", id = next_connection, ?socket);
         tokio::spawn(
             async move {
                 let service = hyper::service::service_fn(move |req| {
                     let agent = agent.clone();
-                    async move { Ok::<_, std::convert::Infallible>(handle(agent, req).await) }
+                    async move {
+                        Ok::<_, std::convert::Infallible>(handle(agent, req, socket).await)
+                    }
                 });
                 if let Err(e) =
                     http2_builder().serve_connection(TokioIo::new(stream), service).await
@@ -156,8 +209,8 @@ pub fn http2_builder() -> hyper::server::conn::http2::Builder<TokioExecutor> {
     builder
 }
 
-async fn handle(agent: Arc<Agent>, req: Request<Incoming>) -> Response<Body> {
-    let mut response = match dispatch(&agent, req).await {
+async fn handle(agent: Arc<Agent>, req: Request<Incoming>, socket: Socket) -> Response<Body> {
+    let mut response = match dispatch(&agent, req, socket).await {
         Ok(response) => response,
         Err(err) => {
             if err.code() == ErrorCode::Internal {
@@ -172,11 +225,20 @@ async fn handle(agent: Arc<Agent>, req: Request<Incoming>) -> Response<Body> {
     response
 }
 
-async fn dispatch(agent: &Arc<Agent>, req: Request<Incoming>) -> Result<Response<Body>> {
-    let presented =
-        req.headers().get(http::header::AUTHORIZATION).map(|v| v.as_bytes()).unwrap_or_default();
-    if !bool::from(presented.ct_eq(&agent.expected_authorization)) {
-        return Err(Error::api(ErrorCode::Unauthorized, "missing or wrong agent secret"));
+async fn dispatch(
+    agent: &Arc<Agent>,
+    req: Request<Incoming>,
+    socket: Socket,
+) -> Result<Response<Body>> {
+    if socket == Socket::Main {
+        let presented = req
+            .headers()
+            .get(http::header::AUTHORIZATION)
+            .map(|v| v.as_bytes())
+            .unwrap_or_default();
+        if !bool::from(presented.ct_eq(&agent.expected_authorization)) {
+            return Err(Error::api(ErrorCode::Unauthorized, "missing or wrong agent secret"));
+        }
     }
     let route = Method::from_name(req.method().as_str())
         .and_then(|method| Route::parse(method, req.uri().path()))
@@ -186,6 +248,16 @@ async fn dispatch(agent: &Arc<Agent>, req: Request<Incoming>) -> Result<Response
                 format!("no route {} {}", req.method(), req.uri().path()),
             )
         })?;
+    if socket == Socket::Guest && !route.guest_allowed() {
+        return Err(Error::api(
+            ErrorCode::PermissionDenied,
+            format!(
+                "{} {} is not available on the in-sandbox socket",
+                req.method(),
+                req.uri().path()
+            ),
+        ));
+    }
     tracing::debug!(?route, "request");
     let (parts, body) = req.into_parts();
     let uri = &parts.uri;
@@ -211,6 +283,10 @@ async fn dispatch(agent: &Arc<Agent>, req: Request<Incoming>) -> Result<Response
         Route::PortList => ports::list(agent),
         Route::PortEvents => ports::events(agent),
         Route::Tunnel(port) => tunnel::open(agent, port, body).await,
+        Route::TerminalRun(id) => run::run(agent, &id, body).await,
+        Route::TerminalInput(id) => run::input(agent, &id, body).await,
+        Route::AuditReport => audit::report(agent, body).await,
+        Route::AuditEvents => audit::events(agent),
     }
 }
 

@@ -27,13 +27,16 @@ use nix::unistd::Pid;
 use portable_pty::{CommandBuilder, MasterPty, PtySize, native_pty_system};
 use proto::ExitStatus;
 use proto::error::ErrorCode;
-use proto::terminal::{CreateTerminal, Screen, Size, TerminalId, TerminalInfo, TerminalList};
+use proto::terminal::{
+    CreateTerminal, Screen, ShellState, Size, TerminalId, TerminalInfo, TerminalList,
+};
 use tokio::sync::{mpsc, watch};
 
 use crate::error::{Error, Result};
 use crate::http::{Body, json, read_json};
 use crate::ring::Ring;
 use crate::server::Agent;
+use crate::shell::{Marks, Shell, pieces};
 
 /// Scrollback kept per terminal: 1 MiB, a long build log's worth of replay.
 pub const SCROLLBACK_BYTES: usize = 1 << 20;
@@ -80,11 +83,38 @@ impl Terminals {
 
 pub(crate) struct State {
     pub(crate) ring: Ring,
-    pub(crate) screen: vt100::Parser,
+    pub(crate) screen: vt100::Parser<Marks>,
+    /// What the shell is doing, from its OSC 133 marks.
+    pub(crate) shell: Shell,
     pub(crate) active_writer: Option<u64>,
     pub(crate) exit: Option<ExitStatus>,
     /// Where each attacher is; the reader waits (a little) for the ones not lagging.
     pub(crate) cursors: Vec<Arc<Cursor>>,
+}
+
+impl State {
+    /// Appends output to the ring and the screen model, and follows the shell's marks at
+    /// their exact offsets (see [`crate::shell`]).
+    fn feed(&mut self, bytes: &[u8]) {
+        let mut end = self.ring.end();
+        self.ring.push(bytes);
+        for piece in pieces(bytes) {
+            self.screen.process(piece);
+            end += piece.len() as u64;
+            if self.screen.callbacks().seen.is_empty() {
+                continue;
+            }
+            let bel = piece.last() == Some(&0x07);
+            for mark in std::mem::take(&mut self.screen.callbacks_mut().seen) {
+                self.shell.apply(mark, end, bel, self.screen.screen());
+            }
+        }
+    }
+
+    /// What the shell is doing now.
+    pub(crate) fn shell_state(&self) -> ShellState {
+        self.shell.state(self.screen.screen())
+    }
 }
 
 /// One attacher's position in the output.
@@ -101,6 +131,8 @@ pub struct Terminal {
     pub(crate) id: TerminalId,
     pub(crate) command: Vec<String>,
     pub(crate) pid: u32,
+    /// When the shell started (a shell gets a moment to draw its first prompt).
+    pub(crate) created: std::time::Instant,
     pub(crate) state: Mutex<State>,
     /// Signalled when an attacher moves on, for a reader waiting to overwrite.
     pub(crate) advanced: std::sync::Condvar,
@@ -119,9 +151,9 @@ impl Terminal {
     }
 
     fn info(&self) -> TerminalInfo {
-        let (end_offset, exit) = {
+        let (end_offset, exit, shell) = {
             let state = self.state();
-            (state.ring.end(), state.exit)
+            (state.ring.end(), state.exit, state.shell_state())
         };
         let size = *self.sizes.borrow();
         TerminalInfo {
@@ -133,6 +165,7 @@ impl Terminal {
             end_offset,
             attached: self.attached.load(Ordering::Relaxed),
             exit,
+            shell,
         }
     }
 
@@ -276,9 +309,11 @@ fn spawn(id: TerminalId, request: CreateTerminal, agent: &Agent) -> Result<Arc<T
         id,
         command,
         pid,
+        created: std::time::Instant::now(),
         state: Mutex::new(State {
             ring: Ring::new(agent.terminals.scrollback_bytes),
-            screen: vt100::Parser::new(rows, cols, 0),
+            screen: vt100::Parser::new_with_callbacks(rows, cols, 0, Marks::default()),
+            shell: Shell::new(),
             active_writer: None,
             exit: None,
             cursors: Vec::new(),
@@ -315,8 +350,7 @@ fn start_threads(
                 };
                 let end = {
                     let mut state = term.wait_for_attachers(n);
-                    state.ring.push(&buf[..n]);
-                    state.screen.process(&buf[..n]);
+                    state.feed(&buf[..n]);
                     state.ring.end()
                 };
                 term.output.send_replace(end);

@@ -126,6 +126,45 @@ pub struct Me {
     pub session_scope: Option<String>,
 }
 
+/// `POST /api/tokens` body.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct CreateToken {
+    /// What it is for (1 to 100 characters), e.g. the agent's name.
+    pub name: String,
+    /// Confine it to this session.
+    #[serde(default)]
+    pub session_id: Option<String>,
+}
+
+/// An API token as listed (never with its secret).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ApiToken {
+    /// Id, for revoking.
+    pub id: String,
+    /// What it is for.
+    pub name: String,
+    /// When set, the token works for this session only.
+    pub session_id: Option<String>,
+    /// Creation time (Unix ms).
+    pub created_ms: i64,
+    /// Last use, if any.
+    pub last_used_ms: Option<i64>,
+}
+
+/// `POST /api/tokens` answer: the record and its secret.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct NewToken {
+    /// The secret (`flint_...`), shown this once.
+    pub token: String,
+    /// Its record.
+    #[serde(flatten)]
+    pub record: ApiToken,
+}
+
 /// `POST /api/sessions/{id}/extend` body.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -215,6 +254,45 @@ pub enum EventsMessage {
         /// Its id.
         id: String,
     },
+    /// Something happened in one of the caller's sessions (an agent's tool call starting or
+    /// ending, a token made or revoked): append it to the session's activity feed, replacing
+    /// an entry with the same `id` (a call's `started` entry is replaced by its end).
+    Activity {
+        /// The event.
+        event: Box<ActivityEvent>,
+    },
+}
+
+/// One entry of a session's activity feed and audit log (`GET /api/sessions/{id}/events`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ActivityEvent {
+    /// Increasing; a tool call keeps its id from `started` to its end.
+    pub id: i64,
+    /// When it started (Unix ms).
+    pub at_ms: i64,
+    /// The session.
+    pub session_id: Option<String>,
+    /// Who: a user's name, `agent: <token name>`, or `in-sandbox agent`.
+    pub actor: String,
+    /// The token it came through, if any (the activity panel offers to revoke it).
+    pub token_id: Option<String>,
+    /// What: `mcp.run_command`, `token.create`, `exec`, ...
+    pub kind: String,
+    /// Its arguments in a line, secrets redacted.
+    pub summary: String,
+    /// How it went.
+    pub status: crate::audit::ToolStatus,
+    /// The error, when it failed.
+    pub error: Option<String>,
+    /// How long it took, once it ended.
+    pub duration_ms: Option<u64>,
+    /// True when the sandbox reported it (`guest-agent mcp`) rather than the server seeing
+    /// it happen.
+    pub guest_reported: bool,
+    /// The terminal it typed into (`run_command`, `send_keys`): the UI shows "agent is
+    /// typing" there while it runs.
+    pub terminal: Option<String>,
 }
 
 /// Bytes of the offset that starts every binary output message.

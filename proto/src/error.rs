@@ -28,6 +28,12 @@ pub enum ErrorCode {
     TooLarge,
     /// A per-agent limit (for example concurrent tunnels) is reached; try again later.
     Busy,
+    /// The shell is not at an empty prompt (a command runs, or a person is mid-line).
+    ShellBusy,
+    /// The terminal's shell prints no shell integration marks (OSC 133).
+    NoShellIntegration,
+    /// A wait ran out of time.
+    Timeout,
     /// The port refused the connection.
     ConnectionRefused,
     /// Anything else; details are in the agent's log.
@@ -41,9 +47,12 @@ impl ErrorCode {
             ErrorCode::UnknownRoute | ErrorCode::NotFound => 404,
             ErrorCode::Unauthorized => 401,
             ErrorCode::BadRequest | ErrorCode::NotADirectory => 400,
-            ErrorCode::IsADirectory | ErrorCode::AlreadyExists | ErrorCode::DirectoryNotEmpty => {
-                409
-            }
+            ErrorCode::IsADirectory
+            | ErrorCode::AlreadyExists
+            | ErrorCode::DirectoryNotEmpty
+            | ErrorCode::ShellBusy
+            | ErrorCode::NoShellIntegration => 409,
+            ErrorCode::Timeout => 504,
             ErrorCode::PermissionDenied => 403,
             ErrorCode::TooLarge => 413,
             ErrorCode::Busy => 503,

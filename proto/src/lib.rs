@@ -5,6 +5,7 @@
 //! wasm and for the in-guest agent alike.
 
 pub mod api;
+pub mod audit;
 pub mod error;
 pub mod exec;
 pub mod files;

@@ -106,6 +106,14 @@ pub const ROUTES: &[RouteDecl] = &[
         Frames,
         "output still in the scrollback (?from=&to=), as attach frames",
     ),
+    decl(
+        Post,
+        "/v1/terminals/{id}/run",
+        Json,
+        Json,
+        "type a command line at the shell's prompt and wait for its end (OSC 133)",
+    ),
+    decl(Post, "/v1/terminals/{id}/input", Bytes, Json, "write raw keys to a terminal"),
     decl(Post, "/v1/exec", Frames, Frames, "run a command without a pty"),
     decl(Get, "/v1/files/stat", Empty, Json, "stat a path (?path=)"),
     decl(Get, "/v1/files/list", Empty, Json, "list a directory (?path=&depth=)"),
@@ -118,6 +126,8 @@ pub const ROUTES: &[RouteDecl] = &[
     decl(Get, "/v1/ports", Empty, Json, "listening tcp ports"),
     decl(Get, "/v1/ports/events", Empty, Frames, "port open and close events"),
     decl(Post, "/v1/tunnels/{port}", Bytes, Bytes, "a byte tunnel to a listening port"),
+    decl(Post, "/v1/audit", Json, Json, "report a tool call of the in-sandbox MCP server"),
+    decl(Get, "/v1/audit/events", Empty, Frames, "reported tool calls, then new ones live"),
 ];
 
 /// A parsed request target: one variant per entry of [`ROUTES`].
@@ -141,6 +151,10 @@ pub enum Route {
     TerminalScreen(TerminalId),
     /// `GET /v1/terminals/{id}/output`
     TerminalOutput(TerminalId),
+    /// `POST /v1/terminals/{id}/run`
+    TerminalRun(TerminalId),
+    /// `POST /v1/terminals/{id}/input`
+    TerminalInput(TerminalId),
     /// `POST /v1/exec`
     Exec,
     /// `GET /v1/files/stat`
@@ -165,6 +179,10 @@ pub enum Route {
     PortEvents,
     /// `POST /v1/tunnels/{port}`
     Tunnel(u16),
+    /// `POST /v1/audit`
+    AuditReport,
+    /// `GET /v1/audit/events`
+    AuditEvents,
 }
 
 impl Route {
@@ -183,6 +201,8 @@ impl Route {
             (Post, ["terminals", id, "attach"]) => Route::TerminalAttach(terminal(id)?),
             (Get, ["terminals", id, "screen"]) => Route::TerminalScreen(terminal(id)?),
             (Get, ["terminals", id, "output"]) => Route::TerminalOutput(terminal(id)?),
+            (Post, ["terminals", id, "run"]) => Route::TerminalRun(terminal(id)?),
+            (Post, ["terminals", id, "input"]) => Route::TerminalInput(terminal(id)?),
             (Post, ["exec"]) => Route::Exec,
             (Get, ["files", "stat"]) => Route::FileStat,
             (Get, ["files", "list"]) => Route::FileList,
@@ -195,6 +215,8 @@ impl Route {
             (Get, ["ports"]) => Route::PortList,
             (Get, ["ports", "events"]) => Route::PortEvents,
             (Post, ["tunnels", port]) => Route::Tunnel(parse_port(port)?),
+            (Post, ["audit"]) => Route::AuditReport,
+            (Get, ["audit", "events"]) => Route::AuditEvents,
             _ => return None,
         })
     }
@@ -211,18 +233,22 @@ impl Route {
             Route::TerminalAttach(_) => 6,
             Route::TerminalScreen(_) => 7,
             Route::TerminalOutput(_) => 8,
-            Route::Exec => 9,
-            Route::FileStat => 10,
-            Route::FileList => 11,
-            Route::FileRead => 12,
-            Route::FileWrite => 13,
-            Route::FileMkdir => 14,
-            Route::FileMove => 15,
-            Route::FileRemove => 16,
-            Route::FileTar => 17,
-            Route::PortList => 18,
-            Route::PortEvents => 19,
-            Route::Tunnel(_) => 20,
+            Route::TerminalRun(_) => 9,
+            Route::TerminalInput(_) => 10,
+            Route::Exec => 11,
+            Route::FileStat => 12,
+            Route::FileList => 13,
+            Route::FileRead => 14,
+            Route::FileWrite => 15,
+            Route::FileMkdir => 16,
+            Route::FileMove => 17,
+            Route::FileRemove => 18,
+            Route::FileTar => 19,
+            Route::PortList => 20,
+            Route::PortEvents => 21,
+            Route::Tunnel(_) => 22,
+            Route::AuditReport => 23,
+            Route::AuditEvents => 24,
         };
         &ROUTES[index]
     }
@@ -236,9 +262,48 @@ impl Route {
             | Route::TerminalResize(id)
             | Route::TerminalAttach(id)
             | Route::TerminalScreen(id)
-            | Route::TerminalOutput(id) => pattern.replace("{id}", id.as_str()),
+            | Route::TerminalOutput(id)
+            | Route::TerminalRun(id)
+            | Route::TerminalInput(id) => pattern.replace("{id}", id.as_str()),
             Route::Tunnel(port) => pattern.replace("{port}", &port.to_string()),
             _ => pattern.to_owned(),
+        }
+    }
+}
+
+impl Route {
+    /// May this route be served on the agent's restricted in-sandbox socket (the one
+    /// `guest-agent mcp` uses)? Exactly what the MCP tools need, plus reporting tool calls:
+    /// no tunnels, no killing terminals, no attach, no tarballs, and never the
+    /// report queue the server reads. A terminal may be created (the tools open the shared
+    /// shell when there is none) but not killed.
+    pub fn guest_allowed(&self) -> bool {
+        match self {
+            Route::Info
+            | Route::TerminalList
+            | Route::TerminalCreate
+            | Route::TerminalGet(_)
+            | Route::TerminalScreen(_)
+            | Route::TerminalRun(_)
+            | Route::TerminalInput(_)
+            | Route::Exec
+            | Route::FileStat
+            | Route::FileList
+            | Route::FileRead
+            | Route::FileWrite
+            | Route::FileMkdir
+            | Route::PortList
+            | Route::AuditReport => true,
+            Route::TerminalKill(_)
+            | Route::TerminalResize(_)
+            | Route::TerminalAttach(_)
+            | Route::TerminalOutput(_)
+            | Route::FileMove
+            | Route::FileRemove
+            | Route::FileTar
+            | Route::PortEvents
+            | Route::Tunnel(_)
+            | Route::AuditEvents => false,
         }
     }
 }

@@ -74,6 +74,72 @@ pub struct TerminalInfo {
     pub attached: u32,
     /// Set once the shell has exited.
     pub exit: Option<ExitStatus>,
+    /// What the shell is doing, from its shell integration (OSC 133 marks).
+    #[serde(default)]
+    pub shell: ShellState,
+}
+
+/// What a terminal's shell is doing, as its shell integration (the OSC 133 marks the image's
+/// bash prompt prints) tells: `A` prompt start, `B` input start, `C` command start,
+/// `D;<exit>` command end.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum ShellState {
+    /// No mark seen yet: the shell has no integration (or has not drawn a prompt).
+    #[default]
+    Unknown,
+    /// At a prompt with an empty input line.
+    Prompt,
+    /// At a prompt with something typed on the input line (a person is mid-line).
+    Typing,
+    /// A command is running.
+    Running,
+}
+
+/// `POST /v1/terminals/{id}/run` body: type a command line into the shell, as a person would,
+/// and wait for it to finish. Refused with `shell_busy` unless the shell is at a prompt with
+/// an empty input line, and with `no_shell_integration` when the shell prints no OSC 133
+/// marks.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunCommand {
+    /// One command line (no newline; join commands with `;` or `&&`).
+    pub command: String,
+    /// Stop waiting after this long (the command keeps running); default 30 s, at most an
+    /// hour.
+    #[serde(default)]
+    pub timeout_ms: Option<u64>,
+    /// Keep at most the last this-many bytes of output; default 64 KiB.
+    #[serde(default)]
+    pub max_output_bytes: Option<u32>,
+}
+
+/// `POST /v1/terminals/{id}/run` response.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunResult {
+    /// What the command printed (between its `C` and `D` marks), escape sequences removed,
+    /// `\r\n` as `\n`.
+    pub output: String,
+    /// The exit code from the `D` mark; `None` when it timed out. When the shell itself
+    /// exited instead (the command line was `exit`), the shell's exit code.
+    pub exit_code: Option<i32>,
+    /// True when the timeout passed first; the command is still running in the shell.
+    pub timed_out: bool,
+    /// True when output was cut to its last `max_output_bytes` (or left the scrollback).
+    pub truncated: bool,
+    /// Output offset where the typed command line starts.
+    pub from: u64,
+    /// Output offset where its output ends (the `D` mark, or the end so far on timeout).
+    pub to: u64,
+}
+
+/// `POST /v1/terminals/{id}/input` response; the body of the request is raw bytes (keys),
+/// written to the pty as if typed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InputWritten {
+    /// Bytes queued for the pty.
+    pub bytes: u64,
 }
 
 /// `GET /v1/terminals` response.

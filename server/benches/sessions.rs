@@ -6,6 +6,8 @@
 //! (`{"metrics": [{"name", "unit", "p50", "p95", "p99", "n"} | {"name", "unit", "value"}]}`).
 //! An argument that is not a flag runs only the metrics whose name contains it.
 
+#[path = "sessions/mcp.rs"]
+mod mcp;
 #[path = "../../guest-agent/benches/report/mod.rs"]
 mod report;
 
@@ -36,6 +38,8 @@ const IDLE: Duration = Duration::from_secs(2);
 const KEYS: usize = 500;
 /// Keys typed between two unmeasured Ctrl-U that clear the line.
 const KEYS_PER_LINE: usize = 100;
+/// `run_command "true"` calls timed by `mcp.run_command`.
+const MCP_CALLS: usize = 200;
 /// Quiet time after which a terminal's output counts as settled.
 const SETTLE: Duration = Duration::from_millis(50);
 /// Deadline of any single wait on the server.
@@ -102,6 +106,11 @@ async fn measure(server: &Server, wanted: &dyn Fn(&str) -> bool) -> Result<Vec<M
         eprintln!("bench: keystroke_rtt ({KEYS} keys)");
         let samples = keystroke_rtt(server).await?;
         metrics.push(Metric::ms("ws.keystroke_rtt", &samples));
+    }
+    if wanted("mcp.run_command") {
+        eprintln!("bench: mcp.run_command ({MCP_CALLS} calls of run_command \"true\")");
+        let samples = mcp::run_command(server).await?;
+        metrics.push(Metric::ms("mcp.run_command", &samples));
     }
     Ok(metrics)
 }
@@ -213,11 +222,16 @@ async fn output(ws: &mut Ws) -> Result<Bytes> {
     }
 }
 
-/// Reads output until it ends in a shell prompt (`# ` as root, `$ ` otherwise); returns it.
+/// Reads output until it ends in a shell prompt (`# ` as root, `$ ` otherwise, then the
+/// images' invisible input-start mark, OSC 133 `B`); returns it.
 async fn read_until_prompt(ws: &mut Ws) -> Result<String> {
     let mut text = String::new();
     let read = async {
-        while !(text.ends_with("# ") || text.ends_with("$ ")) {
+        loop {
+            let shown = text.trim_end_matches("\x1b]133;B\x07");
+            if shown.ends_with("# ") || shown.ends_with("$ ") {
+                break;
+            }
             text.push_str(&String::from_utf8_lossy(&output(ws).await?));
         }
         anyhow::Ok(())

@@ -25,6 +25,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// The sessions.
     pub sessions: Arc<crate::sessions::Sessions>,
+    /// Revocation signals of bearer tokens in use.
+    pub revocations: Arc<crate::activity::Revocations>,
 }
 
 /// The whole router; `main` serves it, tests call it.
@@ -34,6 +36,7 @@ pub fn app(state: AppState) -> Router {
         .route("/metrics", get(crate::metrics::metrics))
         .route("/login", get(crate::auth::login))
         .merge(crate::api::router())
+        .merge(crate::mcp::router(&state))
         .fallback(fallback)
         .layer(axum::middleware::from_fn_with_state(state.clone(), crate::auth::check_host))
         .with_state(state)

@@ -76,6 +76,8 @@ pub enum Via {
     Token {
         /// The token's id.
         id: String,
+        /// Its name (what the activity feed calls the agent).
+        name: String,
         /// The one session it may touch, if scoped.
         session: Option<String>,
     },
@@ -126,7 +128,7 @@ impl FromRequestParts<AppState> for Caller {
                 .ok_or_else(AppError::unauthorized)?;
             return Ok(Caller {
                 user,
-                via: Via::Token { id: token.id, session: token.session_id },
+                via: Via::Token { id: token.id, name: token.name, session: token.session_id },
             });
         }
         let cookie =

@@ -4,17 +4,18 @@
 //! Each variant says who may perform it; `perform` enforces that, so no transport can forget.
 
 use guest_agent::client::Client;
-use proto::api::{CreateSession, ExecCommand, ExecResult, Me, SessionInfo};
+use proto::api::{
+    ActivityEvent, CreateSession, ExecCommand, ExecResult, Me, NewToken, SessionInfo,
+};
 use proto::exec::{ExecDown, ExecRequest};
 use proto::files::{FileList, MoveRequest, RemoveRequest};
 use proto::ports::PortList;
 use proto::terminal::{CreateTerminal, TerminalId, TerminalInfo};
-use serde::Serialize;
 
 use crate::app::AppState;
 use crate::auth::{API_TOKEN_PREFIX, Caller, hash_token, random_hex, random_id};
 use crate::error::{AppError, Result};
-use crate::store::{ApiToken, AuditEvent, now_ms};
+use crate::store::{ApiToken, now_ms};
 
 /// Everything the control plane can be asked to do.
 #[derive(Clone, Debug)]
@@ -167,7 +168,7 @@ pub enum Outcome {
     /// Listening ports.
     Ports(PortList),
     /// Audit events.
-    Events(Vec<AuditEvent>),
+    Events(Vec<ActivityEvent>),
     /// Done, nothing to say.
     Done,
 }
@@ -191,16 +192,6 @@ impl Outcome {
         };
         value.map_err(AppError::internal)
     }
-}
-
-/// A freshly made token.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct NewToken {
-    /// The secret, shown once.
-    pub token: String,
-    /// Its record.
-    #[serde(flatten)]
-    pub record: ApiToken,
 }
 
 /// A REST exec without a timeout of its own is killed after a minute.
@@ -241,7 +232,7 @@ pub async fn perform(state: &AppState, caller: &Caller, action: Action) -> Resul
             state.store.create_api_token(&caller.user.id, &hash_token(&token), &record).await?;
             let detail = serde_json::json!({ "token_id": record.id, "name": record.name });
             state
-                .store
+                .sessions
                 .audit(Some(&caller.user.id), record.session_id.as_deref(), "token.create", &detail)
                 .await?;
             Ok(Outcome::NewToken(NewToken { token, record }))
@@ -252,17 +243,15 @@ pub async fn perform(state: &AppState, caller: &Caller, action: Action) -> Resul
         }
         Action::RevokeToken { id } => {
             refuse_scoped(caller)?;
-            if !state.store.delete_api_token(&caller.user.id, &id).await? {
+            let Some(token) = state.store.delete_api_token(&caller.user.id, &id).await? else {
                 return Err(AppError::not_found(format!("no token {id}")));
-            }
+            };
+            // Deleted first: a call racing the signal fails its next authentication anyway.
+            state.revocations.revoke(&id);
+            let detail = serde_json::json!({ "token_id": id, "name": token.name });
             state
-                .store
-                .audit(
-                    Some(&caller.user.id),
-                    None,
-                    "token.revoke",
-                    &serde_json::json!({ "token_id": id }),
-                )
+                .sessions
+                .audit(Some(&caller.user.id), token.session_id.as_deref(), "token.revoke", &detail)
                 .await?;
             Ok(Outcome::Done)
         }
@@ -310,7 +299,7 @@ pub async fn perform(state: &AppState, caller: &Caller, action: Action) -> Resul
             authorize(state, caller, &id).await?;
             let client = state.sessions.client(&id).await?;
             let detail = serde_json::json!({ "argv": command.argv });
-            state.store.audit(Some(&caller.user.id), Some(&id), "exec", &detail).await?;
+            state.sessions.audit(Some(&caller.user.id), Some(&id), "exec", &detail).await?;
             let request = ExecRequest {
                 argv: command.argv,
                 cwd: Some(command.cwd.unwrap_or_else(|| "/workspace".to_owned())),
@@ -381,7 +370,7 @@ pub async fn perform(state: &AppState, caller: &Caller, action: Action) -> Resul
 
 /// The session, if the caller may touch it: its owner, or a token scoped to it. Anyone
 /// else gets the same 404 as for a session that does not exist.
-async fn authorize(state: &AppState, caller: &Caller, id: &str) -> Result<SessionInfo> {
+pub async fn authorize(state: &AppState, caller: &Caller, id: &str) -> Result<SessionInfo> {
     let record = state.sessions.record(id).await?;
     let scoped_elsewhere = caller.session_scope().is_some_and(|scope| scope != id);
     if record.owner_id != caller.user.id || scoped_elsewhere {

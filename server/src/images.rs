@@ -24,7 +24,7 @@
 //! runs it on tokio's blocking pool. Dropping its future does not stop the build; it
 //! finishes and is cached for the next caller.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 use std::ffi::{OsStr, OsString};
 use std::fs;
 use std::io::{BufRead as _, BufReader, IsTerminal as _, Write as _};
@@ -34,8 +34,9 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
-use serde::{Deserialize, Serialize};
-use sha2::{Digest as _, Sha256};
+
+mod spec;
+pub use spec::{Spec, load_spec};
 
 /// Bump when the builder changes what it puts into a root filesystem for the same spec (a
 /// new directory, another env file): every image is then rebuilt once.
@@ -48,139 +49,6 @@ const HASH_DIGITS: usize = 16;
 /// mmdebstrap's last lines kept for the error when it fails: enough to show apt's or
 /// dpkg's complaint and what led to it.
 const ERROR_TAIL_LINES: usize = 40;
-
-/// mmdebstrap's package sets (`--variant`), from its manual.
-const VARIANTS: &[&str] = &[
-    "extract",
-    "custom",
-    "essential",
-    "apt",
-    "required",
-    "minbase",
-    "buildd",
-    "important",
-    "debootstrap",
-    "standard",
-];
-
-/// What goes into an image: `images/<name>.toml`, parsed strictly (an unknown field is an
-/// error, so a typo never silently builds something else).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Spec {
-    /// The image's name, part of its directory name: `[a-z0-9][a-z0-9._-]*`, at most 64.
-    pub name: String,
-    /// The Debian suite, e.g. `bookworm`.
-    pub suite: String,
-    /// mmdebstrap's `--variant`: the package set installed before `packages`.
-    #[serde(default = "default_variant")]
-    pub variant: String,
-    /// Debian packages to install (`--include`), with their dependencies but no recommends.
-    #[serde(default)]
-    pub packages: Vec<String>,
-    /// Environment variables, written to `/etc/environment`.
-    #[serde(default)]
-    pub env: BTreeMap<String, String>,
-    /// Files to write, absolute path in the image → contents (mode 0644).
-    #[serde(default)]
-    pub files: BTreeMap<String, String>,
-}
-
-fn default_variant() -> String {
-    "apt".to_owned()
-}
-
-impl Spec {
-    /// Parses and validates the TOML text of a spec.
-    pub fn parse(text: &str) -> anyhow::Result<Spec> {
-        let spec: Spec = toml::from_str(text)?;
-        spec.validate()?;
-        Ok(spec)
-    }
-
-    /// The spec with everything that does not change the image normalised away: the
-    /// package list sorted and deduplicated (tables are sorted already).
-    pub fn canonical(&self) -> Spec {
-        let mut spec = self.clone();
-        spec.packages.sort();
-        spec.packages.dedup();
-        spec
-    }
-
-    /// Hex SHA-256 of [`BUILDER_VERSION`] and the canonical spec as JSON: the image's
-    /// identity. Comments, layout, key order and package order don't change it.
-    pub fn hash(&self) -> String {
-        // A struct of strings, a list and string-keyed maps: serde_json cannot fail on it.
-        let json =
-            serde_json::to_string(&self.canonical()).expect("a spec of strings serialises to JSON");
-        let mut hasher = Sha256::new();
-        hasher.update(format!("flint image builder {BUILDER_VERSION}\n"));
-        hasher.update(json);
-        format!("{:x}", hasher.finalize())
-    }
-
-    /// Checks what TOML's types cannot: names, paths and values safe to hand to mmdebstrap
-    /// and to write into the image.
-    pub fn validate(&self) -> anyhow::Result<()> {
-        let name_ok = self.name.len() <= 64
-            && self.name.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
-            && self.name.chars().all(|c| {
-                c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-')
-            });
-        if !name_ok {
-            bail!(
-                "invalid `name` {:?}: use [a-z0-9][a-z0-9._-]*, at most 64 characters",
-                self.name
-            );
-        }
-        if self.suite.is_empty() || !self.suite.chars().all(|c| c.is_ascii_alphanumeric()) {
-            bail!("invalid `suite` {:?}: a Debian suite name such as \"bookworm\"", self.suite);
-        }
-        if !VARIANTS.contains(&self.variant.as_str()) {
-            bail!("invalid `variant` {:?}: one of {}", self.variant, VARIANTS.join(", "));
-        }
-        for package in &self.packages {
-            // Names, `name=version` and `name:arch`, as apt takes them; never an option.
-            let ok = package.starts_with(|c: char| c.is_ascii_alphanumeric())
-                && package.chars().all(|c| {
-                    c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.' | ':' | '=' | '~')
-                });
-            if !ok {
-                bail!("invalid package {package:?} in `packages`");
-            }
-        }
-        for (key, value) in &self.env {
-            let key_ok = key.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
-                && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-            if !key_ok {
-                bail!("invalid variable name {key:?} in `env`");
-            }
-            // `/etc/environment` holds one `KEY="value"` per line, without escapes.
-            if value.contains(['\n', '\r', '\0', '"', '\\']) {
-                bail!("invalid value of {key} in `env`: no newlines, NULs, quotes or backslashes");
-            }
-        }
-        for path in self.files.keys() {
-            let path_ok = path.starts_with('/')
-                && !path.contains('\0')
-                && Path::new(path)
-                    .components()
-                    .all(|c| matches!(c, Component::RootDir | Component::Normal(_)))
-                && Path::new(path).file_name().is_some();
-            if !path_ok {
-                bail!("invalid path {path:?} in `files`: use an absolute path without `.` or `..`");
-            }
-        }
-        Ok(())
-    }
-}
-
-/// Reads, parses and validates the spec at `path`.
-pub fn load_spec(path: &Path) -> anyhow::Result<Spec> {
-    let text =
-        fs::read_to_string(path).with_context(|| format!("reading spec {}", path.display()))?;
-    Spec::parse(&text).with_context(|| format!("invalid image spec {}", path.display()))
-}
 
 /// The directory of `spec`'s image: `data_dir/images/<name>-<first 16 hex of its hash>`.
 pub fn spec_dir(data_dir: &Path, spec: &Spec) -> PathBuf {
@@ -439,6 +307,9 @@ impl Reporter {
 /// What Flint adds to what mmdebstrap installed: its mount points, the spec's files, the
 /// spec's environment.
 fn customise(spec: &Spec, root: &Path) -> anyhow::Result<()> {
+    if !spec.files_from.is_empty() {
+        bail!("the spec's `files_from` was not read (load it with `load_spec`)");
+    }
     for dir in ["workspace", "opt/flint"] {
         let path = root.join(dir);
         fs::create_dir_all(&path)?;
@@ -531,85 +402,6 @@ fn find_on_path(name: &str) -> Option<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    const SPEC: &str = r#"
-        name = "demo"
-        suite = "bookworm"
-        packages = ["bash", "tini"]
-        [env]
-        LANG = "C.UTF-8"
-        EDITOR = "vi"
-        [files]
-        "/etc/motd" = "hi\n"
-        "/etc/profile.d/a.sh" = "true\n"
-    "#;
-
-    fn parse(text: &str) -> Spec {
-        Spec::parse(text).expect("valid spec")
-    }
-
-    #[test]
-    fn layout_key_order_and_package_order_do_not_change_the_hash() {
-        let reordered = r#"
-packages = ["tini", "bash", "bash"]
-variant = "apt"
-suite = "bookworm"
-name = "demo"
-# the same image, written differently
-[files]
-"/etc/profile.d/a.sh"   =   "true\n"
-"/etc/motd" = """hi
-"""
-
-[env]
-EDITOR="vi"
-LANG="C.UTF-8"
-"#;
-        let a = parse(SPEC);
-        let b = parse(reordered);
-        assert_eq!(a.hash(), b.hash());
-        assert_eq!(spec_dir(Path::new("/d"), &a), spec_dir(Path::new("/d"), &b));
-        assert_eq!(a.variant, "apt", "variant defaults to apt");
-    }
-
-    #[test]
-    fn any_change_of_content_changes_the_hash() {
-        let base = parse(SPEC);
-        let other_packages = parse(&SPEC.replace("\"tini\"", "\"tini\", \"git\""));
-        let other_env = parse(&SPEC.replace("\"vi\"", "\"vim\""));
-        let other_file = parse(&SPEC.replace("hi\\n", "hello\\n"));
-        let other_variant = parse(&format!("variant = \"minbase\"\n{SPEC}"));
-        let hashes = [&base, &other_packages, &other_env, &other_file, &other_variant]
-            .map(|spec| spec.hash());
-        for (i, a) in hashes.iter().enumerate() {
-            for b in &hashes[i + 1..] {
-                assert_ne!(a, b);
-            }
-        }
-        let dir = spec_dir(Path::new("/data"), &base);
-        let leaf = dir.file_name().and_then(OsStr::to_str).expect("utf-8 leaf");
-        assert_eq!(leaf, format!("demo-{}", &base.hash()[..16]));
-        assert_eq!(dir.parent(), Some(Path::new("/data/images")));
-    }
-
-    #[test]
-    fn bad_specs_are_refused_naming_the_field() {
-        let cases = [
-            ("name = \"x\"\nsuite = \"bookworm\"\npackges = []", "packges"),
-            ("suite = \"bookworm\"", "name"),
-            ("name = \"../x\"\nsuite = \"bookworm\"", "name"),
-            ("name = \"x\"\nsuite = \"bookworm\"\nvariant = \"huge\"", "variant"),
-            ("name = \"x\"\nsuite = \"bookworm\"\npackages = [\"--hook=x\"]", "packages"),
-            ("name = \"x\"\nsuite = \"bookworm\"\n[env]\n\"A B\" = \"1\"", "env"),
-            ("name = \"x\"\nsuite = \"bookworm\"\n[env]\nA = \"a\\nb\"", "env"),
-            ("name = \"x\"\nsuite = \"bookworm\"\n[files]\n\"etc/x\" = \"\"", "files"),
-            ("name = \"x\"\nsuite = \"bookworm\"\n[files]\n\"/etc/../x\" = \"\"", "files"),
-        ];
-        for (text, field) in cases {
-            let error = format!("{:#}", Spec::parse(text).expect_err(text));
-            assert!(error.contains(field), "{text:?} gave {error:?}");
-        }
-    }
 
     #[test]
     fn symlinks_resolve_inside_the_root() {

@@ -3,12 +3,14 @@
 //! [`app::app`] builds the HTTP router; [`core`] holds the one [`core::Action`] enum every
 //! transport (REST now; websockets, MCP and the CLI) translates into; [`store`] is all the SQL.
 
+pub mod activity;
 pub mod app;
 pub mod auth;
 pub mod config;
 pub mod core;
 pub mod error;
 pub mod images;
+pub mod mcp;
 pub mod metrics;
 pub mod sandbox;
 pub mod sessions;

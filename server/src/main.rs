@@ -138,7 +138,7 @@ async fn state(
     };
     let sessions = Sessions::new(store.clone(), sessions_config, metrics.clone());
     let config = Config { listen, data_dir, public_origin };
-    Ok(AppState { config: Arc::new(config), store, metrics, sessions })
+    Ok(AppState { config: Arc::new(config), store, metrics, sessions, revocations: Arc::default() })
 }
 
 /// Image specs: `$FLINT_IMAGES_DIR`, else `images/` in the current directory (the repository
@@ -172,6 +172,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let state =
                 state(bound, common.data_dir, common.public_origin, idle, retention).await?;
             let admin = state.store.ensure_admin().await?;
+            let unfinished = state
+                .store
+                .cancel_unfinished_calls()
+                .await
+                .map_err(|e| anyhow::anyhow!("closing the audit log's open calls: {e}"))?;
+            if unfinished > 0 {
+                tracing::info!(unfinished, "agent calls cut off by the last stop marked cancelled");
+            }
             state
                 .sessions
                 .adopt_all()

@@ -90,15 +90,22 @@ pub enum SessionChange {
         /// Its id.
         id: String,
     },
+    /// An entry of the session's activity feed was written or completed.
+    Activity {
+        /// Whose session.
+        owner_id: String,
+        /// The entry (its `session_id` is set).
+        event: Box<proto::api::ActivityEvent>,
+    },
 }
 
 impl SessionChange {
     /// The session's owner.
     pub fn owner_id(&self) -> &str {
         match self {
-            SessionChange::Changed { owner_id, .. } | SessionChange::Deleted { owner_id, .. } => {
-                owner_id
-            }
+            SessionChange::Changed { owner_id, .. }
+            | SessionChange::Deleted { owner_id, .. }
+            | SessionChange::Activity { owner_id, .. } => owner_id,
         }
     }
 
@@ -107,6 +114,7 @@ impl SessionChange {
         match self {
             SessionChange::Changed { info, .. } => &info.id,
             SessionChange::Deleted { id, .. } => id,
+            SessionChange::Activity { event, .. } => event.session_id.as_deref().unwrap_or(""),
         }
     }
 }
@@ -123,6 +131,8 @@ pub struct Sessions {
     instance: String,
     live: Mutex<HashMap<String, Live>>,
     changes: tokio::sync::broadcast::Sender<SessionChange>,
+    /// This, for the tasks it starts (guest reports of each running session).
+    me: std::sync::Weak<Sessions>,
 }
 
 impl Sessions {
@@ -130,7 +140,79 @@ impl Sessions {
     pub fn new(store: Store, config: SessionsConfig, metrics: Arc<Metrics>) -> Arc<Sessions> {
         let instance = crate::auth::hash_token(&config.data_dir.to_string_lossy())[..12].to_owned();
         let (changes, _) = tokio::sync::broadcast::channel(CHANGES_BUFFER);
-        Arc::new(Sessions { store, config, metrics, instance, live: Mutex::default(), changes })
+        Arc::new_cyclic(|me| Sessions {
+            store,
+            config,
+            metrics,
+            instance,
+            live: Mutex::default(),
+            changes,
+            me: me.clone(),
+        })
+    }
+
+    /// Writes an audit event and, when it belongs to a session, shows it in that session's
+    /// activity feed.
+    pub async fn audit(
+        &self,
+        user_id: Option<&str>,
+        session_id: Option<&str>,
+        kind: &str,
+        detail: &serde_json::Value,
+    ) -> Result<()> {
+        let event = self.store.audit(user_id, session_id, kind, detail).await?;
+        self.publish_activity(event).await;
+        Ok(())
+    }
+
+    /// Shows a feed entry to the live views of its session's owner, looked up.
+    pub async fn publish_activity(&self, event: proto::api::ActivityEvent) {
+        let Some(session_id) = event.session_id.as_deref() else { return };
+        match self.store.session(session_id).await {
+            Ok(Some(record)) => self.publish_activity_of(&record.owner_id, event),
+            Ok(None) => {}
+            Err(e) => tracing::warn!(session = %session_id, "activity not published: {e}"),
+        }
+    }
+
+    /// Shows a feed entry of a session owned by `owner_id` to that owner's live views.
+    pub fn publish_activity_of(&self, owner_id: &str, event: proto::api::ActivityEvent) {
+        if event.session_id.is_some() {
+            // No receiver is fine: nobody is watching.
+            let _ = self.changes.send(SessionChange::Activity {
+                owner_id: owner_id.to_owned(),
+                event: Box::new(event),
+            });
+        }
+    }
+
+    /// Records what `guest-agent mcp` inside the session reports, for as long as the agent
+    /// answers.
+    fn follow_guest_reports(&self, id: &str, client: &Client) {
+        let (me, id, client) = (self.me.clone(), id.to_owned(), client.clone());
+        tokio::spawn(async move {
+            let Some(sessions) = me.upgrade() else { return };
+            let last = match sessions.store.last_guest_seq(&id).await {
+                Ok(seq) => seq,
+                Err(e) => return tracing::warn!(session = %id, "guest reports: {e}"),
+            };
+            drop(sessions);
+            let mut reports = match client.audit_events().await {
+                Ok(stream) => stream,
+                Err(e) => return tracing::debug!(session = %id, "guest reports: {e}"),
+            };
+            while let Ok(Some(guest)) = reports.next().await {
+                if guest.seq <= last {
+                    continue;
+                }
+                let Some(sessions) = me.upgrade() else { return };
+                let report = crate::activity::sanitize_report(guest.report);
+                match sessions.store.guest_call(&id, guest.seq, &report).await {
+                    Ok(event) => sessions.publish_activity(event).await,
+                    Err(e) => tracing::warn!(session = %id, "guest report not recorded: {e}"),
+                }
+            }
+        });
     }
 
     /// Every change to any session from now on (filter by owner).
@@ -242,16 +324,16 @@ impl Sessions {
             .insert_session(&SessionRecord { owner_id: owner.id.clone(), info: info.clone() })
             .await?;
         self.publish(&id).await;
-        self.store
-            .audit(
-                Some(&owner.id),
-                Some(&id),
-                "session.create",
-                &serde_json::json!({ "image": info.image }),
-            )
-            .await?;
+        self.audit(
+            Some(&owner.id),
+            Some(&id),
+            "session.create",
+            &serde_json::json!({ "image": info.image }),
+        )
+        .await?;
         match self.start_sandbox(&info, &spec_path).await {
             Ok(live) => {
+                self.follow_guest_reports(&id, &live.client);
                 self.live.lock().await.insert(id.clone(), live);
                 self.set_state(&id, SessionState::Running, None).await?;
                 let record = self.record(&id).await?;
@@ -416,6 +498,7 @@ impl Sessions {
             match (adopted, client) {
                 (Some(sandbox), Some(client)) => {
                     tracing::info!(session = %id, "re-adopted a running sandbox");
+                    self.follow_guest_reports(id, &client);
                     self.live.lock().await.insert(id.clone(), Live::new(sandbox, client));
                 }
                 (sandbox, _) => {
@@ -479,7 +562,7 @@ impl Sessions {
         for (id, count) in ooms {
             tracing::warn!(session = %id, count, "out of memory: the kernel killed a process");
             let detail = serde_json::json!({ "kills": count });
-            self.store.audit(None, Some(&id), "session.oom_kill", &detail).await?;
+            self.audit(None, Some(&id), "session.oom_kill", &detail).await?;
         }
         let retention_ms = i64::try_from(self.config.retention.as_millis()).unwrap_or(i64::MAX);
         let expired =

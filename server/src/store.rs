@@ -1,4 +1,4 @@
-//! All SQL lives here: SQLite through sqlx, migrations embedded at build time.
+//! All SQL lives here (and in `store/`): SQLite through sqlx, migrations embedded at build time.
 //!
 //! **Architecture invariant:** no other module writes SQL, so a PostgreSQL backend can be
 //! added behind the same methods.
@@ -13,6 +13,9 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 use proto::api::{SessionInfo, SessionLimits, SessionState};
 
 use crate::error::{AppError, Result};
+
+mod activity;
+pub use activity::{CallRecord, GUEST_ACTOR};
 
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> i64 {
@@ -33,36 +36,7 @@ pub struct User {
     pub is_admin: bool,
 }
 
-/// An API token as listed (never with its secret).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
-pub struct ApiToken {
-    /// Id, for revoking.
-    pub id: String,
-    /// What it is for.
-    pub name: String,
-    /// When set, the token works for this session only.
-    pub session_id: Option<String>,
-    /// Creation time.
-    pub created_ms: i64,
-    /// Last use, if any.
-    pub last_used_ms: Option<i64>,
-}
-
-/// One audit event.
-#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
-pub struct AuditEvent {
-    /// Sequence number.
-    pub id: i64,
-    /// When.
-    pub at_ms: i64,
-    /// Who, when a user did it (none for the server's own events).
-    pub user_id: Option<String>,
-    /// What, e.g. `session.create`, `exec`, `session.oom_kill`.
-    pub kind: String,
-    /// Details.
-    #[schema(value_type = Object)]
-    pub detail: serde_json::Value,
-}
+pub use proto::api::ApiToken;
 
 /// The database.
 #[derive(Clone, Debug)]
@@ -232,33 +206,16 @@ impl Store {
         rows.iter().map(token_from).collect()
     }
 
-    /// Revokes one of a user's tokens; false when there was none.
-    pub async fn delete_api_token(&self, user_id: &str, id: &str) -> Result<bool> {
-        let done = sqlx::query("DELETE FROM api_tokens WHERE user_id = ? AND id = ?")
-            .bind(user_id)
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected() > 0)
-    }
-
-    /// Appends an audit event.
-    pub async fn audit(
-        &self,
-        user_id: Option<&str>,
-        session_id: Option<&str>,
-        kind: &str,
-        detail: &serde_json::Value,
-    ) -> Result<()> {
-        sqlx::query("INSERT INTO audit_events (at_ms, user_id, session_id, kind, detail_json) VALUES (?, ?, ?, ?, ?)")
-            .bind(now_ms())
-            .bind(user_id)
-            .bind(session_id)
-            .bind(kind)
-            .bind(detail.to_string())
-            .execute(&self.pool)
-            .await?;
-        Ok(())
+    /// Revokes one of a user's tokens; the token it was, if there was one.
+    pub async fn delete_api_token(&self, user_id: &str, id: &str) -> Result<Option<ApiToken>> {
+        let row = sqlx::query(
+            "DELETE FROM api_tokens WHERE user_id = ? AND id = ? RETURNING id, name, session_id, created_ms, last_used_ms",
+        )
+        .bind(user_id)
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(token_from).transpose()
     }
 }
 
@@ -376,28 +333,6 @@ impl Store {
         .await?;
         let all: Vec<SessionRecord> = rows.iter().map(session_from).collect::<Result<_>>()?;
         Ok(all.into_iter().filter(|r| states.contains(&r.info.state)).collect())
-    }
-
-    /// A session's audit events, oldest first.
-    pub async fn session_events(&self, session_id: &str) -> Result<Vec<AuditEvent>> {
-        let rows = sqlx::query(
-            "SELECT id, at_ms, user_id, kind, detail_json FROM audit_events WHERE session_id = ? ORDER BY id",
-        )
-        .bind(session_id)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                let detail: String = r.try_get("detail_json")?;
-                Ok(AuditEvent {
-                    id: r.try_get("id")?,
-                    at_ms: r.try_get("at_ms")?,
-                    user_id: r.try_get("user_id")?,
-                    kind: r.try_get("kind")?,
-                    detail: serde_json::from_str(&detail).unwrap_or(serde_json::Value::Null),
-                })
-            })
-            .collect()
     }
 
     /// How many sessions are in each state.

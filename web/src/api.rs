@@ -5,7 +5,7 @@
 //! header `x-flint-csrf: 1` (used for DELETE and body-less POSTs).
 
 use gloo_net::http::{Request, RequestBuilder, Response};
-use proto::api::{CreateSession, ExtendSession, SessionInfo};
+use proto::api::{ActivityEvent, CreateSession, ExtendSession, SessionInfo};
 use proto::terminal::{CreateTerminal, TerminalInfo};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
@@ -152,6 +152,30 @@ pub fn terminal_ws_path(session: &str, terminal: &str, offset: Option<u64>) -> S
         path.push_str(&format!("?offset={offset}"));
     }
     path
+}
+
+/// `GET /api/sessions/{id}/events`: the session's activity feed, oldest first.
+pub async fn session_events(session: &str) -> ApiResult<Vec<ActivityEvent>> {
+    get(&format!("/api/sessions/{}/events", segment(session))).await
+}
+
+use proto::api::CreateToken;
+pub use proto::api::{ApiToken, NewToken};
+
+/// `GET /api/tokens`: the caller's tokens.
+pub async fn tokens() -> ApiResult<Vec<ApiToken>> {
+    get("/api/tokens").await
+}
+
+/// `POST /api/tokens`: a token that works for `session` only.
+pub async fn create_session_token(name: &str, session: &str) -> ApiResult<NewToken> {
+    let body = CreateToken { name: name.to_owned(), session_id: Some(session.to_owned()) };
+    post("/api/tokens", &body).await
+}
+
+/// `DELETE /api/tokens/{id}`: the token stops working at once.
+pub async fn revoke_token(id: &str) -> ApiResult<()> {
+    delete(&format!("/api/tokens/{}", segment(id))).await
 }
 
 /// The events websocket's path.

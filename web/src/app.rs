@@ -4,6 +4,7 @@ use leptos::prelude::*;
 use leptos_router::components::{Route, Router, Routes};
 use leptos_router::path;
 
+use crate::agent::ActivityStore;
 use crate::api::Me;
 use crate::auth::{Auth, AuthState, SignedOutPage, UnreachablePage, UserMenu};
 use crate::clock::Now;
@@ -36,6 +37,7 @@ pub fn App() -> impl IntoView {
 /// The signed-in app: the live session store lives as long as this.
 #[component]
 fn Shell(me: Me) -> impl IntoView {
+    ActivityStore::provide();
     SessionStore::provide();
     view! {
         <Router>

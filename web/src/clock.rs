@@ -35,6 +35,12 @@ pub fn now_ms() -> i64 {
     js_sys::Date::now() as i64
 }
 
+/// The local time of day of a Unix ms instant: "14:05:09".
+pub fn time_of_day(ms: i64) -> String {
+    let date = js_sys::Date::new(&wasm_bindgen::JsValue::from_f64(ms as f64));
+    format!("{:02}:{:02}:{:02}", date.get_hours(), date.get_minutes(), date.get_seconds())
+}
+
 /// A start duration: "420 ms", "1.4 s", "12 s".
 pub fn start_duration(ms: i64) -> String {
     match ms {

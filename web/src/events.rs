@@ -1,5 +1,6 @@
 //! The caller's sessions, live: the events websocket (`/api/events/ws`) keeps
-//! [`SessionStore`] current, reconnecting with backoff when it drops. No polling.
+//! [`SessionStore`] current, reconnecting with backoff when it drops. No polling. Its
+//! `activity` messages go to the [`ActivityStore`].
 
 use std::cell::RefCell;
 use std::collections::HashSet;
@@ -10,6 +11,7 @@ use leptos::prelude::*;
 use leptos::task::spawn_local;
 use proto::api::{EventsMessage, SessionInfo};
 
+use crate::agent::ActivityStore;
 use crate::api;
 use crate::auth::AuthState;
 use crate::socket::{Backoff, Link, Socket, SocketEvent, jitter};
@@ -26,10 +28,13 @@ pub struct SessionStore {
     live: RwSignal<bool>,
     /// Sessions deleted since the last snapshot: a late update of one is not brought back.
     gone: StoredValue<HashSet<String>>,
+    /// Where `activity` messages go.
+    activity: ActivityStore,
 }
 
 impl SessionStore {
-    /// Starts following the caller's sessions, provided as context; stops on cleanup.
+    /// Starts following the caller's sessions, provided as context; stops on cleanup. Needs
+    /// the [`ActivityStore`] in context.
     pub fn provide() -> SessionStore {
         let store = SessionStore {
             sessions: RwSignal::new(Vec::new()),
@@ -37,6 +42,7 @@ impl SessionStore {
             link: RwSignal::new(Link::Connecting),
             live: RwSignal::new(false),
             gone: StoredValue::new(HashSet::new()),
+            activity: expect_context::<ActivityStore>(),
         };
         provide_context(store);
         let auth = expect_context::<AuthState>();
@@ -115,9 +121,12 @@ impl SessionStore {
             EventsMessage::Snapshot { sessions } => {
                 self.live.set(true);
                 self.replace(sessions);
+                // A new socket: activity it missed while down is loaded again.
+                self.activity.resync();
             }
             EventsMessage::Session { session } => self.upsert(*session),
             EventsMessage::Deleted { id } => self.remove(&id),
+            EventsMessage::Activity { event } => self.activity.record(*event),
         }
     }
 }

@@ -1,9 +1,11 @@
 //! The Flint web app (Leptos, client-side rendered, built by Trunk): sign-in state, the
-//! sessions list and the workspace of one session with its terminal tabs.
+//! sessions list and the workspace of one session with its terminal tabs and its agents'
+//! activity.
 //!
 //! Everything goes through the server's REST and websocket API; wire types come from
 //! `proto`, never copied by hand.
 
+pub mod agent;
 pub mod api;
 pub mod app;
 pub mod auth;

@@ -67,6 +67,12 @@ pub fn run_agent(sh: &Shell) -> anyhow::Result<()> {
         socket.display(),
         secret_file.display()
     );
+    let guest = run_dir.join("mcp.sock");
+    println!(
+        "or speak MCP to it over stdio, as an agent inside a sandbox would:\n\n  {} mcp --socket {}\n",
+        agent.display(),
+        guest.display()
+    );
     println!("Ctrl-C stops it.\n");
     std::io::stdout().flush()?;
 
@@ -77,6 +83,8 @@ pub fn run_agent(sh: &Shell) -> anyhow::Result<()> {
         .arg(&listen)
         .arg("--secret-file")
         .arg(&secret_file)
+        .arg("--guest-listen")
+        .arg(format!("unix:{}", guest.display()))
         .arg("--workdir")
         .arg(&workdir);
     exec(command, &agent)

@@ -31,7 +31,12 @@ const REQUIRED_COMMANDS: &[(&str, &str)] = &[
     ("setsid", "run `apt-get install util-linux`"),
     // Sessions' volumes (the disk cap) are loop-mounted ext4 images.
     ("mount", "run `apt-get install mount`"),
+    // The MCP stdio test runs `guest-agent mcp` inside a sandbox's namespaces.
+    ("nsenter", "run `apt-get install util-linux`"),
 ];
+
+/// The Python packages of the MCP tests' second client, pinned.
+const MCP_REQUIREMENTS: &str = "server/tests/server/mcp-requirements.txt";
 
 /// Debian packages the commands need (installed by `ensure_debian_packages`).
 const DEBIAN_PACKAGES: &[&str] = &[
@@ -52,7 +57,37 @@ pub fn setup(sh: &Shell) -> anyhow::Result<()> {
     let names: Vec<&str> = REQUIRED_COMMANDS.iter().map(|(name, _)| *name).collect();
     eprintln!("setup: found {}", names.join(", "));
     ensure_debian_packages(sh, DEBIAN_PACKAGES)?;
+    let python = ensure_mcp_python(sh)?;
+    eprintln!("setup: MCP Python client in {}", python.display());
     Ok(())
+}
+
+/// A Python with the official MCP SDK (`MCP_REQUIREMENTS`), in a virtual environment in the
+/// cache keyed by the requirements' content; made once.
+pub fn ensure_mcp_python(sh: &Shell) -> anyhow::Result<PathBuf> {
+    let requirements = sh.read_file(MCP_REQUIREMENTS)?;
+    let key = requirements_key(&requirements);
+    let venv = cache_dir()?.join("tools").join(format!("python-mcp-{key}"));
+    let python = venv.join("bin/python");
+    let stamp = venv.join(".installed");
+    if stamp.exists() && python.exists() {
+        return Ok(python);
+    }
+    let _ = std::fs::remove_dir_all(&venv);
+    eprintln!("setup: installing the MCP Python SDK into {}", venv.display());
+    cmd!(sh, "python3 -m venv {venv}").run()?;
+    cmd!(sh, "{python} -m pip install --quiet --disable-pip-version-check -r {MCP_REQUIREMENTS}")
+        .run()?;
+    sh.write_file(&stamp, &requirements)?;
+    Ok(python)
+}
+
+/// A short, stable name for a requirements file's content (FNV-1a, hex).
+fn requirements_key(text: &str) -> String {
+    let hash = text
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
+    format!("{hash:016x}")[..12].to_owned()
 }
 
 /// Where downloads and installed tools live: `$FLINT_CACHE_DIR`, else `~/.cache/flint`;

@@ -100,8 +100,11 @@ fn integration(sh: &Shell) -> anyhow::Result<PhaseEnd> {
         return Ok(PhaseEnd::Skipped);
     }
     let threads = INTEGRATION_TEST_THREADS.map(|n| format!("--test-threads={n}"));
+    // The MCP tests' second client (the official Python SDK).
+    let python = setup::ensure_mcp_python(sh)?;
     cmd!(sh, "cargo test --workspace --test * -- {threads...}")
         .env_remove("RUST_TEST_THREADS")
+        .env("FLINT_MCP_PYTHON", python)
         .run()?;
     Ok(PhaseEnd::Ran)
 }

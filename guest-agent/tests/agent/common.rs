@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use guest_agent::client::{Client, FrameSender, FrameStream};
 use guest_agent::listen::Listen;
-use proto::terminal::{AttachDown, AttachQuery, AttachUp, CreateTerminal, TerminalId};
+use proto::terminal::{AttachDown, AttachQuery, AttachUp, CreateTerminal, ShellState, TerminalId};
 use serde_bytes::ByteBuf;
 
 /// Generous deadline for anything a test waits on: CI machines are slow and busy.
@@ -18,6 +18,8 @@ pub struct TestAgent {
     child: Child,
     pub dir: tempfile::TempDir,
     pub listen: Listen,
+    /// The restricted in-sandbox socket (`--guest-listen`).
+    pub guest_socket: PathBuf,
     pub secret: String,
     pub client: Client,
 }
@@ -29,6 +31,7 @@ impl TestAgent {
         let secret_file = dir.path().join("secret");
         std::fs::write(&secret_file, &secret).expect("write secret");
         let socket = dir.path().join("agent.sock");
+        let guest_socket = dir.path().join("mcp.sock");
         let workdir = dir.path().join("work");
         std::fs::create_dir(&workdir).expect("workdir");
         let child = Command::new(env!("CARGO_BIN_EXE_guest-agent"))
@@ -39,6 +42,8 @@ impl TestAgent {
             .arg(&secret_file)
             .arg("--workdir")
             .arg(&workdir)
+            .arg("--guest-listen")
+            .arg(format!("unix:{}", guest_socket.display()))
             .env(
                 "FLINT_AGENT_LOG",
                 std::env::var("FLINT_TEST_AGENT_LOG").unwrap_or_else(|_| "warn".into()),
@@ -48,7 +53,7 @@ impl TestAgent {
             .expect("start guest-agent");
         let listen = Listen::Unix(socket);
         let client = connect_with_deadline(&listen, &secret).await;
-        TestAgent { child, dir, listen, secret, client }
+        TestAgent { child, dir, listen, guest_socket, secret, client }
     }
 
     pub fn pid(&self) -> u32 {
@@ -82,6 +87,30 @@ async fn connect_with_deadline(listen: &Listen, secret: &str) -> Client {
         }
         assert!(start.elapsed() < DEADLINE, "agent did not come up at {listen}");
         tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The shell integration script the images install (`/etc/profile.d/flint-shell.sh`).
+pub const SHELL_INTEGRATION: &str =
+    concat!(env!("CARGO_MANIFEST_DIR"), "/../images/shell/flint-shell.bash");
+
+/// An interactive bash with the images' shell integration (OSC 133 marks), as sessions get.
+pub fn integrated_shell() -> CreateTerminal {
+    CreateTerminal {
+        command: vec![
+            "bash".into(),
+            "--noprofile".into(),
+            "--rcfile".into(),
+            SHELL_INTEGRATION.into(),
+            "-i".into(),
+        ],
+        env: [
+            ("PS1".to_owned(), "flint$ ".to_owned()),
+            ("HISTFILE".to_owned(), "/dev/null".to_owned()),
+        ]
+        .into_iter()
+        .collect(),
+        ..CreateTerminal::default()
     }
 }
 
@@ -253,6 +282,19 @@ pub async fn eventually_screen(
             return screen;
         }
         assert!(start.elapsed() < DEADLINE, "screen never matched: {:#?}", screen.lines);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Polls terminal `id` until its shell reports `want` (within [`DEADLINE`]).
+pub async fn wait_for_shell(client: &Client, id: &TerminalId, want: ShellState) {
+    let start = Instant::now();
+    loop {
+        let state = client.terminal(id).await.expect("terminal").shell;
+        if state == want {
+            return;
+        }
+        assert!(start.elapsed() < DEADLINE, "shell stayed {state:?}, never {want:?}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }

@@ -5,6 +5,8 @@ mod common;
 mod exec;
 mod files;
 mod flow_control;
+mod guest;
 mod ports;
 mod routes;
+mod run;
 mod terminals;

@@ -17,7 +17,7 @@ use crate::error::{AppError, ErrorBody, Result};
 use crate::sessions::SessionChange;
 
 /// The upgrade: `Origin` must be ours.
-#[utoipa::path(get, path = "/api/events/ws", tag = "sessions", responses((status = 101, description = "websocket: JSON `EventsMessage` text messages (snapshot, session, deleted)"), (status = 403, description = "foreign Origin", body = ErrorBody), (status = 401, description = "no credential", body = ErrorBody)))]
+#[utoipa::path(get, path = "/api/events/ws", tag = "sessions", responses((status = 101, description = "websocket: JSON `EventsMessage` text messages (snapshot, session, deleted, activity)"), (status = 403, description = "foreign Origin", body = ErrorBody), (status = 401, description = "no credential", body = ErrorBody)))]
 pub async fn events_ws(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -50,6 +50,7 @@ async fn relay(socket: WebSocket, state: &AppState, caller: &Caller) -> anyhow::
                     Ok(change) if visible(caller, &change) => message(&match change {
                         SessionChange::Changed { info, .. } => EventsMessage::Session { session: info },
                         SessionChange::Deleted { id, .. } => EventsMessage::Deleted { id },
+                        SessionChange::Activity { event, .. } => EventsMessage::Activity { event },
                     })?,
                     Ok(_) => continue,
                     Err(RecvError::Lagged(_)) => snapshot(state, caller).await?,

@@ -1,10 +1,10 @@
 //! `/api/sessions`: sessions and their terminals.
 
-use crate::store::AuditEvent;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use http::StatusCode;
+use proto::api::ActivityEvent;
 use proto::api::SessionInfo;
 use proto::api::{CreateSession, ExtendSession};
 use proto::terminal::TerminalInfo;
@@ -116,7 +116,7 @@ pub async fn kill_terminal(
 }
 
 /// `GET /api/sessions/{id}/events`
-#[utoipa::path(get, path = "/api/sessions/{id}/events", tag = "sessions", params(("id" = String, Path, description = "session id")), responses((status = 200, body = Vec<AuditEvent>), (status = 401, description = "no credential", body = ErrorBody), (status = 404, description = "no such session", body = ErrorBody)))]
+#[utoipa::path(get, path = "/api/sessions/{id}/events", tag = "sessions", params(("id" = String, Path, description = "session id")), responses((status = 200, body = Vec<ActivityEvent>), (status = 401, description = "no credential", body = ErrorBody), (status = 404, description = "no such session", body = ErrorBody)))]
 pub async fn events(
     State(state): State<AppState>,
     caller: Caller,

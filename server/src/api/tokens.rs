@@ -2,13 +2,11 @@
 
 use proto::api::Me;
 
-use crate::core::NewToken;
-use crate::store::ApiToken;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use http::StatusCode;
-use serde::Deserialize;
+use proto::api::{ApiToken, CreateToken, NewToken};
 
 use crate::app::{AppState, JsonBody};
 use crate::auth::Caller;
@@ -20,15 +18,6 @@ use crate::error::Result;
 #[utoipa::path(get, path = "/api/me", tag = "auth", responses((status = 200, body = Me), (status = 401, body = ErrorBody)))]
 pub async fn me(State(state): State<AppState>, caller: Caller) -> Result<Response> {
     Ok(Json(perform(&state, &caller, Action::WhoAmI).await?.to_json()?).into_response())
-}
-
-/// `POST /api/tokens` body.
-#[derive(Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CreateToken {
-    name: String,
-    #[serde(default)]
-    session_id: Option<String>,
 }
 
 /// `POST /api/tokens`

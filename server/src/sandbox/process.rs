@@ -78,8 +78,9 @@ exec bwrap \
   --setenv FLINT_SESSION "$FLINT_ID" \
   --chdir /workspace \
   -- /usr/bin/tini -s -- /opt/flint/guest-agent serve \
-     --listen unix:/run/flint/agent.sock --secret-file /run/flint/secret --workdir /workspace \
-     --env-file /etc/environment
+     --listen unix:/run/flint/agent.sock --secret-file /run/flint/secret --remove-secret-file \
+     --workdir /workspace \
+     --env-file /etc/environment --guest-listen unix:/run/flint/mcp.sock
 '
 "#;
 
@@ -147,13 +148,17 @@ pub async fn start(spec: &Spec) -> anyhow::Result<Sandbox> {
     }
     mkdir(&run, 0o700)?;
     let secret = crate::auth::random_hex();
-    std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(run.join("secret"))
-        .and_then(|mut f| std::io::Write::write_all(&mut f, secret.as_bytes()))
-        .context("writing the agent secret")?;
+    // The agent reads its copy and deletes it (`--remove-secret-file`), so nothing else in
+    // the sandbox can; the server keeps its own outside the sandbox's view, for adoption.
+    for path in [dir.join("secret"), run.join("secret")] {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+            .and_then(|mut f| std::io::Write::write_all(&mut f, secret.as_bytes()))
+            .with_context(|| format!("writing the agent secret {}", path.display()))?;
+    }
     let launcher = dir.join("launch.sh");
     std::fs::write(&launcher, LAUNCHER).context("writing the launcher")?;
 
@@ -251,7 +256,7 @@ impl Sandbox {
         let dir = sandbox_dir(session_dir);
         let cgroup = Cgroup::at(cgroup)?;
         let run = dir.join("run");
-        let Ok(secret) = std::fs::read_to_string(run.join("secret")) else {
+        let Ok(secret) = std::fs::read_to_string(dir.join("secret")) else {
             return Ok(None);
         };
         if cgroup.pids().is_empty() {

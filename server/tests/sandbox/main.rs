@@ -71,6 +71,19 @@ async fn a_sandbox_is_isolated_writes_to_its_own_layer_and_stop_leaves_nothing()
     // /workspace is the session's volume.
     let (_, code) = sh(&sandbox, "echo kept > /workspace/note").await;
     assert_eq!(code, 0);
+    // The agent's secret is gone from the sandbox's view once the agent read it, and the
+    // agent's memory and open files are out of reach of the sandbox's root (not dumpable,
+    // no CAP_SYS_PTRACE): nothing inside can speak to the full agent socket as the server.
+    let (secret, code) = sh(&sandbox, "cat /run/flint/secret 2>&1").await;
+    assert_ne!(code, 0, "the secret is readable inside: {secret}");
+    let probe = "for p in /proc/[0-9]*; do \
+        if tr '\\0' ' ' < $p/cmdline | grep -q '^/opt/flint/guest-agent serve'; then \
+          echo agent; cat $p/mem 2>&1; cat $p/environ 2>&1; fi; done";
+    let (agent, _) = sh(&sandbox, probe).await;
+    assert!(agent.starts_with("agent\n"), "the agent is visible inside: {agent:?}");
+    assert_eq!(agent.matches("Permission denied").count(), 2, "{agent}");
+    // The server keeps its copy outside the sandbox, for adopting it after a restart.
+    assert!(spec.session_dir.join("sandbox/secret").exists());
     // Root inside has no capability to administer the host.
     let (mount, code) = sh(&sandbox, "mount -t tmpfs none /mnt 2>&1").await;
     assert_ne!(code, 0, "mount must fail: {mount}");

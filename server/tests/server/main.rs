@@ -2,6 +2,7 @@
 
 mod auth;
 mod common;
+mod mcp;
 mod openapi;
 mod sessions;
 #[path = "../support/mod.rs"]

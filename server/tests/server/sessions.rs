@@ -186,14 +186,20 @@ async fn a_slow_browser_is_resynced_from_the_scrollback_and_loses_nothing_else()
     ws_read_until(&mut stalled, "still-here").await;
 }
 
-/// The next JSON text message of a websocket (skipping pings), within 30 s.
+/// The next JSON text message of a websocket (skipping pings and activity-feed entries,
+/// which `mcp.rs` checks), within 30 s.
 async fn next_json(ws: &mut Ws) -> serde_json::Value {
     use futures_util::StreamExt as _;
     use tokio_tungstenite::tungstenite::Message;
     let next = tokio::time::timeout(std::time::Duration::from_secs(30), async {
         loop {
             match ws.next().await {
-                Some(Ok(Message::Text(text))) => return serde_json::from_str(&text).expect("json"),
+                Some(Ok(Message::Text(text))) => {
+                    let json: serde_json::Value = serde_json::from_str(&text).expect("json");
+                    if json["type"] != "activity" {
+                        return json;
+                    }
+                }
                 Some(Ok(_)) => {}
                 other => panic!("websocket ended: {other:?}"),
             }

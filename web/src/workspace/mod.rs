@@ -1,20 +1,23 @@
-//! The workspace page of one session (`/s/{id}`): terminal tabs and the status bar.
+//! The workspace page of one session (`/s/{id}`): terminal tabs, the activity panel, the
+//! status bar.
 //!
 //! On opening, the session's existing terminals become tabs (a new shell when there are
 //! none). Tabs stay mounted while hidden, so a background shell keeps its screen and link.
+//! A terminal an agent starts typing into gets a tab too (the agent may open its own).
 
 mod keys;
 mod pane;
 mod status;
 mod tabs;
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 use leptos::prelude::*;
 use leptos::task::spawn_local_scoped_with_cancellation;
 use leptos_router::hooks::use_params_map;
 use proto::api::SessionState;
 
+use crate::agent::{ActivityPanel, ActivityStore, ConnectDialog};
 use crate::api;
 use crate::events::SessionStore;
 use crate::notice::{Reporter, use_reporter};
@@ -44,6 +47,12 @@ pub struct Workspace {
     pub active: RwSignal<Option<String>>,
     /// A terminal is being created.
     pub creating: RwSignal<bool>,
+    /// Terminals an agent is typing into now (a tool call of theirs runs).
+    pub agent_typing: Memo<BTreeSet<String>>,
+    /// The activity panel is shown.
+    pub activity_open: RwSignal<bool>,
+    /// The "Connect an agent" dialog is shown.
+    pub connect_open: RwSignal<bool>,
     /// Each mounted tab's terminal (registered by its pane).
     conns: StoredValue<HashMap<String, TerminalConn>, LocalStorage>,
     /// The page's owner: tasks and tabs' signals belong to the page (not to whichever
@@ -181,6 +190,12 @@ pub fn WorkspacePage() -> impl IntoView {
 #[component]
 fn WorkspaceView(id: String) -> impl IntoView {
     let store = expect_context::<SessionStore>();
+    let activity = expect_context::<ActivityStore>();
+    activity.follow(&id);
+    on_cleanup({
+        let id = id.clone();
+        move || activity.unfollow(&id)
+    });
     let session = {
         let id = id.clone();
         Memo::new(move |_| store.session(&id))
@@ -192,6 +207,12 @@ fn WorkspaceView(id: String) -> impl IntoView {
         tabs: RwSignal::new(Vec::new()),
         active: RwSignal::new(None),
         creating: RwSignal::new(false),
+        agent_typing: {
+            let id = id.clone();
+            Memo::new(move |_| activity.typing(&id))
+        },
+        activity_open: RwSignal::new(remembered_panel_open()),
+        connect_open: RwSignal::new(false),
         conns: StoredValue::new_local(HashMap::new()),
         owner: StoredValue::new(Owner::current().unwrap_or_default()),
         reporter: use_reporter(),
@@ -208,6 +229,18 @@ fn WorkspaceView(id: String) -> impl IntoView {
     });
 
     keys::install(workspace);
+
+    // An agent typing into a terminal without a tab (it opened its own): show it.
+    Effect::new(move |_| {
+        let typing = workspace.agent_typing.get();
+        if !loaded.get_value() {
+            return;
+        }
+        for id in typing {
+            workspace.add_tab(id, false);
+        }
+    });
+    Effect::new(move |_| remember_panel_open(workspace.activity_open.get()));
 
     // The browser tab says which session it is.
     Effect::new(move |_| {
@@ -261,11 +294,31 @@ fn WorkspaceView(id: String) -> impl IntoView {
         Phase::Ended(text) => view! { <Message text /> }.into_any(),
     };
 
+    let side = {
+        let id = id.clone();
+        move || {
+            workspace.activity_open.get().then(|| {
+                let session = id.clone();
+                view! {
+                    <ActivityPanel
+                        session
+                        open=workspace.activity_open
+                        connect=workspace.connect_open
+                    />
+                }
+            })
+        }
+    };
+
     view! {
         <div class="workspace">
             <tabs::TabBar session />
-            <div class="term-area">{body}</div>
+            <div class="ws-body">
+                <div class="term-area">{body}</div>
+                {side}
+            </div>
             <status::StatusBar session />
+            <ConnectDialog session=id open=workspace.connect_open />
         </div>
     }
 }
@@ -292,5 +345,20 @@ fn Message(text: String, #[prop(optional)] spinner: bool) -> impl IntoView {
                 "← All sessions"
             </a>
         </div>
+    }
+}
+
+/// Where the activity panel's shown-or-hidden choice is kept across page loads.
+const PANEL_KEY: &str = "flint.activity-panel";
+
+/// The activity panel's last state; shown unless it was hidden.
+fn remembered_panel_open() -> bool {
+    let stored = window().local_storage().ok().flatten().and_then(|s| s.get_item(PANEL_KEY).ok());
+    stored.flatten().as_deref() != Some("hidden")
+}
+
+fn remember_panel_open(open: bool) {
+    if let Ok(Some(storage)) = window().local_storage() {
+        let _ = storage.set_item(PANEL_KEY, if open { "shown" } else { "hidden" });
     }
 }

@@ -65,6 +65,10 @@ fn TerminalPane(tab: Tab) -> impl IntoView {
         let id = id.clone();
         Memo::new(move |_| workspace.active.get().as_deref() == Some(id.as_str()))
     };
+    let typing = {
+        let id = id.clone();
+        Memo::new(move |_| workspace.agent_typing.with(|typing| typing.contains(&id)))
+    };
 
     // Mount: open xterm into the host, connect, fit whenever the host changes size.
     Effect::new({
@@ -186,6 +190,18 @@ fn TerminalPane(tab: Tab) -> impl IntoView {
             data-terminal-id=id
         >
             <div class="xterm-host" node_ref=host></div>
+            {move || {
+                typing
+                    .get()
+                    .then(|| {
+                        view! {
+                            <div class="agent-typing" data-testid="agent-typing">
+                                <span class="spinner small"></span>
+                                "agent is typing"
+                            </div>
+                        }
+                    })
+            }}
             {banner}
         </div>
     }

@@ -1,5 +1,6 @@
-//! The workspace's top bar: back to the list, the session's name, the terminal tabs, "new
-//! terminal" and the shortcut help.
+//! The workspace's top bar: back to the list, the session's name, the terminal tabs (each
+//! saying when an agent is typing into it), "new terminal", "Connect an agent", the activity
+//! panel's toggle and the shortcut help.
 
 use leptos::prelude::*;
 use proto::api::SessionInfo;
@@ -39,6 +40,24 @@ pub fn TabBar(session: Memo<Option<SessionInfo>>) -> impl IntoView {
                 </button>
             </div>
             <div class="spacer"></div>
+            <button
+                class="button small"
+                data-testid="connect-agent"
+                title="Let an AI agent (MCP) work in this session's shell"
+                on:click=move |_| workspace.connect_open.set(true)
+            >
+                "Connect an agent"
+            </button>
+            <button
+                class="button small ghost"
+                class:pressed=move || workspace.activity_open.get()
+                data-testid="activity-toggle"
+                aria-pressed=move || if workspace.activity_open.get() { "true" } else { "false" }
+                title="Show or hide the activity panel"
+                on:click=move |_| workspace.activity_open.update(|open| *open = !*open)
+            >
+                "Activity"
+            </button>
             <div class="help">
                 <button
                     class="icon-button"
@@ -92,6 +111,10 @@ fn TabButton(tab: super::Tab) -> impl IntoView {
             _ => "dot warn",
         }
     };
+    let typing = {
+        let id = id.clone();
+        move || workspace.agent_typing.with(|typing| typing.contains(&id))
+    };
     let activate = {
         let id = id.clone();
         move |_| workspace.active.set(Some(id.clone()))
@@ -121,6 +144,16 @@ fn TabButton(tab: super::Tab) -> impl IntoView {
         >
             <span class=dot></span>
             <span class="tab-label">{format!("shell {id}")}</span>
+            {move || {
+                typing()
+                    .then(|| {
+                        view! {
+                            <span class="typing-mark" data-testid="tab-agent-typing">
+                                "agent is typing"
+                            </span>
+                        }
+                    })
+            }}
             <button
                 class="tab-close"
                 data-testid="close-terminal"

@@ -1,0 +1,284 @@
+//! An image spec (`images/*.toml`): parsed strictly, with its `files_from` read beside it,
+//! and hashed in canonical form (what names its image directory).
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Component, Path};
+
+use anyhow::{Context as _, bail};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
+
+use super::BUILDER_VERSION;
+
+/// mmdebstrap's package sets (`--variant`), from its manual.
+const VARIANTS: &[&str] = &[
+    "extract",
+    "custom",
+    "essential",
+    "apt",
+    "required",
+    "minbase",
+    "buildd",
+    "important",
+    "debootstrap",
+    "standard",
+];
+
+/// What goes into an image: `images/<name>.toml`, parsed strictly (an unknown field is an
+/// error, so a typo never silently builds something else).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Spec {
+    /// The image's name, part of its directory name: `[a-z0-9][a-z0-9._-]*`, at most 64.
+    pub name: String,
+    /// The Debian suite, e.g. `bookworm`.
+    pub suite: String,
+    /// mmdebstrap's `--variant`: the package set installed before `packages`.
+    #[serde(default = "default_variant")]
+    pub variant: String,
+    /// Debian packages to install (`--include`), with their dependencies but no recommends.
+    #[serde(default)]
+    pub packages: Vec<String>,
+    /// Environment variables, written to `/etc/environment`.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// Files to write, absolute path in the image → contents (mode 0644).
+    #[serde(default)]
+    pub files: BTreeMap<String, String>,
+    /// Files to write whose contents live beside the spec, absolute path in the image → path
+    /// relative to the spec's directory, so specs share one copy (the shell integration, which
+    /// the agent's tests source too). [`load_spec`] reads them into `files`, so the hash
+    /// covers their contents.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub files_from: BTreeMap<String, String>,
+}
+
+fn default_variant() -> String {
+    "apt".to_owned()
+}
+
+impl Spec {
+    /// Parses and validates the TOML text of a spec.
+    pub fn parse(text: &str) -> anyhow::Result<Spec> {
+        let spec: Spec = toml::from_str(text)?;
+        spec.validate()?;
+        Ok(spec)
+    }
+
+    /// The spec with everything that does not change the image normalised away: the
+    /// package list sorted and deduplicated (tables are sorted already).
+    pub fn canonical(&self) -> Spec {
+        let mut spec = self.clone();
+        spec.packages.sort();
+        spec.packages.dedup();
+        spec
+    }
+
+    /// Hex SHA-256 of [`BUILDER_VERSION`] and the canonical spec as JSON: the image's
+    /// identity. Comments, layout, key order and package order don't change it.
+    pub fn hash(&self) -> String {
+        // A struct of strings, a list and string-keyed maps: serde_json cannot fail on it.
+        let json =
+            serde_json::to_string(&self.canonical()).expect("a spec of strings serialises to JSON");
+        let mut hasher = Sha256::new();
+        hasher.update(format!("flint image builder {BUILDER_VERSION}\n"));
+        hasher.update(json);
+        format!("{:x}", hasher.finalize())
+    }
+
+    /// Checks what TOML's types cannot: names, paths and values safe to hand to mmdebstrap
+    /// and to write into the image.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        let name_ok = self.name.len() <= 64
+            && self.name.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+            && self.name.chars().all(|c| {
+                c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-')
+            });
+        if !name_ok {
+            bail!(
+                "invalid `name` {:?}: use [a-z0-9][a-z0-9._-]*, at most 64 characters",
+                self.name
+            );
+        }
+        if self.suite.is_empty() || !self.suite.chars().all(|c| c.is_ascii_alphanumeric()) {
+            bail!("invalid `suite` {:?}: a Debian suite name such as \"bookworm\"", self.suite);
+        }
+        if !VARIANTS.contains(&self.variant.as_str()) {
+            bail!("invalid `variant` {:?}: one of {}", self.variant, VARIANTS.join(", "));
+        }
+        for package in &self.packages {
+            // Names, `name=version` and `name:arch`, as apt takes them; never an option.
+            let ok = package.starts_with(|c: char| c.is_ascii_alphanumeric())
+                && package.chars().all(|c| {
+                    c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.' | ':' | '=' | '~')
+                });
+            if !ok {
+                bail!("invalid package {package:?} in `packages`");
+            }
+        }
+        for (key, value) in &self.env {
+            let key_ok = key.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+                && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            if !key_ok {
+                bail!("invalid variable name {key:?} in `env`");
+            }
+            // `/etc/environment` holds one `KEY="value"` per line, without escapes.
+            if value.contains(['\n', '\r', '\0', '"', '\\']) {
+                bail!("invalid value of {key} in `env`: no newlines, NULs, quotes or backslashes");
+            }
+        }
+        for source in self.files_from.values() {
+            let source_ok = !source.is_empty()
+                && !source.contains('\0')
+                && Path::new(source).components().all(|c| matches!(c, Component::Normal(_)));
+            if !source_ok {
+                bail!(
+                    "invalid source {source:?} in `files_from`: use a path below the spec's \
+                     directory, without `.` or `..`"
+                );
+            }
+        }
+        for path in self.files.keys().chain(self.files_from.keys()) {
+            let path_ok = path.starts_with('/')
+                && !path.contains('\0')
+                && Path::new(path)
+                    .components()
+                    .all(|c| matches!(c, Component::RootDir | Component::Normal(_)))
+                && Path::new(path).file_name().is_some();
+            if !path_ok {
+                bail!("invalid path {path:?} in `files`: use an absolute path without `.` or `..`");
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Reads, parses and validates the spec at `path`, with its `files_from` read into `files`.
+pub fn load_spec(path: &Path) -> anyhow::Result<Spec> {
+    let text =
+        fs::read_to_string(path).with_context(|| format!("reading spec {}", path.display()))?;
+    let mut spec =
+        Spec::parse(&text).with_context(|| format!("invalid image spec {}", path.display()))?;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    for (target, source) in std::mem::take(&mut spec.files_from) {
+        let source = dir.join(source);
+        let contents = fs::read_to_string(&source).with_context(|| {
+            format!("reading {} (`files_from` of {})", source.display(), path.display())
+        })?;
+        if spec.files.insert(target.clone(), contents).is_some() {
+            bail!("{target} is in both `files` and `files_from` of {}", path.display());
+        }
+    }
+    Ok(spec)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::images::spec_dir;
+    use std::ffi::OsStr;
+
+    const SPEC: &str = r#"
+        name = "demo"
+        suite = "bookworm"
+        packages = ["bash", "tini"]
+        [env]
+        LANG = "C.UTF-8"
+        EDITOR = "vi"
+        [files]
+        "/etc/motd" = "hi\n"
+        "/etc/profile.d/a.sh" = "true\n"
+    "#;
+
+    fn parse(text: &str) -> Spec {
+        Spec::parse(text).expect("valid spec")
+    }
+
+    #[test]
+    fn layout_key_order_and_package_order_do_not_change_the_hash() {
+        let reordered = r#"
+packages = ["tini", "bash", "bash"]
+variant = "apt"
+suite = "bookworm"
+name = "demo"
+# the same image, written differently
+[files]
+"/etc/profile.d/a.sh"   =   "true\n"
+"/etc/motd" = """hi
+"""
+
+[env]
+EDITOR="vi"
+LANG="C.UTF-8"
+"#;
+        let a = parse(SPEC);
+        let b = parse(reordered);
+        assert_eq!(a.hash(), b.hash());
+        assert_eq!(spec_dir(Path::new("/d"), &a), spec_dir(Path::new("/d"), &b));
+        assert_eq!(a.variant, "apt", "variant defaults to apt");
+    }
+
+    #[test]
+    fn any_change_of_content_changes_the_hash() {
+        let base = parse(SPEC);
+        let other_packages = parse(&SPEC.replace("\"tini\"", "\"tini\", \"git\""));
+        let other_env = parse(&SPEC.replace("\"vi\"", "\"vim\""));
+        let other_file = parse(&SPEC.replace("hi\\n", "hello\\n"));
+        let other_variant = parse(&format!("variant = \"minbase\"\n{SPEC}"));
+        let hashes = [&base, &other_packages, &other_env, &other_file, &other_variant]
+            .map(|spec| spec.hash());
+        for (i, a) in hashes.iter().enumerate() {
+            for b in &hashes[i + 1..] {
+                assert_ne!(a, b);
+            }
+        }
+        let dir = spec_dir(Path::new("/data"), &base);
+        let leaf = dir.file_name().and_then(OsStr::to_str).expect("utf-8 leaf");
+        assert_eq!(leaf, format!("demo-{}", &base.hash()[..16]));
+        assert_eq!(dir.parent(), Some(Path::new("/data/images")));
+    }
+
+    #[test]
+    fn bad_specs_are_refused_naming_the_field() {
+        let cases = [
+            ("name = \"x\"\nsuite = \"bookworm\"\npackges = []", "packges"),
+            ("suite = \"bookworm\"", "name"),
+            ("name = \"../x\"\nsuite = \"bookworm\"", "name"),
+            ("name = \"x\"\nsuite = \"bookworm\"\nvariant = \"huge\"", "variant"),
+            ("name = \"x\"\nsuite = \"bookworm\"\npackages = [\"--hook=x\"]", "packages"),
+            ("name = \"x\"\nsuite = \"bookworm\"\n[env]\n\"A B\" = \"1\"", "env"),
+            ("name = \"x\"\nsuite = \"bookworm\"\n[env]\nA = \"a\\nb\"", "env"),
+            ("name = \"x\"\nsuite = \"bookworm\"\n[files]\n\"etc/x\" = \"\"", "files"),
+            ("name = \"x\"\nsuite = \"bookworm\"\n[files]\n\"/etc/../x\" = \"\"", "files"),
+        ];
+        for (text, field) in cases {
+            let error = format!("{:#}", Spec::parse(text).expect_err(text));
+            assert!(error.contains(field), "{text:?} gave {error:?}");
+        }
+    }
+
+    #[test]
+    fn files_from_are_read_beside_the_spec_and_hashed_by_content() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        fs::create_dir(dir.path().join("shell")).expect("mkdir");
+        fs::write(dir.path().join("shell/a.sh"), "echo one\n").expect("write");
+        let spec_path = dir.path().join("demo.toml");
+        let text = format!("{SPEC}\n[files_from]\n\"/etc/profile.d/b.sh\" = \"shell/a.sh\"\n");
+        fs::write(&spec_path, &text).expect("write spec");
+        let spec = load_spec(&spec_path).expect("load");
+        assert_eq!(spec.files.get("/etc/profile.d/b.sh").map(String::as_str), Some("echo one\n"));
+        assert!(spec.files_from.is_empty());
+        let inline =
+            parse(&SPEC.replace("[files]", "[files]\n\"/etc/profile.d/b.sh\" = \"echo one\\n\""));
+        assert_eq!(spec.hash(), inline.hash(), "the same contents, the same image");
+
+        fs::write(dir.path().join("shell/a.sh"), "echo two\n").expect("write");
+        assert_ne!(load_spec(&spec_path).expect("load").hash(), spec.hash());
+        for bad in ["../a.sh", "/etc/passwd", "./a.sh", ""] {
+            let text = format!("{SPEC}\n[files_from]\n\"/etc/x\" = \"{bad}\"\n");
+            let error = format!("{:#}", Spec::parse(&text).expect_err(bad));
+            assert!(error.contains("files_from"), "{bad}: {error}");
+        }
+    }
+}
