@@ -61,6 +61,9 @@ pub struct CreateSession {
     pub disk_mb: Option<u32>,
     /// Seconds until the session stops by itself; default 3600.
     pub lifetime_s: Option<u64>,
+    /// Network egress (through NAT, never to the host, private ranges or other sessions);
+    /// default `true`. `false`: the sandbox has only its loopback.
+    pub network: Option<bool>,
 }
 
 /// Resource limits of a session.
@@ -98,6 +101,8 @@ pub struct SessionInfo {
     pub reason: Option<String>,
     /// Limits.
     pub limits: SessionLimits,
+    /// Whether the sandbox has network egress.
+    pub network: bool,
     /// Creation time (Unix ms).
     pub created_ms: i64,
     /// When it became running.

@@ -8,6 +8,11 @@
 
 #[path = "sessions/mcp.rs"]
 mod mcp;
+#[path = "sessions/net.rs"]
+mod net;
+#[path = "../tests/support/uplink.rs"]
+#[allow(dead_code)]
+mod uplink;
 #[path = "../../guest-agent/benches/report/mod.rs"]
 mod report;
 
@@ -44,8 +49,11 @@ const MCP_CALLS: usize = 200;
 const SETTLE: Duration = Duration::from_millis(50);
 /// Deadline of any single wait on the server.
 const WAIT: Duration = Duration::from_secs(30);
-/// What every session is created with.
-const SESSION_BODY: &str = r#"{"image":"test","memory_mb":512}"#;
+/// What every session is created with: no network, so that the sandbox's own start is
+/// measured (`session.create_to_prompt_net.process` adds the network).
+const SESSION_BODY: &str = r#"{"image":"test","memory_mb":512,"network":false}"#;
+/// The same with networking.
+const SESSION_BODY_NET: &str = r#"{"image":"test","memory_mb":512}"#;
 
 fn main() -> Result<()> {
     report::main("sessions", |filter| async move { run(filter.as_deref()).await })
@@ -55,8 +63,11 @@ async fn run(filter: Option<&str>) -> Result<Vec<Metric>> {
     let wanted = |name: &str| filter.is_none_or(|f| name.contains(f));
     let agent = agent_bin()?;
     let cache = image_cache().await?;
-    let server = Server::start(&cache, &agent).await?;
-    let result = Box::pin(measure(&server, &wanted)).await;
+    // Sandboxes egress through a namespace built here: nothing the bench sends leaves the
+    // machine (MACHINE.md, "Network").
+    let uplink = tokio::task::spawn_blocking(uplink::Uplink::build).await?;
+    let server = Server::start(&cache, &agent, &uplink).await?;
+    let result = Box::pin(measure(&server, &uplink, &wanted)).await;
     // Sandboxes outlive their server: whatever a failed run left behind is deleted first.
     let cleanup = server.delete_leftovers().await;
     server.stop().await;
@@ -65,7 +76,11 @@ async fn run(filter: Option<&str>) -> Result<Vec<Metric>> {
     Ok(metrics)
 }
 
-async fn measure(server: &Server, wanted: &dyn Fn(&str) -> bool) -> Result<Vec<Metric>> {
+async fn measure(
+    server: &Server,
+    uplink: &uplink::Uplink,
+    wanted: &dyn Fn(&str) -> bool,
+) -> Result<Vec<Metric>> {
     let mut metrics = Vec::new();
     if wanted("session.create_to_prompt.process") {
         eprintln!("bench: create_to_prompt ({CREATES} sequential creates)");
@@ -76,6 +91,19 @@ async fn measure(server: &Server, wanted: &dyn Fn(&str) -> bool) -> Result<Vec<M
             server.delete_session(&id).await?;
         }
         metrics.push(Metric::ms("session.create_to_prompt.process", &samples));
+    }
+    if wanted("session.create_to_prompt_net.process") {
+        eprintln!("bench: create_to_prompt_net ({CREATES} sequential creates, with network)");
+        let mut samples = Vec::with_capacity(CREATES);
+        for _ in 0..CREATES {
+            let (id, elapsed) = create_to_prompt_with(server, SESSION_BODY_NET).await?;
+            samples.push(elapsed);
+            server.delete_session(&id).await?;
+        }
+        metrics.push(Metric::ms("session.create_to_prompt_net.process", &samples));
+    }
+    if wanted("net.egress_throughput") || wanted("net.host_throughput") {
+        metrics.extend(net::throughput(server, uplink, wanted).await?);
     }
     let concurrent = wanted("session.concurrent10_wall.process");
     let memory = wanted("session.idle_memory.process");
@@ -117,8 +145,13 @@ async fn measure(server: &Server, wanted: &dyn Fn(&str) -> bool) -> Result<Vec<M
 
 /// Creates a session and a terminal, attaches to it; the time until the shell's prompt.
 async fn create_to_prompt(server: &Server) -> Result<(String, Duration)> {
+    create_to_prompt_with(server, SESSION_BODY).await
+}
+
+/// The same, creating the session with `body`.
+async fn create_to_prompt_with(server: &Server, body: &str) -> Result<(String, Duration)> {
     let start = Instant::now();
-    let id = server.create_session().await?;
+    let id = server.create_session_with(body).await?;
     let mut ws = server.open_terminal(&id).await?;
     let text = read_until_prompt(&mut ws).await?;
     let elapsed = start.elapsed();
@@ -384,7 +417,7 @@ impl Reply {
 }
 
 impl Server {
-    async fn start(cache: &Path, agent: &Path) -> Result<Server> {
+    async fn start(cache: &Path, agent: &Path, uplink: &uplink::Uplink) -> Result<Server> {
         let dir = tempfile::tempdir().context("temporary directory")?;
         std::os::unix::fs::symlink(cache.join("images"), dir.path().join("images"))
             .context("linking the image cache")?;
@@ -392,6 +425,7 @@ impl Server {
         let mut child = tokio::process::Command::new(binary)
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(dir.path())
+            .args(["--uplink-netns", &uplink.name, "--dns-upstream", &uplink::DNS.to_string()])
             .env("FLINT_LOG", std::env::var("FLINT_LOG").unwrap_or_else(|_| "warn".into()))
             .env("FLINT_IMAGES_DIR", workspace().join("images"))
             .env("FLINT_AGENT_BIN", agent)
@@ -445,8 +479,12 @@ impl Server {
 
     /// Creates a session and checks it is running; its id.
     async fn create_session(&self) -> Result<String> {
+        self.create_session_with(SESSION_BODY).await
+    }
+
+    async fn create_session_with(&self, body: &str) -> Result<String> {
         let headers = [("authorization", self.bearer()), ("content-type", "application/json")];
-        let reply = self.request("POST", "/api/sessions", &headers, SESSION_BODY).await?;
+        let reply = self.request("POST", "/api/sessions", &headers, body).await?;
         ensure!(
             reply.status == StatusCode::CREATED,
             "creating a session: {} {}",

@@ -12,6 +12,7 @@ pub mod error;
 pub mod images;
 pub mod mcp;
 pub mod metrics;
+pub mod net;
 pub mod sandbox;
 pub mod sessions;
 pub mod store;

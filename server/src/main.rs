@@ -32,6 +32,43 @@ struct Common {
     public_origin: Option<String>,
 }
 
+#[derive(clap::Args, Clone)]
+struct NetArgs {
+    /// Sandbox addresses: a /30 each, from this range (inside 100.64.0.0/10 or a private
+    /// range).
+    #[arg(long, default_value = server::net::pool::DEFAULT_POOL)]
+    net_pool: String,
+    /// Route sandboxes' traffic through this network namespace (`ip netns add NAME`)
+    /// instead of NAT on the host: a dedicated egress gateway.
+    #[arg(long, value_name = "NAME")]
+    uplink_netns: Option<String>,
+    /// A resolver for sandboxes' DNS (repeatable; `IP` or `IP:PORT`); default: the uplink's
+    /// resolv.conf.
+    #[arg(long, value_name = "ADDR")]
+    dns_upstream: Vec<String>,
+}
+
+impl NetArgs {
+    fn config(&self) -> anyhow::Result<server::net::NetConfig> {
+        let pool = server::net::pool::Pool::parse(&self.net_pool).map_err(anyhow::Error::msg)?;
+        let dns_upstreams = self
+            .dns_upstream
+            .iter()
+            .map(|a| {
+                a.parse::<SocketAddr>()
+                    .or_else(|_| a.parse::<std::net::IpAddr>().map(|ip| SocketAddr::new(ip, 53)))
+                    .map_err(|_| anyhow::anyhow!("--dns-upstream {a:?} is not IP or IP:PORT"))
+            })
+            .collect::<anyhow::Result<_>>()?;
+        if let Some(name) = &self.uplink_netns
+            && (name.is_empty() || name.contains('/'))
+        {
+            anyhow::bail!("--uplink-netns {name:?} is not a namespace name");
+        }
+        Ok(server::net::NetConfig { pool, uplink_netns: self.uplink_netns.clone(), dns_upstreams })
+    }
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Serve Flint; prints a fresh single-use login URL.
@@ -46,6 +83,8 @@ enum Command {
         /// Delete a stopped session, `/workspace` included, after this many seconds.
         #[arg(long, default_value_t = 7 * 24 * 3600)]
         retention_s: u64,
+        #[command(flatten)]
+        net: NetArgs,
         #[command(flatten)]
         common: Common,
     },
@@ -162,7 +201,8 @@ fn agent_bin() -> anyhow::Result<PathBuf> {
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Serve { listen, idle_timeout_s, retention_s, common } => {
+        Command::Serve { listen, idle_timeout_s, retention_s, net, common } => {
+            let net = net.config()?;
             let listener = tokio::net::TcpListener::bind(listen)
                 .await
                 .with_context(|| format!("binding {listen}"))?;
@@ -172,6 +212,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let state =
                 state(bound, common.data_dir, common.public_origin, idle, retention).await?;
             let admin = state.store.ensure_admin().await?;
+            let network = server::net::Network::start(net, state.sessions.instance())
+                .await
+                .context("setting up sandbox networking")?;
+            state.sessions.set_network(network.clone());
             let unfinished = state
                 .store
                 .cancel_unfinished_calls()
@@ -192,6 +236,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             tracing::info!(%bound, "serving");
             let service = app(state).into_make_service_with_connect_info::<SocketAddr>();
             axum::serve(listener, service).with_graceful_shutdown(shutdown()).await?;
+            network.shutdown().await;
             Ok(())
         }
         Command::LoginUrl { listen, common } => {

@@ -131,6 +131,8 @@ pub struct Sessions {
     instance: String,
     live: Mutex<HashMap<String, Live>>,
     changes: tokio::sync::broadcast::Sender<SessionChange>,
+    /// Sandbox networking, once `flint serve` set it up.
+    network: std::sync::OnceLock<Arc<crate::net::Network>>,
     /// This, for the tasks it starts (guest reports of each running session).
     me: std::sync::Weak<Sessions>,
 }
@@ -147,8 +149,24 @@ impl Sessions {
             instance,
             live: Mutex::default(),
             changes,
+            network: std::sync::OnceLock::new(),
             me: me.clone(),
         })
+    }
+
+    /// Names this server's cgroups, network namespaces and nftables table.
+    pub fn instance(&self) -> &str {
+        &self.instance
+    }
+
+    /// Gives sessions their network (`flint serve` does, before adopting sandboxes).
+    pub fn set_network(&self, network: Arc<crate::net::Network>) {
+        let _ = self.network.set(network);
+    }
+
+    /// Sandbox networking, if set up.
+    pub fn network(&self) -> Option<&Arc<crate::net::Network>> {
+        self.network.get()
     }
 
     /// Writes an audit event and, when it belongs to a session, shows it in that session's
@@ -288,6 +306,14 @@ impl Sessions {
             disk_mb: bounded("disk_mb", request.disk_mb.unwrap_or(DEFAULT_DISK_MB), 64, 1 << 20)?,
             pids: PIDS_PER_SESSION,
         };
+        let network = request.network.unwrap_or(true);
+        if network && self.network.get().is_none() {
+            return Err(AppError::new(
+                http::StatusCode::SERVICE_UNAVAILABLE,
+                "this server has no sandbox networking set up; create the session with \
+                 `network: false`",
+            ));
+        }
         let lifetime = request.lifetime_s.unwrap_or(DEFAULT_LIFETIME_S);
         if lifetime == 0 || lifetime > MAX_LIFETIME_S {
             return Err(AppError::bad_request(format!("lifetime_s must be 1..={MAX_LIFETIME_S}")));
@@ -313,6 +339,7 @@ impl Sessions {
             state: SessionState::Creating,
             reason: None,
             limits,
+            network,
             created_ms,
             started_ms: None,
             start_duration_ms: None,
@@ -328,7 +355,7 @@ impl Sessions {
             Some(&owner.id),
             Some(&id),
             "session.create",
-            &serde_json::json!({ "image": info.image }),
+            &serde_json::json!({ "image": info.image, "network": info.network }),
         )
         .await?;
         match self.start_sandbox(&info, &spec_path).await {
@@ -366,10 +393,27 @@ impl Sessions {
                 pids: u64::from(info.limits.pids),
                 cpu_centis: (info.limits.cpus * 100.0).round() as u64,
             },
+            net: None,
         };
-        let sandbox = process::start(&spec).await?;
-        let client = sandbox.client().await?;
-        Ok(Live::new(sandbox, client))
+        let network = if info.network { self.network.get() } else { None };
+        let spec = match network {
+            Some(network) => Spec { net: Some(network.attach(&info.id).await?), ..spec },
+            None => spec,
+        };
+        let started = async {
+            let sandbox = process::start(&spec).await?;
+            let client = sandbox.client().await?;
+            anyhow::Ok(Live::new(sandbox, client))
+        };
+        match started.await {
+            Ok(live) => Ok(live),
+            Err(e) => {
+                if let Some(network) = network {
+                    network.detach(&info.id).await;
+                }
+                Err(e)
+            }
+        }
     }
 
     /// Counts as activity: an API call or a websocket message.
@@ -454,6 +498,9 @@ impl Sessions {
                 .await
                 .map_err(|e| AppError::internal(format!("stopping {id}: {e:#}")))?;
         }
+        if let Some(network) = self.network.get() {
+            network.detach(id).await;
+        }
         self.set_state(id, SessionState::Stopped, reason).await?;
         Ok(())
     }
@@ -482,6 +529,7 @@ impl Sessions {
             .store
             .sessions_in(&[SessionState::Creating, SessionState::Running, SessionState::Stopping])
             .await?;
+        let mut networked = std::collections::HashSet::new();
         for record in records {
             let id = &record.info.id;
             let adopted = match record.info.state {
@@ -498,6 +546,9 @@ impl Sessions {
             match (adopted, client) {
                 (Some(sandbox), Some(client)) => {
                     tracing::info!(session = %id, "re-adopted a running sandbox");
+                    if record.info.network {
+                        networked.insert(id.clone());
+                    }
                     self.follow_guest_reports(id, &client);
                     self.live.lock().await.insert(id.clone(), Live::new(sandbox, client));
                 }
@@ -513,6 +564,18 @@ impl Sessions {
                 }
             }
         }
+        // The kernel holds each sandbox's network; put back what is missing, remove the rest.
+        if let Some(network) = self.network.get() {
+            let lost = network.reconcile(&networked).await.map_err(AppError::internal)?;
+            for id in lost {
+                tracing::warn!(session = %id, "its network was lost while the server was down");
+                if let Some(live) = self.live.lock().await.remove(&id) {
+                    let _ = process::stop(&live.sandbox).await;
+                }
+                let reason = "its network was lost while the server was down";
+                self.set_state(&id, SessionState::Failed, Some(reason)).await?;
+            }
+        }
         Ok(())
     }
 
@@ -520,8 +583,14 @@ impl Sessions {
     /// records OOM kills. Runs until the server ends.
     pub async fn watch_forever(self: Arc<Self>) {
         let mut ticker = tokio::time::interval(Duration::from_secs(1));
-        loop {
+        for tick in 0u64.. {
             ticker.tick().await;
+            if tick % 10 == 0
+                && let Some(network) = self.network.get()
+                && let Err(e) = network.refresh_host_addresses().await
+            {
+                tracing::warn!("refreshing the host's addresses: {e:#}");
+            }
             if let Err(e) = self.watch_once().await {
                 tracing::warn!("session watch: {e}");
             }

@@ -232,7 +232,7 @@ pub struct SessionRecord {
 macro_rules! session_columns {
     () => {
         "id, owner_id, name, image, driver, state, reason, spec_json, created_ms, started_ms, \
-         stopped_ms, expires_ms"
+         stopped_ms, expires_ms, network"
     };
 }
 
@@ -243,7 +243,8 @@ impl Store {
         let limits = serde_json::to_string(&info.limits).map_err(AppError::internal)?;
         sqlx::query(
             "INSERT INTO sessions (id, owner_id, name, image, driver, state, reason, spec_json, \
-             created_ms, started_ms, stopped_ms, expires_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             created_ms, started_ms, stopped_ms, expires_ms, network) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&info.id)
         .bind(&record.owner_id)
@@ -257,6 +258,7 @@ impl Store {
         .bind(info.started_ms)
         .bind(info.stopped_ms)
         .bind(info.expires_ms)
+        .bind(info.network)
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -370,6 +372,7 @@ fn session_from(row: &sqlx::sqlite::SqliteRow) -> Result<SessionRecord> {
             state,
             reason: row.try_get("reason")?,
             limits,
+            network: row.try_get("network")?,
             created_ms,
             started_ms,
             start_duration_ms: started_ms.map(|s| s - created_ms),

@@ -46,6 +46,11 @@ const DEBIAN_PACKAGES: &[&str] = &[
     "bubblewrap",
     // Sessions' volumes (the disk cap): `mkfs.ext4` makes an ext4 image per session.
     "e2fsprogs",
+    // Sandbox networking: namespaces, veths and routes (`ip`), Flint's own table (`nft`).
+    "iproute2",
+    "nftables",
+    // The networking tests' fake DNS server, in the test uplink namespace.
+    "dnsmasq-base",
     // The e2e suite and the UI benchmark drive Debian's Chromium (Playwright's own browser
     // download does not work here).
     "chromium",

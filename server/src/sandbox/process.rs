@@ -58,7 +58,16 @@ const LAUNCHER: &str = r#"#!/bin/sh
 # Flint process-sandbox launcher, written by server/src/sandbox/process.rs.
 set -eu
 for procs in "$@"; do echo $$ > "$procs"; done
-exec unshare --mount --propagation private /bin/sh -eu -c '
+# With networking, the sandbox lives in the namespace the server wired (FLINT_NETNS);
+# without, bubblewrap makes an empty one (loopback only).
+if [ -n "${FLINT_NETNS:-}" ]; then
+  export FLINT_NET_ARGS="--ro-bind $FLINT_RESOLV_CONF /etc/resolv.conf"
+  set -- nsenter "--net=$FLINT_NETNS" --
+else
+  export FLINT_NET_ARGS="--unshare-net"
+  set --
+fi
+exec "$@" unshare --mount --propagation private /bin/sh -eu -c '
 mount -o loop,discard "$FLINT_VOLUME_IMAGE" "$FLINT_VOLUME"
 mkdir -p "$FLINT_VOLUME/workspace" "$FLINT_VOLUME/root/upper" "$FLINT_VOLUME/root/work"
 mount -t overlay "flint-$FLINT_ID" -o "lowerdir=$FLINT_LOWER,upperdir=$FLINT_VOLUME/root/upper,workdir=$FLINT_VOLUME/root/work" "$FLINT_MERGED"
@@ -68,7 +77,7 @@ exec bwrap \
   --bind "$FLINT_VOLUME/workspace" /workspace \
   --ro-bind "$FLINT_AGENT" /opt/flint/guest-agent \
   --bind "$FLINT_RUN" /run/flint \
-  --unshare-ipc --unshare-pid --unshare-uts --unshare-net --unshare-cgroup-try \
+  --unshare-ipc --unshare-pid --unshare-uts $FLINT_NET_ARGS --unshare-cgroup-try \
   --hostname "$FLINT_HOSTNAME" \
   --new-session \
   --cap-drop ALL $FLINT_CAPS \
@@ -102,6 +111,8 @@ pub struct Spec {
     pub cgroup: PathBuf,
     /// Resource limits.
     pub limits: Limits,
+    /// The network namespace the server wired for it; `None`: no network (loopback only).
+    pub net: Option<crate::net::SandboxNet>,
 }
 
 /// A running sandbox.
@@ -159,6 +170,14 @@ pub async fn start(spec: &Spec) -> anyhow::Result<Sandbox> {
             .and_then(|mut f| std::io::Write::write_all(&mut f, secret.as_bytes()))
             .with_context(|| format!("writing the agent secret {}", path.display()))?;
     }
+    let resolv_conf = dir.join("resolv.conf");
+    if let Some(net) = &spec.net {
+        let text = format!(
+            "# Flint: the DNS forwarder on this sandbox's gateway.\nnameserver {}\n",
+            net.gateway
+        );
+        std::fs::write(&resolv_conf, text).context("writing resolv.conf")?;
+    }
     let launcher = dir.join("launch.sh");
     std::fs::write(&launcher, LAUNCHER).context("writing the launcher")?;
 
@@ -182,6 +201,8 @@ pub async fn start(spec: &Spec) -> anyhow::Result<Sandbox> {
         .env("FLINT_AGENT", &spec.agent_bin)
         .env("FLINT_RUN", &run)
         .env("FLINT_CAPS", caps.join(" "))
+        .env("FLINT_NETNS", spec.net.as_ref().map(|n| n.netns.as_os_str()).unwrap_or_default())
+        .env("FLINT_RESOLV_CONF", &resolv_conf)
         .stdin(std::process::Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log)

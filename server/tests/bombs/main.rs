@@ -32,6 +32,7 @@ fn spec(session_dir: &Path, id: &str, limits: Limits) -> Spec {
         agent_bin: support::agent_bin(),
         cgroup: PathBuf::from(format!("flint-test/{}/{id}", std::process::id())),
         limits,
+        net: None,
     }
 }
 

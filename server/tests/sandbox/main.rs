@@ -20,6 +20,7 @@ fn spec(session_dir: &Path, id: &str) -> Spec {
         agent_bin: support::agent_bin(),
         cgroup: PathBuf::from(format!("flint-test/{}-{id}/{id}", std::process::id())),
         limits: Limits { memory_mb: 512, pids: 256, cpu_centis: 100 },
+        net: None,
     }
 }
 

@@ -28,11 +28,16 @@ impl TestServer {
 
     /// Starts `flint serve` with extra arguments.
     pub fn start_with(data_dir: &Path, extra: &[&str]) -> TestServer {
+        TestServer::start_on(data_dir, "127.0.0.1:0", extra)
+    }
+
+    /// Starts `flint serve --listen LISTEN` with extra arguments.
+    pub fn start_on(data_dir: &Path, listen: &str, extra: &[&str]) -> TestServer {
         if !data_dir.join("images").exists() {
             crate::support::link_images(data_dir);
         }
         let mut child = Command::new(env!("CARGO_BIN_EXE_flint"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .args(["serve", "--listen", listen, "--data-dir"])
             .arg(data_dir)
             .args(extra)
             .env("FLINT_LOG", "warn")
@@ -69,6 +74,18 @@ impl TestServer {
     pub fn login_path(&self) -> String {
         let url = &self.login_url;
         url[url.find("/login").expect("a /login url")..].to_owned()
+    }
+
+    /// The instance name of this server's cgroups, namespaces and nftables table.
+    pub fn instance(&self) -> String {
+        server::auth::hash_token(&self.data_dir.to_string_lossy())[..12].to_owned()
+    }
+
+    /// `kill -TERM`, then waits: a clean shutdown.
+    pub fn terminate(mut self) {
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        let _ = self.child.wait();
     }
 
     /// `kill -9`.
@@ -140,6 +157,7 @@ impl Drop for TestServer {
                 eprintln!("cleaning up {name}: {e:#}");
             }
         }
+        crate::support::uplink::clean_instance(instance);
     }
 }
 

@@ -3,6 +3,7 @@
 mod auth;
 mod common;
 mod mcp;
+mod network;
 mod openapi;
 mod sessions;
 #[path = "../support/mod.rs"]

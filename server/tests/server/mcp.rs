@@ -312,6 +312,8 @@ async fn revoking_the_token_cancels_the_call_in_flight_and_refuses_the_next() {
     let f = Fixture::new().await;
     let (token, token_id) = make_token(&f.server, &f.cookie, Some(&f.session)).await;
     let client = connect(&f.mcp_url(&f.session), &token).await;
+    // This test is about revocation: start from a shell that is surely at its prompt.
+    wait_for_prompt(&client).await;
     assert_ok(&call(&client, "run_command", json!({"command": "true"})).await);
     let origin = f.server.origin();
     let mut feed = f

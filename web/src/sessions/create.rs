@@ -60,6 +60,7 @@ fn request(image: &str, size: &str, name: &str) -> CreateSession {
         memory_mb: Some(size.memory_mb),
         disk_mb: Some(size.disk_mb),
         lifetime_s: None,
+        network: None,
     }
 }
 
