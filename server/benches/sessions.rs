@@ -10,11 +10,11 @@
 mod mcp;
 #[path = "sessions/net.rs"]
 mod net;
+#[path = "../../guest-agent/benches/report/mod.rs"]
+mod report;
 #[path = "../tests/support/uplink.rs"]
 #[allow(dead_code)]
 mod uplink;
-#[path = "../../guest-agent/benches/report/mod.rs"]
-mod report;
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;

@@ -1,4 +1,4 @@
-//! The "new session" dialog: image, size, optional name, with progress while the sandbox
+//! The "new session" dialog: image, size, optional name, internet access, with progress while the sandbox
 //! starts (`POST /api/sessions` answers once it runs).
 
 use leptos::prelude::*;
@@ -50,7 +50,7 @@ const SIZES: [Size; 3] = [
 ];
 
 /// What the form sends.
-fn request(image: &str, size: &str, name: &str) -> CreateSession {
+fn request(image: &str, size: &str, name: &str, network: bool) -> CreateSession {
     let size = SIZES.iter().find(|s| s.name == size).unwrap_or(&SIZES[1]);
     let name = name.trim();
     CreateSession {
@@ -60,7 +60,7 @@ fn request(image: &str, size: &str, name: &str) -> CreateSession {
         memory_mb: Some(size.memory_mb),
         disk_mb: Some(size.disk_mb),
         lifetime_s: None,
-        network: None,
+        network: Some(network),
     }
 }
 
@@ -73,6 +73,7 @@ pub fn CreateDialog(open: RwSignal<bool>, created: WriteSignal<Option<String>>) 
     let image = RwSignal::new(IMAGES[0].0.to_owned());
     let size = RwSignal::new(SIZES[1].name.to_owned());
     let name = RwSignal::new(String::new());
+    let network = RwSignal::new(true);
     // When the pending request started.
     let pending = RwSignal::new(None::<i64>);
 
@@ -81,7 +82,12 @@ pub fn CreateDialog(open: RwSignal<bool>, created: WriteSignal<Option<String>>) 
         if pending.get_untracked().is_some() {
             return;
         }
-        let body = request(&image.get_untracked(), &size.get_untracked(), &name.get_untracked());
+        let body = request(
+            &image.get_untracked(),
+            &size.get_untracked(),
+            &name.get_untracked(),
+            network.get_untracked(),
+        );
         pending.set(Some(now_ms()));
         spawn_local(async move {
             let result = api::create_session(&body).await;
@@ -174,6 +180,21 @@ pub fn CreateDialog(open: RwSignal<bool>, created: WriteSignal<Option<String>>) 
                                 disabled=busy
                             />
                         </label>
+                        <label class="check">
+                            <input
+                                data-testid="create-network"
+                                type="checkbox"
+                                prop:checked=move || network.get()
+                                on:change=move |ev| network.set(event_target_checked(&ev))
+                                disabled=busy
+                            />
+                            <span>
+                                "Internet access "
+                                <span class="muted">
+                                    "(never to this host, private networks or other sessions)"
+                                </span>
+                            </span>
+                        </label>
                         {progress}
                         <div class="actions">
                             <button type="button" class="button ghost" on:click=close disabled=busy>
@@ -201,11 +222,13 @@ mod tests {
 
     #[test]
     fn the_form_maps_to_a_create_request() {
-        let body = request("test", "small", "  demo ");
+        let body = request("test", "small", "  demo ", true);
         assert_eq!(body.image.as_deref(), Some("test"));
         assert_eq!(body.name.as_deref(), Some("demo"));
         assert_eq!((body.cpus, body.memory_mb), (Some(0.5), Some(512)));
-        let body = request("default", "unknown", "");
+        assert_eq!(body.network, Some(true));
+        let body = request("default", "unknown", "", false);
         assert_eq!((body.name, body.memory_mb), (None, Some(1024)));
+        assert_eq!(body.network, Some(false));
     }
 }

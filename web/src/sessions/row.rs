@@ -12,9 +12,13 @@ use crate::notice::use_reporter;
 /// What "+1 h" adds.
 const EXTEND_BY_MS: i64 = 3_600_000;
 
-/// "process · weak isolation".
+/// "weak isolation", and "· no network" for a session created without egress.
 pub fn isolation_label(session: &SessionInfo) -> String {
-    format!("{} isolation", session.isolation)
+    if session.network {
+        format!("{} isolation", session.isolation)
+    } else {
+        format!("{} isolation · no network", session.isolation)
+    }
 }
 
 /// A session that is (or will soon be) usable counts down its lifetime.
