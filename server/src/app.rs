@@ -27,6 +27,10 @@ pub struct AppState {
     pub sessions: Arc<crate::sessions::Sessions>,
     /// Revocation signals of bearer tokens in use.
     pub revocations: Arc<crate::activity::Revocations>,
+    /// Preview tickets and cookies.
+    pub previews: Arc<crate::preview::Previews>,
+    /// The preview proxy's client.
+    pub proxy: crate::preview::proxy::Proxy,
 }
 
 /// The whole router; `main` serves it, tests call it.
@@ -35,10 +39,13 @@ pub fn app(state: AppState) -> Router {
         .route("/healthz", get(healthz))
         .route("/metrics", get(crate::metrics::metrics))
         .route("/login", get(crate::auth::login))
+        .route("/preview/open", get(crate::preview::open))
         .merge(crate::api::router())
         .merge(crate::mcp::router(&state))
         .fallback(fallback)
         .layer(axum::middleware::from_fn_with_state(state.clone(), crate::auth::check_host))
+        // Outermost: preview hosts never reach the app's routes or its host check.
+        .layer(axum::middleware::from_fn_with_state(state.clone(), crate::preview::dispatch))
         .with_state(state)
 }
 

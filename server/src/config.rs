@@ -58,6 +58,8 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// The origin browsers use.
     pub public_origin: PublicOrigin,
+    /// Previews are `{port}-{session}.{preview_domain}` on the same listener.
+    pub preview_domain: String,
 }
 
 /// `$FLINT_DATA_DIR`, else `~/.local/share/flint`.

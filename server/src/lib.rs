@@ -13,6 +13,7 @@ pub mod images;
 pub mod mcp;
 pub mod metrics;
 pub mod net;
+pub mod preview;
 pub mod sandbox;
 pub mod sessions;
 pub mod store;

@@ -30,6 +30,10 @@ struct Common {
     /// The origin browsers reach Flint at; default `http://` + the listen address.
     #[arg(long)]
     public_origin: Option<String>,
+    /// Preview URLs are `{port}-{session}.DOMAIN` (a wildcard name pointing here; every
+    /// `*.localhost` is loopback already).
+    #[arg(long, default_value = server::preview::DEFAULT_DOMAIN)]
+    preview_domain: String,
 }
 
 #[derive(clap::Args, Clone)]
@@ -157,9 +161,14 @@ async fn state(
     listen: SocketAddr,
     data_dir: PathBuf,
     public_origin: Option<String>,
+    preview_domain: String,
     idle_timeout: std::time::Duration,
     retention: std::time::Duration,
 ) -> anyhow::Result<AppState> {
+    let preview_domain = preview_domain.trim_matches('.').to_ascii_lowercase();
+    if preview_domain.is_empty() || !preview_domain.contains('.') && preview_domain != "localhost" {
+        anyhow::bail!("--preview-domain {preview_domain:?} is not a domain name");
+    }
     let public_origin = match public_origin {
         Some(text) => PublicOrigin::parse(&text).map_err(anyhow::Error::msg)?,
         None => PublicOrigin::parse(&format!("http://{listen}")).map_err(anyhow::Error::msg)?,
@@ -176,8 +185,17 @@ async fn state(
         retention,
     };
     let sessions = Sessions::new(store.clone(), sessions_config, metrics.clone());
-    let config = Config { listen, data_dir, public_origin };
-    Ok(AppState { config: Arc::new(config), store, metrics, sessions, revocations: Arc::default() })
+    let config = Config { listen, data_dir, public_origin, preview_domain };
+    let proxy = server::preview::proxy::Proxy::new(sessions.clone());
+    Ok(AppState {
+        config: Arc::new(config),
+        store,
+        metrics,
+        sessions,
+        revocations: Arc::default(),
+        previews: Arc::default(),
+        proxy,
+    })
 }
 
 /// Image specs: `$FLINT_IMAGES_DIR`, else `images/` in the current directory (the repository
@@ -209,8 +227,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let bound = listener.local_addr()?;
             let idle = std::time::Duration::from_secs(idle_timeout_s);
             let retention = std::time::Duration::from_secs(retention_s);
-            let state =
-                state(bound, common.data_dir, common.public_origin, idle, retention).await?;
+            let state = state(
+                bound,
+                common.data_dir,
+                common.public_origin,
+                common.preview_domain,
+                idle,
+                retention,
+            )
+            .await?;
             let admin = state.store.ensure_admin().await?;
             let network = server::net::Network::start(net, state.sessions.instance())
                 .await
@@ -244,6 +269,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 listen,
                 common.data_dir,
                 common.public_origin,
+                common.preview_domain,
                 DEFAULT_IDLE_TIMEOUT,
                 DEFAULT_RETENTION,
             )
@@ -254,8 +280,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Token { command: TokenCommand::Create { name, session, data_dir } } => {
             let local = SocketAddr::from(([127, 0, 0, 1], 8080));
-            let state =
-                state(local, data_dir, None, DEFAULT_IDLE_TIMEOUT, DEFAULT_RETENTION).await?;
+            let state = state(
+                local,
+                data_dir,
+                None,
+                server::preview::DEFAULT_DOMAIN.to_owned(),
+                DEFAULT_IDLE_TIMEOUT,
+                DEFAULT_RETENTION,
+            )
+            .await?;
             let admin = state.store.ensure_admin().await?;
             let caller = Caller { user: admin, via: Via::Cookie };
             match perform(&state, &caller, Action::CreateToken { name, session_id: session }).await

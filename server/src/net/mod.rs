@@ -179,10 +179,10 @@ impl Network {
 
     async fn wire(&self, session: &str, name: &str) -> anyhow::Result<SandboxNet> {
         let path = netns::path(name);
-        // No IPv6 inside: the forbidden set is IPv4, and a link-local address reaches the
-        // peer (MACHINE.md). Set before any interface exists, so none ever gets one.
+        // No IPv6 on the sandbox's network: the forbidden set is IPv4, and a link-local
+        // address reaches the peer (MACHINE.md). The default is set before the veth exists,
+        // so it never gets an address; the loopback keeps `::1` (dev servers listen there).
         netns::run_in(Some(path.clone()), || {
-            netns::write_sysctl("ipv6/conf/all/disable_ipv6", "1")?;
             netns::write_sysctl("ipv6/conf/default/disable_ipv6", "1")
         })
         .await

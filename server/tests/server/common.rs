@@ -81,6 +81,11 @@ impl TestServer {
         server::auth::hash_token(&self.data_dir.to_string_lossy())[..12].to_owned()
     }
 
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// `kill -TERM`, then waits: a clean shutdown.
     pub fn terminate(mut self) {
         let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);

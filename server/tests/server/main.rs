@@ -5,6 +5,7 @@ mod common;
 mod mcp;
 mod network;
 mod openapi;
+mod preview;
 mod sessions;
 #[path = "../support/mod.rs"]
 #[allow(dead_code)]

@@ -1,0 +1,453 @@
+//! Preview URLs: `{port}-{session}.{preview domain}` reaches whatever listens on that port in
+//! the session's sandbox, through the agent's tunnel (never the host's network).
+//!
+//! **Access.** A port is private: only its session's owner. A browser gets in with a
+//! single-use ticket (30 s) in the URL, exchanged for a host-only cookie; without one it is
+//! bounced to the app (`/preview/open`), which mints a ticket from the app's cookie and sends
+//! it back. Scripts send a token in `X-Flint-Token`, so the app's own `Authorization` passes
+//! through untouched. Flint's cookie and headers never reach the upstream.
+
+pub mod proxy;
+pub mod tunnel;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use axum::extract::{ConnectInfo, Query, Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse as _, Response};
+use http::{HeaderMap, HeaderValue, StatusCode, header};
+use serde::Deserialize;
+
+use crate::app::AppState;
+use crate::auth::hash_token;
+
+/// The default preview domain: browsers and curl resolve `*.localhost` to loopback.
+pub const DEFAULT_DOMAIN: &str = "preview.localhost";
+
+/// The proxy's cookie on a preview host.
+pub const COOKIE: &str = "flint_preview";
+
+/// Scripts' credential on a preview host.
+pub const TOKEN_HEADER: &str = "x-flint-token";
+
+/// The query parameter carrying a ticket.
+pub const TICKET_PARAM: &str = "flint_ticket";
+
+/// How long a ticket may wait to be used.
+const TICKET_TTL: Duration = Duration::from_secs(30);
+
+/// How long a preview cookie lasts.
+const COOKIE_TTL: Duration = Duration::from_secs(12 * 3600);
+
+/// A preview host, parsed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Target {
+    /// The guest port.
+    pub port: u16,
+    /// The session id.
+    pub session: String,
+}
+
+impl Target {
+    /// `{port}-{session}.{domain}` (any port after it), or `None` for any other host.
+    pub fn parse(host: &str, domain: &str) -> Option<Target> {
+        let host = host.trim().to_ascii_lowercase();
+        let name = match host.rsplit_once(':') {
+            Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
+            _ => &host,
+        };
+        let label = name.strip_suffix(domain)?.strip_suffix('.')?;
+        let (port, session) = label.split_once('-')?;
+        let port: u16 = port.parse().ok().filter(|p| *p != 0)?;
+        let valid = !session.is_empty()
+            && session.len() <= 40
+            && session.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+        valid.then(|| Target { port, session: session.to_owned() })
+    }
+
+    /// The host name (without the listener's port).
+    pub fn host(&self, domain: &str) -> String {
+        format!("{}-{}.{domain}", self.port, self.session)
+    }
+}
+
+#[derive(Clone, Debug)]
+struct Grant {
+    user_id: String,
+    target: Target,
+    expires: Instant,
+}
+
+/// Tickets and cookies handed out for preview hosts (in memory: after a restart a browser is
+/// bounced through the app once more, which it does by itself).
+#[derive(Default)]
+pub struct Previews {
+    tickets: Mutex<HashMap<String, Grant>>,
+    cookies: Mutex<HashMap<String, Grant>>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl Previews {
+    /// A single-use ticket for `user` on `target`.
+    pub fn ticket(&self, user_id: &str, target: &Target) -> String {
+        let ticket = crate::auth::random_hex();
+        let grant = Grant {
+            user_id: user_id.to_owned(),
+            target: target.clone(),
+            expires: Instant::now() + TICKET_TTL,
+        };
+        let mut tickets = lock(&self.tickets);
+        tickets.retain(|_, g| g.expires > Instant::now());
+        tickets.insert(hash_token(&ticket), grant);
+        ticket
+    }
+
+    /// Uses a ticket up: a cookie value for its host, if it was valid for `target`.
+    fn redeem(&self, ticket: &str, target: &Target) -> Option<String> {
+        let grant = lock(&self.tickets).remove(&hash_token(ticket))?;
+        if grant.expires < Instant::now() || grant.target != *target {
+            return None;
+        }
+        let cookie = crate::auth::random_hex();
+        let grant = Grant { expires: Instant::now() + COOKIE_TTL, ..grant };
+        let mut cookies = lock(&self.cookies);
+        cookies.retain(|_, g| g.expires > Instant::now());
+        cookies.insert(hash_token(&cookie), grant);
+        Some(cookie)
+    }
+
+    fn cookie_user(&self, cookie: &str, target: &Target) -> Option<String> {
+        let cookies = lock(&self.cookies);
+        let grant = cookies.get(&hash_token(cookie))?;
+        (grant.expires > Instant::now() && grant.target == *target).then(|| grant.user_id.clone())
+    }
+
+    /// Forgets every grant of a session (it was deleted).
+    pub fn forget_session(&self, session: &str) {
+        lock(&self.tickets).retain(|_, g| g.target.session != session);
+        lock(&self.cookies).retain(|_, g| g.target.session != session);
+    }
+}
+
+/// In front of everything: a request for a preview host goes to the proxy, any other on.
+pub async fn dispatch(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let host = request
+        .headers()
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .or_else(|| request.uri().authority().map(|a| a.to_string()));
+    let Some(target) = host.and_then(|h| Target::parse(&h, &state.config.preview_domain)) else {
+        return next.run(request).await;
+    };
+    let peer = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0);
+    serve(&state, target, peer, request).await
+}
+
+async fn serve(
+    state: &AppState,
+    target: Target,
+    peer: Option<SocketAddr>,
+    request: Request,
+) -> Response {
+    let wants_html = wants_html(request.headers());
+    let record = match state.sessions.record(&target.session).await {
+        Ok(record) => record,
+        Err(_) => {
+            return error_page(
+                StatusCode::NOT_FOUND,
+                wants_html,
+                &format!("There is no session {}.", target.session),
+            );
+        }
+    };
+    // A ticket in the URL: trade it for a cookie and drop it from the address bar.
+    if let Some(ticket) = query_param(request.uri(), TICKET_PARAM) {
+        return match state.previews.redeem(&ticket, &target) {
+            Some(cookie) => {
+                let location = without_param(request.uri(), TICKET_PARAM);
+                let secure = if state.config.public_origin.is_https() { "; Secure" } else { "" };
+                let set_cookie = format!(
+                    "{COOKIE}={cookie}; Path=/; HttpOnly; SameSite=Lax; Max-Age={}{secure}",
+                    COOKIE_TTL.as_secs()
+                );
+                let mut response = StatusCode::SEE_OTHER.into_response();
+                if let (Ok(location), Ok(cookie)) =
+                    (HeaderValue::from_str(&location), HeaderValue::from_str(&set_cookie))
+                {
+                    response.headers_mut().insert(header::LOCATION, location);
+                    response.headers_mut().insert(header::SET_COOKIE, cookie);
+                }
+                response
+            }
+            None => error_page(
+                StatusCode::FORBIDDEN,
+                wants_html,
+                "This preview link was already used or has expired. Open the preview again \
+                 from Flint.",
+            ),
+        };
+    }
+    let user = match credential_user(state, request.headers(), &target).await {
+        Ok(user) => user,
+        Err(message) => return error_page(StatusCode::UNAUTHORIZED, wants_html, &message),
+    };
+    match user {
+        Some(user_id) if user_id == record.owner_id => {}
+        Some(_) => {
+            return error_page(
+                StatusCode::FORBIDDEN,
+                wants_html,
+                "This preview belongs to a session you have no access to.",
+            );
+        }
+        None if wants_html => return bounce(state, &target, request.uri()),
+        None => {
+            return error_page(
+                StatusCode::UNAUTHORIZED,
+                false,
+                "this port is private: send a Flint token in the X-Flint-Token header",
+            );
+        }
+    }
+    if record.info.state != proto::api::SessionState::Running {
+        return error_page(
+            StatusCode::SERVICE_UNAVAILABLE,
+            wants_html,
+            &format!(
+                "Session {} is {}: start it again to see its previews.",
+                record.info.name,
+                record.info.state.as_str()
+            ),
+        );
+    }
+    state.sessions.touch(&target.session).await;
+    proxy::forward(state, &target, peer, request, wants_html).await
+}
+
+/// Who the request's Flint credential is: `X-Flint-Token` or the preview cookie. `Err` for a
+/// credential that is present but invalid.
+async fn credential_user(
+    state: &AppState,
+    headers: &HeaderMap,
+    target: &Target,
+) -> Result<Option<String>, String> {
+    if let Some(value) = headers.get(TOKEN_HEADER) {
+        let token = value.to_str().unwrap_or_default().trim();
+        let token = token.strip_prefix("Bearer ").unwrap_or(token);
+        let found = state.store.api_token(&hash_token(token)).await.map_err(|e| e.message)?;
+        return match found {
+            Some((token, user)) => match token.session_id {
+                Some(scope) if scope != target.session => {
+                    Err("this token is scoped to another session".to_owned())
+                }
+                _ => Ok(Some(user.id)),
+            },
+            None => Err("the token in X-Flint-Token is not valid".to_owned()),
+        };
+    }
+    let cookie = headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|pair| pair.trim().strip_prefix(COOKIE)?.strip_prefix('='));
+    Ok(cookie.and_then(|c| state.previews.cookie_user(c, target)))
+}
+
+/// Sends a browser to the app, which knows who it is, for a ticket.
+fn bounce(state: &AppState, target: &Target, uri: &http::Uri) -> Response {
+    let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+    let location = format!(
+        "{}/preview/open?session={}&port={}&path={}",
+        state.config.public_origin.to_origin_string(),
+        target.session,
+        target.port,
+        encode(path)
+    );
+    redirect(&location)
+}
+
+fn redirect(location: &str) -> Response {
+    let mut response = StatusCode::SEE_OTHER.into_response();
+    if let Ok(value) = HeaderValue::from_str(location) {
+        response.headers_mut().insert(header::LOCATION, value);
+    }
+    response
+}
+
+/// The preview URL of a port (no ticket).
+pub fn url(state: &AppState, target: &Target, path: &str) -> String {
+    let origin = &state.config.public_origin;
+    let default = if origin.is_https() { 443 } else { 80 };
+    let port = if origin.port == default { String::new() } else { format!(":{}", origin.port) };
+    format!("{}://{}{port}{path}", origin.scheme, target.host(&state.config.preview_domain))
+}
+
+/// `GET /preview/open?session=S&port=P&path=/x`: on the app's host, with the app's cookie:
+/// mints a ticket and sends the browser to the preview.
+#[derive(Deserialize)]
+pub struct OpenQuery {
+    session: String,
+    port: u16,
+    path: Option<String>,
+}
+
+pub async fn open(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(query): Query<OpenQuery>,
+) -> Response {
+    let user = match crate::auth::cookie_user(&state, &headers).await {
+        Ok(Some(user)) => user,
+        Ok(None) => {
+            return error_page(
+                StatusCode::UNAUTHORIZED,
+                true,
+                "Sign in to Flint first (use your login link), then open the preview again.",
+            );
+        }
+        Err(e) => return error_page(e.status, true, &e.message),
+    };
+    let record = match state.sessions.record(&query.session).await {
+        Ok(record) if record.owner_id == user.id => record,
+        _ => {
+            return error_page(
+                StatusCode::NOT_FOUND,
+                true,
+                &format!("There is no session {} of yours.", query.session),
+            );
+        }
+    };
+    let target = Target { port: query.port, session: record.info.id };
+    let path = query.path.filter(|p| p.starts_with('/')).unwrap_or_else(|| "/".to_owned());
+    let ticket = state.previews.ticket(&user.id, &target);
+    let separator = if path.contains('?') { '&' } else { '?' };
+    redirect(&url(&state, &target, &format!("{path}{separator}{TICKET_PARAM}={ticket}")))
+}
+
+fn wants_html(headers: &HeaderMap) -> bool {
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    accept.contains("text/html") && !accept.starts_with("application/json")
+}
+
+/// An error as a page for browsers, `{"error": ...}` for everything else.
+pub fn error_page(status: StatusCode, html: bool, message: &str) -> Response {
+    if !html {
+        return crate::error::AppError::new(status, message).into_response();
+    }
+    let escaped = message.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;");
+    let body = format!(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>Flint preview</title>\
+         <style>body{{font-family:system-ui,sans-serif;max-width:40rem;margin:4rem auto;\
+         padding:0 1rem;color:#222}}h1{{font-size:1.2rem}}</style></head><body>\
+         <h1>Flint preview: {} {}</h1><p>{escaped}</p></body></html>",
+        status.as_u16(),
+        status.canonical_reason().unwrap_or_default()
+    );
+    let mut response = (status, body).into_response();
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+    response
+}
+
+fn query_param(uri: &http::Uri, name: &str) -> Option<String> {
+    uri.query()?.split('&').find_map(|pair| {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        (key == name).then(|| value.to_owned())
+    })
+}
+
+fn without_param(uri: &http::Uri, name: &str) -> String {
+    let rest: Vec<&str> = uri
+        .query()
+        .unwrap_or_default()
+        .split('&')
+        .filter(|pair| !pair.is_empty() && pair.split('=').next() != Some(name))
+        .collect();
+    if rest.is_empty() {
+        uri.path().to_owned()
+    } else {
+        format!("{}?{}", uri.path(), rest.join("&"))
+    }
+}
+
+/// Percent-encodes a path for a query parameter.
+fn encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-_.~/".contains(&byte) {
+            out.push(byte as char);
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn preview_hosts_parse_and_others_do_not() {
+        let t = Target::parse("8000-abc234.preview.localhost:8080", DEFAULT_DOMAIN);
+        assert_eq!(t, Some(Target { port: 8000, session: "abc234".to_owned() }));
+        assert_eq!(
+            t.map(|t| t.host(DEFAULT_DOMAIN)).as_deref(),
+            Some("8000-abc234.preview.localhost")
+        );
+        assert!(
+            Target::parse("8000-ABC.preview.localhost", DEFAULT_DOMAIN).is_some(),
+            "case-insensitive"
+        );
+        for host in [
+            "127.0.0.1:8080",
+            "preview.localhost",
+            "x.8000-abc.preview.localhost",
+            "0-abc.preview.localhost",
+            "70000-abc.preview.localhost",
+            "8000-.preview.localhost",
+            "8000-a_b.preview.localhost",
+            "8000-abc.evilpreview.localhost",
+        ] {
+            assert_eq!(Target::parse(host, DEFAULT_DOMAIN), None, "{host}");
+        }
+    }
+
+    #[test]
+    fn a_ticket_works_once_for_its_own_host_only() {
+        let previews = Previews::default();
+        let target = Target { port: 8000, session: "s1".to_owned() };
+        let other = Target { port: 8001, session: "s1".to_owned() };
+        let ticket = previews.ticket("u1", &target);
+        assert_eq!(previews.redeem(&ticket, &other), None, "another port");
+        let ticket = previews.ticket("u1", &target);
+        let cookie = previews.redeem(&ticket, &target).expect("a cookie");
+        assert_eq!(previews.redeem(&ticket, &target), None, "used up");
+        assert_eq!(previews.cookie_user(&cookie, &target).as_deref(), Some("u1"));
+        assert_eq!(previews.cookie_user(&cookie, &other), None);
+        previews.forget_session("s1");
+        assert_eq!(previews.cookie_user(&cookie, &target), None);
+    }
+
+    #[test]
+    fn the_ticket_leaves_the_url_and_paths_are_encoded() {
+        let uri: http::Uri = "/a/b?x=1&flint_ticket=abc&y=2".parse().expect("uri");
+        assert_eq!(without_param(&uri, TICKET_PARAM), "/a/b?x=1&y=2");
+        let uri: http::Uri = "/?flint_ticket=abc".parse().expect("uri");
+        assert_eq!(without_param(&uri, TICKET_PARAM), "/");
+        assert_eq!(
+            query_param(&"/?flint_ticket=t1".parse().expect("uri"), TICKET_PARAM).as_deref(),
+            Some("t1")
+        );
+        assert_eq!(encode("/a b?c=d&e"), "/a%20b%3Fc%3Dd%26e");
+    }
+}

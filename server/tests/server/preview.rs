@@ -1,0 +1,377 @@
+//! Preview URLs: an app in a sandbox, reached on `{port}-{session}.preview.localhost` through
+//! the real server, with its access rules, streaming bodies, SSE and upgrades.
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{Request, StatusCode};
+use http_body_util::{BodyExt as _, Full};
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+use crate::common::*;
+
+const APP: &str = include_str!("preview_app.py");
+
+struct Fixture {
+    server: TestServer,
+    _dir: tempfile::TempDir,
+    cookie: String,
+    /// `Bearer ...`.
+    bearer: String,
+    /// The raw token, for `X-Flint-Token`.
+    token: String,
+    id: String,
+}
+
+impl Fixture {
+    /// A session running the test app on 8000, `http.server` on 8001 and the app on `::1`
+    /// only on 8002.
+    async fn new() -> Fixture {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let server = TestServer::start(dir.path());
+        let cookie = server.sign_in().await;
+        let reply = server
+            .request(
+                "POST",
+                "/api/tokens",
+                &[("cookie", &cookie), ("content-type", "application/json")],
+                r#"{"name":"preview"}"#,
+            )
+            .await;
+        let token = reply.json()["token"].as_str().expect("token").to_owned();
+        let bearer = format!("Bearer {token}");
+        let id = create(&server, &bearer).await;
+        let f = Fixture { server, _dir: dir, cookie, bearer, token, id };
+        let put = f
+            .server
+            .request(
+                "PUT",
+                &format!("/api/sessions/{}/files/content?path=/workspace/app.py", f.id),
+                &[("authorization", &f.bearer)],
+                APP,
+            )
+            .await;
+        assert!(put.status.is_success(), "{}", put.body);
+        f.exec(
+            "cd /workspace && setsid -f python3 app.py 8000 >/tmp/app.log 2>&1; \
+             setsid -f python3 -m http.server 8001 >/dev/null 2>&1; \
+             setsid -f python3 app.py 8002 ::1 >/tmp/app6.log 2>&1",
+        )
+        .await;
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let ports = f
+                .server
+                .get(&format!("/api/sessions/{}/ports", f.id), &[("authorization", &f.bearer)])
+                .await;
+            let listeners = ports.json()["listeners"].as_array().cloned().unwrap_or_default();
+            let open: Vec<u64> = listeners.iter().filter_map(|l| l["port"].as_u64()).collect();
+            if [8000, 8001, 8002].iter().all(|p| open.contains(p)) {
+                let web = listeners.iter().find(|l| l["port"] == 8001).expect("8001");
+                assert!(web.to_string().contains("python3"), "the process shows: {web}");
+                break;
+            }
+            assert!(Instant::now() < deadline, "the apps did not start: {}", ports.body);
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        f
+    }
+
+    async fn exec(&self, script: &str) -> String {
+        let body = serde_json::json!({ "argv": ["bash", "-c", script], "env": {} });
+        let reply = self
+            .server
+            .request(
+                "POST",
+                &format!("/api/sessions/{}/exec", self.id),
+                &[("authorization", &self.bearer), ("content-type", "application/json")],
+                &body.to_string(),
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+        reply.json()["stdout"].as_str().unwrap_or_default().to_owned()
+    }
+
+    fn host(&self, port: u16) -> String {
+        format!("{port}-{}.preview.localhost:{}", self.id, self.server.addr.port())
+    }
+
+    /// A request to a preview host, the body read whole.
+    async fn preview(
+        &self,
+        port: u16,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> Reply {
+        let host = self.host(port);
+        let mut all = vec![("host", host.as_str())];
+        all.extend_from_slice(headers);
+        self.server.request(method, path, &all, "").await
+    }
+
+    /// A request to a preview host, answered as a stream.
+    async fn open(
+        &self,
+        port: u16,
+        method: &str,
+        path: &str,
+        body: Bytes,
+    ) -> http::Response<hyper::body::Incoming> {
+        let stream = tokio::net::TcpStream::connect(self.server.addr).await.expect("connect");
+        let (mut sender, connection) =
+            hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.expect("handshake");
+        tokio::spawn(connection);
+        let request = Request::builder()
+            .method(method)
+            .uri(path)
+            .header("host", self.host(port))
+            .header("x-flint-token", &self.token)
+            .body(Full::new(body))
+            .expect("request");
+        sender.send_request(request).await.expect("response")
+    }
+}
+
+async fn create(server: &TestServer, bearer: &str) -> String {
+    let reply = server
+        .request(
+            "POST",
+            "/api/sessions",
+            &[("authorization", bearer), ("content-type", "application/json")],
+            r#"{"image":"test","network":false}"#,
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+    reply.json()["id"].as_str().expect("id").to_owned()
+}
+
+#[tokio::test]
+async fn a_port_is_private_and_opened_by_ticket_cookie_or_token() {
+    let f = Fixture::new().await;
+    let token = f.token.clone();
+    // A script with its token.
+    let listing = f.preview(8001, "GET", "/", &[("x-flint-token", &token)]).await;
+    assert_eq!(listing.status, StatusCode::OK, "{}", listing.body);
+    assert!(listing.body.contains("Directory listing for /"), "{}", listing.body);
+    assert!(listing.body.contains("app.py"));
+    // Nobody: 401 for an API client, a bounce through the app for a browser.
+    let anonymous = f.preview(8001, "GET", "/", &[("accept", "application/json")]).await;
+    anonymous.assert_error(StatusCode::UNAUTHORIZED);
+    let browser = f.preview(8001, "GET", "/a?b=1", &[("accept", "text/html")]).await;
+    assert_eq!(browser.status, StatusCode::SEE_OTHER);
+    let bounce = browser.header("location").expect("location").to_owned();
+    let app_path = &bounce[bounce.find("/preview/open").expect("to the app")..];
+    assert!(app_path.contains(&format!("session={}", f.id)) && app_path.contains("port=8001"));
+    // The app, given its cookie, mints a ticket for the same path.
+    let minted = f.server.get(app_path, &[("cookie", &f.cookie)]).await;
+    assert_eq!(minted.status, StatusCode::SEE_OTHER, "{}", minted.body);
+    let with_ticket = minted.header("location").expect("location").to_owned();
+    let prefix = format!("http://{}", f.host(8001));
+    let path = with_ticket.strip_prefix(&prefix).expect("to the preview host");
+    assert!(path.starts_with("/a?b=1&flint_ticket="), "{path}");
+    let exchanged = f.preview(8001, "GET", path, &[("accept", "text/html")]).await;
+    assert_eq!(exchanged.status, StatusCode::SEE_OTHER);
+    assert_eq!(exchanged.header("location"), Some("/a?b=1"), "the ticket leaves the URL");
+    let set_cookie = exchanged.header("set-cookie").expect("a cookie").to_owned();
+    assert!(set_cookie.contains("HttpOnly") && set_cookie.contains("SameSite=Lax"), "{set_cookie}");
+    assert!(!set_cookie.to_ascii_lowercase().contains("domain="), "host-only: {set_cookie}");
+    let cookie = set_cookie.split(';').next().expect("pair").to_owned();
+    let again = f.preview(8001, "GET", path, &[("accept", "application/json")]).await;
+    again.assert_error(StatusCode::FORBIDDEN);
+    let by_cookie = f.preview(8001, "GET", "/", &[("cookie", &cookie)]).await;
+    assert_eq!(by_cookie.status, StatusCode::OK);
+    // The preview cookie is for its own host only; the app's cookie is no key at all.
+    let other_port = f
+        .preview(8000, "GET", "/headers", &[("cookie", &cookie), ("accept", "application/json")])
+        .await;
+    other_port.assert_error(StatusCode::UNAUTHORIZED);
+    let app_cookie =
+        f.preview(8001, "GET", "/", &[("cookie", &f.cookie), ("accept", "application/json")]).await;
+    app_cookie.assert_error(StatusCode::UNAUTHORIZED);
+
+    // A token scoped to another session opens nothing here.
+    let other = create(&f.server, &f.bearer).await;
+    let body = serde_json::json!({ "name": "b", "session_id": other }).to_string();
+    let scoped = f
+        .server
+        .request(
+            "POST",
+            "/api/tokens",
+            &[("cookie", &f.cookie), ("content-type", "application/json")],
+            &body,
+        )
+        .await;
+    let scoped = scoped.json()["token"].as_str().expect("token").to_owned();
+    let refused = f.preview(8001, "GET", "/", &[("x-flint-token", &scoped)]).await;
+    refused.assert_error(StatusCode::UNAUTHORIZED);
+
+    // The upstream sees its own host and forwarding headers, never Flint's credentials.
+    let echoed = f
+        .preview(
+            8000,
+            "GET",
+            "/headers",
+            &[
+                ("x-flint-token", &token),
+                ("cookie", &format!("{cookie}; theme=dark")),
+                ("authorization", "Bearer the-apps-own"),
+            ],
+        )
+        .await;
+    assert_eq!(echoed.status, StatusCode::OK, "{}", echoed.body);
+    let seen = echoed.json();
+    assert_eq!(seen["host"], "localhost:8000");
+    assert_eq!(seen["x-forwarded-host"], f.host(8000));
+    assert_eq!(seen["x-forwarded-proto"], "http");
+    assert_eq!(seen["x-forwarded-for"], "127.0.0.1");
+    assert_eq!(seen["authorization"], "Bearer the-apps-own");
+    assert_eq!(seen["cookie"], "theme=dark");
+    assert!(seen.get("x-flint-token").is_none(), "{seen}");
+    assert!(!echoed.body.contains(&token) && !echoed.body.contains("flint_preview"), "{seen}");
+
+    // Clear errors: a closed port, an unknown session, a stopped one.
+    let closed = f.preview(8009, "GET", "/", &[("x-flint-token", &token)]).await;
+    closed.assert_error(StatusCode::BAD_GATEWAY);
+    assert!(closed.body.contains("nothing is listening on port 8009"), "{}", closed.body);
+    let page =
+        f.preview(8009, "GET", "/", &[("x-flint-token", &token), ("accept", "text/html")]).await;
+    assert_eq!(page.status, StatusCode::BAD_GATEWAY);
+    assert!(
+        page.header("content-type").is_some_and(|t| t.starts_with("text/html")),
+        "{:?}",
+        page.headers
+    );
+    let unknown = f
+        .server
+        .request(
+            "GET",
+            "/",
+            &[("host", "8000-nosuchsession.preview.localhost"), ("x-flint-token", &token)],
+            "",
+        )
+        .await;
+    unknown.assert_error(StatusCode::NOT_FOUND);
+    // A session whose lifetime ran out.
+    let reply = f
+        .server
+        .request(
+            "POST",
+            "/api/sessions",
+            &[("authorization", &f.bearer), ("content-type", "application/json")],
+            r#"{"image":"test","network":false,"lifetime_s":1}"#,
+        )
+        .await;
+    let short = reply.json()["id"].as_str().expect("id").to_owned();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let state =
+            f.server.get(&format!("/api/sessions/{short}"), &[("authorization", &f.bearer)]).await;
+        if state.json()["state"] == "stopped" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never stopped: {}", state.body);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let host = format!("8001-{short}.preview.localhost");
+    let stopped =
+        f.server.request("GET", "/", &[("host", &host), ("x-flint-token", &token)], "").await;
+    stopped.assert_error(StatusCode::SERVICE_UNAVAILABLE);
+}
+
+/// Peak resident memory of a process, in bytes.
+fn peak_rss(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+    let line = status.lines().find(|l| l.starts_with("VmHWM:")).expect("VmHWM");
+    line.split_whitespace().nth(1).and_then(|kb| kb.parse::<u64>().ok()).expect("kB") * 1024
+}
+
+#[tokio::test]
+async fn bodies_stream_both_ways_and_upgrades_and_sse_pass_through() {
+    let f = Fixture::new().await;
+    // 50 MB up, intact.
+    let upload: Vec<u8> = (0..50_000_000u32).map(|i| (i % 251) as u8).collect();
+    let expected = {
+        use sha2::Digest as _;
+        hex(&sha2::Sha256::digest(&upload))
+    };
+    let response = f.open(8000, "POST", "/hash", Bytes::from(upload)).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let got = response.into_body().collect().await.expect("body").to_bytes();
+    assert_eq!(String::from_utf8_lossy(&got), expected);
+
+    // 50 MiB down to a slow reader: streamed, not buffered in the server.
+    let before = peak_rss(f.server.pid());
+    let response = f.open(8000, "GET", "/big?mb=50", Bytes::new()).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let mut body = response.into_body();
+    let mut total = 0usize;
+    while let Some(frame) = body.frame().await {
+        total += frame.expect("frame").data_ref().map_or(0, |d| d.len());
+        tokio::time::sleep(Duration::from_micros(500)).await;
+    }
+    assert_eq!(total, 50 << 20);
+    let grown = peak_rss(f.server.pid()).saturating_sub(before);
+    assert!(grown < 16 << 20, "the server's peak memory grew by {} MiB", grown >> 20);
+
+    // SSE: event one arrives before event two is even sent.
+    let response = f.open(8000, "GET", "/sse", Bytes::new()).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let mut body = response.into_body();
+    let mut seen = String::new();
+    while !seen.contains("data: one") {
+        let frame = tokio::time::timeout(Duration::from_secs(10), body.frame())
+            .await
+            .expect("event one in time")
+            .expect("a frame")
+            .expect("frame");
+        seen.push_str(&String::from_utf8_lossy(frame.data_ref().map_or(&[][..], |d| d)));
+    }
+    assert!(!seen.contains("data: two"));
+    f.exec("touch /tmp/sse-go").await;
+    while !seen.contains("data: two") {
+        let frame = tokio::time::timeout(Duration::from_secs(10), body.frame())
+            .await
+            .expect("event two in time")
+            .expect("a frame")
+            .expect("frame");
+        seen.push_str(&String::from_utf8_lossy(frame.data_ref().map_or(&[][..], |d| d)));
+    }
+
+    // An upgrade (the app speaks a raw echo protocol after 101) is spliced both ways.
+    let mut socket = tokio::net::TcpStream::connect(f.server.addr).await.expect("connect");
+    let head = format!(
+        "GET /echo HTTP/1.1\r\nHost: {}\r\nX-Flint-Token: {}\r\nConnection: Upgrade\r\n\
+         Upgrade: echo\r\n\r\n",
+        f.host(8000),
+        f.token
+    );
+    socket.write_all(head.as_bytes()).await.expect("write");
+    let mut answer = Vec::new();
+    while !answer.windows(4).any(|w| w == b"\r\n\r\n") {
+        let mut buf = [0u8; 1024];
+        let n = socket.read(&mut buf).await.expect("read");
+        assert!(n > 0, "closed: {}", String::from_utf8_lossy(&answer));
+        answer.extend_from_slice(&buf[..n]);
+    }
+    assert!(answer.starts_with(b"HTTP/1.1 101"), "{}", String::from_utf8_lossy(&answer));
+    for message in [&b"ping"[..], b"a longer message"] {
+        socket.write_all(message).await.expect("write");
+        let mut echo = vec![0u8; message.len()];
+        tokio::time::timeout(Duration::from_secs(10), socket.read_exact(&mut echo))
+            .await
+            .expect("echo in time")
+            .expect("echo");
+        assert_eq!(echo, message);
+    }
+
+    // An app listening on ::1 only.
+    let v6 = f.preview(8002, "GET", "/headers", &[("x-flint-token", &f.token)]).await;
+    assert_eq!(v6.status, StatusCode::OK, "{}", v6.body);
+    assert_eq!(v6.json()["host"], "localhost:8002");
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
