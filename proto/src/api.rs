@@ -266,6 +266,62 @@ pub enum EventsMessage {
         /// The event.
         event: Box<ActivityEvent>,
     },
+    /// A session's listening ports changed (one opened or closed, made public or private, a
+    /// share link made or revoked): replace that session's whole list.
+    Ports {
+        /// The session.
+        session_id: String,
+        /// Its ports now, sorted by port.
+        ports: Vec<PreviewPort>,
+    },
+}
+
+/// A listening port of a session and its preview (`GET /api/sessions/{id}/previews`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PreviewPort {
+    /// The port in the sandbox.
+    pub port: u16,
+    /// The process listening, when known (`python3`).
+    pub process: Option<String>,
+    /// The preview URL, `http://{port}-{session}.{preview domain}[:port]/`. Private ports
+    /// ask a browser to sign in through Flint; scripts send `X-Flint-Token`.
+    pub url: String,
+    /// App-relative link that opens the preview in a browser already signed in to Flint
+    /// (it mints a single-use ticket): `/preview/open?session=...&port=...`.
+    pub open_path: String,
+    /// Anyone with the URL may open it.
+    pub public: bool,
+    /// Share links that are still valid.
+    pub shares: Vec<ShareLink>,
+}
+
+/// An expiring, revocable link to one port that works without a Flint account.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ShareLink {
+    /// Its id (for revoking).
+    pub id: String,
+    /// The link itself: only in the answer that created it (the server keeps a hash).
+    pub url: Option<String>,
+    /// When it stops working (ms since the Unix epoch).
+    pub expires_ms: i64,
+}
+
+/// `PUT /api/sessions/{id}/previews/{port}` request.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SetPreview {
+    /// Public (anyone with the URL) or private (the owner; tickets, tokens, share links).
+    pub public: bool,
+}
+
+/// `POST /api/sessions/{id}/previews/{port}/shares` request.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct CreateShare {
+    /// Seconds until the link stops working; default 86400 (a day), at most 30 days.
+    pub expires_s: Option<u64>,
 }
 
 /// One entry of a session's activity feed and audit log (`GET /api/sessions/{id}/events`).

@@ -127,6 +127,8 @@ impl SessionStore {
             EventsMessage::Session { session } => self.upsert(*session),
             EventsMessage::Deleted { id } => self.remove(&id),
             EventsMessage::Activity { event } => self.activity.record(*event),
+            // The Ports panel (issue 9) takes these.
+            EventsMessage::Ports { .. } => {}
         }
     }
 }
