@@ -120,6 +120,38 @@ pub enum Action {
         /// Session id.
         id: String,
     },
+    /// A running session's ports as previews. Its owner, or a token scoped to it.
+    ListPreviews {
+        /// Session id.
+        id: String,
+    },
+    /// Makes a port's preview public or private. Its owner, or a token scoped to it.
+    SetPreview {
+        /// Session id.
+        id: String,
+        /// The port.
+        port: u16,
+        /// Public?
+        public: bool,
+    },
+    /// Makes a share link to a port. Its owner, or a token scoped to it.
+    CreateShare {
+        /// Session id.
+        id: String,
+        /// The port.
+        port: u16,
+        /// Seconds until it expires.
+        expires_s: Option<u64>,
+    },
+    /// Revokes a share link. Its owner, or a token scoped to it.
+    RevokeShare {
+        /// Session id.
+        id: String,
+        /// The port.
+        port: u16,
+        /// The link's id.
+        share: String,
+    },
     /// A session's audit events (what people, agents and the server did in it). Its owner,
     /// or a token scoped to it.
     SessionEvents {
@@ -169,6 +201,12 @@ pub enum Outcome {
     Ports(PortList),
     /// Audit events.
     Events(Vec<ActivityEvent>),
+    /// Ports as previews.
+    Previews(Vec<proto::api::PreviewPort>),
+    /// One port's preview.
+    Preview(proto::api::PreviewPort),
+    /// A new share link.
+    Share(proto::api::ShareLink),
     /// Done, nothing to say.
     Done,
 }
@@ -188,6 +226,9 @@ impl Outcome {
             Outcome::Files(files) => serde_json::to_value(files),
             Outcome::Ports(ports) => serde_json::to_value(ports),
             Outcome::Events(events) => serde_json::to_value(events),
+            Outcome::Previews(previews) => serde_json::to_value(previews),
+            Outcome::Preview(preview) => serde_json::to_value(preview),
+            Outcome::Share(share) => serde_json::to_value(share),
             Outcome::Agent(_) | Outcome::Tarball(_) | Outcome::Done => Ok(serde_json::Value::Null),
         };
         value.map_err(AppError::internal)
@@ -353,6 +394,77 @@ pub async fn perform(state: &AppState, caller: &Caller, action: Action) -> Resul
             let client = state.sessions.client(&id).await?;
             Ok(Outcome::Ports(client.ports().await.map_err(agent_error)?))
         }
+        Action::ListPreviews { id } => {
+            authorize(state, caller, &id).await?;
+            Ok(Outcome::Previews(state.sessions.previews(&id).await?))
+        }
+        Action::SetPreview { id, port, public } => {
+            authorize(state, caller, &id).await?;
+            valid_port(port)?;
+            state.store.set_public(&id, port, public).await?;
+            let detail = serde_json::json!({ "port": port, "public": public });
+            state
+                .sessions
+                .audit(Some(&caller.user.id), Some(&id), "preview.visibility", &detail)
+                .await?;
+            state.sessions.publish_ports(&id).await;
+            let previews = state.sessions.previews(&id).await.unwrap_or_default();
+            let preview = previews.into_iter().find(|p| p.port == port).unwrap_or_else(|| {
+                let target = crate::preview::Target { port, session: id.clone() };
+                proto::api::PreviewPort {
+                    port,
+                    process: None,
+                    url: crate::preview::url(state, &target, "/"),
+                    open_path: format!("/preview/open?session={id}&port={port}"),
+                    public,
+                    shares: Vec::new(),
+                }
+            });
+            Ok(Outcome::Preview(preview))
+        }
+        Action::CreateShare { id, port, expires_s } => {
+            authorize(state, caller, &id).await?;
+            valid_port(port)?;
+            let expires_s = expires_s.unwrap_or(SHARE_DEFAULT_S);
+            if expires_s == 0 || expires_s > SHARE_MAX_S {
+                return Err(AppError::bad_request(format!("expires_s must be 1..={SHARE_MAX_S}")));
+            }
+            let secret = crate::auth::random_hex();
+            let share = crate::store::Share {
+                id: crate::auth::random_id(),
+                session_id: id.clone(),
+                port,
+                expires_ms: crate::store::now_ms() + (expires_s as i64) * 1000,
+            };
+            state.store.insert_share(&share, &crate::auth::hash_token(&secret)).await?;
+            let detail =
+                serde_json::json!({ "port": port, "share": share.id, "expires_s": expires_s });
+            state
+                .sessions
+                .audit(Some(&caller.user.id), Some(&id), "preview.share", &detail)
+                .await?;
+            state.sessions.publish_ports(&id).await;
+            let target = crate::preview::Target { port, session: id };
+            let path = format!("/?{}={secret}", crate::preview::SHARE_PARAM);
+            Ok(Outcome::Share(proto::api::ShareLink {
+                id: share.id,
+                url: Some(crate::preview::url(state, &target, &path)),
+                expires_ms: share.expires_ms,
+            }))
+        }
+        Action::RevokeShare { id, port, share } => {
+            authorize(state, caller, &id).await?;
+            if !state.store.delete_share(&id, port, &share).await? {
+                return Err(AppError::not_found(format!("no share link {share} on port {port}")));
+            }
+            let detail = serde_json::json!({ "port": port, "share": share });
+            state
+                .sessions
+                .audit(Some(&caller.user.id), Some(&id), "preview.unshare", &detail)
+                .await?;
+            state.sessions.publish_ports(&id).await;
+            Ok(Outcome::Done)
+        }
         Action::SessionEvents { id } => {
             authorize(state, caller, &id).await?;
             Ok(Outcome::Events(state.store.session_events(&id).await?))
@@ -366,6 +478,19 @@ pub async fn perform(state: &AppState, caller: &Caller, action: Action) -> Resul
             Ok(Outcome::Tarball(state.sessions.workspace_tar(&id).await?))
         }
     }
+}
+
+/// A share link's default lifetime: a day.
+pub const SHARE_DEFAULT_S: u64 = 24 * 3600;
+
+/// And its longest: 30 days.
+pub const SHARE_MAX_S: u64 = 30 * 24 * 3600;
+
+fn valid_port(port: u16) -> Result<()> {
+    if port == 0 {
+        return Err(AppError::bad_request("port must be 1..=65535"));
+    }
+    Ok(())
 }
 
 /// The session, if the caller may touch it: its owner, or a token scoped to it. Anyone

@@ -183,6 +183,8 @@ async fn state(
         agent_bin: agent_bin()?,
         idle_timeout,
         retention,
+        public_origin: public_origin.clone(),
+        preview_domain: preview_domain.clone(),
     };
     let sessions = Sessions::new(store.clone(), sessions_config, metrics.clone());
     let config = Config { listen, data_dir, public_origin, preview_domain };

@@ -47,6 +47,10 @@ pub struct SessionsConfig {
     pub idle_timeout: Duration,
     /// A stopped (or failed) session, `/workspace` included, is deleted after this long.
     pub retention: Duration,
+    /// The origin browsers use (for preview URLs).
+    pub public_origin: crate::config::PublicOrigin,
+    /// Previews are `{port}-{session}.{preview_domain}`.
+    pub preview_domain: String,
 }
 
 /// Default retention of a stopped session's `/workspace`: 7 days.
@@ -97,6 +101,15 @@ pub enum SessionChange {
         /// The entry (its `session_id` is set).
         event: Box<proto::api::ActivityEvent>,
     },
+    /// Its listening ports or their previews changed.
+    Ports {
+        /// Whose session.
+        owner_id: String,
+        /// The session.
+        session_id: String,
+        /// Its ports now.
+        ports: Vec<proto::api::PreviewPort>,
+    },
 }
 
 impl SessionChange {
@@ -105,7 +118,8 @@ impl SessionChange {
         match self {
             SessionChange::Changed { owner_id, .. }
             | SessionChange::Deleted { owner_id, .. }
-            | SessionChange::Activity { owner_id, .. } => owner_id,
+            | SessionChange::Activity { owner_id, .. }
+            | SessionChange::Ports { owner_id, .. } => owner_id,
         }
     }
 
@@ -115,6 +129,7 @@ impl SessionChange {
             SessionChange::Changed { info, .. } => &info.id,
             SessionChange::Deleted { id, .. } => id,
             SessionChange::Activity { event, .. } => event.session_id.as_deref().unwrap_or(""),
+            SessionChange::Ports { session_id, .. } => session_id,
         }
     }
 }
@@ -229,6 +244,56 @@ impl Sessions {
                     Ok(event) => sessions.publish_activity(event).await,
                     Err(e) => tracing::warn!(session = %id, "guest report not recorded: {e}"),
                 }
+            }
+        });
+    }
+
+    /// A running session's listening ports and their previews.
+    pub async fn previews(&self, id: &str) -> Result<Vec<proto::api::PreviewPort>> {
+        let client = self.client(id).await?;
+        let listeners = client.ports().await.map_err(crate::core::agent_error)?.listeners;
+        self.describe_ports(id, &listeners).await
+    }
+
+    async fn describe_ports(
+        &self,
+        id: &str,
+        listeners: &[proto::ports::Listener],
+    ) -> Result<Vec<proto::api::PreviewPort>> {
+        let public = self.store.public_ports(id).await?;
+        let shares = self.store.shares_of(id).await?;
+        let base = crate::preview::Base {
+            origin: &self.config.public_origin,
+            domain: &self.config.preview_domain,
+        };
+        Ok(crate::preview::describe(&base, id, listeners, &public, &shares))
+    }
+
+    /// Tells the owner's live views about a session's ports now.
+    pub async fn publish_ports(&self, id: &str) {
+        let (Ok(record), Ok(ports)) = (self.record(id).await, self.previews(id).await) else {
+            return;
+        };
+        // No receiver is fine: nobody is watching.
+        let _ = self.changes.send(SessionChange::Ports {
+            owner_id: record.owner_id,
+            session_id: id.to_owned(),
+            ports,
+        });
+    }
+
+    /// Publishes the session's ports whenever one opens or closes, for as long as the agent
+    /// answers.
+    fn follow_ports(&self, id: &str, client: &Client) {
+        let (me, id, client) = (self.me.clone(), id.to_owned(), client.clone());
+        tokio::spawn(async move {
+            let mut events = match client.port_events().await {
+                Ok(stream) => stream,
+                Err(e) => return tracing::debug!(session = %id, "port events: {e}"),
+            };
+            while let Ok(Some(_)) = events.next().await {
+                let Some(sessions) = me.upgrade() else { return };
+                sessions.publish_ports(&id).await;
             }
         });
     }
@@ -361,6 +426,7 @@ impl Sessions {
         match self.start_sandbox(&info, &spec_path).await {
             Ok(live) => {
                 self.follow_guest_reports(&id, &live.client);
+                self.follow_ports(&id, &live.client);
                 self.live.lock().await.insert(id.clone(), live);
                 self.set_state(&id, SessionState::Running, None).await?;
                 let record = self.record(&id).await?;
@@ -550,6 +616,7 @@ impl Sessions {
                         networked.insert(id.clone());
                     }
                     self.follow_guest_reports(id, &client);
+                    self.follow_ports(id, &client);
                     self.live.lock().await.insert(id.clone(), Live::new(sandbox, client));
                 }
                 (sandbox, _) => {

@@ -15,7 +15,9 @@ use proto::api::{SessionInfo, SessionLimits, SessionState};
 use crate::error::{AppError, Result};
 
 mod activity;
+mod previews;
 pub use activity::{CallRecord, GUEST_ACTOR};
+pub use previews::Share;
 
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> i64 {

@@ -51,6 +51,9 @@ async fn relay(socket: WebSocket, state: &AppState, caller: &Caller) -> anyhow::
                         SessionChange::Changed { info, .. } => EventsMessage::Session { session: info },
                         SessionChange::Deleted { id, .. } => EventsMessage::Deleted { id },
                         SessionChange::Activity { event, .. } => EventsMessage::Activity { event },
+                        SessionChange::Ports { session_id, ports, .. } => {
+                            EventsMessage::Ports { session_id, ports }
+                        }
                     })?,
                     Ok(_) => continue,
                     Err(RecvError::Lagged(_)) => snapshot(state, caller).await?,

@@ -8,6 +8,7 @@ use crate::app::AppState;
 pub(crate) mod events_ws;
 pub(crate) mod files;
 pub mod openapi;
+pub(crate) mod previews;
 pub(crate) mod sessions;
 pub(crate) mod terminal_ws;
 pub(crate) mod tokens;
@@ -37,5 +38,9 @@ pub fn router() -> Router<AppState> {
         .route("/api/sessions/{id}/workspace.tar", get(files::workspace_tar))
         .route("/api/sessions/{id}/exec", post(files::exec))
         .route("/api/sessions/{id}/ports", get(files::ports))
+        .route("/api/sessions/{id}/previews", get(previews::list))
+        .route("/api/sessions/{id}/previews/{port}", axum::routing::put(previews::set))
+        .route("/api/sessions/{id}/previews/{port}/shares", post(previews::share))
+        .route("/api/sessions/{id}/previews/{port}/shares/{share}", delete(previews::unshare))
         .route("/api/sessions/{id}/terminals/{tid}/ws", get(crate::api::terminal_ws::terminal_ws))
 }

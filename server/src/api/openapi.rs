@@ -38,6 +38,10 @@ use crate::auth::Caller;
         crate::api::files::workspace_tar,
         crate::api::files::exec,
         crate::api::files::ports,
+        crate::api::previews::list,
+        crate::api::previews::set,
+        crate::api::previews::share,
+        crate::api::previews::unshare,
     ),
     // Websocket messages: no route returns them as a body, so they are listed here.
     components(schemas(

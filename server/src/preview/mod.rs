@@ -36,6 +36,9 @@ pub const TOKEN_HEADER: &str = "x-flint-token";
 /// The query parameter carrying a ticket.
 pub const TICKET_PARAM: &str = "flint_ticket";
 
+/// The query parameter carrying a share link's secret.
+pub const SHARE_PARAM: &str = "flint_share";
+
 /// How long a ticket may wait to be used.
 const TICKET_TTL: Duration = Duration::from_secs(30);
 
@@ -74,9 +77,16 @@ impl Target {
     }
 }
 
+/// Who a ticket or cookie lets in: a user, or the holder of a share link.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Holder {
+    User(String),
+    Share(String),
+}
+
 #[derive(Clone, Debug)]
 struct Grant {
-    user_id: String,
+    holder: Holder,
     target: Target,
     expires: Instant,
 }
@@ -98,7 +108,7 @@ impl Previews {
     pub fn ticket(&self, user_id: &str, target: &Target) -> String {
         let ticket = crate::auth::random_hex();
         let grant = Grant {
-            user_id: user_id.to_owned(),
+            holder: Holder::User(user_id.to_owned()),
             target: target.clone(),
             expires: Instant::now() + TICKET_TTL,
         };
@@ -114,18 +124,22 @@ impl Previews {
         if grant.expires < Instant::now() || grant.target != *target {
             return None;
         }
+        Some(self.cookie_for(grant.holder, target))
+    }
+
+    fn cookie_for(&self, holder: Holder, target: &Target) -> String {
         let cookie = crate::auth::random_hex();
-        let grant = Grant { expires: Instant::now() + COOKIE_TTL, ..grant };
+        let grant = Grant { holder, target: target.clone(), expires: Instant::now() + COOKIE_TTL };
         let mut cookies = lock(&self.cookies);
         cookies.retain(|_, g| g.expires > Instant::now());
         cookies.insert(hash_token(&cookie), grant);
-        Some(cookie)
+        cookie
     }
 
-    fn cookie_user(&self, cookie: &str, target: &Target) -> Option<String> {
+    fn cookie_holder(&self, cookie: &str, target: &Target) -> Option<Holder> {
         let cookies = lock(&self.cookies);
         let grant = cookies.get(&hash_token(cookie))?;
-        (grant.expires > Instant::now() && grant.target == *target).then(|| grant.user_id.clone())
+        (grant.expires > Instant::now() && grant.target == *target).then(|| grant.holder.clone())
     }
 
     /// Forgets every grant of a session (it was deleted).
@@ -167,25 +181,11 @@ async fn serve(
             );
         }
     };
-    // A ticket in the URL: trade it for a cookie and drop it from the address bar.
+    // A ticket or a share link in the URL: trade it for a cookie and drop it from the
+    // address bar.
     if let Some(ticket) = query_param(request.uri(), TICKET_PARAM) {
         return match state.previews.redeem(&ticket, &target) {
-            Some(cookie) => {
-                let location = without_param(request.uri(), TICKET_PARAM);
-                let secure = if state.config.public_origin.is_https() { "; Secure" } else { "" };
-                let set_cookie = format!(
-                    "{COOKIE}={cookie}; Path=/; HttpOnly; SameSite=Lax; Max-Age={}{secure}",
-                    COOKIE_TTL.as_secs()
-                );
-                let mut response = StatusCode::SEE_OTHER.into_response();
-                if let (Ok(location), Ok(cookie)) =
-                    (HeaderValue::from_str(&location), HeaderValue::from_str(&set_cookie))
-                {
-                    response.headers_mut().insert(header::LOCATION, location);
-                    response.headers_mut().insert(header::SET_COOKIE, cookie);
-                }
-                response
-            }
+            Some(cookie) => with_cookie(state, request.uri(), TICKET_PARAM, &cookie),
             None => error_page(
                 StatusCode::FORBIDDEN,
                 wants_html,
@@ -194,26 +194,57 @@ async fn serve(
             ),
         };
     }
-    let user = match credential_user(state, request.headers(), &target).await {
-        Ok(user) => user,
-        Err(message) => return error_page(StatusCode::UNAUTHORIZED, wants_html, &message),
-    };
-    match user {
-        Some(user_id) if user_id == record.owner_id => {}
-        Some(_) => {
-            return error_page(
+    if let Some(secret) = query_param(request.uri(), SHARE_PARAM) {
+        let share = state.store.share_by_secret(&hash_token(&secret)).await.ok().flatten();
+        return match share {
+            Some(share) if share.session_id == target.session && share.port == target.port => {
+                let cookie = state.previews.cookie_for(Holder::Share(share.id), &target);
+                with_cookie(state, request.uri(), SHARE_PARAM, &cookie)
+            }
+            _ => error_page(
                 StatusCode::FORBIDDEN,
                 wants_html,
-                "This preview belongs to a session you have no access to.",
-            );
-        }
-        None if wants_html => return bounce(state, &target, request.uri()),
-        None => {
-            return error_page(
-                StatusCode::UNAUTHORIZED,
-                false,
-                "this port is private: send a Flint token in the X-Flint-Token header",
-            );
+                "This share link was revoked or has expired.",
+            ),
+        };
+    }
+    let public = match state.store.is_public(&target.session, target.port).await {
+        Ok(public) => public,
+        Err(e) => return error_page(e.status, wants_html, &e.message),
+    };
+    if !public {
+        let holder = match credential(state, request.headers(), &target).await {
+            Ok(holder) => holder,
+            Err(message) => return error_page(StatusCode::UNAUTHORIZED, wants_html, &message),
+        };
+        match holder {
+            Some(Holder::User(user_id)) if user_id == record.owner_id => {}
+            Some(Holder::User(_)) => {
+                return error_page(
+                    StatusCode::FORBIDDEN,
+                    wants_html,
+                    "This preview belongs to a session you have no access to.",
+                );
+            }
+            // A share link is checked on every request: revoking it cuts the next one.
+            Some(Holder::Share(id)) => match state.store.share(&id).await {
+                Ok(Some(share)) if share.port == target.port => {}
+                _ => {
+                    return error_page(
+                        StatusCode::UNAUTHORIZED,
+                        wants_html,
+                        "The share link this browser used was revoked or has expired.",
+                    );
+                }
+            },
+            None if wants_html => return bounce(state, &target, request.uri()),
+            None => {
+                return error_page(
+                    StatusCode::UNAUTHORIZED,
+                    false,
+                    "this port is private: send a Flint token in the X-Flint-Token header",
+                );
+            }
         }
     }
     if record.info.state != proto::api::SessionState::Running {
@@ -231,13 +262,28 @@ async fn serve(
     proxy::forward(state, &target, peer, request, wants_html).await
 }
 
+/// Sets the preview cookie and redirects to the URL without `param`.
+fn with_cookie(state: &AppState, uri: &http::Uri, param: &str, cookie: &str) -> Response {
+    let location = without_param(uri, param);
+    let secure = if state.config.public_origin.is_https() { "; Secure" } else { "" };
+    let set_cookie = format!(
+        "{COOKIE}={cookie}; Path=/; HttpOnly; SameSite=Lax; Max-Age={}{secure}",
+        COOKIE_TTL.as_secs()
+    );
+    let mut response = redirect(&location);
+    if let Ok(value) = HeaderValue::from_str(&set_cookie) {
+        response.headers_mut().insert(header::SET_COOKIE, value);
+    }
+    response
+}
+
 /// Who the request's Flint credential is: `X-Flint-Token` or the preview cookie. `Err` for a
 /// credential that is present but invalid.
-async fn credential_user(
+async fn credential(
     state: &AppState,
     headers: &HeaderMap,
     target: &Target,
-) -> Result<Option<String>, String> {
+) -> Result<Option<Holder>, String> {
     if let Some(value) = headers.get(TOKEN_HEADER) {
         let token = value.to_str().unwrap_or_default().trim();
         let token = token.strip_prefix("Bearer ").unwrap_or(token);
@@ -247,7 +293,7 @@ async fn credential_user(
                 Some(scope) if scope != target.session => {
                     Err("this token is scoped to another session".to_owned())
                 }
-                _ => Ok(Some(user.id)),
+                _ => Ok(Some(Holder::User(user.id))),
             },
             None => Err("the token in X-Flint-Token is not valid".to_owned()),
         };
@@ -258,7 +304,7 @@ async fn credential_user(
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .find_map(|pair| pair.trim().strip_prefix(COOKIE)?.strip_prefix('='));
-    Ok(cookie.and_then(|c| state.previews.cookie_user(c, target)))
+    Ok(cookie.and_then(|c| state.previews.cookie_holder(c, target)))
 }
 
 /// Sends a browser to the app, which knows who it is, for a ticket.
@@ -282,12 +328,64 @@ fn redirect(location: &str) -> Response {
     response
 }
 
+/// What preview URLs are made of.
+pub struct Base<'a> {
+    /// The origin browsers use (scheme and port).
+    pub origin: &'a crate::config::PublicOrigin,
+    /// The preview domain.
+    pub domain: &'a str,
+}
+
+impl Base<'_> {
+    /// The preview URL of a port (no ticket).
+    pub fn url(&self, target: &Target, path: &str) -> String {
+        let origin = self.origin;
+        let default = if origin.is_https() { 443 } else { 80 };
+        let port = if origin.port == default { String::new() } else { format!(":{}", origin.port) };
+        format!("{}://{}{port}{path}", origin.scheme, target.host(self.domain))
+    }
+}
+
 /// The preview URL of a port (no ticket).
 pub fn url(state: &AppState, target: &Target, path: &str) -> String {
-    let origin = &state.config.public_origin;
-    let default = if origin.is_https() { 443 } else { 80 };
-    let port = if origin.port == default { String::new() } else { format!(":{}", origin.port) };
-    format!("{}://{}{port}{path}", origin.scheme, target.host(&state.config.preview_domain))
+    Base { origin: &state.config.public_origin, domain: &state.config.preview_domain }
+        .url(target, path)
+}
+
+/// A session's listening ports as previews: one entry per port (a port open on IPv4 and
+/// IPv6 once), sorted.
+pub fn describe(
+    base: &Base<'_>,
+    session: &str,
+    listeners: &[proto::ports::Listener],
+    public: &[u16],
+    shares: &[crate::store::Share],
+) -> Vec<proto::api::PreviewPort> {
+    let mut ports: Vec<&proto::ports::Listener> = listeners.iter().collect();
+    ports.sort_by_key(|l| (l.port, l.process.is_none()));
+    ports.dedup_by_key(|l| l.port);
+    ports
+        .into_iter()
+        .map(|listener| {
+            let target = Target { port: listener.port, session: session.to_owned() };
+            proto::api::PreviewPort {
+                port: listener.port,
+                process: listener.process.clone(),
+                url: base.url(&target, "/"),
+                open_path: format!("/preview/open?session={session}&port={}", listener.port),
+                public: public.contains(&listener.port),
+                shares: shares
+                    .iter()
+                    .filter(|s| s.port == listener.port)
+                    .map(|s| proto::api::ShareLink {
+                        id: s.id.clone(),
+                        url: None,
+                        expires_ms: s.expires_ms,
+                    })
+                    .collect(),
+            }
+        })
+        .collect()
 }
 
 /// `GET /preview/open?session=S&port=P&path=/x`: on the app's host, with the app's cookie:
@@ -432,10 +530,10 @@ mod tests {
         let ticket = previews.ticket("u1", &target);
         let cookie = previews.redeem(&ticket, &target).expect("a cookie");
         assert_eq!(previews.redeem(&ticket, &target), None, "used up");
-        assert_eq!(previews.cookie_user(&cookie, &target).as_deref(), Some("u1"));
-        assert_eq!(previews.cookie_user(&cookie, &other), None);
+        assert_eq!(previews.cookie_holder(&cookie, &target), Some(Holder::User("u1".to_owned())));
+        assert_eq!(previews.cookie_holder(&cookie, &other), None);
         previews.forget_session("s1");
-        assert_eq!(previews.cookie_user(&cookie, &target), None);
+        assert_eq!(previews.cookie_holder(&cookie, &target), None);
     }
 
     #[test]
