@@ -197,6 +197,26 @@ async fn every_route_answers_as_documented() {
         &server.request("POST", &format!("{s}/exec"), &json, r#"{"argv":[]}"#).await,
     );
     c.check("get", "/api/sessions/{id}/ports", &server.get(&format!("{s}/ports"), &auth).await);
+    c.check(
+        "get",
+        "/api/sessions/{id}/previews",
+        &server.get(&format!("{s}/previews"), &auth).await,
+    );
+    let preview = |port: &str| format!("{s}/previews/{port}");
+    let set = server.request("PUT", &preview("8000"), &json, r#"{"public":true}"#).await;
+    c.check("put", "/api/sessions/{id}/previews/{port}", &set);
+    let bad = server.request("PUT", &preview("0"), &json, r#"{"public":true}"#).await;
+    c.check("put", "/api/sessions/{id}/previews/{port}", &bad);
+    let shares = format!("{}/shares", preview("8000"));
+    let share = server.request("POST", &shares, &json, r#"{"expires_s":60}"#).await;
+    c.check("post", "/api/sessions/{id}/previews/{port}/shares", &share);
+    let too_long = server.request("POST", &shares, &json, r#"{"expires_s":99999999}"#).await;
+    c.check("post", "/api/sessions/{id}/previews/{port}/shares", &too_long);
+    let share_id = share.json()["id"].as_str().expect("share id").to_owned();
+    let revoke = server.request("DELETE", &format!("{shares}/{share_id}"), &auth, "").await;
+    c.check("delete", "/api/sessions/{id}/previews/{port}/shares/{share}", &revoke);
+    let again = server.request("DELETE", &format!("{shares}/{share_id}"), &auth, "").await;
+    c.check("delete", "/api/sessions/{id}/previews/{port}/shares/{share}", &again);
     c.check("get", "/api/sessions/{id}/events", &server.get(&format!("{s}/events"), &auth).await);
     c.check("delete", "/api/sessions/{id}", &server.request("DELETE", &s, &auth, "").await);
     c.check(

@@ -280,6 +280,99 @@ async fn a_port_is_private_and_opened_by_ticket_cookie_or_token() {
     stopped.assert_error(StatusCode::SERVICE_UNAVAILABLE);
 }
 
+#[tokio::test]
+async fn public_ports_and_share_links_open_without_an_account_until_revoked() {
+    let f = Fixture::new().await;
+    let origin = f.server.origin();
+    let mut events = f
+        .server
+        .ws("/api/events/ws", &[("cookie", &f.cookie), ("origin", &origin)])
+        .await
+        .expect("events websocket");
+    let anonymous = [("accept", "application/json")];
+    f.preview(8001, "GET", "/", &anonymous).await.assert_error(StatusCode::UNAUTHORIZED);
+    let previews = format!("/api/sessions/{}/previews", f.id);
+    let json = [("authorization", f.bearer.as_str()), ("content-type", "application/json")];
+    // Public: anyone with the URL; and the owner's live view hears of it.
+    let set =
+        f.server.request("PUT", &format!("{previews}/8001"), &json, r#"{"public":true}"#).await;
+    assert_eq!(set.status, StatusCode::OK, "{}", set.body);
+    assert_eq!(set.json()["public"], true);
+    let text = text_until(&mut events, r#""type":"ports""#).await;
+    assert!(text.contains(r#""public":true"#), "{text}");
+    let open = f.preview(8001, "GET", "/", &anonymous).await;
+    assert_eq!(open.status, StatusCode::OK, "{}", open.body);
+    let set =
+        f.server.request("PUT", &format!("{previews}/8001"), &json, r#"{"public":false}"#).await;
+    assert_eq!(set.status, StatusCode::OK);
+    f.preview(8001, "GET", "/", &anonymous).await.assert_error(StatusCode::UNAUTHORIZED);
+
+    // A share link: a browser with nothing but the link gets in, until it is revoked.
+    let share = f.server.request("POST", &format!("{previews}/8001/shares"), &json, "{}").await;
+    assert_eq!(share.status, StatusCode::CREATED, "{}", share.body);
+    let share = share.json();
+    let url = share["url"].as_str().expect("url").to_owned();
+    let path = &url[url.find("/?flint_share=").expect("a share path")..];
+    let exchanged = f.preview(8001, "GET", path, &[("accept", "text/html")]).await;
+    assert_eq!(exchanged.status, StatusCode::SEE_OTHER, "{}", exchanged.body);
+    assert_eq!(exchanged.header("location"), Some("/"));
+    let cookie =
+        exchanged.header("set-cookie").expect("cookie").split(';').next().expect("pair").to_owned();
+    assert_eq!(f.preview(8001, "GET", "/", &[("cookie", &cookie)]).await.status, StatusCode::OK);
+    // It is for its own port only, and is reusable by another browser until revoked.
+    f.preview(8000, "GET", path, &anonymous).await.assert_error(StatusCode::FORBIDDEN);
+    let listed = f.server.get(&previews, &[("authorization", &f.bearer)]).await.json();
+    let port =
+        listed.as_array().expect("list").iter().find(|p| p["port"] == 8001).cloned().expect("8001");
+    assert_eq!(port["shares"][0]["id"], share["id"]);
+    assert!(port["shares"][0]["url"].is_null(), "the secret is shown once: {port}");
+    let revoke = f
+        .server
+        .request(
+            "DELETE",
+            &format!("{previews}/8001/shares/{}", share["id"].as_str().expect("id")),
+            &[("authorization", &f.bearer)],
+            "",
+        )
+        .await;
+    assert_eq!(revoke.status, StatusCode::NO_CONTENT, "{}", revoke.body);
+    f.preview(8001, "GET", "/", &[("cookie", &cookie), ("accept", "application/json")])
+        .await
+        .assert_error(StatusCode::UNAUTHORIZED);
+    f.preview(8001, "GET", path, &anonymous).await.assert_error(StatusCode::FORBIDDEN);
+    // An expired link is refused too.
+    let short = f
+        .server
+        .request("POST", &format!("{previews}/8001/shares"), &json, r#"{"expires_s":1}"#)
+        .await;
+    let short = short.json()["url"].as_str().expect("url").to_owned();
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let path = &short[short.find("/?flint_share=").expect("path")..];
+    f.preview(8001, "GET", path, &anonymous).await.assert_error(StatusCode::FORBIDDEN);
+
+    // A port opening shows up live.
+    f.exec("cd /tmp && setsid -f python3 -m http.server 8003 >/dev/null 2>&1").await;
+    let text = text_until(&mut events, r#""port":8003"#).await;
+    assert!(text.contains(r#""type":"ports""#), "{text}");
+}
+
+/// Reads the events websocket until a text message contains `needle`; that message.
+async fn text_until(ws: &mut Ws, needle: &str) -> String {
+    use futures_util::StreamExt as _;
+    use tokio_tungstenite::tungstenite::Message;
+    let found = tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            match ws.next().await {
+                Some(Ok(Message::Text(text))) if text.contains(needle) => return text.to_string(),
+                Some(Ok(_)) => {}
+                other => panic!("the events websocket ended waiting for {needle:?}: {other:?}"),
+            }
+        }
+    })
+    .await;
+    found.unwrap_or_else(|_| panic!("no event with {needle:?} within 30 s"))
+}
+
 /// Peak resident memory of a process, in bytes.
 fn peak_rss(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
