@@ -145,6 +145,40 @@ fn mcp_caller(context: &RequestContext<RoleServer>) -> Result<&McpCaller, String
 }
 
 impl Host for ServerHost {
+    fn preview<'a>(
+        &'a self,
+        context: &'a RequestContext<RoleServer>,
+        port: u16,
+        share: Option<u64>,
+    ) -> BoxFuture<'a, Result<guest_agent::mcp::Preview, String>> {
+        async move {
+            let mcp = mcp_caller(context)?;
+            let id = mcp.session_id.clone();
+            let target = crate::preview::Target { port, session: id.clone() };
+            let public = self.state.store.is_public(&id, port).await.map_err(|e| e.message)?;
+            let mut preview = guest_agent::mcp::Preview {
+                url: crate::preview::url(&self.state, &target, "/"),
+                public,
+                share_url: None,
+                share_expires_ms: None,
+            };
+            if let Some(expires_s) = share {
+                let action =
+                    crate::core::Action::CreateShare { id, port, expires_s: Some(expires_s) };
+                match crate::core::perform(&self.state, &mcp.caller, action).await {
+                    Ok(crate::core::Outcome::Share(link)) => {
+                        preview.share_url = link.url;
+                        preview.share_expires_ms = Some(link.expires_ms);
+                    }
+                    Ok(_) => return Err("making the share link gave no link".to_owned()),
+                    Err(e) => return Err(e.message),
+                }
+            }
+            Ok(preview)
+        }
+        .boxed()
+    }
+
     fn client<'a>(
         &'a self,
         context: &'a RequestContext<RoleServer>,

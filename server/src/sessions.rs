@@ -460,6 +460,14 @@ impl Sessions {
                 cpu_centis: (info.limits.cpus * 100.0).round() as u64,
             },
             net: None,
+            preview_url: {
+                let base = crate::preview::Base {
+                    origin: &self.config.public_origin,
+                    domain: &self.config.preview_domain,
+                };
+                let target = crate::preview::Target { port: 0, session: info.id.clone() };
+                base.url(&target, "/").replacen("0-", "{port}-", 1)
+            },
         };
         let network = if info.network { self.network.get() } else { None };
         let spec = match network {

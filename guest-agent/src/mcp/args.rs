@@ -97,6 +97,18 @@ pub(super) struct ExecArgs {
 #[serde(deny_unknown_fields)]
 pub(super) struct NoArgs {}
 
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct PreviewArgs {
+    /// The port in the session (what the dev server listens on, e.g. 5173).
+    pub(super) port: u16,
+    /// Also make a share link: a URL that works without a Flint account until it expires
+    /// (default false).
+    pub(super) share: Option<bool>,
+    /// The share link's lifetime in seconds (default 86400).
+    pub(super) expires_s: Option<u64>,
+}
+
 /// Each tool: name, description, argument type.
 pub(super) fn catalogue() -> Vec<Tool> {
     fn tool<T: JsonSchema>(name: &'static str, description: &'static str) -> Tool {
@@ -161,6 +173,13 @@ pub(super) fn catalogue() -> Vec<Tool> {
             "The TCP ports something listens on in the session (a dev server, a database), \
              with the address and the process.",
         ),
+        tool::<PreviewArgs>(
+            "preview_url",
+            "The browser URL of a port in the session (a web app or dev server started here), \
+             to give the person. Private ports open for the session's owner signed in to \
+             Flint; with share=true also returns a share link that works for anyone until it \
+             expires. Inside the sandbox the same app is at http://127.0.0.1:PORT.",
+        ),
     ]
 }
 
@@ -193,6 +212,11 @@ pub(super) fn summarize(tool: &str, args: &JsonObject) -> String {
             format!("{} {keys}", field("text")).trim().to_owned()
         }
         "read_file" | "list_files" => field("path"),
+        "preview_url" => {
+            let port = args.get("port").map(Value::to_string).unwrap_or_default();
+            let share = args.get("share").and_then(Value::as_bool).unwrap_or(false);
+            if share { format!("port {port}, share link") } else { format!("port {port}") }
+        }
         "write_file" => {
             let bytes = args.get("content").and_then(Value::as_str).map_or(0, str::len);
             format!("{} ({bytes} bytes)", field("path"))

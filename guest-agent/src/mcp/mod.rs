@@ -29,7 +29,7 @@ use rmcp::{ErrorData, RoleServer, ServerHandler};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
-use self::args::{NoArgs, TerminalArgs, catalogue, parse, summarize};
+use self::args::{NoArgs, PreviewArgs, TerminalArgs, catalogue, parse, summarize};
 
 use crate::client::Client;
 use crate::error::Error;
@@ -93,6 +93,28 @@ pub trait Host: Send + Sync + 'static {
         call: &'a CallInfo,
         outcome: &'a CallOutcome,
     ) -> BoxFuture<'a, ()>;
+
+    /// The preview URL of `port` and, when `share` gives a lifetime in seconds, a new share
+    /// link; `Err` is a message for the model.
+    fn preview<'a>(
+        &'a self,
+        context: &'a RequestContext<RoleServer>,
+        port: u16,
+        share: Option<u64>,
+    ) -> BoxFuture<'a, Result<Preview, String>>;
+}
+
+/// A port's preview, as a host knows it.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Preview {
+    /// The URL.
+    pub url: String,
+    /// Whether anyone may open it (else the owner, signed in).
+    pub public: bool,
+    /// A share link, when one was asked for.
+    pub share_url: Option<String>,
+    /// When it expires (ms since the Unix epoch).
+    pub share_expires_ms: Option<i64>,
 }
 
 /// The MCP server: the tool set over a [`Host`].
@@ -203,7 +225,7 @@ impl Tools {
             Err(e) => Err(e),
             Ok((client, terminal)) => {
                 tokio::select! {
-                    result = self.run(tool, &args, &client, terminal.as_ref()) => result,
+                    result = self.run(tool, &args, &client, terminal.as_ref(), context) => result,
                     () = handle.cancel.cancelled() => {
                         if tool == "run_command"
                             && let Some(id) = &terminal
@@ -240,6 +262,7 @@ impl Tools {
         args: &JsonObject,
         client: &Client,
         terminal: Option<&TerminalId>,
+        context: &RequestContext<RoleServer>,
     ) -> ToolResult {
         let terminal = || terminal.ok_or_else(|| ToolError("no terminal".to_owned()));
         match tool {
@@ -257,6 +280,16 @@ impl Tools {
                 let _: NoArgs = parse(args)?;
                 tools::list_ports(client).await
             }
+            "preview_url" => {
+                let args: PreviewArgs = parse(args)?;
+                if args.port == 0 {
+                    return Err(ToolError("port must be 1..65535".to_owned()));
+                }
+                let share = args.share.unwrap_or(false).then(|| args.expires_s.unwrap_or(86_400));
+                let preview =
+                    self.host.preview(context, args.port, share).await.map_err(ToolError)?;
+                tools::preview_url(client, args.port, &preview).await
+            }
             other => Err(ToolError(format!("no tool {other:?}"))),
         }
     }
@@ -270,7 +303,8 @@ impl ServerHandler for Tools {
                 "A Flint session: a Linux sandbox shared with a person who watches the same \
                  terminal in a browser. Work in /workspace. run_command types into the shared \
                  shell; exec runs a program out of sight; read_file/write_file/list_files work \
-                 on files; list_ports shows what listens.",
+                 on files; list_ports shows what listens; preview_url gives a port's browser \
+                 URL.",
             )
     }
 

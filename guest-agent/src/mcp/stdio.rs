@@ -14,7 +14,7 @@ use rmcp::service::RequestContext;
 use rmcp::{RoleServer, ServiceExt as _};
 use tokio_util::sync::CancellationToken;
 
-use super::{CallHandle, CallInfo, CallOutcome, Host, Tools};
+use super::{CallHandle, CallInfo, CallOutcome, Host, Preview, Tools};
 use crate::client::Client;
 
 /// Where the restricted socket is inside a sandbox.
@@ -24,7 +24,37 @@ struct GuestHost {
     client: Client,
 }
 
+/// The sandbox's preview URL template (`{port}` stands for the port), set by the server.
+pub const PREVIEW_URL_ENV: &str = "FLINT_PREVIEW_URL";
+
 impl Host for GuestHost {
+    fn preview<'a>(
+        &'a self,
+        _context: &'a RequestContext<RoleServer>,
+        port: u16,
+        share: Option<u64>,
+    ) -> BoxFuture<'a, Result<Preview, String>> {
+        let result = if share.is_some() {
+            Err("share links are made from Flint's web UI or its HTTP MCP endpoint, not from \
+                 inside the sandbox"
+                .to_owned())
+        } else {
+            match std::env::var(PREVIEW_URL_ENV) {
+                Ok(template) if template.contains("{port}") => Ok(Preview {
+                    url: template.replace("{port}", &port.to_string()),
+                    public: false,
+                    share_url: None,
+                    share_expires_ms: None,
+                }),
+                _ => Err(format!(
+                    "this sandbox does not know its preview URLs ({PREVIEW_URL_ENV} is not set); \
+                     ask the person for the session's preview URL"
+                )),
+            }
+        };
+        std::future::ready(result).boxed()
+    }
+
     fn client<'a>(
         &'a self,
         _context: &'a RequestContext<RoleServer>,

@@ -253,3 +253,38 @@ pub(super) async fn list_ports(client: &Client) -> ToolResult {
     }
     structured(out, serde_json::to_value(&list).unwrap_or(Value::Null))
 }
+
+/// A port's preview URL, with a note when nothing listens there yet.
+pub(super) async fn preview_url(
+    client: &Client,
+    port: u16,
+    preview: &super::Preview,
+) -> ToolResult {
+    let listening = client.ports().await?.listeners.iter().any(|l| l.port == port);
+    let mut out = format!(
+        "{} ({})\n",
+        preview.url,
+        if preview.public {
+            "public: anyone with the URL"
+        } else {
+            "private: the session's owner, signed in to Flint"
+        }
+    );
+    if let Some(share) = &preview.share_url {
+        out.push_str(&format!("share link (works for anyone until it expires): {share}\n"));
+    }
+    if !listening {
+        out.push_str(&format!(
+            "nothing listens on port {port} yet: start the server (listening on 0.0.0.0 or \
+             127.0.0.1) and the URL works\n"
+        ));
+    }
+    let value = serde_json::json!({
+        "url": preview.url,
+        "public": preview.public,
+        "share_url": preview.share_url,
+        "share_expires_ms": preview.share_expires_ms,
+        "listening": listening,
+    });
+    structured(out, value)
+}

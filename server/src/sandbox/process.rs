@@ -85,6 +85,7 @@ exec bwrap \
   --setenv PATH /usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
   --setenv HOME /root --setenv LANG C.UTF-8 --setenv TERM xterm-256color \
   --setenv FLINT_SESSION "$FLINT_ID" \
+  --setenv FLINT_PREVIEW_URL "$FLINT_PREVIEW_URL" \
   --chdir /workspace \
   -- /usr/bin/tini -s -- /opt/flint/guest-agent serve \
      --listen unix:/run/flint/agent.sock --secret-file /run/flint/secret --remove-secret-file \
@@ -113,6 +114,8 @@ pub struct Spec {
     pub limits: Limits,
     /// The network namespace the server wired for it; `None`: no network (loopback only).
     pub net: Option<crate::net::SandboxNet>,
+    /// Its preview URLs, `{port}` standing for the port (`guest-agent mcp` tells agents).
+    pub preview_url: String,
 }
 
 /// A running sandbox.
@@ -203,6 +206,7 @@ pub async fn start(spec: &Spec) -> anyhow::Result<Sandbox> {
         .env("FLINT_CAPS", caps.join(" "))
         .env("FLINT_NETNS", spec.net.as_ref().map(|n| n.netns.as_os_str()).unwrap_or_default())
         .env("FLINT_RESOLV_CONF", &resolv_conf)
+        .env("FLINT_PREVIEW_URL", &spec.preview_url)
         .stdin(std::process::Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log)

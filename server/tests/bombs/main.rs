@@ -33,6 +33,7 @@ fn spec(session_dir: &Path, id: &str, limits: Limits) -> Spec {
         cgroup: PathBuf::from(format!("flint-test/{}/{id}", std::process::id())),
         limits,
         net: None,
+        preview_url: String::new(),
     }
 }
 

@@ -21,6 +21,7 @@ fn spec(session_dir: &Path, id: &str) -> Spec {
         cgroup: PathBuf::from(format!("flint-test/{}-{id}/{id}", std::process::id())),
         limits: Limits { memory_mb: 512, pids: 256, cpu_centis: 100 },
         net: None,
+        preview_url: String::new(),
     }
 }
 

@@ -147,6 +147,7 @@ async fn an_agent_works_in_the_shared_shell_with_rmcp_client() {
         "list_files",
         "exec",
         "list_ports",
+        "preview_url",
     ] {
         assert!(names.iter().any(|n| n == expected), "{expected} missing from {names:?}");
     }
@@ -237,6 +238,23 @@ async fn an_agent_works_in_the_shared_shell_with_rmcp_client() {
         assert!(Instant::now() < deadline, "port 8765 never listed: {}", text_of(&ports));
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    // Its preview URL, and a share link that opens it for anyone.
+    let preview = call(&client, "preview_url", json!({"port": 8765, "share": true})).await;
+    assert_ok(&preview);
+    let found = preview.structured_content.clone().expect("structured");
+    let host = format!("8765-{}.preview.localhost:{}", f.session, f.server.addr.port());
+    assert_eq!(found["url"], format!("http://{host}/"));
+    assert_eq!(found["listening"], true);
+    let share = found["share_url"].as_str().expect("a share link").to_owned();
+    let path = &share[share.find("/?flint_share=").expect("share path")..];
+    let opened = f.server.request("GET", path, &[("host", &host)], "").await;
+    assert_eq!(opened.status, StatusCode::SEE_OTHER, "{}", opened.body);
+    let cookie =
+        opened.header("set-cookie").expect("cookie").split(';').next().expect("pair").to_owned();
+    let page = f.server.request("GET", "/", &[("host", &host), ("cookie", &cookie)], "").await;
+    assert!(page.body.contains("Directory listing"), "{}", page.body);
+    let idle = call(&client, "preview_url", json!({"port": 9999})).await;
+    assert!(text_of(&idle).contains("nothing listens on port 9999 yet"), "{}", text_of(&idle));
 
     // Bad arguments are a tool error the model can read, not a broken transport.
     let invalid = call(&client, "run_command", json!({"cmd": "ls"})).await;
@@ -466,6 +484,27 @@ async fn guest_agent_mcp_serves_the_tools_over_stdio_inside_the_sandbox() {
     assert_ok(&run);
     assert!(text_of(&run).contains("from-inside"), "{}", text_of(&run));
     assert!(text_of(&run).contains(&f.session), "it ran in this session: {}", text_of(&run));
+    // Shells in the sandbox know its preview URLs; `guest-agent mcp` started from one (as a
+    // coding CLI would) answers preview_url with them; share links are the server's to make.
+    let echo = call(&client, "run_command", json!({"command": "echo $FLINT_PREVIEW_URL"})).await;
+    let template =
+        format!("http://{{port}}-{}.preview.localhost:{}/", f.session, f.server.addr.port());
+    assert!(text_of(&echo).contains(&template), "{}", text_of(&echo));
+    let _ = client.cancel().await;
+    let mut command = tokio::process::Command::new("nsenter");
+    command
+        .args(["-t", &pid.to_string(), "-a", "-r", "-w", "/opt/flint/guest-agent", "mcp"])
+        .kill_on_drop(true)
+        .env("FLINT_AGENT_LOG", "warn")
+        .env("FLINT_PREVIEW_URL", &template);
+    let transport = rmcp::transport::TokioChildProcess::new(command).expect("spawn nsenter");
+    let client = ClientConfig::default().serve(transport).await.expect("stdio MCP handshake");
+    let preview = call(&client, "preview_url", json!({"port": 8000})).await;
+    assert_ok(&preview);
+    let expected = format!("http://8000-{}.preview.localhost:{}/", f.session, f.server.addr.port());
+    assert!(text_of(&preview).starts_with(&expected), "{}", text_of(&preview));
+    let share = call(&client, "preview_url", json!({"port": 8000, "share": true})).await;
+    assert_eq!(share.is_error, Some(true), "{}", text_of(&share));
     assert_ok(&call(&client, "write_file", json!({"path": "in.txt", "content": "x"})).await);
     let read = call(&client, "read_file", json!({"path": "in.txt"})).await;
     assert_eq!(text_of(&read), "x");
