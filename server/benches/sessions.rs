@@ -10,6 +10,8 @@
 mod mcp;
 #[path = "sessions/net.rs"]
 mod net;
+#[path = "sessions/proxy.rs"]
+mod proxy;
 #[path = "../../guest-agent/benches/report/mod.rs"]
 mod report;
 #[path = "../tests/support/uplink.rs"]
@@ -104,6 +106,17 @@ async fn measure(
     }
     if wanted("net.egress_throughput") || wanted("net.host_throughput") {
         metrics.extend(net::throughput(server, uplink, wanted).await?);
+    }
+    let proxy_metrics = [
+        "proxy.rps",
+        "proxy.direct_rps",
+        "proxy.latency",
+        "proxy.direct_latency",
+        "proxy.stream_throughput",
+        "proxy.direct_stream_throughput",
+    ];
+    if proxy_metrics.iter().any(|m| wanted(m)) {
+        metrics.extend(proxy::proxy(server, uplink, wanted).await?);
     }
     let concurrent = wanted("session.concurrent10_wall.process");
     let memory = wanted("session.idle_memory.process");
