@@ -459,6 +459,35 @@ async fn bodies_stream_both_ways_and_upgrades_and_sse_pass_through() {
         assert_eq!(echo, message);
     }
 
+    // A WebSocket app, through the proxy, with a real client.
+    {
+        use futures_util::{SinkExt as _, StreamExt as _};
+        use tokio_tungstenite::tungstenite::Message;
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+        let mut request =
+            format!("ws://{}/ws", f.server.addr).into_client_request().expect("request");
+        let headers = request.headers_mut();
+        headers.insert("host", f.host(8000).parse().expect("host"));
+        headers.insert("x-flint-token", f.token.parse().expect("token"));
+        let (mut ws, response) =
+            tokio_tungstenite::connect_async(request).await.expect("websocket through the proxy");
+        assert_eq!(response.status(), StatusCode::SWITCHING_PROTOCOLS);
+        let big = "x".repeat(100_000);
+        for text in ["hello", big.as_str()] {
+            ws.send(Message::text(text)).await.expect("send");
+            let echo = tokio::time::timeout(Duration::from_secs(10), ws.next())
+                .await
+                .expect("echo in time")
+                .expect("a message")
+                .expect("message");
+            assert_eq!(echo.into_text().expect("text").as_str(), text);
+        }
+        ws.send(Message::binary(vec![1u8, 2, 3])).await.expect("send");
+        let echo = ws.next().await.expect("a message").expect("message");
+        assert_eq!(echo.into_data().as_ref(), &[1u8, 2, 3]);
+        let _ = ws.close(None).await;
+    }
+
     // An app listening on ::1 only.
     let v6 = f.preview(8002, "GET", "/headers", &[("x-flint-token", &f.token)]).await;
     assert_eq!(v6.status, StatusCode::OK, "{}", v6.body);

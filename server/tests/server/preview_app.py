@@ -5,8 +5,11 @@ POST /hash       the sha256 of the request body, hex
 GET /big?mb=N    N MiB of zeros, streamed
 GET /sse         event 1, then event 2 once /tmp/sse-go exists
 Upgrade: echo    101, then every byte echoed back
+Upgrade: websocket  a WebSocket echo server (RFC 6455: text and binary messages echoed,
+                    ping answered, close returned)
 """
 
+import base64
 import hashlib
 import json
 import os
@@ -30,8 +33,49 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
+    def websocket(self):
+        key = self.headers.get("Sec-WebSocket-Key", "")
+        accept = base64.b64encode(
+            hashlib.sha1((key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").encode()).digest()
+        ).decode()
+        self.send_response(101)
+        self.send_header("Upgrade", "websocket")
+        self.send_header("Connection", "Upgrade")
+        self.send_header("Sec-WebSocket-Accept", accept)
+        self.end_headers()
+        self.wfile.flush()
+        read = self.rfile.read
+        while True:
+            head = read(2)
+            if len(head) < 2:
+                return
+            opcode, length = head[0] & 0x0F, head[1] & 0x7F
+            if length == 126:
+                length = int.from_bytes(read(2), "big")
+            elif length == 127:
+                length = int.from_bytes(read(8), "big")
+            mask = read(4) if head[1] & 0x80 else b"\0\0\0\0"
+            payload = bytes(b ^ mask[i % 4] for i, b in enumerate(read(length)))
+            reply = {0x1: 0x1, 0x2: 0x2, 0x9: 0xA, 0x8: 0x8}.get(opcode)
+            if reply is None:
+                continue
+            frame = bytes([0x80 | reply])
+            if len(payload) < 126:
+                frame += bytes([len(payload)])
+            elif len(payload) < 65536:
+                frame += bytes([126]) + len(payload).to_bytes(2, "big")
+            else:
+                frame += bytes([127]) + len(payload).to_bytes(8, "big")
+            self.wfile.write(frame + payload)
+            self.wfile.flush()
+            if opcode == 0x8:
+                return
+
     def do_GET(self):
         url = urlparse(self.path)
+        if self.headers.get("Upgrade", "").lower() == "websocket":
+            self.websocket()
+            return
         if self.headers.get("Upgrade", "").lower() == "echo":
             self.send_response(101)
             self.send_header("Upgrade", "echo")
