@@ -58,8 +58,28 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// The origin browsers use.
     pub public_origin: PublicOrigin,
-    /// Previews are `{port}-{session}.{preview_domain}` on the same listener.
-    pub preview_domain: String,
+    /// Where preview URLs point.
+    pub preview: PreviewBase,
+}
+
+/// What preview URLs are made of: `{scheme}://{port}-{session}.{domain}[:{listen_port}]/`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PreviewBase {
+    /// `http` or `https` (the public origin's).
+    pub scheme: String,
+    /// The preview domain (a wildcard name pointing at Flint).
+    pub domain: String,
+    /// The port browsers reach previews on: the public origin's, or `--preview-listen`'s.
+    pub port: u16,
+}
+
+impl PreviewBase {
+    /// The URL of `path` on the preview host `{port}-{session}.{domain}`.
+    pub fn url(&self, host_label: &str, path: &str) -> String {
+        let default = if self.scheme == "https" { 443 } else { 80 };
+        let port = if self.port == default { String::new() } else { format!(":{}", self.port) };
+        format!("{}://{host_label}.{}{port}{path}", self.scheme, self.domain)
+    }
 }
 
 /// `$FLINT_DATA_DIR`, else `~/.local/share/flint`.

@@ -34,6 +34,10 @@ struct Common {
     /// `*.localhost` is loopback already).
     #[arg(long, default_value = server::preview::DEFAULT_DOMAIN)]
     preview_domain: String,
+    /// The port previews are reached on, if not the public origin's (with `--preview-listen`
+    /// behind a proxy that maps ports).
+    #[arg(long)]
+    preview_port: Option<u16>,
 }
 
 #[derive(clap::Args, Clone)]
@@ -87,6 +91,10 @@ enum Command {
         /// Delete a stopped session, `/workspace` included, after this many seconds.
         #[arg(long, default_value_t = 7 * 24 * 3600)]
         retention_s: u64,
+        /// Also serve previews on this address (their own listener, e.g. for a wildcard
+        /// certificate); the main listener serves them too.
+        #[arg(long)]
+        preview_listen: Option<SocketAddr>,
         #[command(flatten)]
         net: NetArgs,
         #[command(flatten)]
@@ -162,6 +170,7 @@ async fn state(
     data_dir: PathBuf,
     public_origin: Option<String>,
     preview_domain: String,
+    preview_port: Option<u16>,
     idle_timeout: std::time::Duration,
     retention: std::time::Duration,
 ) -> anyhow::Result<AppState> {
@@ -173,6 +182,11 @@ async fn state(
         Some(text) => PublicOrigin::parse(&text).map_err(anyhow::Error::msg)?,
         None => PublicOrigin::parse(&format!("http://{listen}")).map_err(anyhow::Error::msg)?,
     };
+    let preview = server::config::PreviewBase {
+        scheme: public_origin.scheme.clone(),
+        domain: preview_domain,
+        port: preview_port.unwrap_or(public_origin.port),
+    };
     let store = Store::open(&data_dir)
         .await
         .with_context(|| format!("opening the store in {}", data_dir.display()))?;
@@ -183,11 +197,10 @@ async fn state(
         agent_bin: agent_bin()?,
         idle_timeout,
         retention,
-        public_origin: public_origin.clone(),
-        preview_domain: preview_domain.clone(),
+        preview: preview.clone(),
     };
     let sessions = Sessions::new(store.clone(), sessions_config, metrics.clone());
-    let config = Config { listen, data_dir, public_origin, preview_domain };
+    let config = Config { listen, data_dir, public_origin, preview };
     let proxy = server::preview::proxy::Proxy::new(sessions.clone());
     Ok(AppState {
         config: Arc::new(config),
@@ -221,8 +234,20 @@ fn agent_bin() -> anyhow::Result<PathBuf> {
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Serve { listen, idle_timeout_s, retention_s, net, common } => {
+        Command::Serve { listen, idle_timeout_s, retention_s, preview_listen, net, common } => {
             let net = net.config()?;
+            let preview_listener = match preview_listen {
+                Some(addr) => Some(
+                    tokio::net::TcpListener::bind(addr)
+                        .await
+                        .with_context(|| format!("binding {addr} for previews"))?,
+                ),
+                None => None,
+            };
+            let preview_listener_port = match &preview_listener {
+                Some(listener) => Some(listener.local_addr()?.port()),
+                None => None,
+            };
             let listener = tokio::net::TcpListener::bind(listen)
                 .await
                 .with_context(|| format!("binding {listen}"))?;
@@ -234,6 +259,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 common.data_dir,
                 common.public_origin,
                 common.preview_domain,
+                common.preview_port.or(preview_listener_port),
                 idle,
                 retention,
             )
@@ -261,7 +287,17 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("Flint is listening on http://{bound}");
             println!("Sign in: {url}");
             tracing::info!(%bound, "serving");
-            let service = app(state).into_make_service_with_connect_info::<SocketAddr>();
+            let router = app(state);
+            if let Some(previews) = preview_listener {
+                tracing::info!(bound = %previews.local_addr()?, "serving previews");
+                let service = router.clone().into_make_service_with_connect_info::<SocketAddr>();
+                tokio::spawn(async move {
+                    if let Err(e) = axum::serve(previews, service).await {
+                        tracing::error!("the preview listener failed: {e}");
+                    }
+                });
+            }
+            let service = router.into_make_service_with_connect_info::<SocketAddr>();
             axum::serve(listener, service).with_graceful_shutdown(shutdown()).await?;
             network.shutdown().await;
             Ok(())
@@ -272,6 +308,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 common.data_dir,
                 common.public_origin,
                 common.preview_domain,
+                common.preview_port,
                 DEFAULT_IDLE_TIMEOUT,
                 DEFAULT_RETENTION,
             )
@@ -287,6 +324,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 data_dir,
                 None,
                 server::preview::DEFAULT_DOMAIN.to_owned(),
+                None,
                 DEFAULT_IDLE_TIMEOUT,
                 DEFAULT_RETENTION,
             )

@@ -47,10 +47,8 @@ pub struct SessionsConfig {
     pub idle_timeout: Duration,
     /// A stopped (or failed) session, `/workspace` included, is deleted after this long.
     pub retention: Duration,
-    /// The origin browsers use (for preview URLs).
-    pub public_origin: crate::config::PublicOrigin,
-    /// Previews are `{port}-{session}.{preview_domain}`.
-    pub preview_domain: String,
+    /// Where preview URLs point.
+    pub preview: crate::config::PreviewBase,
 }
 
 /// Default retention of a stopped session's `/workspace`: 7 days.
@@ -262,11 +260,7 @@ impl Sessions {
     ) -> Result<Vec<proto::api::PreviewPort>> {
         let public = self.store.public_ports(id).await?;
         let shares = self.store.shares_of(id).await?;
-        let base = crate::preview::Base {
-            origin: &self.config.public_origin,
-            domain: &self.config.preview_domain,
-        };
-        Ok(crate::preview::describe(&base, id, listeners, &public, &shares))
+        Ok(crate::preview::describe(&self.config.preview, id, listeners, &public, &shares))
     }
 
     /// Tells the owner's live views about a session's ports now.
@@ -460,14 +454,7 @@ impl Sessions {
                 cpu_centis: (info.limits.cpus * 100.0).round() as u64,
             },
             net: None,
-            preview_url: {
-                let base = crate::preview::Base {
-                    origin: &self.config.public_origin,
-                    domain: &self.config.preview_domain,
-                };
-                let target = crate::preview::Target { port: 0, session: info.id.clone() };
-                base.url(&target, "/").replacen("0-", "{port}-", 1)
-            },
+            preview_url: self.config.preview.url(&format!("{{port}}-{}", info.id), "/"),
         };
         let network = if info.network { self.network.get() } else { None };
         let spec = match network {

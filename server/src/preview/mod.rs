@@ -73,7 +73,12 @@ impl Target {
 
     /// The host name (without the listener's port).
     pub fn host(&self, domain: &str) -> String {
-        format!("{}-{}.{domain}", self.port, self.session)
+        format!("{}.{domain}", self.label())
+    }
+
+    /// The first label of the host name: `{port}-{session}`.
+    pub fn label(&self) -> String {
+        format!("{}-{}", self.port, self.session)
     }
 }
 
@@ -157,7 +162,7 @@ pub async fn dispatch(State(state): State<AppState>, request: Request, next: Nex
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned)
         .or_else(|| request.uri().authority().map(|a| a.to_string()));
-    let Some(target) = host.and_then(|h| Target::parse(&h, &state.config.preview_domain)) else {
+    let Some(target) = host.and_then(|h| Target::parse(&h, &state.config.preview.domain)) else {
         return next.run(request).await;
     };
     let peer = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0);
@@ -328,34 +333,15 @@ fn redirect(location: &str) -> Response {
     response
 }
 
-/// What preview URLs are made of.
-pub struct Base<'a> {
-    /// The origin browsers use (scheme and port).
-    pub origin: &'a crate::config::PublicOrigin,
-    /// The preview domain.
-    pub domain: &'a str,
-}
-
-impl Base<'_> {
-    /// The preview URL of a port (no ticket).
-    pub fn url(&self, target: &Target, path: &str) -> String {
-        let origin = self.origin;
-        let default = if origin.is_https() { 443 } else { 80 };
-        let port = if origin.port == default { String::new() } else { format!(":{}", origin.port) };
-        format!("{}://{}{port}{path}", origin.scheme, target.host(self.domain))
-    }
-}
-
 /// The preview URL of a port (no ticket).
 pub fn url(state: &AppState, target: &Target, path: &str) -> String {
-    Base { origin: &state.config.public_origin, domain: &state.config.preview_domain }
-        .url(target, path)
+    state.config.preview.url(&target.label(), path)
 }
 
 /// A session's listening ports as previews: one entry per port (a port open on IPv4 and
 /// IPv6 once), sorted.
 pub fn describe(
-    base: &Base<'_>,
+    base: &crate::config::PreviewBase,
     session: &str,
     listeners: &[proto::ports::Listener],
     public: &[u16],
@@ -371,7 +357,7 @@ pub fn describe(
             proto::api::PreviewPort {
                 port: listener.port,
                 process: listener.process.clone(),
-                url: base.url(&target, "/"),
+                url: base.url(&target.label(), "/"),
                 open_path: format!("/preview/open?session={session}&port={}", listener.port),
                 public: public.contains(&listener.port),
                 shares: shares

@@ -497,3 +497,60 @@ async fn bodies_stream_both_ways_and_upgrades_and_sse_pass_through() {
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
+
+#[tokio::test]
+async fn previews_can_have_a_listener_of_their_own() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("a free port")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let listen = format!("127.0.0.1:{port}");
+    let server = TestServer::start_with(dir.path(), &["--preview-listen", &listen]);
+    let cookie = server.sign_in().await;
+    let reply = server
+        .request(
+            "POST",
+            "/api/tokens",
+            &[("cookie", &cookie), ("content-type", "application/json")],
+            r#"{"name":"p"}"#,
+        )
+        .await;
+    let token = reply.json()["token"].as_str().expect("token").to_owned();
+    let bearer = format!("Bearer {token}");
+    let id = create(&server, &bearer).await;
+    let body = serde_json::json!({ "argv": ["bash", "-c", "cd /tmp && setsid -f python3 -m http.server 8000 >/dev/null 2>&1; for i in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/8000) 2>/dev/null && exit 0; sleep 0.1; done; exit 1"], "env": {} });
+    let json = [("authorization", bearer.as_str()), ("content-type", "application/json")];
+    let started =
+        server.request("POST", &format!("/api/sessions/{id}/exec"), &json, &body.to_string()).await;
+    assert_eq!(started.json()["exit_code"], 0, "{}", started.body);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let url = loop {
+        let list = server
+            .get(&format!("/api/sessions/{id}/previews"), &[("authorization", &bearer)])
+            .await;
+        if let Some(url) = list.json()[0]["url"].as_str() {
+            break url.to_owned();
+        }
+        assert!(Instant::now() < deadline, "no port: {}", list.body);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let host = format!("8000-{id}.preview.localhost:{port}");
+    assert_eq!(url, format!("http://{host}/"));
+    // Through the preview listener.
+    let stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.expect("connect");
+    let (mut sender, connection) =
+        hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.expect("handshake");
+    tokio::spawn(connection);
+    let request = Request::builder()
+        .uri("/")
+        .header("host", &host)
+        .header("x-flint-token", &token)
+        .body(Full::new(Bytes::new()))
+        .expect("request");
+    let response = sender.send_request(request).await.expect("response");
+    assert_eq!(response.status(), StatusCode::OK);
+    let page = response.into_body().collect().await.expect("body").to_bytes();
+    assert!(String::from_utf8_lossy(&page).contains("Directory listing"));
+}
