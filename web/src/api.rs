@@ -5,7 +5,10 @@
 //! header `x-flint-csrf: 1` (used for DELETE and body-less POSTs).
 
 use gloo_net::http::{Request, RequestBuilder, Response};
-use proto::api::{ActivityEvent, CreateSession, ExtendSession, SessionInfo};
+use proto::api::{
+    ActivityEvent, CreateSession, CreateShare, ExtendSession, PreviewPort, SessionInfo, SetPreview,
+    ShareLink,
+};
 use proto::terminal::{CreateTerminal, TerminalInfo};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
@@ -90,6 +93,10 @@ async fn post<B: serde::Serialize, T: DeserializeOwned>(path: &str, body: &B) ->
     json(send(Request::post(path).json(body)).await?).await
 }
 
+async fn put<B: serde::Serialize, T: DeserializeOwned>(path: &str, body: &B) -> ApiResult<T> {
+    json(send(Request::put(path).json(body)).await?).await
+}
+
 async fn delete(path: &str) -> ApiResult<()> {
     send(csrf(Request::delete(path))).await.map(drop)
 }
@@ -157,6 +164,34 @@ pub fn terminal_ws_path(session: &str, terminal: &str, offset: Option<u64>) -> S
 /// `GET /api/sessions/{id}/events`: the session's activity feed, oldest first.
 pub async fn session_events(session: &str) -> ApiResult<Vec<ActivityEvent>> {
     get(&format!("/api/sessions/{}/events", segment(session))).await
+}
+
+/// `GET /api/sessions/{id}/previews`: the session's listening ports, by port.
+pub async fn previews(session: &str) -> ApiResult<Vec<PreviewPort>> {
+    get(&format!("/api/sessions/{}/previews", segment(session))).await
+}
+
+/// `PUT /api/sessions/{id}/previews/{port}`: makes a port's preview public or private.
+pub async fn set_preview_public(session: &str, port: u16, public: bool) -> ApiResult<PreviewPort> {
+    put(&format!("/api/sessions/{}/previews/{port}", segment(session)), &SetPreview { public })
+        .await
+}
+
+/// `POST /api/sessions/{id}/previews/{port}/shares`: a share link, its `url` only in this
+/// answer; `None` takes the server's default lifetime (a day).
+pub async fn create_share(
+    session: &str,
+    port: u16,
+    expires_s: Option<u64>,
+) -> ApiResult<ShareLink> {
+    let path = format!("/api/sessions/{}/previews/{port}/shares", segment(session));
+    post(&path, &CreateShare { expires_s }).await
+}
+
+/// `DELETE /api/sessions/{id}/previews/{port}/shares/{share}`: the link stops working at once.
+pub async fn revoke_share(session: &str, port: u16, share: &str) -> ApiResult<()> {
+    let session = segment(session);
+    delete(&format!("/api/sessions/{session}/previews/{port}/shares/{}", segment(share))).await
 }
 
 use proto::api::CreateToken;

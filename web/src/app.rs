@@ -9,7 +9,8 @@ use crate::api::Me;
 use crate::auth::{Auth, AuthState, SignedOutPage, UnreachablePage, UserMenu};
 use crate::clock::Now;
 use crate::events::SessionStore;
-use crate::notice::{ErrorBanner, Notices};
+use crate::notice::{ErrorBanner, Notices, Toasts};
+use crate::ports::PortStore;
 use crate::sessions::SessionsPage;
 use crate::workspace::WorkspacePage;
 
@@ -38,6 +39,7 @@ pub fn App() -> impl IntoView {
 #[component]
 fn Shell(me: Me) -> impl IntoView {
     ActivityStore::provide();
+    PortStore::provide();
     SessionStore::provide();
     view! {
         <Router>
@@ -64,6 +66,7 @@ fn Shell(me: Me) -> impl IntoView {
                     <Route path=path!("/") view=SessionsPage />
                     <Route path=path!("/s/:id") view=WorkspacePage />
                 </Routes>
+                <Toasts />
             </div>
         </Router>
     }

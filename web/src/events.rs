@@ -1,6 +1,7 @@
 //! The caller's sessions, live: the events websocket (`/api/events/ws`) keeps
 //! [`SessionStore`] current, reconnecting with backoff when it drops. No polling. Its
-//! `activity` messages go to the [`ActivityStore`].
+//! `activity` messages go to the [`ActivityStore`], its `ports` messages to the
+//! [`PortStore`].
 
 use std::cell::RefCell;
 use std::collections::HashSet;
@@ -14,6 +15,7 @@ use proto::api::{EventsMessage, SessionInfo};
 use crate::agent::ActivityStore;
 use crate::api;
 use crate::auth::AuthState;
+use crate::ports::PortStore;
 use crate::socket::{Backoff, Link, Socket, SocketEvent, jitter};
 
 /// Every session the caller may see (context).
@@ -30,11 +32,13 @@ pub struct SessionStore {
     gone: StoredValue<HashSet<String>>,
     /// Where `activity` messages go.
     activity: ActivityStore,
+    /// Where `ports` messages go.
+    ports: PortStore,
 }
 
 impl SessionStore {
     /// Starts following the caller's sessions, provided as context; stops on cleanup. Needs
-    /// the [`ActivityStore`] in context.
+    /// the [`ActivityStore`] and the [`PortStore`] in context.
     pub fn provide() -> SessionStore {
         let store = SessionStore {
             sessions: RwSignal::new(Vec::new()),
@@ -43,6 +47,7 @@ impl SessionStore {
             live: RwSignal::new(false),
             gone: StoredValue::new(HashSet::new()),
             activity: expect_context::<ActivityStore>(),
+            ports: expect_context::<PortStore>(),
         };
         provide_context(store);
         let auth = expect_context::<AuthState>();
@@ -121,14 +126,14 @@ impl SessionStore {
             EventsMessage::Snapshot { sessions } => {
                 self.live.set(true);
                 self.replace(sessions);
-                // A new socket: activity it missed while down is loaded again.
+                // A new socket: activity and ports it missed while down are loaded again.
                 self.activity.resync();
+                self.ports.resync();
             }
             EventsMessage::Session { session } => self.upsert(*session),
             EventsMessage::Deleted { id } => self.remove(&id),
             EventsMessage::Activity { event } => self.activity.record(*event),
-            // The Ports panel (issue 9) takes these.
-            EventsMessage::Ports { .. } => {}
+            EventsMessage::Ports { session_id, ports } => self.ports.update(&session_id, ports),
         }
     }
 }

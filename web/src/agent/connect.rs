@@ -3,16 +3,15 @@
 //! MCP client. The secret is shown once: closing the dialog forgets it.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use leptos::html::Pre;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use serde::Serialize;
-use wasm_bindgen::JsCast;
 
 use super::ActivityStore;
 use crate::api::{self, NewToken};
+use crate::clipboard::{Copied, copy};
 use crate::notice::use_reporter;
 
 /// The session's MCP endpoint (Streamable HTTP).
@@ -239,15 +238,6 @@ pub fn ConnectDialog(session: String, open: RwSignal<bool>) -> impl IntoView {
     }
 }
 
-/// What a copy button says.
-#[derive(Clone, Copy, PartialEq)]
-enum Copied {
-    Not,
-    Yes,
-    /// The clipboard refused (e.g. a page not served over HTTPS): the text is selected.
-    Selected,
-}
-
 /// A labelled block of text (`connect-agent-<testid>`) with a copy button
 /// (`connect-agent-copy-<testid>`).
 #[component]
@@ -255,25 +245,9 @@ fn Snippet(label: &'static str, testid: &'static str, text: String) -> impl Into
     let block = NodeRef::<Pre>::new();
     let copied = RwSignal::new(Copied::Not);
     let text = StoredValue::new(text);
-    let copy = move |_| {
-        let text = text.get_value();
-        spawn_local(async move {
-            let outcome = if write_clipboard(&text).await.is_ok() {
-                Copied::Yes
-            } else {
-                if let Some(block) = block.get_untracked() {
-                    select_contents(&block);
-                }
-                Copied::Selected
-            };
-            copied.set(outcome);
-            set_timeout(
-                move || {
-                    copied.try_set(Copied::Not);
-                },
-                Duration::from_secs(3),
-            );
-        });
+    let on_copy = move |_| {
+        let fallback = block.get_untracked().map(|block| block.into());
+        copy(text.get_value(), fallback, copied);
     };
     view! {
         <div class="snippet">
@@ -283,39 +257,15 @@ fn Snippet(label: &'static str, testid: &'static str, text: String) -> impl Into
                     type="button"
                     class="button small"
                     data-testid=format!("connect-agent-copy-{testid}")
-                    on:click=copy
+                    on:click=on_copy
                 >
-                    {move || match copied.get() {
-                        Copied::Not => "Copy",
-                        Copied::Yes => "Copied",
-                        Copied::Selected => "Selected: press Ctrl+C",
-                    }}
+                    {move || copied.get().label()}
                 </button>
             </div>
             <pre class="snippet-text" data-testid=format!("connect-agent-{testid}") node_ref=block>
                 {text.get_value()}
             </pre>
         </div>
-    }
-}
-
-/// Writes `text` to the clipboard; fails where the page may not (insecure origins).
-async fn write_clipboard(text: &str) -> Result<(), String> {
-    let navigator = window().navigator();
-    // `navigator.clipboard` is undefined outside secure contexts: check before calling.
-    let present = js_sys::Reflect::get(&navigator, &"clipboard".into())
-        .is_ok_and(|clipboard| !clipboard.is_undefined());
-    if !present {
-        return Err("no clipboard".to_owned());
-    }
-    let promise = navigator.clipboard().write_text(text);
-    wasm_bindgen_futures::JsFuture::from(promise).await.map(drop).map_err(|_| "refused".to_owned())
-}
-
-/// Selects an element's text, for a manual copy.
-fn select_contents(element: &web_sys::HtmlElement) {
-    if let Ok(Some(selection)) = window().get_selection() {
-        let _ = selection.select_all_children(element.unchecked_ref());
     }
 }
 

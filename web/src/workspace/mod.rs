@@ -1,5 +1,5 @@
-//! The workspace page of one session (`/s/{id}`): terminal tabs, the activity panel, the
-//! status bar.
+//! The workspace page of one session (`/s/{id}`): terminal tabs, the ports and activity
+//! panels beside them, the status bar.
 //!
 //! On opening, the session's existing terminals become tabs (a new shell when there are
 //! none). Tabs stay mounted while hidden, so a background shell keeps its screen and link.
@@ -21,6 +21,7 @@ use crate::agent::{ActivityPanel, ActivityStore, ConnectDialog};
 use crate::api;
 use crate::events::SessionStore;
 use crate::notice::{Reporter, use_reporter};
+use crate::ports::{PortStore, PortsPanel};
 use crate::terminal::conn::{TermSignals, TerminalConn};
 
 pub use keys::{Shortcut, shortcut};
@@ -51,6 +52,8 @@ pub struct Workspace {
     pub agent_typing: Memo<BTreeSet<String>>,
     /// The activity panel is shown.
     pub activity_open: RwSignal<bool>,
+    /// The ports panel is shown.
+    pub ports_open: RwSignal<bool>,
     /// The "Connect an agent" dialog is shown.
     pub connect_open: RwSignal<bool>,
     /// Each mounted tab's terminal (registered by its pane).
@@ -211,7 +214,8 @@ fn WorkspaceView(id: String) -> impl IntoView {
             let id = id.clone();
             Memo::new(move |_| activity.typing(&id))
         },
-        activity_open: RwSignal::new(remembered_panel_open()),
+        activity_open: RwSignal::new(remembered_panel_open(ACTIVITY_PANEL_KEY)),
+        ports_open: RwSignal::new(remembered_panel_open(PORTS_PANEL_KEY)),
         connect_open: RwSignal::new(false),
         conns: StoredValue::new_local(HashMap::new()),
         owner: StoredValue::new(Owner::current().unwrap_or_default()),
@@ -240,7 +244,25 @@ fn WorkspaceView(id: String) -> impl IntoView {
             workspace.add_tab(id, false);
         }
     });
-    Effect::new(move |_| remember_panel_open(workspace.activity_open.get()));
+    Effect::new(move |_| remember_panel_open(ACTIVITY_PANEL_KEY, workspace.activity_open.get()));
+    Effect::new(move |_| remember_panel_open(PORTS_PANEL_KEY, workspace.ports_open.get()));
+
+    // Ports exist while the session runs: loaded each time it starts running, then live.
+    let ports = expect_context::<PortStore>();
+    Effect::new({
+        let id = id.clone();
+        move |was_running: Option<bool>| {
+            let running = workspace.running.get();
+            if running && was_running != Some(true) {
+                ports.follow(&id);
+            }
+            running
+        }
+    });
+    on_cleanup({
+        let id = id.clone();
+        move || ports.unfollow(&id)
+    });
 
     // The browser tab says which session it is.
     Effect::new(move |_| {
@@ -294,7 +316,19 @@ fn WorkspaceView(id: String) -> impl IntoView {
         Phase::Ended(text) => view! { <Message text /> }.into_any(),
     };
 
-    let side = {
+    // The side column: ports above activity, each shown unless hidden.
+    let ports_panel = {
+        let id = id.clone();
+        move || {
+            workspace.ports_open.get().then(|| {
+                let session = id.clone();
+                view! {
+                    <PortsPanel session running=workspace.running open=workspace.ports_open />
+                }
+            })
+        }
+    };
+    let activity_panel = {
         let id = id.clone();
         move || {
             workspace.activity_open.get().then(|| {
@@ -309,13 +343,17 @@ fn WorkspaceView(id: String) -> impl IntoView {
             })
         }
     };
+    let side_shown = move || workspace.ports_open.get() || workspace.activity_open.get();
 
     view! {
         <div class="workspace">
             <tabs::TabBar session />
             <div class="ws-body">
                 <div class="term-area">{body}</div>
-                {side}
+                <div class="side-column" class:hidden=move || !side_shown()>
+                    {ports_panel}
+                    {activity_panel}
+                </div>
             </div>
             <status::StatusBar session />
             <ConnectDialog session=id open=workspace.connect_open />
@@ -349,16 +387,19 @@ fn Message(text: String, #[prop(optional)] spinner: bool) -> impl IntoView {
 }
 
 /// Where the activity panel's shown-or-hidden choice is kept across page loads.
-const PANEL_KEY: &str = "flint.activity-panel";
+const ACTIVITY_PANEL_KEY: &str = "flint.activity-panel";
 
-/// The activity panel's last state; shown unless it was hidden.
-fn remembered_panel_open() -> bool {
-    let stored = window().local_storage().ok().flatten().and_then(|s| s.get_item(PANEL_KEY).ok());
+/// Where the ports panel's is.
+const PORTS_PANEL_KEY: &str = "flint.ports-panel";
+
+/// A panel's last state; shown unless it was hidden.
+fn remembered_panel_open(key: &str) -> bool {
+    let stored = window().local_storage().ok().flatten().and_then(|s| s.get_item(key).ok());
     stored.flatten().as_deref() != Some("hidden")
 }
 
-fn remember_panel_open(open: bool) {
+fn remember_panel_open(key: &str, open: bool) {
     if let Ok(Some(storage)) = window().local_storage() {
-        let _ = storage.set_item(PANEL_KEY, if open { "shown" } else { "hidden" });
+        let _ = storage.set_item(key, if open { "shown" } else { "hidden" });
     }
 }

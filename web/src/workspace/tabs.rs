@@ -1,18 +1,25 @@
 //! The workspace's top bar: back to the list, the session's name, the terminal tabs (each
-//! saying when an agent is typing into it), "new terminal", "Connect an agent", the activity
-//! panel's toggle and the shortcut help.
+//! saying when an agent is typing into it), "new terminal", "Connect an agent", the ports and
+//! activity panels' toggles and the shortcut help.
 
 use leptos::prelude::*;
 use proto::api::SessionInfo;
 
 use super::{Workspace, keys};
+use crate::ports::PortStore;
 use crate::socket::Link;
 
 /// The bar above the terminals.
 #[component]
 pub fn TabBar(session: Memo<Option<SessionInfo>>) -> impl IntoView {
     let workspace = expect_context::<Workspace>();
+    let ports = expect_context::<PortStore>();
     let help_open = RwSignal::new(false);
+    // Listening ports, on the toggle: seen even while the panel is hidden.
+    let port_count = move || {
+        let count = ports.with_ports(&workspace.session.get_value(), |list| list.map(<[_]>::len));
+        count.filter(|&n| n > 0 && workspace.running.get())
+    };
     let name = move || session.with(|s| s.as_ref().map(|s| s.name.clone())).unwrap_or_default();
     let new_title = "New terminal (Ctrl+Shift+T)";
 
@@ -47,6 +54,26 @@ pub fn TabBar(session: Memo<Option<SessionInfo>>) -> impl IntoView {
                 on:click=move |_| workspace.connect_open.set(true)
             >
                 "Connect an agent"
+            </button>
+            <button
+                class="button small ghost"
+                class:pressed=move || workspace.ports_open.get()
+                data-testid="ports-toggle"
+                aria-pressed=move || if workspace.ports_open.get() { "true" } else { "false" }
+                title="Show or hide the ports panel (preview URLs)"
+                on:click=move |_| workspace.ports_open.update(|open| *open = !*open)
+            >
+                "Ports"
+                {move || {
+                    port_count()
+                        .map(|n| {
+                            view! {
+                                <span class="badge" data-testid="ports-toggle-count">
+                                    {n.to_string()}
+                                </span>
+                            }
+                        })
+                }}
             </button>
             <button
                 class="button small ghost"
