@@ -39,7 +39,10 @@ export function checkPrerequisites() {
   const missing = [];
   if (!fs.existsSync(p.flint)) missing.push(`flint binary ${p.flint} (cargo build -p server, or set FLINT_BIN)`);
   if (!fs.existsSync(p.agent)) missing.push(`guest agent ${p.agent} (cargo build -p guest-agent, or set FLINT_AGENT_BIN)`);
-  if (!fs.existsSync(path.join(p.images, 'test.toml'))) missing.push(`image spec ${path.join(p.images, 'test.toml')} (FLINT_IMAGES_DIR)`);
+  for (const image of ['test', ...EXTRA_IMAGES]) {
+    const spec = path.join(p.images, `${image}.toml`);
+    if (!fs.existsSync(spec)) missing.push(`image spec ${spec} (FLINT_IMAGES_DIR)`);
+  }
   // A debug `flint` serves web/dist from disk; a release one embeds it.
   if (!fs.existsSync(p.webDist) && p.flint.includes('/debug/')) {
     missing.push(`the web app ${p.webDist} (build web/ with trunk, see web/Trunk.toml)`);
@@ -48,18 +51,19 @@ export function checkPrerequisites() {
 }
 
 /**
- * Builds the test image into the shared cache unless it is built already. `flint image build`
- * is a no-op for a cached spec (it compares the spec's hash), so it always runs: a cache of
- * an older spec is rebuilt instead of silently used.
+ * Builds image `name` (`images/<name>.toml`) into the shared cache unless it is built already.
+ * `flint image build` is a no-op for a cached spec (it compares the spec's hash), so it always
+ * runs: a cache of an older spec is rebuilt instead of silently used. Its progress (one line
+ * per phase) goes to `log`.
  */
-export async function ensureTestImage({ log = (s) => process.stderr.write(s) } = {}) {
+export async function ensureImage(name, { log = (s) => process.stderr.write(s) } = {}) {
   const p = paths();
   fs.mkdirSync(p.imageCache, { recursive: true });
   const started = Date.now();
   await new Promise((resolve, reject) => {
     const child = spawn(
       p.flint,
-      ['image', 'build', path.join(p.images, 'test.toml'), '--data-dir', p.imageCache],
+      ['image', 'build', path.join(p.images, `${name}.toml`), '--data-dir', p.imageCache],
       { env: { ...process.env, FLINT_LOG: 'warn' }, stdio: ['ignore', 'pipe', 'pipe'] },
     );
     let out = '';
@@ -67,12 +71,20 @@ export async function ensureTestImage({ log = (s) => process.stderr.write(s) } =
     child.stderr.on('data', (d) => log(d.toString()));
     child.on('error', reject);
     child.on('exit', (code) =>
-      code === 0 ? resolve(out.trim()) : reject(new Error(`flint image build exited with ${code}`)),
+      code === 0 ? resolve(out.trim()) : reject(new Error(`flint image build ${name} exited with ${code}`)),
     );
   });
   const ms = Date.now() - started;
-  if (ms > 2000) log(`e2e: test image ready after ${(ms / 1000).toFixed(1)} s\n`);
+  if (ms > 2000) log(`e2e: ${name} image ready after ${(ms / 1000).toFixed(1)} s\n`);
 }
+
+/** The image every test uses (`images/test.toml`). */
+export async function ensureTestImage(options) {
+  await ensureImage('test', options);
+}
+
+/** Images the suite's tests ask for besides `test`: `vite` (11-vite: a Vite 5 dev server). */
+export const EXTRA_IMAGES = ['vite'];
 
 /** A free TCP port on 127.0.0.1 (listen on port 0, read it, close). */
 export async function freePort() {
@@ -275,6 +287,22 @@ export async function startFlint({ name = 'e2e' } = {}) {
     /** A fresh single-use login URL (`flint login-url`), pointing at the relay. */
     async newLoginUrl() {
       return cli('login-url', '--public-origin', origin);
+    },
+    /**
+     * Writes `text` to `file` (absolute, or relative to /workspace) in a session through the
+     * files API, creating its directory first. The agent writes a temporary file beside it
+     * and renames it into place, as an editor does.
+     */
+    async writeFile(sessionId, file, text) {
+      const dir = path.posix.dirname(path.posix.resolve('/workspace', file));
+      const made = await api('POST', `/api/sessions/${sessionId}/files/mkdir`, { path: dir });
+      if (made.status !== 204) throw new Error(`mkdir ${dir}: ${made.status} ${made.text}`);
+      const response = await fetch(`${direct}/api/sessions/${sessionId}/files/content?path=${encodeURIComponent(file)}`, {
+        method: 'PUT',
+        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/octet-stream' },
+        body: text,
+      });
+      if (response.status !== 200) throw new Error(`writing ${file}: ${response.status} ${await response.text()}`);
     },
     /** Creates a session through the API (answers once it runs). */
     async createSession(fields = {}) {

@@ -1,6 +1,7 @@
 //! Image specs (`images/*.toml`) and the builder that turns one into a root filesystem.
 //!
-//! A [`Spec`] names a Debian suite, an mmdebstrap variant, packages, environment and files.
+//! A [`Spec`] names a Debian suite, an mmdebstrap variant, packages, commands to run in the
+//! image once they are installed (`run`), environment and files.
 //! [`ensure_built`] builds it with `mmdebstrap` into `DATA_DIR/images/<name>-<hash>/rootfs`,
 //! where `<hash>` is the first 16 hex digits of the SHA-256 of the canonical spec and
 //! [`BUILDER_VERSION`]. So the same spec is built once and reused; an edited spec gets a
@@ -49,6 +50,18 @@ const HASH_DIGITS: usize = 16;
 /// mmdebstrap's last lines kept for the error when it fails: enough to show apt's or
 /// dpkg's complaint and what led to it.
 const ERROR_TAIL_LINES: usize = 40;
+
+/// The host's CA bundle (Debian's, with the host's local CAs): the spec's `run` commands
+/// reach the registries through the host's network, so they trust what the host trusts (a
+/// TLS-inspecting proxy's CA included), without it ever being part of the image.
+const HOST_CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
+
+/// A directory inside the image that exists only while the `run` commands run: the host's
+/// CA bundle is copied there and removed afterwards.
+const RUN_DIR_IN_IMAGE: &str = "/tmp/flint-build";
+
+/// `PATH` of the `run` commands (Debian's default for root).
+const RUN_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// The directory of `spec`'s image: `data_dir/images/<name>-<first 16 hex of its hash>`.
 pub fn spec_dir(data_dir: &Path, spec: &Spec) -> PathBuf {
@@ -210,6 +223,11 @@ fn run_mmdebstrap(spec: &Spec, target: &Path, progress: bool) -> anyhow::Result<
     if !packages.is_empty() {
         command.arg(format!("--include={}", packages.join(",")));
     }
+    let host_ca = Path::new(HOST_CA_BUNDLE).is_file().then_some(HOST_CA_BUNDLE);
+    let hooks = run_hooks(spec, host_ca);
+    for hook in &hooks {
+        command.arg(format!("--customize-hook={}", hook.script));
+    }
     command.arg("--").arg(&spec.suite).arg(target);
     let (reader, writer) = std::io::pipe().context("creating a pipe")?;
     command.stdin(Stdio::null()).stdout(writer.try_clone()?).stderr(writer);
@@ -223,7 +241,8 @@ fn run_mmdebstrap(spec: &Spec, target: &Path, progress: bool) -> anyhow::Result<
     // The command holds the pipe's write ends: close ours so the reader sees the end.
     drop(command);
 
-    let mut reporter = Reporter::new(&spec.name, progress)?;
+    let labels = hooks.into_iter().map(|hook| hook.label).collect();
+    let mut reporter = Reporter::new(&spec.name, progress, labels)?;
     let mut tail = VecDeque::with_capacity(ERROR_TAIL_LINES);
     for line in BufReader::new(reader).split(b'\n') {
         let line = line.context("reading mmdebstrap's output")?;
@@ -244,17 +263,85 @@ fn run_mmdebstrap(spec: &Spec, target: &Path, progress: bool) -> anyhow::Result<
     Ok(())
 }
 
+/// One `--customize-hook` of mmdebstrap: the `sh` script it runs (the image's root is `$1`)
+/// and the phase it is shown as.
+#[derive(Debug)]
+struct Hook {
+    script: String,
+    label: String,
+}
+
+/// The hooks that run the spec's `run` commands, in order, each `sh -e` in a `chroot` of the
+/// image with a clean environment (never the builder's own: no host variables, no npm
+/// settings of whoever started the build): `PATH`, `HOME`, `LANG`, `DEBIAN_FRONTEND`, the
+/// spec's `env`, and `host_ca` (when the host has one) copied into the image for as long as
+/// the commands run, as `SSL_CERT_FILE` and `NODE_EXTRA_CA_CERTS`.
+fn run_hooks(spec: &Spec, host_ca: Option<&str>) -> Vec<Hook> {
+    if spec.run.is_empty() {
+        return Vec::new();
+    }
+    let mut hooks = Vec::new();
+    let mut env = vec![
+        format!("PATH={RUN_PATH}"),
+        "HOME=/root".to_owned(),
+        "LANG=C.UTF-8".to_owned(),
+        "DEBIAN_FRONTEND=noninteractive".to_owned(),
+    ];
+    env.extend(spec.env.iter().map(|(key, value)| format!("{key}={value}")));
+    if let Some(host_ca) = host_ca {
+        let inside = format!("{RUN_DIR_IN_IMAGE}/ca-certificates.crt");
+        hooks.push(Hook {
+            script: format!(
+                "mkdir -p \"$1\"{dir} && cp {host_ca} \"$1\"{inside}",
+                dir = shell_quote(RUN_DIR_IN_IMAGE),
+                host_ca = shell_quote(host_ca),
+                inside = shell_quote(&inside),
+            ),
+            label: "run: the host's CA bundle for the commands".to_owned(),
+        });
+        env.push(format!("SSL_CERT_FILE={inside}"));
+        env.push(format!("NODE_EXTRA_CA_CERTS={inside}"));
+    }
+    let env: Vec<String> = env.iter().map(|pair| shell_quote(pair)).collect();
+    let env = env.join(" ");
+    let total = spec.run.len();
+    for (index, command) in spec.run.iter().enumerate() {
+        let first_line = command.trim().lines().next().unwrap_or_default();
+        let shown: String = first_line.chars().take(100).collect();
+        let more = if shown.len() < command.trim().len() { " …" } else { "" };
+        hooks.push(Hook {
+            script: format!("env -i {env} chroot \"$1\" /bin/sh -ec {}", shell_quote(command)),
+            label: format!("run {}/{total}: {shown}{more}", index + 1),
+        });
+    }
+    if host_ca.is_some() {
+        hooks.push(Hook {
+            script: format!("rm -rf \"$1\"{}", shell_quote(RUN_DIR_IN_IMAGE)),
+            label: "run: removing the host's CA bundle".to_owned(),
+        });
+    }
+    hooks
+}
+
+/// `text` as one word for `sh`: single quotes, each `'` written as `'\''`.
+fn shell_quote(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "'\\''"))
+}
+
 /// Shows mmdebstrap's progress: its `I:` lines are phases, other lines the current step.
 struct Reporter {
     name: String,
     started: Instant,
+    /// What to show for each `--customize-hook` mmdebstrap runs, in order (its own line
+    /// shows the whole script).
+    hook_labels: VecDeque<String>,
     bar: Option<indicatif::ProgressBar>,
     /// Progress wanted but stderr is no terminal: phases as plain lines.
     plain: bool,
 }
 
 impl Reporter {
-    fn new(name: &str, progress: bool) -> anyhow::Result<Reporter> {
+    fn new(name: &str, progress: bool, hook_labels: VecDeque<String>) -> anyhow::Result<Reporter> {
         let terminal = std::io::stderr().is_terminal();
         let bar = if progress && terminal {
             let bar = indicatif::ProgressBar::new_spinner();
@@ -270,13 +357,19 @@ impl Reporter {
         Ok(Reporter {
             name: name.to_owned(),
             started: Instant::now(),
+            hook_labels,
             bar,
             plain: progress && !terminal,
         })
     }
 
     fn line(&mut self, line: &str) {
-        let phase = line.strip_prefix("I: ").map(|phase| phase.trim_end_matches("..."));
+        let mut phase = line.strip_prefix("I: ").map(|phase| phase.trim_end_matches("..."));
+        let label;
+        if phase.is_some_and(|phase| phase.starts_with("running --customize-hook")) {
+            label = self.hook_labels.pop_front();
+            phase = label.as_deref().or(phase);
+        }
         let warning = line.starts_with("W: ") || line.starts_with("E: ");
         match (&self.bar, phase) {
             (Some(bar), Some(phase)) => {
@@ -419,6 +512,80 @@ mod tests {
         assert_eq!(resolve("/etc/up").expect("up"), root.join("etc/passwd"));
         assert_eq!(resolve("/new/dir/file").expect("new"), root.join("new/dir/file"));
         assert!(resolve("/etc/loop").is_err());
+    }
+
+    fn spec_with_run(run: &[&str]) -> Spec {
+        let mut spec = Spec::parse("name = \"demo\"\nsuite = \"bookworm\"\n[env]\nA = \"x y\"\n")
+            .expect("valid spec");
+        spec.run = run.iter().map(|command| (*command).to_owned()).collect();
+        spec.validate().expect("valid run");
+        spec
+    }
+
+    /// Runs a hook's script as mmdebstrap does (`sh -c SCRIPT exec ROOT`).
+    fn run_hook(hook: &Hook, root: &Path) -> std::process::Output {
+        Command::new("sh").args(["-c", &hook.script, "exec"]).arg(root).output().expect("run sh")
+    }
+
+    #[test]
+    fn shell_quote_survives_sh() {
+        for text in ["plain", "it's", "a\nb", "$HOME `id` \\ \"q\" '' ; exit 1", ""] {
+            let output = Command::new("sh")
+                .args(["-c", &format!("printf %s {}", shell_quote(text))])
+                .output()
+                .expect("run sh");
+            assert!(output.status.success(), "{text:?}");
+            assert_eq!(String::from_utf8_lossy(&output.stdout), text);
+        }
+    }
+
+    #[test]
+    fn run_commands_become_chroot_hooks_in_order_with_a_clean_environment() {
+        assert!(run_hooks(&spec_with_run(&[]), Some("/ca.crt")).is_empty(), "no run, no hooks");
+
+        let spec = spec_with_run(&["echo 'one'", "npm install --prefix /opt/x a@1\necho done"]);
+        let hooks = run_hooks(&spec, None);
+        assert_eq!(hooks.len(), 2);
+        assert_eq!(hooks[0].label, "run 1/2: echo 'one'");
+        assert_eq!(hooks[1].label, "run 2/2: npm install --prefix /opt/x a@1 …");
+        for (hook, command) in hooks.iter().zip(&spec.run) {
+            assert!(hook.script.starts_with("env -i 'PATH=/usr/local/sbin:"), "{}", hook.script);
+            assert!(hook.script.contains(" 'HOME=/root' 'LANG=C.UTF-8' "), "{}", hook.script);
+            assert!(hook.script.contains(" 'A=x y' "), "the spec's env: {}", hook.script);
+            assert!(!hook.script.contains("SSL_CERT_FILE"), "no host CA: {}", hook.script);
+            let tail = format!(" chroot \"$1\" /bin/sh -ec {}", shell_quote(command));
+            assert!(hook.script.ends_with(&tail), "{}", hook.script);
+        }
+
+        let with_ca = run_hooks(&spec, Some("/etc/ssl/certs/ca-certificates.crt"));
+        let labels: Vec<&str> = with_ca.iter().map(|hook| hook.label.as_str()).collect();
+        assert_eq!(labels.len(), 4, "{labels:?}");
+        assert!(labels[0].contains("CA bundle") && labels[3].contains("CA bundle"), "{labels:?}");
+        let inside = "/tmp/flint-build/ca-certificates.crt";
+        for hook in &with_ca[1..3] {
+            assert!(hook.script.contains(&format!(" 'SSL_CERT_FILE={inside}' ")));
+            assert!(hook.script.contains(&format!(" 'NODE_EXTRA_CA_CERTS={inside}' ")));
+        }
+    }
+
+    #[test]
+    fn the_host_ca_bundle_is_in_the_image_only_while_commands_run() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ca = dir.path().join("host's ca.crt");
+        fs::write(&ca, "-----BEGIN CERTIFICATE-----\n").expect("write");
+        let root = dir.path().join("root $1");
+        fs::create_dir_all(root.join("tmp")).expect("mkdir");
+        let hooks = run_hooks(&spec_with_run(&["true"]), ca.to_str());
+        let (copy, cleanup) = (&hooks[0], &hooks[2]);
+        let output = run_hook(copy, &root);
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        let copied = fs::read_to_string(root.join("tmp/flint-build/ca-certificates.crt"))
+            .expect("the bundle is in the image");
+        assert_eq!(copied, "-----BEGIN CERTIFICATE-----\n");
+        let output = run_hook(cleanup, &root);
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        assert!(!root.join("tmp/flint-build").exists());
+        assert!(root.join("tmp").is_dir());
     }
 
     #[test]

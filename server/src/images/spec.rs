@@ -52,6 +52,18 @@ pub struct Spec {
     /// covers their contents.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub files_from: BTreeMap<String, String>,
+    /// Shell commands run in order inside the image (`chroot`, `sh -e`) once its packages
+    /// are installed and before `files` and `env` are written: what apt cannot install, such
+    /// as an npm package. They run with the network of the build (the Debian and npm
+    /// registries), with a clean environment: `PATH`, `HOME=/root`, `LANG=C.UTF-8`,
+    /// `DEBIAN_FRONTEND=noninteractive`, the spec's `env`, and the host's CA bundle as
+    /// `SSL_CERT_FILE` and `NODE_EXTRA_CA_CERTS` (for a host behind a TLS-inspecting proxy).
+    /// A failing command fails the build. They run as root on the build host (a `chroot` is
+    /// no sandbox): a spec is trusted like the server's own code. Order matters, so the hash
+    /// keeps it; an empty list is left out of the hash, so specs without `run` keep their
+    /// images.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub run: Vec<String>,
 }
 
 fn default_variant() -> String {
@@ -67,7 +79,8 @@ impl Spec {
     }
 
     /// The spec with everything that does not change the image normalised away: the
-    /// package list sorted and deduplicated (tables are sorted already).
+    /// package list sorted and deduplicated (tables are sorted already; `run` keeps its
+    /// order, which is the order its commands run in).
     pub fn canonical(&self) -> Spec {
         let mut spec = self.clone();
         spec.packages.sort();
@@ -138,6 +151,21 @@ impl Spec {
                      directory, without `.` or `..`"
                 );
             }
+        }
+        for (index, command) in self.run.iter().enumerate() {
+            let number = index + 1;
+            if command.trim().is_empty() {
+                bail!("invalid command {number} in `run`: it is empty");
+            }
+            if command.contains('\0') {
+                bail!("invalid command {number} in `run`: it contains a NUL");
+            }
+        }
+        if !self.run.is_empty() && self.variant == "extract" {
+            bail!(
+                "`run` needs packages that are installed, not only unpacked: variant \"extract\" \
+                 runs no commands in the image"
+            );
         }
         for path in self.files.keys().chain(self.files_from.keys()) {
             let path_ok = path.starts_with('/')
@@ -226,8 +254,20 @@ LANG="C.UTF-8"
         let other_env = parse(&SPEC.replace("\"vi\"", "\"vim\""));
         let other_file = parse(&SPEC.replace("hi\\n", "hello\\n"));
         let other_variant = parse(&format!("variant = \"minbase\"\n{SPEC}"));
-        let hashes = [&base, &other_packages, &other_env, &other_file, &other_variant]
-            .map(|spec| spec.hash());
+        let with_run = parse(&format!("run = [\"echo a\", \"echo b\"]\n{SPEC}"));
+        let other_run = parse(&format!("run = [\"echo a\", \"echo c\"]\n{SPEC}"));
+        let run_reordered = parse(&format!("run = [\"echo b\", \"echo a\"]\n{SPEC}"));
+        let hashes = [
+            &base,
+            &other_packages,
+            &other_env,
+            &other_file,
+            &other_variant,
+            &with_run,
+            &other_run,
+            &run_reordered,
+        ]
+        .map(|spec| spec.hash());
         for (i, a) in hashes.iter().enumerate() {
             for b in &hashes[i + 1..] {
                 assert_ne!(a, b);
@@ -237,6 +277,20 @@ LANG="C.UTF-8"
         let leaf = dir.file_name().and_then(OsStr::to_str).expect("utf-8 leaf");
         assert_eq!(leaf, format!("demo-{}", &base.hash()[..16]));
         assert_eq!(dir.parent(), Some(Path::new("/data/images")));
+    }
+
+    #[test]
+    fn run_keeps_its_order_and_an_empty_run_keeps_the_image() {
+        let base = parse(SPEC);
+        assert!(base.run.is_empty());
+        assert_eq!(parse(&format!("run = []\n{SPEC}")).hash(), base.hash(), "no commands");
+        let multi_line =
+            "run = [\"\"\"\nnpm install --prefix /opt/vite vite@5.4.21\nrm -rf /root/.npm\n\"\"\"]";
+        let spec = parse(&format!("{multi_line}\n{SPEC}"));
+        assert_eq!(spec.run, ["npm install --prefix /opt/vite vite@5.4.21\nrm -rf /root/.npm\n"]);
+        assert_eq!(spec.canonical().run, spec.run, "canonical form keeps the commands as written");
+        let json = serde_json::to_value(base.canonical()).expect("json");
+        assert!(json.get("run").is_none(), "an empty run is not part of the hashed form");
     }
 
     #[test]
@@ -251,6 +305,13 @@ LANG="C.UTF-8"
             ("name = \"x\"\nsuite = \"bookworm\"\n[env]\nA = \"a\\nb\"", "env"),
             ("name = \"x\"\nsuite = \"bookworm\"\n[files]\n\"etc/x\" = \"\"", "files"),
             ("name = \"x\"\nsuite = \"bookworm\"\n[files]\n\"/etc/../x\" = \"\"", "files"),
+            ("name = \"x\"\nsuite = \"bookworm\"\nrun = \"echo hi\"", "run"),
+            ("name = \"x\"\nsuite = \"bookworm\"\nrun = [\"true\", \"  \"]", "command 2 in `run`"),
+            ("name = \"x\"\nsuite = \"bookworm\"\nrun = [\"a\\u0000b\"]", "`run`"),
+            (
+                "name = \"x\"\nsuite = \"bookworm\"\nvariant = \"extract\"\nrun = [\"true\"]",
+                "`run`",
+            ),
         ];
         for (text, field) in cases {
             let error = format!("{:#}", Spec::parse(text).expect_err(text));

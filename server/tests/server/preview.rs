@@ -206,6 +206,18 @@ async fn a_port_is_private_and_opened_by_ticket_cookie_or_token() {
     let scoped = scoped.json()["token"].as_str().expect("token").to_owned();
     let refused = f.preview(8001, "GET", "/", &[("x-flint-token", &scoped)]).await;
     refused.assert_error(StatusCode::UNAUTHORIZED);
+    // Nor does this session's preview cookie open the other session's private port.
+    let other_host = format!("8001-{other}.preview.localhost:{}", f.server.addr.port());
+    let crossed = f
+        .server
+        .request(
+            "GET",
+            "/",
+            &[("host", &other_host), ("cookie", &cookie), ("accept", "application/json")],
+            "",
+        )
+        .await;
+    crossed.assert_error(StatusCode::UNAUTHORIZED);
 
     // The upstream sees its own host and forwarding headers, never Flint's credentials.
     let echoed = f
