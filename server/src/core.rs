@@ -402,6 +402,7 @@ pub async fn perform(state: &AppState, caller: &Caller, action: Action) -> Resul
             authorize(state, caller, &id).await?;
             valid_port(port)?;
             state.store.set_public(&id, port, public).await?;
+            state.previews.changed(&id);
             let detail = serde_json::json!({ "port": port, "public": public });
             state
                 .sessions

@@ -96,12 +96,40 @@ struct Grant {
     expires: Instant,
 }
 
+/// How long the proxy trusts what it read from the store about a session (owner, state) or a
+/// port (public or not); changes made through Flint clear it at once ([`Previews::changed`]).
+const CACHE_TTL: Duration = Duration::from_secs(1);
+
+/// How long a token checked for `X-Flint-Token` is trusted without the store; a revoked one
+/// is refused at once all the same (its revocation signal is checked on every request).
+const TOKEN_TTL: Duration = Duration::from_secs(30);
+
+/// A session as the proxy needs it.
+#[derive(Clone, Debug)]
+struct SessionFacts {
+    owner_id: String,
+    name: String,
+    state: proto::api::SessionState,
+}
+
+/// A verified token.
+#[derive(Clone)]
+struct TokenFacts {
+    user_id: String,
+    scope: Option<String>,
+    revoked: tokio_util::sync::CancellationToken,
+}
+
 /// Tickets and cookies handed out for preview hosts (in memory: after a restart a browser is
-/// bounced through the app once more, which it does by itself).
+/// bounced through the app once more, which it does by itself), and what the proxy read from
+/// the store lately (every proxied request needs it; the store is a round trip each).
 #[derive(Default)]
 pub struct Previews {
     tickets: Mutex<HashMap<String, Grant>>,
     cookies: Mutex<HashMap<String, Grant>>,
+    sessions: Mutex<HashMap<String, (Instant, SessionFacts)>>,
+    public: Mutex<HashMap<(String, u16), (Instant, bool)>>,
+    tokens: Mutex<HashMap<String, (Instant, TokenFacts)>>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -147,6 +175,66 @@ impl Previews {
         (grant.expires > Instant::now() && grant.target == *target).then(|| grant.holder.clone())
     }
 
+    /// A session's state or a port's visibility changed: read them again.
+    pub fn changed(&self, session: &str) {
+        lock(&self.sessions).remove(session);
+        lock(&self.public).retain(|(s, _), _| s != session);
+    }
+
+    async fn session(&self, state: &AppState, id: &str) -> Option<SessionFacts> {
+        if let Some((at, facts)) = lock(&self.sessions).get(id)
+            && at.elapsed() < CACHE_TTL
+        {
+            return Some(facts.clone());
+        }
+        let record = state.sessions.record(id).await.ok()?;
+        let facts = SessionFacts {
+            owner_id: record.owner_id,
+            name: record.info.name,
+            state: record.info.state,
+        };
+        lock(&self.sessions).insert(id.to_owned(), (Instant::now(), facts.clone()));
+        Some(facts)
+    }
+
+    async fn is_public(&self, state: &AppState, target: &Target) -> crate::error::Result<bool> {
+        let key = (target.session.clone(), target.port);
+        if let Some((at, public)) = lock(&self.public).get(&key)
+            && at.elapsed() < CACHE_TTL
+        {
+            return Ok(*public);
+        }
+        let public = state.store.is_public(&target.session, target.port).await?;
+        lock(&self.public).insert(key, (Instant::now(), public));
+        Ok(public)
+    }
+
+    async fn token(
+        &self,
+        state: &AppState,
+        token: &str,
+    ) -> crate::error::Result<Option<TokenFacts>> {
+        let hash = hash_token(token);
+        if let Some((at, facts)) = lock(&self.tokens).get(&hash)
+            && at.elapsed() < TOKEN_TTL
+        {
+            return Ok((!facts.revoked.is_cancelled()).then(|| facts.clone()));
+        }
+        let Some((token, user)) = state.store.api_token(&hash).await? else {
+            lock(&self.tokens).remove(&hash);
+            return Ok(None);
+        };
+        let facts = TokenFacts {
+            user_id: user.id,
+            scope: token.session_id,
+            revoked: state.revocations.watch(&token.id),
+        };
+        let mut tokens = lock(&self.tokens);
+        tokens.retain(|_, (at, _)| at.elapsed() < TOKEN_TTL);
+        tokens.insert(hash, (Instant::now(), facts.clone()));
+        Ok(Some(facts))
+    }
+
     /// Forgets every grant of a session (it was deleted).
     pub fn forget_session(&self, session: &str) {
         lock(&self.tickets).retain(|_, g| g.target.session != session);
@@ -176,9 +264,9 @@ async fn serve(
     request: Request,
 ) -> Response {
     let wants_html = wants_html(request.headers());
-    let record = match state.sessions.record(&target.session).await {
-        Ok(record) => record,
-        Err(_) => {
+    let record = match state.previews.session(state, &target.session).await {
+        Some(record) => record,
+        None => {
             return error_page(
                 StatusCode::NOT_FOUND,
                 wants_html,
@@ -213,7 +301,7 @@ async fn serve(
             ),
         };
     }
-    let public = match state.store.is_public(&target.session, target.port).await {
+    let public = match state.previews.is_public(state, &target).await {
         Ok(public) => public,
         Err(e) => return error_page(e.status, wants_html, &e.message),
     };
@@ -252,14 +340,14 @@ async fn serve(
             }
         }
     }
-    if record.info.state != proto::api::SessionState::Running {
+    if record.state != proto::api::SessionState::Running {
         return error_page(
             StatusCode::SERVICE_UNAVAILABLE,
             wants_html,
             &format!(
                 "Session {} is {}: start it again to see its previews.",
-                record.info.name,
-                record.info.state.as_str()
+                record.name,
+                record.state.as_str()
             ),
         );
     }
@@ -292,13 +380,13 @@ async fn credential(
     if let Some(value) = headers.get(TOKEN_HEADER) {
         let token = value.to_str().unwrap_or_default().trim();
         let token = token.strip_prefix("Bearer ").unwrap_or(token);
-        let found = state.store.api_token(&hash_token(token)).await.map_err(|e| e.message)?;
+        let found = state.previews.token(state, token).await.map_err(|e| e.message)?;
         return match found {
-            Some((token, user)) => match token.session_id {
+            Some(facts) => match facts.scope {
                 Some(scope) if scope != target.session => {
                     Err("this token is scoped to another session".to_owned())
                 }
-                _ => Ok(Some(Holder::User(user.id))),
+                _ => Ok(Some(Holder::User(facts.user_id))),
             },
             None => Err("the token in X-Flint-Token is not valid".to_owned()),
         };

@@ -206,6 +206,35 @@ async fn a_port_is_private_and_opened_by_ticket_cookie_or_token() {
     let scoped = scoped.json()["token"].as_str().expect("token").to_owned();
     let refused = f.preview(8001, "GET", "/", &[("x-flint-token", &scoped)]).await;
     refused.assert_error(StatusCode::UNAUTHORIZED);
+    // A token revoked while in use is refused from the next request on.
+    let made = f
+        .server
+        .request(
+            "POST",
+            "/api/tokens",
+            &[("cookie", &f.cookie), ("content-type", "application/json")],
+            r#"{"name":"brief"}"#,
+        )
+        .await
+        .json();
+    let brief = made["token"].as_str().expect("token").to_owned();
+    assert_eq!(
+        f.preview(8001, "GET", "/", &[("x-flint-token", &brief)]).await.status,
+        StatusCode::OK
+    );
+    let revoked = f
+        .server
+        .request(
+            "DELETE",
+            &format!("/api/tokens/{}", made["id"].as_str().expect("id")),
+            &[("cookie", &f.cookie), ("x-flint-csrf", "1")],
+            "",
+        )
+        .await;
+    assert_eq!(revoked.status, StatusCode::NO_CONTENT, "{}", revoked.body);
+    f.preview(8001, "GET", "/", &[("x-flint-token", &brief)])
+        .await
+        .assert_error(StatusCode::UNAUTHORIZED);
     // Nor does this session's preview cookie open the other session's private port.
     let other_host = format!("8001-{other}.preview.localhost:{}", f.server.addr.port());
     let crossed = f
