@@ -252,7 +252,8 @@ mod tests {
                 "write_file",
                 "list_files",
                 "exec",
-                "list_ports"
+                "list_ports",
+                "preview_url"
             ]
         );
         for tool in &tools {
@@ -268,6 +269,10 @@ mod tests {
     fn summaries_name_what_was_asked() {
         let args = |v: Value| v.as_object().cloned().unwrap_or_default();
         assert_eq!(summarize("run_command", &args(json!({"command": "ls -l"}))), "ls -l");
+        assert_eq!(
+            summarize("preview_url", &args(json!({"port": 5173, "share": true}))),
+            "port 5173, share link"
+        );
         assert_eq!(
             summarize("write_file", &args(json!({"path": "a.txt", "content": "secret"}))),
             "a.txt (6 bytes)"
