@@ -123,7 +123,9 @@ async fn escape_suite(driver: &str) {
     .await;
     assert_eq!(code, 0, "a server in session B");
     let mut from_host = Vec::new();
-    for addr in uplink::host_addresses() {
+    let mut host_addresses = uplink::host_addresses();
+    host_addresses.push(uplink.host_link_address);
+    for addr in host_addresses {
         from_host.push((addr.to_string(), server.addr.port()));
         from_host.push((addr.to_string(), host_port));
     }

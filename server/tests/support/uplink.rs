@@ -73,8 +73,22 @@ fn ip(lines: &[String]) {
     assert!(output.status.success(), "ip: {}", String::from_utf8_lossy(&output.stderr));
 }
 
-/// The host's IPv4 addresses (root namespace).
+/// The host's own IPv4 addresses (root namespace), without the ones other tests come and go
+/// with while this runs (sandbox gateways of host-uplink servers, other test uplinks' links).
 pub fn host_addresses() -> Vec<Ipv4Addr> {
+    all_host_addresses()
+        .into_iter()
+        .filter(|addr| {
+            let o = addr.octets();
+            let sandbox_gateway = o[0] == 100 && (64..128).contains(&o[1]);
+            let test_link = o[0] == 198 && (18..20).contains(&o[1]);
+            !sandbox_gateway && !test_link
+        })
+        .collect()
+}
+
+/// Every IPv4 address of the root namespace.
+fn all_host_addresses() -> Vec<Ipv4Addr> {
     let output = Command::new("ip").args(["-j", "-4", "addr", "show"]).output().expect("ip");
     let links: serde_json::Value = serde_json::from_slice(&output.stdout).expect("ip -j");
     let mut found = Vec::new();
@@ -129,13 +143,9 @@ impl Uplink {
         for target in [INTERNET, METADATA, PRIVATE, DNS] {
             up.push(format!("route add {target}/32 via 198.18.0.2"));
         }
-        // The host's own addresses lead to the host (not other servers' sandbox gateways,
-        // nor other uplinks' links).
+        // The host's own addresses lead to the host.
         for addr in host_addresses() {
-            let octets = addr.octets();
-            let sandbox_gateway = octets[0] == 100 && (64..128).contains(&octets[1]);
-            let test_link = octets[0] == 198 && (18..20).contains(&octets[1]);
-            if !addr.is_loopback() && !sandbox_gateway && !test_link {
+            if !addr.is_loopback() {
                 up.push(format!("route add {addr}/32 via {host_link_address}"));
             }
         }
