@@ -339,8 +339,8 @@ async fn public_ports_and_share_links_open_without_an_account_until_revoked() {
         f.server.request("PUT", &format!("{previews}/8001"), &json, r#"{"public":true}"#).await;
     assert_eq!(set.status, StatusCode::OK, "{}", set.body);
     assert_eq!(set.json()["public"], true);
-    let text = text_until(&mut events, r#""type":"ports""#).await;
-    assert!(text.contains(r#""public":true"#), "{text}");
+    let text = text_until(&mut events, r#""public":true"#).await;
+    assert!(text.contains(r#""type":"ports""#) && text.contains(r#""port":8001"#), "{text}");
     let open = f.preview(8001, "GET", "/", &anonymous).await;
     assert_eq!(open.status, StatusCode::OK, "{}", open.body);
     let set =
