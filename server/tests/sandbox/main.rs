@@ -106,14 +106,21 @@ async fn a_sandbox_is_isolated_writes_to_its_own_layer_and_stop_leaves_nothing()
         .collect();
     let own: Vec<&String> = namespaces.iter().filter(|ns| !host.contains(ns)).collect();
     assert_eq!(own.len(), 5, "five namespaces of its own: {namespaces:?}");
+    // Held open through the check: a freed namespace's number is handed to the next one made
+    // (another test's sandbox), and these handles keep it from being reused meanwhile. Not the
+    // mount namespace: holding it would hold the volume's mount, which stop waits to see go.
+    let _pinned: Vec<std::fs::File> = ["pid", "net", "uts", "ipc"]
+        .iter()
+        .filter_map(|ns| std::fs::File::open(format!("/proc/{agent_pid}/ns/{ns}")).ok())
+        .collect();
     process::stop(&sandbox).await.expect("stop");
-    // No process on the host is in any of them any more, so the kernel freed them.
+    // No process on the host is in any of them any more (only the handles above keep them).
     let holders: Vec<String> = std::fs::read_dir("/proc")
         .expect("/proc")
         .flatten()
         .filter(|p| p.file_name().to_string_lossy().bytes().all(|b| b.is_ascii_digit()))
         .filter(|p| {
-            ["mnt", "pid", "net", "uts", "ipc"].iter().any(|ns| {
+            ["pid", "net", "uts", "ipc"].iter().any(|ns| {
                 std::fs::read_link(p.path().join("ns").join(ns))
                     .is_ok_and(|link| own.contains(&&link.to_string_lossy().into_owned()))
             })
