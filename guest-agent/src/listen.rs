@@ -61,16 +61,34 @@ impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> Stream for T {}
 impl Listener {
     /// Binds `listen`.
     pub async fn bind(listen: &Listen) -> std::io::Result<Listener> {
+        Listener::bind_with_mode(listen, 0o600).await
+    }
+
+    /// Binds `listen`; a unix socket gets `mode`. The socket is made under a umask that
+    /// gives it `mode` at once (no window with a wider mode), then `chmod`ed; a runtime
+    /// that refuses `chmod` on a socket (gVisor with host-backed sockets) keeps the umask's.
+    pub async fn bind_with_mode(listen: &Listen, mode: u32) -> std::io::Result<Listener> {
         match listen {
             Listen::Unix(path) => {
+                use nix::sys::stat::{Mode, umask};
                 use std::os::unix::fs::PermissionsExt;
                 match std::fs::remove_file(path) {
                     Ok(()) => {}
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                     Err(e) => return Err(e),
                 }
-                let listener = tokio::net::UnixListener::bind(path)?;
-                std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+                let mask = Mode::from_bits_truncate(!mode & 0o777);
+                let before = umask(mask);
+                let bound = tokio::net::UnixListener::bind(path);
+                umask(before);
+                let listener = bound?;
+                match std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+                        tracing::debug!(path = %path.display(), "chmod refused: {e}");
+                    }
+                    Err(e) => return Err(e),
+                }
                 Ok(Listener::Unix(listener))
             }
             Listen::Tcp(addr) => Ok(Listener::Tcp(tokio::net::TcpListener::bind(addr).await?)),

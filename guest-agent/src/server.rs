@@ -151,13 +151,8 @@ pub async fn serve(listen: Listen, mut config: Config) -> anyhow::Result<()> {
 /// may do anyway.
 async fn bind_guest(listen: &Listen) -> anyhow::Result<Listener> {
     use anyhow::Context as _;
-    let listener = Listener::bind(listen).await.with_context(|| format!("binding {listen}"))?;
-    if let Listen::Unix(path) = listen {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o666))
-            .with_context(|| format!("opening {} to the sandbox", path.display()))?;
-    }
-    Ok(listener)
+    // Open to every user in the sandbox: it is the sandbox's own MCP endpoint.
+    Listener::bind_with_mode(listen, 0o666).await.with_context(|| format!("binding {listen}"))
 }
 
 async fn accept_loop(agent: Arc<Agent>, listener: Listener, socket: Socket) {

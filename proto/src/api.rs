@@ -64,6 +64,8 @@ pub struct CreateSession {
     /// Network egress (through NAT, never to the host, private ranges or other sessions);
     /// default `true`. `false`: the sandbox has only its loopback.
     pub network: Option<bool>,
+    /// Sandbox driver: `gvisor` or `process`; default the server's (`GET /api/server`).
+    pub driver: Option<String>,
 }
 
 /// Resource limits of a session.

@@ -8,6 +8,7 @@ pub mod app;
 pub mod auth;
 pub mod config;
 pub mod core;
+pub mod drivers;
 pub mod error;
 pub mod images;
 pub mod mcp;

@@ -95,6 +95,10 @@ enum Command {
         /// certificate); the main listener serves them too.
         #[arg(long)]
         preview_listen: Option<SocketAddr>,
+        /// Sandbox driver: `auto` picks the best that works here (gVisor, else `process`
+        /// with a warning).
+        #[arg(long, value_enum, default_value = "auto")]
+        driver: server::drivers::Choice,
         #[command(flatten)]
         net: NetArgs,
         #[command(flatten)]
@@ -165,15 +169,23 @@ fn main() -> anyhow::Result<()> {
         .block_on(run(cli))
 }
 
+/// How sessions run: what `flint serve` takes from its flags, defaults for the other
+/// commands.
+struct Running {
+    idle_timeout: std::time::Duration,
+    retention: std::time::Duration,
+    drivers: Arc<server::drivers::Drivers>,
+}
+
 async fn state(
     listen: SocketAddr,
     data_dir: PathBuf,
     public_origin: Option<String>,
     preview_domain: String,
     preview_port: Option<u16>,
-    idle_timeout: std::time::Duration,
-    retention: std::time::Duration,
+    run: Running,
 ) -> anyhow::Result<AppState> {
+    let Running { idle_timeout, retention, drivers } = run;
     let preview_domain = preview_domain.trim_matches('.').to_ascii_lowercase();
     if preview_domain.is_empty() || !preview_domain.contains('.') && preview_domain != "localhost" {
         anyhow::bail!("--preview-domain {preview_domain:?} is not a domain name");
@@ -198,6 +210,7 @@ async fn state(
         idle_timeout,
         retention,
         preview: preview.clone(),
+        drivers,
     };
     let sessions = Sessions::new(store.clone(), sessions_config, metrics.clone());
     let config = Config { listen, data_dir, public_origin, preview };
@@ -234,8 +247,17 @@ fn agent_bin() -> anyhow::Result<PathBuf> {
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Serve { listen, idle_timeout_s, retention_s, preview_listen, net, common } => {
+        Command::Serve {
+            listen,
+            idle_timeout_s,
+            retention_s,
+            preview_listen,
+            driver,
+            net,
+            common,
+        } => {
             let net = net.config()?;
+            let drivers = server::drivers::Drivers::select(driver, &common.data_dir).await?;
             let preview_listener = match preview_listen {
                 Some(addr) => Some(
                     tokio::net::TcpListener::bind(addr)
@@ -260,8 +282,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 common.public_origin,
                 common.preview_domain,
                 common.preview_port.or(preview_listener_port),
-                idle,
-                retention,
+                Running { idle_timeout: idle, retention, drivers: Arc::new(drivers) },
             )
             .await?;
             let admin = state.store.ensure_admin().await?;
@@ -303,14 +324,18 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::LoginUrl { listen, common } => {
+            let drivers = Arc::new(server::drivers::Drivers::unprobed(&common.data_dir));
             let state = state(
                 listen,
                 common.data_dir,
                 common.public_origin,
                 common.preview_domain,
                 common.preview_port,
-                DEFAULT_IDLE_TIMEOUT,
-                DEFAULT_RETENTION,
+                Running {
+                    idle_timeout: DEFAULT_IDLE_TIMEOUT,
+                    retention: DEFAULT_RETENTION,
+                    drivers,
+                },
             )
             .await?;
             let admin = state.store.ensure_admin().await?;
@@ -319,14 +344,18 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Token { command: TokenCommand::Create { name, session, data_dir } } => {
             let local = SocketAddr::from(([127, 0, 0, 1], 8080));
+            let drivers = Arc::new(server::drivers::Drivers::unprobed(&data_dir));
             let state = state(
                 local,
                 data_dir,
                 None,
                 server::preview::DEFAULT_DOMAIN.to_owned(),
                 None,
-                DEFAULT_IDLE_TIMEOUT,
-                DEFAULT_RETENTION,
+                Running {
+                    idle_timeout: DEFAULT_IDLE_TIMEOUT,
+                    retention: DEFAULT_RETENTION,
+                    drivers,
+                },
             )
             .await?;
             let admin = state.store.ensure_admin().await?;

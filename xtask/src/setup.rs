@@ -44,6 +44,9 @@ const DEBIAN_PACKAGES: &[&str] = &[
     "mmdebstrap",
     // The `process` sandbox driver: namespaces around the guest agent.
     "bubblewrap",
+    // The `gvisor` sandbox driver (the default where it works); its statx shim is built
+    // with the C compiler Rust links with.
+    "runsc",
     // Sessions' volumes (the disk cap): `mkfs.ext4` makes an ext4 image per session.
     "e2fsprogs",
     // Sandbox networking: namespaces, veths and routes (`ip`), Flint's own table (`nft`).

@@ -143,6 +143,15 @@ impl Cgroup {
             .unwrap_or(0)
     }
 
+    /// The memory limit in bytes, if one is set.
+    pub fn memory_limit(&self) -> Option<u64> {
+        let file = match self.layout {
+            Layout::V1 => self.root.join("memory").join(&self.name).join("memory.limit_in_bytes"),
+            Layout::V2 => self.root.join(&self.name).join("memory.max"),
+        };
+        std::fs::read_to_string(file).ok()?.trim().parse().ok()
+    }
+
     /// Processes in the cgroup now.
     pub fn pids(&self) -> Vec<i32> {
         let Some(first) = self.procs_files().into_iter().find(|f| f.exists()) else {

@@ -1,7 +1,383 @@
-//! Sandboxes: where a session's guest agent runs. Today the `process` driver (namespaces,
-//! an overlay root, cgroup limits: **weak isolation**); gVisor and micro-VMs come later
-//! behind the same shape.
+//! Sandboxes: where a session's guest agent runs. Two drivers behind one shape:
+//!
+//! - `gvisor` ([`gvisor`]): runsc, a user-space kernel between the sandbox and the host
+//!   (**strong isolation**, the default wherever `runsc` works);
+//! - `process` ([`process`]): namespaces, an overlay root and cgroup limits on the host's
+//!   kernel (**weak isolation**).
+//!
+//! Both share the rest: the session's [`Volume`] (`/workspace` and the root overlay's upper
+//! layer, mounted only inside the sandbox's private mount namespace), a cgroup that every
+//! process of the sandbox lives in (so "empty" means "dead"), the agent's socket in a
+//! per-sandbox directory, and detached launching (`setsid --fork`, stdio to a log), so a
+//! server restart finds the sandbox alive and re-adopts it.
 
 pub mod cgroup;
+pub mod gvisor;
 pub mod process;
 pub mod volume;
+
+use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use guest_agent::client::Client;
+use guest_agent::listen::Listen;
+
+use crate::sandbox::cgroup::{Cgroup, Limits};
+use crate::sandbox::volume::Volume;
+
+/// How long a sandbox may take to answer on its agent socket.
+pub const START_DEADLINE: Duration = Duration::from_secs(30);
+
+/// How long stopping may take to kill every process.
+pub const STOP_DEADLINE: Duration = Duration::from_secs(10);
+
+/// Capabilities a sandbox's root keeps: what a root shell needs to install packages and run
+/// services (Docker's default set without `CAP_NET_RAW`), nothing that administers the host.
+pub const CAPABILITIES: &[&str] = &[
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_FSETID",
+    "CAP_FOWNER",
+    "CAP_MKNOD",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETFCAP",
+    "CAP_SETPCAP",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_SYS_CHROOT",
+    "CAP_KILL",
+    "CAP_AUDIT_WRITE",
+];
+
+/// Host tasks allowed per guest task under gVisor (see [`Driver::host_limits`]).
+pub const GVISOR_HOST_TASKS_PER_PID: u64 = 32;
+
+/// A sandbox driver.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Driver {
+    /// Namespaces and cgroups on the host's kernel.
+    Process,
+    /// gVisor's runsc; its state lives under `root` (`runsc --root`).
+    Gvisor {
+        /// runsc's state directory.
+        root: PathBuf,
+    },
+}
+
+impl Driver {
+    /// The name the API shows (`process`, `gvisor`).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Driver::Process => "process",
+            Driver::Gvisor { .. } => "gvisor",
+        }
+    }
+
+    /// The cgroup limits on the host for a sandbox with `limits`. Under gVisor's ptrace
+    /// platform every guest process costs up to a few dozen host tasks (a stub process with a
+    /// thread per sentry thread that ran it), and the sentry dies when it cannot make one.
+    /// So gVisor's own kernel enforces `limits.pids` inside (`RLIMIT_NPROC`: a fork bomb gets
+    /// `EAGAIN`), and the host cgroup allows [`GVISOR_HOST_TASKS_PER_PID`] times as many.
+    pub fn host_limits(&self, limits: Limits) -> Limits {
+        match self {
+            Driver::Process => limits,
+            Driver::Gvisor { .. } => {
+                Limits { pids: limits.pids * GVISOR_HOST_TASKS_PER_PID, ..limits }
+            }
+        }
+    }
+
+    /// The isolation level the API shows: `weak` (the host's kernel) or `strong` (a kernel
+    /// of its own between the sandbox and the host).
+    pub fn isolation(&self) -> &'static str {
+        match self {
+            Driver::Process => "weak",
+            Driver::Gvisor { .. } => "strong",
+        }
+    }
+}
+
+/// What to start.
+#[derive(Clone, Debug)]
+pub struct Spec {
+    /// The session id (lower-case, DNS-safe).
+    pub id: String,
+    /// The driver.
+    pub driver: Driver,
+    /// The image's root filesystem (read-only lower layer).
+    pub rootfs: PathBuf,
+    /// The session's directory: its volume is kept, `sandbox/` dies with the sandbox.
+    pub session_dir: PathBuf,
+    /// Size of the session's volume (`/workspace` and everything written outside it), made
+    /// on the first start.
+    pub disk_mb: u64,
+    /// The guest-agent binary, bind-mounted read-only.
+    pub agent_bin: PathBuf,
+    /// The cgroup, relative to each hierarchy's root.
+    pub cgroup: PathBuf,
+    /// Resource limits.
+    pub limits: Limits,
+    /// The network namespace the server wired for it; `None`: no network (loopback only).
+    pub net: Option<crate::net::SandboxNet>,
+    /// Its preview URLs, `{port}` standing for the port (`guest-agent mcp` tells agents).
+    pub preview_url: String,
+}
+
+impl Spec {
+    /// The sandbox's hostname.
+    pub fn hostname(&self) -> String {
+        format!("flint-{}", &self.id[..self.id.len().min(8)])
+    }
+}
+
+/// The directories and files a driver's launcher gets, made by [`start`].
+#[derive(Debug)]
+pub struct Prepared {
+    /// `SESSION/sandbox`: dies with the sandbox.
+    pub dir: PathBuf,
+    /// Where the volume is mounted (inside the sandbox's mount namespace).
+    pub mountpoint: PathBuf,
+    /// Where the overlay root is mounted (idem).
+    pub merged: PathBuf,
+    /// Bind-mounted at `/run/flint`: the agent's sockets and its secret.
+    pub run: PathBuf,
+    /// The sandbox's `/etc/resolv.conf` (with networking).
+    pub resolv_conf: PathBuf,
+    /// The launcher script.
+    pub launcher: PathBuf,
+    /// The sandbox's cgroup, created with its limits.
+    pub cgroup: Cgroup,
+    /// The volume's image.
+    pub volume: Volume,
+}
+
+/// A running sandbox.
+#[derive(Clone, Debug)]
+pub struct Sandbox {
+    /// The session id.
+    pub id: String,
+    /// Its driver.
+    pub driver: Driver,
+    /// Its agent's socket on the host.
+    pub socket: PathBuf,
+    secret: String,
+    cgroup: Cgroup,
+    sandbox_dir: PathBuf,
+    volume: Volume,
+}
+
+fn sandbox_dir(session_dir: &Path) -> PathBuf {
+    session_dir.join("sandbox")
+}
+
+/// Creates `path` and its parents with `mode`.
+pub fn mkdir(path: &Path, mode: u32) -> anyhow::Result<()> {
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(mode)
+        .create(path)
+        .with_context(|| format!("creating {}", path.display()))
+}
+
+/// Starts a sandbox and waits until its agent answers.
+pub async fn start(spec: &Spec) -> anyhow::Result<Sandbox> {
+    let dir = sandbox_dir(&spec.session_dir);
+    if dir.exists() {
+        bail!(
+            "sandbox directory {} exists: the sandbox is running or was not cleaned up",
+            dir.display()
+        );
+    }
+    let volume = Volume::of(&spec.session_dir);
+    if !volume.exists() {
+        volume.create(spec.disk_mb).await?;
+    }
+    let (mountpoint, merged, run) = (dir.join("volume"), dir.join("merged"), dir.join("run"));
+    for path in [&mountpoint, &merged] {
+        mkdir(path, 0o755)?;
+    }
+    mkdir(&run, 0o700)?;
+    let secret = crate::auth::random_hex();
+    // The agent reads its copy and deletes it (`--remove-secret-file`), so nothing else in
+    // the sandbox can; the server keeps its own outside the sandbox's view, for adoption.
+    for path in [dir.join("secret"), run.join("secret")] {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+            .and_then(|mut f| std::io::Write::write_all(&mut f, secret.as_bytes()))
+            .with_context(|| format!("writing the agent secret {}", path.display()))?;
+    }
+    let resolv_conf = dir.join("resolv.conf");
+    let text = match &spec.net {
+        Some(net) => {
+            format!(
+                "# Flint: the DNS forwarder on this sandbox's gateway.\nnameserver {}\n",
+                net.gateway
+            )
+        }
+        None => "# Flint: this sandbox has no network.\n".to_owned(),
+    };
+    std::fs::write(&resolv_conf, text).context("writing resolv.conf")?;
+    let cgroup = Cgroup::at(&spec.cgroup)?;
+    cgroup.create(spec.driver.host_limits(spec.limits))?;
+    let prepared = Prepared {
+        launcher: dir.join("launch.sh"),
+        dir: dir.clone(),
+        mountpoint,
+        merged,
+        run: run.clone(),
+        resolv_conf,
+        cgroup: cgroup.clone(),
+        volume: volume.clone(),
+    };
+    let sandbox = Sandbox {
+        id: spec.id.clone(),
+        driver: spec.driver.clone(),
+        socket: run.join("agent.sock"),
+        secret,
+        cgroup,
+        sandbox_dir: dir,
+        volume,
+    };
+    let launched = match &spec.driver {
+        Driver::Process => process::launch(spec, &prepared).await,
+        Driver::Gvisor { root } => gvisor::launch(spec, &prepared, root).await,
+    };
+    let ready = match launched {
+        Ok(()) => sandbox.wait_for_agent().await,
+        Err(e) => Err(e),
+    };
+    if let Err(e) = ready {
+        let log = sandbox.log_tail();
+        let _ = stop(&sandbox).await;
+        bail!("{e:#}; sandbox log: {log}");
+    }
+    if let Driver::Gvisor { root } = &spec.driver
+        && let Err(e) = gvisor::verify(root, spec, &prepared).await
+    {
+        let _ = stop(&sandbox).await;
+        return Err(e.context("the gVisor sandbox failed its launch check and was stopped"));
+    }
+    Ok(sandbox)
+}
+
+impl Sandbox {
+    async fn wait_for_agent(&self) -> anyhow::Result<()> {
+        let started = Instant::now();
+        loop {
+            if self.socket.exists()
+                && let Ok(client) = self.client().await
+                && client.info().await.is_ok()
+            {
+                return Ok(());
+            }
+            // The launcher is in the cgroup from its first instruction: empty means dead.
+            if started.elapsed() > Duration::from_millis(500) && self.cgroup.pids().is_empty() {
+                bail!("the sandbox exited before its agent answered");
+            }
+            if started.elapsed() > START_DEADLINE {
+                bail!("the agent did not answer within {}s", START_DEADLINE.as_secs());
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    /// A new connection to the sandbox's agent.
+    pub async fn client(&self) -> anyhow::Result<Client> {
+        Ok(Client::connect(&Listen::Unix(self.socket.clone()), &self.secret).await?)
+    }
+
+    /// How many times the OOM killer struck inside the sandbox.
+    pub fn oom_kills(&self) -> u64 {
+        self.cgroup.oom_kills()
+    }
+
+    /// Processes of the sandbox on the host.
+    pub fn pids(&self) -> Vec<i32> {
+        self.cgroup.pids()
+    }
+
+    /// Whether the sandbox still runs: its processes (for gVisor: its kernel, the sentry;
+    /// a memory limit that fires kills it and leaves the rest to wind down).
+    pub fn alive(&self) -> bool {
+        let pids = self.cgroup.pids();
+        match &self.driver {
+            Driver::Process => !pids.is_empty(),
+            Driver::Gvisor { .. } => pids.iter().any(|pid| gvisor::is_sentry(*pid)),
+        }
+    }
+
+    /// The memory limit in MiB, as the cgroup holds it.
+    pub fn memory_mb(&self) -> u64 {
+        self.cgroup.memory_limit().unwrap_or(0) >> 20
+    }
+
+    /// Applies new limits to the running sandbox (a warm sandbox handed to a session).
+    pub fn set_limits(&self, limits: Limits) -> anyhow::Result<()> {
+        self.cgroup.create(self.driver.host_limits(limits))
+    }
+
+    /// The last lines of the sandbox's log (the launcher's and the agent's output).
+    pub fn log_tail(&self) -> String {
+        let text =
+            std::fs::read_to_string(self.sandbox_dir.join("sandbox.log")).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().rev().take(10).collect();
+        lines.into_iter().rev().collect::<Vec<_>>().join("\n")
+    }
+
+    /// Re-attaches to a sandbox that outlived a server restart; `None` if it is gone.
+    pub fn adopt(
+        id: &str,
+        driver: Driver,
+        session_dir: &Path,
+        cgroup: &Path,
+    ) -> anyhow::Result<Option<Sandbox>> {
+        let dir = sandbox_dir(session_dir);
+        let cgroup = Cgroup::at(cgroup)?;
+        let run = dir.join("run");
+        let Ok(secret) = std::fs::read_to_string(dir.join("secret")) else {
+            return Ok(None);
+        };
+        if cgroup.pids().is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(Sandbox {
+            id: id.to_owned(),
+            driver,
+            socket: run.join("agent.sock"),
+            secret,
+            cgroup,
+            sandbox_dir: dir,
+            volume: Volume::of(session_dir),
+        }))
+    }
+}
+
+/// Kills every process of the sandbox and removes every trace but `/workspace`.
+pub async fn stop(sandbox: &Sandbox) -> anyhow::Result<()> {
+    if let Driver::Gvisor { root } = &sandbox.driver {
+        gvisor::destroy(root, &sandbox.sandbox_dir, &sandbox.id).await;
+    }
+    let cgroup = sandbox.cgroup.clone();
+    let dir = sandbox.sandbox_dir.clone();
+    tokio::task::spawn_blocking(move || {
+        cgroup.kill_and_remove(STOP_DEADLINE)?;
+        // The mounts lived in the sandbox's mount namespace and went with its last process.
+        match std::fs::remove_dir_all(&dir) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e).with_context(|| format!("removing {}", dir.display())),
+        }
+    })
+    .await??;
+    if let Driver::Gvisor { root } = &sandbox.driver {
+        // runsc's own record of the container, now that nothing of it runs.
+        gvisor::forget(root, &sandbox.id).await;
+    }
+    // The root layer is scratch: only `/workspace` outlives the sandbox.
+    sandbox.volume.scrub_root().await
+}

@@ -19,13 +19,14 @@ use guest_agent::client::Client;
 use proto::error::ErrorCode;
 use proto::exec::{ExecDown, ExecRequest};
 use server::sandbox::cgroup::Limits;
-use server::sandbox::process::{self, Sandbox, Spec};
+use server::sandbox::{self, Driver, Sandbox, Spec};
 
 static BOMBS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 fn spec(session_dir: &Path, id: &str, limits: Limits) -> Spec {
     Spec {
         id: id.to_owned(),
+        driver: Driver::Process,
         rootfs: support::test_rootfs(),
         session_dir: session_dir.to_owned(),
         disk_mb: 256,
@@ -59,10 +60,10 @@ async fn answers_within(client: &Client, limit: Duration) {
 }
 
 async fn pair(dir: &Path, bomb: &str, limits: Limits) -> (Sandbox, Sandbox) {
-    let a = process::start(&spec(&dir.join("a"), bomb, limits))
+    let a = sandbox::start(&spec(&dir.join("a"), bomb, limits))
         .await
         .expect("start the bomb's sandbox");
-    let b = process::start(&spec(&dir.join("b"), &format!("{bomb}-bystander"), SMALL))
+    let b = sandbox::start(&spec(&dir.join("b"), &format!("{bomb}-bystander"), SMALL))
         .await
         .expect("start");
     (a, b)
@@ -165,8 +166,8 @@ async fn a_memory_hog_is_killed_inside_its_sandbox() {
     // The sandbox and its neighbour live on.
     answers_within(&client, Duration::from_secs(5)).await;
     answers_within(&bystander.client().await.expect("client"), Duration::from_secs(5)).await;
-    process::stop(&hog).await.expect("stop");
-    process::stop(&bystander).await.expect("stop");
+    sandbox::stop(&hog).await.expect("stop");
+    sandbox::stop(&bystander).await.expect("stop");
 }
 
 #[tokio::test]
@@ -183,6 +184,6 @@ async fn rm_rf_root_deletes_inside_only() {
     let rootfs = support::test_rootfs();
     assert!(rootfs.join("usr/bin/bash").exists(), "the image is intact");
     answers_within(&bystander.client().await.expect("client"), Duration::from_secs(5)).await;
-    process::stop(&victim).await.expect("stop");
-    process::stop(&bystander).await.expect("stop");
+    sandbox::stop(&victim).await.expect("stop");
+    sandbox::stop(&bystander).await.expect("stop");
 }

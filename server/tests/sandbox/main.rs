@@ -8,12 +8,13 @@ use std::path::{Path, PathBuf};
 
 use proto::exec::{ExecDown, ExecRequest};
 use server::sandbox::cgroup::Limits;
-use server::sandbox::process::{self, Sandbox, Spec};
 use server::sandbox::volume::Volume;
+use server::sandbox::{self, Driver, Sandbox, Spec};
 
 fn spec(session_dir: &Path, id: &str) -> Spec {
     Spec {
         id: id.to_owned(),
+        driver: Driver::Process,
         rootfs: support::test_rootfs(),
         session_dir: session_dir.to_owned(),
         disk_mb: 256,
@@ -52,7 +53,7 @@ async fn sh(sandbox: &Sandbox, script: &str) -> (String, i32) {
 async fn a_sandbox_is_isolated_writes_to_its_own_layer_and_stop_leaves_nothing() {
     let dir = tempfile::tempdir().expect("tempdir");
     let spec = spec(dir.path(), "isolatedtest");
-    let sandbox = process::start(&spec).await.expect("start");
+    let sandbox = sandbox::start(&spec).await.expect("start");
     let client = sandbox.client().await.expect("client");
     assert!(client.info().await.expect("info").hostname.starts_with("flint-"));
 
@@ -113,7 +114,7 @@ async fn a_sandbox_is_isolated_writes_to_its_own_layer_and_stop_leaves_nothing()
         .iter()
         .filter_map(|ns| std::fs::File::open(format!("/proc/{agent_pid}/ns/{ns}")).ok())
         .collect();
-    process::stop(&sandbox).await.expect("stop");
+    sandbox::stop(&sandbox).await.expect("stop");
     // No process on the host is in any of them any more (only the handles above keep them).
     let holders: Vec<String> = std::fs::read_dir("/proc")
         .expect("/proc")
@@ -167,7 +168,7 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 async fn the_disk_cap_holds_for_the_workspace_and_the_root_layer() {
     let dir = tempfile::tempdir().expect("tempdir");
     let spec = Spec { disk_mb: 64, ..spec(dir.path(), "disktest") };
-    let sandbox = process::start(&spec).await.expect("start");
+    let sandbox = sandbox::start(&spec).await.expect("start");
     // 200 MiB into a 64 MiB volume, once in /workspace and once outside it.
     for target in ["/workspace/fill", "/root/fill"] {
         let (out, code) =
@@ -183,21 +184,26 @@ async fn the_disk_cap_holds_for_the_workspace_and_the_root_layer() {
     use std::os::unix::fs::MetadataExt as _;
     let image = std::fs::metadata(Volume::of(dir.path()).image()).expect("image");
     assert!(image.len() == 64 << 20 && image.blocks() * 512 <= 64 << 20, "{image:?}");
-    process::stop(&sandbox).await.expect("stop");
+    sandbox::stop(&sandbox).await.expect("stop");
 }
 
 #[tokio::test]
 async fn a_sandbox_outlives_its_handle_and_is_adopted() {
     let dir = tempfile::tempdir().expect("tempdir");
     let spec = spec(dir.path(), "adopttest");
-    let sandbox = process::start(&spec).await.expect("start");
+    let sandbox = sandbox::start(&spec).await.expect("start");
     let (_, code) = sh(&sandbox, "echo before > /tmp/marker").await;
     assert_eq!(code, 0);
     drop(sandbox);
-    let adopted =
-        Sandbox::adopt("adopttest", dir.path(), &spec.cgroup).expect("adopt").expect("alive");
+    let adopted = Sandbox::adopt("adopttest", Driver::Process, dir.path(), &spec.cgroup)
+        .expect("adopt")
+        .expect("alive");
     let (marker, _) = sh(&adopted, "cat /tmp/marker").await;
     assert_eq!(marker, "before\n");
-    process::stop(&adopted).await.expect("stop");
-    assert!(Sandbox::adopt("adopttest", dir.path(), &spec.cgroup).expect("adopt").is_none());
+    sandbox::stop(&adopted).await.expect("stop");
+    assert!(
+        Sandbox::adopt("adopttest", Driver::Process, dir.path(), &spec.cgroup)
+            .expect("adopt")
+            .is_none()
+    );
 }

@@ -40,6 +40,8 @@ impl TestServer {
             .args(["serve", "--listen", listen, "--data-dir"])
             .arg(data_dir)
             .args(extra)
+            // Most suites test the server on the `process` driver; gVisor's ask for it.
+            .args(if extra.contains(&"--driver") { &[][..] } else { &["--driver", "process"][..] })
             .env("FLINT_LOG", "warn")
             .env("FLINT_IMAGES_DIR", crate::support::images_dir())
             .env("FLINT_AGENT_BIN", crate::support::agent_bin())

@@ -61,6 +61,7 @@ fn request(image: &str, size: &str, name: &str, network: bool) -> CreateSession 
         disk_mb: Some(size.disk_mb),
         lifetime_s: None,
         network: Some(network),
+        driver: None,
     }
 }
 

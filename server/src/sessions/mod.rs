@@ -16,9 +16,11 @@ use tokio::sync::Mutex;
 use crate::error::{AppError, Result};
 use crate::metrics::Metrics;
 use crate::sandbox::cgroup::Limits;
-use crate::sandbox::process::{self, Sandbox, Spec};
 use crate::sandbox::volume::Volume;
+use crate::sandbox::{self, Sandbox, Spec};
 use crate::store::{SessionRecord, Store, User, now_ms};
+
+mod follow;
 
 /// A stream of bytes to relay (a tarball).
 pub type ByteStream = futures_util::stream::BoxStream<'static, std::io::Result<bytes::Bytes>>;
@@ -49,6 +51,8 @@ pub struct SessionsConfig {
     pub retention: Duration,
     /// Where preview URLs point.
     pub preview: crate::config::PreviewBase,
+    /// The sandbox drivers.
+    pub drivers: Arc<crate::drivers::Drivers>,
 }
 
 /// Default retention of a stopped session's `/workspace`: 7 days.
@@ -217,81 +221,6 @@ impl Sessions {
         }
     }
 
-    /// Records what `guest-agent mcp` inside the session reports, for as long as the agent
-    /// answers.
-    fn follow_guest_reports(&self, id: &str, client: &Client) {
-        let (me, id, client) = (self.me.clone(), id.to_owned(), client.clone());
-        tokio::spawn(async move {
-            let Some(sessions) = me.upgrade() else { return };
-            let last = match sessions.store.last_guest_seq(&id).await {
-                Ok(seq) => seq,
-                Err(e) => return tracing::warn!(session = %id, "guest reports: {e}"),
-            };
-            drop(sessions);
-            let mut reports = match client.audit_events().await {
-                Ok(stream) => stream,
-                Err(e) => return tracing::debug!(session = %id, "guest reports: {e}"),
-            };
-            while let Ok(Some(guest)) = reports.next().await {
-                if guest.seq <= last {
-                    continue;
-                }
-                let Some(sessions) = me.upgrade() else { return };
-                let report = crate::activity::sanitize_report(guest.report);
-                match sessions.store.guest_call(&id, guest.seq, &report).await {
-                    Ok(event) => sessions.publish_activity(event).await,
-                    Err(e) => tracing::warn!(session = %id, "guest report not recorded: {e}"),
-                }
-            }
-        });
-    }
-
-    /// A running session's listening ports and their previews.
-    pub async fn previews(&self, id: &str) -> Result<Vec<proto::api::PreviewPort>> {
-        let client = self.client(id).await?;
-        let listeners = client.ports().await.map_err(crate::core::agent_error)?.listeners;
-        self.describe_ports(id, &listeners).await
-    }
-
-    async fn describe_ports(
-        &self,
-        id: &str,
-        listeners: &[proto::ports::Listener],
-    ) -> Result<Vec<proto::api::PreviewPort>> {
-        let public = self.store.public_ports(id).await?;
-        let shares = self.store.shares_of(id).await?;
-        Ok(crate::preview::describe(&self.config.preview, id, listeners, &public, &shares))
-    }
-
-    /// Tells the owner's live views about a session's ports now.
-    pub async fn publish_ports(&self, id: &str) {
-        let (Ok(record), Ok(ports)) = (self.record(id).await, self.previews(id).await) else {
-            return;
-        };
-        // No receiver is fine: nobody is watching.
-        let _ = self.changes.send(SessionChange::Ports {
-            owner_id: record.owner_id,
-            session_id: id.to_owned(),
-            ports,
-        });
-    }
-
-    /// Publishes the session's ports whenever one opens or closes, for as long as the agent
-    /// answers.
-    fn follow_ports(&self, id: &str, client: &Client) {
-        let (me, id, client) = (self.me.clone(), id.to_owned(), client.clone());
-        tokio::spawn(async move {
-            let mut events = match client.port_events().await {
-                Ok(stream) => stream,
-                Err(e) => return tracing::debug!(session = %id, "port events: {e}"),
-            };
-            while let Ok(Some(_)) = events.next().await {
-                let Some(sessions) = me.upgrade() else { return };
-                sessions.publish_ports(&id).await;
-            }
-        });
-    }
-
     /// Every change to any session from now on (filter by owner).
     pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<SessionChange> {
         self.changes.subscribe()
@@ -326,6 +255,13 @@ impl Sessions {
 
     fn cgroup(&self, id: &str) -> PathBuf {
         PathBuf::from(format!("flint/{}/{id}", self.instance))
+    }
+
+    /// The sandbox of a session that outlived its handle (a server restart), if alive.
+    fn adopt(&self, id: &str, driver: &str) -> Result<Option<Sandbox>> {
+        let driver = self.config.drivers.by_name(driver);
+        Sandbox::adopt(id, driver, &self.session_dir(id), &self.cgroup(id))
+            .map_err(AppError::internal)
     }
 
     /// The record of a session, or 404.
@@ -377,6 +313,7 @@ impl Sessions {
         if lifetime == 0 || lifetime > MAX_LIFETIME_S {
             return Err(AppError::bad_request(format!("lifetime_s must be 1..={MAX_LIFETIME_S}")));
         }
+        let driver = self.config.drivers.resolve(request.driver.as_deref()).await?;
         let spec_path = self.config.images_dir.join(format!("{image}.toml"));
         if !spec_path.exists() {
             return Err(AppError::bad_request(format!(
@@ -393,8 +330,8 @@ impl Sessions {
                 .filter(|n| !n.trim().is_empty())
                 .unwrap_or_else(|| id[..8].to_owned()),
             image,
-            driver: "process".to_owned(),
-            isolation: "weak".to_owned(),
+            driver: driver.name().to_owned(),
+            isolation: driver.isolation().to_owned(),
             state: SessionState::Creating,
             reason: None,
             limits,
@@ -417,7 +354,7 @@ impl Sessions {
             &serde_json::json!({ "image": info.image, "network": info.network }),
         )
         .await?;
-        match self.start_sandbox(&info, &spec_path).await {
+        match self.start_sandbox(&info, &spec_path, driver).await {
             Ok(live) => {
                 self.follow_guest_reports(&id, &live.client);
                 self.follow_ports(&id, &live.client);
@@ -438,11 +375,17 @@ impl Sessions {
         }
     }
 
-    async fn start_sandbox(&self, info: &SessionInfo, spec_path: &Path) -> anyhow::Result<Live> {
+    async fn start_sandbox(
+        &self,
+        info: &SessionInfo,
+        spec_path: &Path,
+        driver: sandbox::Driver,
+    ) -> anyhow::Result<Live> {
         let image = crate::images::load_spec(spec_path)?;
         let rootfs = crate::images::ensure_built(&self.config.data_dir, &image, false).await?;
         let spec = Spec {
             id: info.id.clone(),
+            driver,
             rootfs,
             session_dir: self.session_dir(&info.id),
             disk_mb: u64::from(info.limits.disk_mb),
@@ -462,7 +405,7 @@ impl Sessions {
             None => spec,
         };
         let started = async {
-            let sandbox = process::start(&spec).await?;
+            let sandbox = sandbox::start(&spec).await?;
             let client = sandbox.client().await?;
             anyhow::Ok(Live::new(sandbox, client))
         };
@@ -549,13 +492,11 @@ impl Sessions {
         self.set_state(id, SessionState::Stopping, reason).await?;
         let live = self.live.lock().await.remove(id);
         if let Some(live) = live {
-            process::stop(&live.sandbox)
+            sandbox::stop(&live.sandbox)
                 .await
                 .map_err(|e| AppError::internal(format!("stopping {id}: {e:#}")))?;
-        } else if let Some(sandbox) = Sandbox::adopt(id, &self.session_dir(id), &self.cgroup(id))
-            .map_err(AppError::internal)?
-        {
-            process::stop(&sandbox)
+        } else if let Some(sandbox) = self.adopt(id, &self.record(id).await?.info.driver)? {
+            sandbox::stop(&sandbox)
                 .await
                 .map_err(|e| AppError::internal(format!("stopping {id}: {e:#}")))?;
         }
@@ -594,10 +535,7 @@ impl Sessions {
         for record in records {
             let id = &record.info.id;
             let adopted = match record.info.state {
-                SessionState::Running => {
-                    Sandbox::adopt(id, &self.session_dir(id), &self.cgroup(id))
-                        .map_err(AppError::internal)?
-                }
+                SessionState::Running => self.adopt(id, &record.info.driver)?,
                 _ => None,
             };
             let client = match &adopted {
@@ -616,7 +554,7 @@ impl Sessions {
                 }
                 (sandbox, _) => {
                     if let Some(sandbox) = sandbox {
-                        let _ = process::stop(&sandbox).await;
+                        let _ = sandbox::stop(&sandbox).await;
                     }
                     let reason = format!(
                         "the sandbox was lost while the server was down (it was {})",
@@ -632,7 +570,7 @@ impl Sessions {
             for id in lost {
                 tracing::warn!(session = %id, "its network was lost while the server was down");
                 if let Some(live) = self.live.lock().await.remove(&id) {
-                    let _ = process::stop(&live.sandbox).await;
+                    let _ = sandbox::stop(&live.sandbox).await;
                 }
                 let reason = "its network was lost while the server was down";
                 self.set_state(&id, SessionState::Failed, Some(reason)).await?;
@@ -670,6 +608,7 @@ impl Sessions {
             .map(|r| (r.info.id, "its lifetime ran out".to_owned()))
             .collect();
         let mut ooms = Vec::new();
+        let mut dead = Vec::new();
         {
             let mut live = self.live.lock().await;
             for (id, session) in live.iter_mut() {
@@ -686,8 +625,20 @@ impl Sessions {
                 let kills = session.sandbox.oom_kills();
                 if kills > session.oom_kills {
                     ooms.push((id.clone(), kills - session.oom_kills));
-                    session.oom_kills = kills;
                 }
+                if !session.sandbox.alive() {
+                    let memory_mb = session.sandbox.memory_mb();
+                    let reason = if kills > 0 {
+                        format!(
+                            "out of memory: the sandbox went over its {memory_mb} MiB and was \
+                             ended (/workspace is kept)"
+                        )
+                    } else {
+                        "the sandbox ended unexpectedly (/workspace is kept)".to_owned()
+                    };
+                    dead.push((id.clone(), reason));
+                }
+                session.oom_kills = kills;
             }
         }
         for (id, count) in ooms {
@@ -708,6 +659,15 @@ impl Sessions {
                     .audit(Some(&record.owner_id), None, "session.retention_delete", &detail)
                     .await?;
             }
+        }
+        for (id, reason) in dead {
+            tracing::warn!(session = %id, "{reason}");
+            self.audit(None, Some(&id), "session.failed", &serde_json::json!({ "reason": reason }))
+                .await?;
+            if let Err(e) = self.stop(&id, Some(&reason)).await {
+                tracing::warn!(session = %id, "cleaning up after the sandbox ended: {e}");
+            }
+            self.set_state(&id, SessionState::Failed, Some(&reason)).await?;
         }
         for (id, reason) in to_stop {
             tracing::info!(session = %id, "stopping: {reason}");

@@ -1,0 +1,567 @@
+//! The `gvisor` driver: the guest agent under runsc (gVisor's user-space kernel, ptrace
+//! platform), so the sandbox's system calls never reach the host's kernel directly.
+//!
+//! - **Root.** The same overlay as the `process` driver (the image read-only below, the
+//!   upper layer on the session's [`Volume`](super::volume::Volume)), mounted by the launcher in
+//!   a private mount namespace and handed to runsc as a writable root with no overlay of
+//!   runsc's own (`--overlay2=none`). If the overlay is not mounted, `set -e` stops the
+//!   launcher and runsc never starts; the bundle's root is an empty directory, never the
+//!   shared image (fails closed).
+//! - **Network.** `--network=sandbox` in the namespace the server wired (runsc takes the
+//!   veth over), `--network=none` without. runsc takes any namespace that has
+//!   `/proc/sys/net/core/rmem_default` for the host's and refuses sandbox networking
+//!   (MACHINE.md): the launcher hides `/proc/sys/net` under a tmpfs in its mount namespace.
+//! - **The agent's channel.** `--host-uds=create`: the agent's listener in the bind-mounted
+//!   `/run/flint` is a socket the host connects to. Nothing in the sandbox can connect out
+//!   to a host socket, and there are no host FIFOs.
+//! - **Limits.** The sandbox's cgroup (runsc is told to leave cgroups alone): the sentry, the
+//!   gofer and the ptrace stubs all live in it. A memory limit that fires kills the sentry:
+//!   the whole sandbox ends, and the server reports it as the session's failure.
+//! - **Checked after launch** ([`verify`]): every runsc process's command line and the
+//!   bundle's `config.json` read back; the sandbox is stopped unless they are as written.
+//! - **statx.** bookworm's runsc refuses `statx` with `AT_NO_AUTOMOUNT`, which coreutils
+//!   passes on every `ls -l`: a shim (`statx.c`, built by `build.rs`) that drops the flag is
+//!   preloaded through a read-only `/etc/ld.so.preload`.
+//! - **Detached.** `setsid --fork`, `runsc --root` under the data directory, stdio through a
+//!   `cat` into the log (runsc garbles output written to a regular file at its own offset).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context as _, bail, ensure};
+use serde_json::{Value, json};
+
+use crate::sandbox::{CAPABILITIES, Prepared, Spec};
+
+/// The statx shim (see the module's documentation).
+const STATX_SHIM: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/flint-statx.so"));
+
+/// Where the shim is inside a sandbox.
+const STATX_SHIM_GUEST: &str = "/opt/flint/statx.so";
+
+/// Writes the shim beside runsc's state (once per content) and returns its path.
+fn statx_shim(root: &Path) -> anyhow::Result<PathBuf> {
+    let path = root.join("flint-statx.so");
+    if std::fs::read(&path).is_ok_and(|bytes| bytes == STATX_SHIM) {
+        return Ok(path);
+    }
+    let temp = root.join(format!("flint-statx.so.{}", std::process::id()));
+    std::fs::write(&temp, STATX_SHIM).context("writing the statx shim")?;
+    std::fs::rename(&temp, &path).context("installing the statx shim")?;
+    Ok(path)
+}
+
+/// How long a runsc command may take.
+const RUNSC_DEADLINE: Duration = Duration::from_secs(15);
+
+/// Flags every sandbox is started with (before `run`).
+fn flags(spec: &Spec) -> Vec<String> {
+    let network = if spec.net.is_some() { "sandbox" } else { "none" };
+    [
+        "--platform=ptrace".to_owned(),
+        format!("--network={network}"),
+        "--host-uds=create".to_owned(),
+        "--host-fifo=none".to_owned(),
+        "--overlay2=none".to_owned(),
+        "--ignore-cgroups".to_owned(),
+        "--net-raw=false".to_owned(),
+        "--allow-flag-override=false".to_owned(),
+    ]
+    .to_vec()
+}
+
+/// The launcher, run as `setsid --fork sh launch.sh PROCS...`: it joins the cgroups, enters
+/// the sandbox's network namespace, mounts the volume and the overlay in a private mount
+/// namespace, then runs runsc detached, its output through `cat` into the log.
+const LAUNCHER: &str = r#"#!/bin/sh
+# Flint gVisor-sandbox launcher, written by server/src/sandbox/gvisor.rs.
+set -eu
+for procs in "$@"; do echo $$ > "$procs"; done
+if [ -n "${FLINT_NETNS:-}" ]; then
+  set -- nsenter "--net=$FLINT_NETNS" --
+else
+  set --
+fi
+"$@" unshare --mount --propagation private /bin/sh -eu -c '
+mount -t tmpfs -o size=16k,mode=0555 flint-sysnet /proc/sys/net
+mount -o loop,discard "$FLINT_VOLUME_IMAGE" "$FLINT_VOLUME"
+mkdir -p "$FLINT_VOLUME/workspace" "$FLINT_VOLUME/root/upper" "$FLINT_VOLUME/root/work"
+mount -t overlay "flint-$FLINT_ID" -o "lowerdir=$FLINT_LOWER,upperdir=$FLINT_VOLUME/root/upper,workdir=$FLINT_VOLUME/root/work" "$FLINT_MERGED"
+exec runsc --root "$FLINT_RUNSC_ROOT" $FLINT_RUNSC_FLAGS run --detach --bundle "$FLINT_BUNDLE" "$FLINT_ID"
+' 2>&1 | cat
+"#;
+
+/// The OCI bundle's `config.json`.
+fn config(spec: &Spec, prepared: &Prepared, shim: &Path) -> Value {
+    let caps: Vec<&str> = CAPABILITIES.to_vec();
+    let network = match &spec.net {
+        Some(net) => json!({ "type": "network", "path": net.netns }),
+        None => json!({ "type": "network" }),
+    };
+    let workspace = prepared.mountpoint.join("workspace");
+    // Enforced by gVisor's kernel, so that neither host limit is reached: the host cgroup's
+    // tasks (see `Driver::host_limits`), nor its memory, which each guest process also costs
+    // in the sentry and its stub (about 1 MiB): a fork bomb is held, the sandbox lives.
+    let guest_processes = guest_tasks(spec.limits);
+    json!({
+        "ociVersion": "1.0.2",
+        "process": {
+            "user": { "uid": 0, "gid": 0 },
+            "args": [
+                "/usr/bin/tini", "-s", "--", "/opt/flint/guest-agent", "serve",
+                "--listen", "unix:/run/flint/agent.sock",
+                "--secret-file", "/run/flint/secret", "--remove-secret-file",
+                "--workdir", "/workspace", "--env-file", "/etc/environment",
+                "--guest-listen", "unix:/run/flint/mcp.sock",
+            ],
+            "env": [
+                "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+                "HOME=/root",
+                "LANG=C.UTF-8",
+                "TERM=xterm-256color",
+                format!("FLINT_SESSION={}", spec.id),
+                format!("FLINT_PREVIEW_URL={}", spec.preview_url),
+            ],
+            "cwd": "/workspace",
+            "capabilities": {
+                "bounding": caps, "effective": caps, "inheritable": caps, "permitted": caps,
+            },
+            "rlimits": [
+                { "type": "RLIMIT_NOFILE", "hard": 65536, "soft": 65536 },
+                { "type": "RLIMIT_NPROC", "hard": guest_processes, "soft": guest_processes },
+            ],
+            "noNewPrivileges": true,
+        },
+        "root": { "path": prepared.merged, "readonly": false },
+        "hostname": spec.hostname(),
+        "mounts": [
+            { "destination": "/proc", "type": "proc", "source": "proc" },
+            { "destination": "/dev", "type": "tmpfs", "source": "tmpfs" },
+            { "destination": "/dev/shm", "type": "tmpfs", "source": "shm",
+              "options": ["nosuid", "nodev", "mode=1777"] },
+            { "destination": "/sys", "type": "sysfs", "source": "sysfs",
+              "options": ["nosuid", "noexec", "nodev", "ro"] },
+            { "destination": "/tmp", "type": "tmpfs", "source": "tmpfs",
+              "options": ["nosuid", "nodev", "mode=1777"] },
+            { "destination": "/run", "type": "tmpfs", "source": "tmpfs",
+              "options": ["nosuid", "nodev", "mode=755"] },
+            { "destination": "/run/flint", "type": "bind", "source": prepared.run,
+              "options": ["rbind", "rw"] },
+            { "destination": "/workspace", "type": "bind", "source": workspace,
+              "options": ["rbind", "rw"] },
+            { "destination": "/opt/flint/guest-agent", "type": "bind", "source": spec.agent_bin,
+              "options": ["rbind", "ro"] },
+            { "destination": "/etc/resolv.conf", "type": "bind", "source": prepared.resolv_conf,
+              "options": ["rbind", "ro"] },
+            { "destination": STATX_SHIM_GUEST, "type": "bind", "source": shim,
+              "options": ["rbind", "ro"] },
+            { "destination": "/etc/ld.so.preload", "type": "bind", "source": preload(prepared),
+              "options": ["rbind", "ro"] },
+        ],
+        "linux": {
+            "namespaces": [
+                { "type": "pid" }, network, { "type": "ipc" }, { "type": "uts" },
+                { "type": "mount" },
+            ],
+        },
+    })
+}
+
+/// Tasks (processes and threads) a gVisor sandbox with `limits` may have: its pids limit,
+/// at most one per 2 MiB of its memory.
+pub fn guest_tasks(limits: crate::sandbox::cgroup::Limits) -> u64 {
+    limits.pids.min(limits.memory_mb / 2).max(32)
+}
+
+fn preload(prepared: &Prepared) -> PathBuf {
+    prepared.dir.join("ld.so.preload")
+}
+
+fn bundle(prepared: &Prepared) -> PathBuf {
+    prepared.dir.join("bundle")
+}
+
+/// Writes the bundle and the launcher and runs it detached; [`super::start`] waits for the
+/// agent, then calls [`verify`].
+pub async fn launch(spec: &Spec, prepared: &Prepared, root: &Path) -> anyhow::Result<()> {
+    // Fail closed: the root handed to runsc is the overlay's mount point, never the image.
+    ensure!(prepared.merged != spec.rootfs, "refusing the image directory as a sandbox root");
+    super::mkdir(root, 0o700)?;
+    let bundle = bundle(prepared);
+    super::mkdir(&bundle, 0o700)?;
+    let shim = statx_shim(root)?;
+    std::fs::write(preload(prepared), format!("{STATX_SHIM_GUEST}\n"))
+        .context("writing ld.so.preload")?;
+    let config = serde_json::to_vec_pretty(&config(spec, prepared, &shim))?;
+    std::fs::write(bundle.join("config.json"), config).context("writing config.json")?;
+    let netns = spec.net.as_ref().map(|n| n.netns.display().to_string()).unwrap_or_default();
+    std::fs::write(prepared.dir.join("netns"), netns).context("recording the netns")?;
+    std::fs::write(&prepared.launcher, LAUNCHER).context("writing the launcher")?;
+    let log = std::fs::File::create(prepared.dir.join("sandbox.log"))
+        .context("creating the sandbox log")?;
+    let status = tokio::process::Command::new("setsid")
+        .arg("--fork")
+        .arg("/bin/sh")
+        .arg(&prepared.launcher)
+        .args(prepared.cgroup.procs_files())
+        .env_clear()
+        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+        .env("FLINT_ID", &spec.id)
+        .env("FLINT_LOWER", &spec.rootfs)
+        .env("FLINT_VOLUME_IMAGE", prepared.volume.image())
+        .env("FLINT_VOLUME", &prepared.mountpoint)
+        .env("FLINT_MERGED", &prepared.merged)
+        .env("FLINT_NETNS", spec.net.as_ref().map(|n| n.netns.as_os_str()).unwrap_or_default())
+        .env("FLINT_RUNSC_ROOT", root)
+        .env("FLINT_RUNSC_FLAGS", flags(spec).join(" "))
+        .env("FLINT_BUNDLE", &bundle)
+        .stdin(std::process::Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .status()
+        .await
+        .context("running setsid")?;
+    if !status.success() {
+        bail!("the launcher could not start: {status}");
+    }
+    Ok(())
+}
+
+/// The network namespace a sandbox was started in, as recorded in its directory.
+fn recorded_netns(sandbox_dir: &Path) -> Option<PathBuf> {
+    std::fs::read_to_string(sandbox_dir.join("netns"))
+        .ok()
+        .filter(|p| !p.is_empty())
+        .map(PathBuf::from)
+}
+
+/// Runs runsc in the sandbox's network namespace: its control socket is an abstract unix
+/// socket, which lives in a network namespace (from any other, runsc takes the sandbox for
+/// stopped).
+async fn runsc(
+    root: &Path,
+    netns: Option<&Path>,
+    args: &[&str],
+) -> anyhow::Result<std::process::Output> {
+    let mut command = match netns {
+        Some(netns) => {
+            let mut command = tokio::process::Command::new("nsenter");
+            command.arg(format!("--net={}", netns.display())).arg("--").arg("runsc");
+            command
+        }
+        None => tokio::process::Command::new("runsc"),
+    };
+    let command = command
+        .arg("--root")
+        .arg(root)
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .output();
+    tokio::time::timeout(RUNSC_DEADLINE, command)
+        .await
+        .with_context(|| format!("runsc {} timed out", args.join(" ")))?
+        .context("running runsc (Debian package runsc)")
+}
+
+/// The host pid of a container's sandbox process (`runsc state`).
+async fn sandbox_pid(root: &Path, netns: Option<&Path>, id: &str) -> anyhow::Result<i32> {
+    let output = runsc(root, netns, &["state", id]).await?;
+    ensure!(
+        output.status.success(),
+        "runsc state {id}: {}",
+        String::from_utf8_lossy(&output.stderr).trim()
+    );
+    let state: Value = serde_json::from_slice(&output.stdout).context("runsc state's output")?;
+    ensure!(state["status"] == "running", "the container is {}, not running", state["status"]);
+    let pid = state["pid"].as_i64().context("runsc state has no pid")?;
+    i32::try_from(pid).context("runsc state's pid")
+}
+
+/// A runsc command line's global flags (`--name=value` or `--name value`, before the
+/// subcommand), by name.
+pub fn parse_flags(argv: &[String]) -> HashMap<String, String> {
+    let mut flags = HashMap::new();
+    let mut args = argv.iter().skip(1).peekable();
+    while let Some(arg) = args.next() {
+        let Some(flag) = arg.strip_prefix("--").or_else(|| arg.strip_prefix('-')) else {
+            break; // the subcommand
+        };
+        match flag.split_once('=') {
+            Some((name, value)) => flags.insert(name.to_owned(), value.to_owned()),
+            None => {
+                // A boolean, or a value in the next argument.
+                let value = match args.peek() {
+                    Some(next) if !next.starts_with('-') && !is_subcommand(next) => {
+                        args.next().cloned().unwrap_or_default()
+                    }
+                    _ => "true".to_owned(),
+                };
+                flags.insert(flag.to_owned(), value)
+            }
+        };
+    }
+    flags
+}
+
+fn is_subcommand(arg: &str) -> bool {
+    matches!(arg, "boot" | "gofer" | "run" | "create" | "start" | "exec" | "events" | "wait")
+}
+
+/// What is wrong with a runsc process's flags, if anything.
+pub fn check_flags(flags: &HashMap<String, String>) -> Result<(), String> {
+    let truthy = |name: &str| flags.get(name).is_some_and(|v| v != "false" && v != "0");
+    // runsc hands its children only the flags that differ from the defaults: no
+    // `--network` is the default, `sandbox`.
+    match flags.get("network").map(String::as_str) {
+        None | Some("sandbox" | "none") => {}
+        Some(other) => return Err(format!("network is {other}, not sandbox or none")),
+    }
+    match flags.get("host-uds").map(String::as_str) {
+        None | Some("none" | "create") => {}
+        Some(other) => return Err(format!("host-uds={other} reaches host sockets")),
+    }
+    match flags.get("host-fifo").map(String::as_str) {
+        None | Some("none") => {}
+        Some(other) => return Err(format!("host-fifo={other} reaches host FIFOs")),
+    }
+    for name in ["net-raw", "profile", "allow-flag-override", "fsgofer-host-uds"] {
+        if truthy(name) {
+            return Err(format!("{name} is on"));
+        }
+    }
+    if let Some(name) =
+        flags.keys().find(|n| n.starts_with("profile-") || n.starts_with("TESTONLY"))
+    {
+        return Err(format!("{name} is set"));
+    }
+    Ok(())
+}
+
+/// What is wrong with the bundle's `config.json` as read back, if anything.
+pub fn check_config(config: &Value, spec_root: &Path, allowed: &[&Path]) -> Result<(), String> {
+    let root = config["root"]["path"].as_str().unwrap_or_default();
+    if Path::new(root) == spec_root {
+        return Err("the root is the shared image directory".to_owned());
+    }
+    if let Some(annotations) = config["annotations"].as_object()
+        && let Some(key) = annotations.keys().find(|k| k.starts_with("dev.gvisor."))
+    {
+        return Err(format!("annotation {key} overrides runsc"));
+    }
+    for mount in config["mounts"].as_array().into_iter().flatten() {
+        if mount["type"] != "bind" {
+            continue;
+        }
+        let source = mount["source"].as_str().unwrap_or_default();
+        if !allowed.iter().any(|a| Path::new(source) == *a) {
+            return Err(format!("an unexpected host directory is mounted: {source}"));
+        }
+    }
+    Ok(())
+}
+
+fn cmdline(pid: i32) -> Option<Vec<String>> {
+    let bytes = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    Some(
+        bytes
+            .split(|b| *b == 0)
+            .filter(|a| !a.is_empty())
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect(),
+    )
+}
+
+/// Whether `pid` is a runsc sandbox process (gVisor's kernel).
+pub fn is_sentry(pid: i32) -> bool {
+    cmdline(pid).is_some_and(|argv| {
+        argv.first().is_some_and(|a| a.contains("runsc")) && argv.iter().any(|a| a == "boot")
+    })
+}
+
+fn netns_inode(path: &Path) -> anyhow::Result<u64> {
+    use std::os::unix::fs::MetadataExt as _;
+    Ok(std::fs::metadata(path).with_context(|| format!("reading {}", path.display()))?.ino())
+}
+
+/// Checks the running sandbox: every runsc process's flags, the bundle as read back, and
+/// the sentry's network namespace (the session's, or a fresh one; never the host's).
+pub async fn verify(root: &Path, spec: &Spec, prepared: &Prepared) -> anyhow::Result<()> {
+    let netns = spec.net.as_ref().map(|n| n.netns.as_path());
+    let pid = sandbox_pid(root, netns, &spec.id).await?;
+    let mut checked = 0;
+    for process in prepared.cgroup.pids() {
+        let Some(argv) = cmdline(process) else { continue };
+        if !argv.first().is_some_and(|a| a.contains("runsc")) {
+            continue;
+        }
+        let flags = parse_flags(&argv);
+        check_flags(&flags)
+            .map_err(|e| anyhow::anyhow!("runsc pid {process} ({}): {e}", argv.join(" ")))?;
+        checked += 1;
+    }
+    ensure!(checked > 0, "no runsc process found in the sandbox's cgroup");
+    let text =
+        std::fs::read(bundle(prepared).join("config.json")).context("reading config.json")?;
+    let config: Value = serde_json::from_slice(&text).context("parsing config.json")?;
+    let spec_root = config["root"]["path"].as_str().unwrap_or_default();
+    ensure!(Path::new(spec_root) == prepared.merged, "the root is not the sandbox's overlay");
+    let workspace = prepared.mountpoint.join("workspace");
+    let agent = config["mounts"]
+        .as_array()
+        .and_then(|m| m.iter().find(|m| m["destination"] == "/opt/flint/guest-agent"))
+        .and_then(|m| m["source"].as_str())
+        .map(PathBuf::from)
+        .unwrap_or_default();
+    let (shim, preload) = (root.join("flint-statx.so"), preload(prepared));
+    let allowed =
+        [prepared.run.as_path(), &workspace, &agent, &prepared.resolv_conf, &shim, &preload];
+    check_config(&config, &spec.rootfs, &allowed).map_err(|e| anyhow::anyhow!(e))?;
+    let sentry = netns_inode(&PathBuf::from(format!("/proc/{pid}/ns/net")))?;
+    let host = netns_inode(Path::new("/proc/self/ns/net"))?;
+    ensure!(sentry != host, "the sandbox runs in the host's network namespace");
+    let wanted = config["linux"]["namespaces"]
+        .as_array()
+        .and_then(|n| n.iter().find(|n| n["type"] == "network"))
+        .and_then(|n| n["path"].as_str())
+        .map(PathBuf::from);
+    if let Some(path) = wanted {
+        ensure!(
+            netns_inode(&path)? == sentry,
+            "the sandbox is not in its network namespace {}",
+            path.display()
+        );
+    }
+    Ok(())
+}
+
+/// Kills the container (`runsc delete --force`); what is left dies with the cgroup.
+pub async fn destroy(root: &Path, sandbox_dir: &Path, id: &str) {
+    let netns = recorded_netns(sandbox_dir).filter(|p| p.exists());
+    match runsc(root, netns.as_deref(), &["delete", "--force", id]).await {
+        Ok(output) if output.status.success() => {}
+        Ok(output) => {
+            tracing::debug!(session = %id, "runsc delete: {}", String::from_utf8_lossy(&output.stderr).trim());
+        }
+        Err(e) => tracing::warn!(session = %id, "runsc delete: {e:#}"),
+    }
+}
+
+/// Removes runsc's state files of a container whose processes are all gone.
+pub async fn forget(root: &Path, id: &str) {
+    let _ = runsc(root, None, &["delete", "--force", id]).await;
+    let Ok(entries) = std::fs::read_dir(root) else { return };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with(&format!("{id}_")) || name == id {
+            let path = entry.path();
+            let _ = if path.is_dir() {
+                std::fs::remove_dir_all(&path)
+            } else {
+                std::fs::remove_file(&path)
+            };
+        }
+    }
+}
+
+/// Whether runsc can run a sandbox here: runs `true` from `rootfs` with no network, under
+/// a scratch root in `scratch`. `Err` says why not.
+pub async fn probe(rootfs: &Path, scratch: &Path) -> anyhow::Result<()> {
+    let _ = std::fs::remove_dir_all(scratch);
+    let bundle = scratch.join("bundle");
+    let state = scratch.join("state");
+    super::mkdir(&bundle, 0o700)?;
+    super::mkdir(&state, 0o700)?;
+    let config = json!({
+        "ociVersion": "1.0.2",
+        "process": { "user": { "uid": 0, "gid": 0 }, "args": ["/bin/true"], "cwd": "/",
+                     "env": ["PATH=/usr/bin:/bin"] },
+        "root": { "path": rootfs, "readonly": true },
+        "mounts": [ { "destination": "/proc", "type": "proc", "source": "proc" } ],
+        "linux": { "namespaces": [ { "type": "pid" }, { "type": "network" },
+                                   { "type": "ipc" }, { "type": "uts" }, { "type": "mount" } ] },
+    });
+    std::fs::write(bundle.join("config.json"), serde_json::to_vec(&config)?)?;
+    let output = tokio::process::Command::new("runsc")
+        .arg("--root")
+        .arg(&state)
+        .args(["--network=none", "--ignore-cgroups", "run", "--bundle"])
+        .arg(&bundle)
+        .arg("flint-probe")
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(RUNSC_DEADLINE, output).await;
+    let _ = std::fs::remove_dir_all(scratch);
+    let output = output.context("runsc did not finish a `true` in time")?.context("runsc")?;
+    ensure!(
+        output.status.success(),
+        "runsc could not run `true`: {}",
+        String::from_utf8_lossy(&output.stderr).trim()
+    );
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn argv(line: &str) -> Vec<String> {
+        line.split(' ').map(str::to_owned).collect()
+    }
+
+    #[test]
+    fn the_flags_we_launch_with_pass_the_check() {
+        let line = "runsc-sandbox --root=/d --platform=ptrace --network=sandbox --host-uds=create \
+                    --host-fifo=none --overlay2=none --ignore-cgroups --net-raw=false boot --bundle /b x";
+        let flags = parse_flags(&argv(line));
+        assert_eq!(flags["network"], "sandbox");
+        assert_eq!(flags["ignore-cgroups"], "true");
+        assert!(!flags.contains_key("bundle"), "flags stop at the subcommand");
+        assert_eq!(check_flags(&flags), Ok(()));
+        // runsc's children get only the flags that differ from the defaults.
+        let child =
+            "runsc-gofer --root=/d --host-uds=create --ignore-cgroups=true gofer --bundle /b";
+        assert_eq!(check_flags(&parse_flags(&argv(child))), Ok(()));
+    }
+
+    #[test]
+    fn dangerous_flags_are_refused() {
+        for (line, why) in [
+            ("runsc --network=host boot", "network"),
+            ("runsc --network=sandbox --host-uds=all boot", "host-uds"),
+            ("runsc --network=sandbox --host-uds open boot", "host-uds"),
+            ("runsc --network=sandbox --host-fifo=open boot", "host-fifo"),
+            ("runsc --network=sandbox --net-raw boot", "net-raw"),
+            ("runsc --network=sandbox --profile boot", "profile"),
+            ("runsc --network=sandbox --profile-cpu=/x boot", "profile-cpu"),
+            ("runsc --network=sandbox --allow-flag-override=true boot", "allow-flag-override"),
+            ("runsc --network=sandbox -TESTONLY-unsafe-nonroot boot", "TESTONLY"),
+        ] {
+            let error = check_flags(&parse_flags(&argv(line))).expect_err(line);
+            assert!(error.contains(why), "{line}: {error}");
+        }
+    }
+
+    #[test]
+    fn the_config_check_refuses_the_image_root_foreign_mounts_and_overrides() {
+        let run = Path::new("/s/run");
+        let ok = json!({ "root": { "path": "/s/merged" },
+                         "mounts": [ { "type": "bind", "source": "/s/run" },
+                                     { "type": "tmpfs", "source": "tmpfs" } ] });
+        assert_eq!(check_config(&ok, Path::new("/img"), &[run]), Ok(()));
+        let image_root = json!({ "root": { "path": "/img" } });
+        assert!(check_config(&image_root, Path::new("/img"), &[run]).is_err());
+        let foreign = json!({ "root": { "path": "/s/merged" },
+                              "mounts": [ { "type": "bind", "source": "/var/run" } ] });
+        assert!(
+            check_config(&foreign, Path::new("/img"), &[run])
+                .expect_err("foreign")
+                .contains("/var/run")
+        );
+        let annotated = json!({ "root": { "path": "/s/merged" },
+                                "annotations": { "dev.gvisor.flag.network": "host" } });
+        assert!(check_config(&annotated, Path::new("/img"), &[run]).is_err());
+    }
+}
