@@ -68,6 +68,14 @@ pub struct Network {
 /// by looking at the uplink's addresses, then take it.
 const ALLOC_LOCK: &str = "/run/flint/net.lock";
 
+/// Each namespace's sandbox address, by namespace name: a runtime that takes the veth over
+/// (gVisor) leaves no address in the namespace to find it by after a restart.
+const SLOT_RECORDS: &str = "/run/flint/net";
+
+fn slot_record(netns: &str) -> PathBuf {
+    Path::new(SLOT_RECORDS).join(netns)
+}
+
 impl Network {
     /// Checks the tools and the uplink, turns on forwarding there and writes the table.
     pub async fn start(config: NetConfig, instance: &str) -> anyhow::Result<Arc<Network>> {
@@ -210,6 +218,11 @@ impl Network {
             }
         };
         self.attached.lock().await.insert(session.to_owned(), Attached { slot, _dns: forwarder });
+        if let Err(e) = std::fs::create_dir_all(SLOT_RECORDS)
+            .and_then(|()| std::fs::write(slot_record(name), address.to_string()))
+        {
+            tracing::warn!(%session, "recording the sandbox's address: {e}");
+        }
         tracing::debug!(%session, %iface, %address, "sandbox network up");
         Ok(SandboxNet { netns: path, gateway, address })
     }
@@ -280,6 +293,7 @@ impl Network {
         {
             tracing::warn!(%session, "removing the network namespace: {e:#}");
         }
+        let _ = std::fs::remove_file(slot_record(&name));
     }
 
     async fn remove_slot(&self, slot: Slot) {
@@ -296,9 +310,16 @@ impl Network {
             return None;
         }
         let nets = netns::ipv4_networks(Some(name)).await.ok()?;
-        nets.iter()
+        let in_pool = |s: &Slot| self.config.pool.net().contains(&s.net());
+        let found = nets
+            .iter()
             .map(|n| Slot::of_address(n.addr()))
-            .find(|s| self.config.pool.net().contains(&s.net()) && !s.address().is_loopback())
+            .find(|s| in_pool(s) && !s.address().is_loopback());
+        // gVisor takes the veth over and strips its address: the record says which it was.
+        found.or_else(|| {
+            let text = std::fs::read_to_string(slot_record(name)).ok()?;
+            Some(Slot::of_address(text.trim().parse().ok()?)).filter(in_pool)
+        })
     }
 
     /// After a restart: keeps the networks of `running` sessions (adding whatever rule or

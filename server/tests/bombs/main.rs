@@ -1,4 +1,4 @@
-//! Resource bombs against process sandboxes: a fork bomb (in a session of a real server), a
+//! Resource bombs against sandboxes (process, and gVisor on a real server): a fork bomb, a
 //! memory hog, `rm -rf /`. Each must stay inside its sandbox while a second one keeps
 //! answering. They run one at a
 //! time (the `BOMBS` lock): two bombs at once would measure each other.
@@ -186,4 +186,104 @@ async fn rm_rf_root_deletes_inside_only() {
     answers_within(&bystander.client().await.expect("client"), Duration::from_secs(5)).await;
     sandbox::stop(&victim).await.expect("stop");
     sandbox::stop(&bystander).await.expect("stop");
+}
+
+/// A server on the gVisor driver with two sessions of `body`: (server, bearer, A, B).
+async fn gvisor_pair(dir: &Path, body: &str) -> (TestServer, String, String, String) {
+    let server = TestServer::start_with(dir, &["--driver", "gvisor"]);
+    let bearer = server.bearer().await;
+    let a = server.running_session(&bearer, body).await;
+    let b = server.running_session(&bearer, body).await;
+    (server, bearer, a, b)
+}
+
+/// B answers `echo alive` within 10 s.
+async fn answers(server: &TestServer, bearer: &str, id: &str) {
+    let started = Instant::now();
+    let (_, out, err) = server.sh(bearer, id, "echo alive").await;
+    assert_eq!(out, "alive\n", "{err}");
+    assert!(started.elapsed() < Duration::from_secs(10), "answered after {:?}", started.elapsed());
+}
+
+#[tokio::test]
+async fn under_gvisor_a_fork_bomb_is_held_by_gvisors_kernel_and_the_session_lives() {
+    let _one_at_a_time = BOMBS.lock().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let body = r#"{"image":"test","network":false,"cpus":0.5,"memory_mb":512}"#;
+    let (server, bearer, bomb, bystander) = gvisor_pair(dir.path(), body).await;
+    let cgroup = session_pids_cgroup(&bomb);
+    let auth = [("authorization", bearer.as_str()), ("content-type", "application/json")];
+    let fire =
+        r#"{"argv":["bash","-c","bomb() { bomb | bomb & }; bomb; sleep 60"],"timeout_ms":15000}"#;
+    let bomb_exec = format!("/api/sessions/{bomb}/exec");
+    let firing = server.request("POST", &bomb_exec, &auth, fire);
+    let checks = async {
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        // While it rages, the server and the other session answer.
+        assert_eq!(server.get("/healthz", &[]).await.status, http::StatusCode::OK);
+        let list = server.get("/api/sessions", &auth[..1]).await;
+        assert_eq!(list.status, http::StatusCode::OK, "{}", list.body);
+        answers(&server, &bearer, &bystander).await;
+    };
+    let (fired, ()) = tokio::join!(firing, checks);
+    assert_eq!(fired.status, http::StatusCode::OK, "{}", fired.body);
+    // gVisor's kernel refused the forks (RLIMIT_NPROC) ...
+    let stderr = fired.json()["stderr"].as_str().unwrap_or_default().to_owned();
+    assert!(stderr.contains("Resource temporarily unavailable"), "{stderr}");
+    // ... long before the host's limit, which would have starved the sentry.
+    assert_eq!(read_number(&cgroup.join("pids.events"), Some("max")), 0, "the host limit was hit");
+    // Held, not killed: the session runs on and answers.
+    let session = server.get(&format!("/api/sessions/{bomb}"), &auth[..1]).await.json();
+    assert_eq!(session["state"], "running", "{session}");
+    answers(&server, &bearer, &bomb).await;
+    let deleted = server.request("DELETE", &format!("/api/sessions/{bomb}"), &auth[..1], "").await;
+    assert_eq!(deleted.status, http::StatusCode::NO_CONTENT, "{}", deleted.body);
+    assert!(!cgroup.exists(), "the bomb's cgroup is gone");
+    answers(&server, &bearer, &bystander).await;
+}
+
+#[tokio::test]
+async fn under_gvisor_a_memory_hog_ends_its_session_with_a_reason_and_keeps_its_workspace() {
+    let _one_at_a_time = BOMBS.lock().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let body = r#"{"image":"test","network":false,"memory_mb":256}"#;
+    let (server, bearer, hog, bystander) = gvisor_pair(dir.path(), body).await;
+    let (code, _, err) = server.sh(&bearer, &hog, "echo keep-me > /workspace/kept.txt").await;
+    assert_eq!(code, 0, "{err}");
+    // 1 GiB into a 256 MiB sandbox: the host's limit fires and takes gVisor's kernel with it.
+    let auth = [("authorization", bearer.as_str()), ("content-type", "application/json")];
+    let hog_body =
+        r#"{"argv":["python3","-c","b = bytearray(1 << 30); print(len(b))"],"timeout_ms":60000}"#;
+    let _ = server.request("POST", &format!("/api/sessions/{hog}/exec"), &auth, hog_body).await;
+    let ended = server
+        .poll_get(&format!("/api/sessions/{hog}"), &auth[..1], "the hog's session to fail", |r| {
+            r.json()["state"] == "failed"
+        })
+        .await
+        .json();
+    let reason = ended["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("out of memory") && reason.contains("256 MiB"), "{reason}");
+    // The server and the other session are unaffected; the hog's /workspace is kept.
+    assert_eq!(server.get("/healthz", &[]).await.status, http::StatusCode::OK);
+    answers(&server, &bearer, &bystander).await;
+    let tar = server.get(&format!("/api/sessions/{hog}/workspace.tar"), &auth[..1]).await;
+    assert_eq!(tar.status, http::StatusCode::OK, "{}", tar.body);
+    assert!(tar.body.contains("kept.txt") && tar.body.contains("keep-me"), "not in the tarball");
+}
+
+#[tokio::test]
+async fn under_gvisor_rm_rf_root_deletes_inside_only() {
+    let _one_at_a_time = BOMBS.lock().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let body = r#"{"image":"test","network":false}"#;
+    let (server, bearer, victim, bystander) = gvisor_pair(dir.path(), body).await;
+    let _ = server.sh(&bearer, &victim, "rm -rf --no-preserve-root / 2>/dev/null; true").await;
+    // The agent still runs (its binary is mapped); it sees the sandbox's root gone.
+    let auth = [("authorization", bearer.as_str())];
+    let gone = server
+        .get(&format!("/api/sessions/{victim}/files/content?path=/usr/bin/bash"), &auth)
+        .await;
+    assert_eq!(gone.status, http::StatusCode::NOT_FOUND, "{}", gone.body);
+    assert!(support::test_rootfs().join("usr/bin/bash").exists(), "the image is intact");
+    answers(&server, &bearer, &bystander).await;
 }

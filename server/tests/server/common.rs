@@ -291,3 +291,59 @@ impl TestServer {
         }
     }
 }
+
+impl TestServer {
+    /// A bearer token of the admin (`Bearer ...`), made through a signed-in browser.
+    pub async fn bearer(&self) -> String {
+        let cookie = self.sign_in().await;
+        let reply = self
+            .request(
+                "POST",
+                "/api/tokens",
+                &[("cookie", &cookie), ("content-type", "application/json")],
+                r#"{"name":"test"}"#,
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+        format!("Bearer {}", reply.json()["token"].as_str().expect("token"))
+    }
+
+    /// Creates a session from a JSON `body`; its record (201 expected).
+    pub async fn create_session(&self, bearer: &str, body: &str) -> serde_json::Value {
+        let reply = self
+            .request(
+                "POST",
+                "/api/sessions",
+                &[("authorization", bearer), ("content-type", "application/json")],
+                body,
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+        reply.json()
+    }
+
+    /// Creates a running session from `body`; its id.
+    pub async fn running_session(&self, bearer: &str, body: &str) -> String {
+        let session = self.create_session(bearer, body).await;
+        assert_eq!(session["state"], "running", "{session}");
+        session["id"].as_str().expect("id").to_owned()
+    }
+
+    /// Runs `bash -c script` in a session (60 s at most); (exit code, stdout, stderr).
+    pub async fn sh(&self, bearer: &str, id: &str, script: &str) -> (i64, String, String) {
+        let body =
+            serde_json::json!({ "argv": ["bash", "-c", script], "env": {}, "timeout_ms": 60_000 });
+        let reply = self
+            .request(
+                "POST",
+                &format!("/api/sessions/{id}/exec"),
+                &[("authorization", bearer), ("content-type", "application/json")],
+                &body.to_string(),
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+        let result = reply.json();
+        let text = |k: &str| result[k].as_str().unwrap_or_default().to_owned();
+        (result["exit_code"].as_i64().unwrap_or(-1), text("stdout"), text("stderr"))
+    }
+}

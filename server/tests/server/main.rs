@@ -2,6 +2,7 @@
 
 mod auth;
 mod common;
+mod gvisor;
 mod mcp;
 mod network;
 mod openapi;

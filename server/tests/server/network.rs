@@ -11,49 +11,19 @@ use crate::common::*;
 use crate::support::uplink::{self, Uplink};
 
 async fn token(server: &TestServer) -> String {
-    let cookie = server.sign_in().await;
-    let reply = server
-        .request(
-            "POST",
-            "/api/tokens",
-            &[("cookie", &cookie), ("content-type", "application/json")],
-            r#"{"name":"net"}"#,
-        )
-        .await;
-    format!("Bearer {}", reply.json()["token"].as_str().expect("token"))
+    server.bearer().await
 }
 
 async fn create(server: &TestServer, bearer: &str, body: &str) -> serde_json::Value {
-    let reply = server
-        .request(
-            "POST",
-            "/api/sessions",
-            &[("authorization", bearer), ("content-type", "application/json")],
-            body,
-        )
-        .await;
-    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
-    let session = reply.json();
+    let session = server.create_session(bearer, body).await;
     assert_eq!(session["state"], "running", "{session}");
     session
 }
 
 /// Runs `bash -c script` in a session; (exit code, stdout).
 async fn sh(server: &TestServer, bearer: &str, id: &str, script: &str) -> (i64, String) {
-    let body =
-        serde_json::json!({ "argv": ["bash", "-c", script], "env": {}, "timeout_ms": 60_000 });
-    let reply = server
-        .request(
-            "POST",
-            &format!("/api/sessions/{id}/exec"),
-            &[("authorization", bearer), ("content-type", "application/json")],
-            &body.to_string(),
-        )
-        .await;
-    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
-    let result = reply.json();
-    let code = result["exit_code"].as_i64().unwrap_or(-1);
-    (code, result["stdout"].as_str().unwrap_or_default().to_owned())
+    let (code, stdout, _) = server.sh(bearer, id, script).await;
+    (code, stdout)
 }
 
 /// Probes every target from inside a session at once; the ones that opened.
@@ -97,7 +67,7 @@ async fn escape_suite(driver: &str) {
     let dir = tempfile::tempdir().expect("tempdir");
     let dns = uplink::DNS.to_string();
     // Listening on every host address: the worst case for the server's own port.
-    let args = ["--uplink-netns", uplink.name.as_str(), "--dns-upstream", dns.as_str()];
+    let args = ["--uplink-netns", &uplink.name, "--dns-upstream", &dns, "--driver", driver];
     let server = TestServer::start_on(dir.path(), "0.0.0.0:0", &args);
     let bearer = token(&server).await;
     let a = create(&server, &bearer, r#"{"image":"test","name":"a"}"#).await;
@@ -164,13 +134,23 @@ async fn escape_suite(driver: &str) {
     );
     let (code, out) = sh(&server, &bearer, a, &fetch).await;
     assert_eq!((code, out.as_str()), (0, uplink::INDEX));
-    // No IPv6 on its network: only the loopback has an IPv6 address (`::1`).
+    // No IPv6 on its network: only the loopback has an IPv6 address (`::1`), and there is
+    // no IPv6 route. (gVisor's netstack has no per-interface IPv6 switch to read.)
+    let switch = match driver {
+        "process" => "cat /proc/sys/net/ipv6/conf/eth0/disable_ipv6",
+        _ => "echo 1",
+    };
     let script = format!(
-        "cat /proc/sys/net/ipv6/conf/eth0/disable_ipv6; grep -v ' lo$' /proc/net/if_inet6 | \
-         wc -l; {LINKS}"
+        "{switch}; grep -v ' lo$' /proc/net/if_inet6 | wc -l; {LINKS}; python3 -c \"import \
+         socket; s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM); s.connect(('2001:db8::1', \
+         80)); print('routed')\" 2>/dev/null || echo unroutable"
     );
     let (_, out) = sh(&server, &bearer, a, &script).await;
-    assert_eq!(out.split_whitespace().collect::<Vec<_>>(), ["1", "0", "eth0", "lo"], "{out}");
+    assert_eq!(
+        out.split_whitespace().collect::<Vec<_>>(),
+        ["1", "0", "eth0", "lo", "unroutable"],
+        "{out}"
+    );
 
     // `network: false`: loopback only, nothing resolves, nothing answers.
     let c = create(&server, &bearer, r#"{"image":"test","network":false}"#).await;
@@ -191,6 +171,11 @@ async fn escape_suite_process() {
     escape_suite("process").await;
 }
 
+#[tokio::test]
+async fn escape_suite_gvisor() {
+    escape_suite("gvisor").await;
+}
+
 /// The `inet flint_<instance>` table's `ifs` set on the uplink: the sandboxes it guards.
 fn guarded(uplink: &Uplink, instance: &str) -> Option<Vec<String>> {
     let text =
@@ -209,27 +194,31 @@ fn netns_exists(name: &str) -> bool {
     std::path::Path::new("/run/netns").join(name).exists()
 }
 
-#[tokio::test]
-async fn a_restart_reconciles_the_rules_and_stopping_removes_every_trace() {
+/// A restart re-adopts a running sandbox and reconciles its network; stopping it removes
+/// every trace, runsc's records included.
+async fn restart_suite(driver: &str) {
     let uplink = Uplink::build();
     let dir = tempfile::tempdir().expect("tempdir");
     let dns = uplink::DNS.to_string();
-    let args = ["--uplink-netns", uplink.name.as_str(), "--dns-upstream", dns.as_str()];
+    let args = ["--uplink-netns", &uplink.name, "--dns-upstream", &dns, "--driver", driver];
     let mut server = TestServer::start_with(dir.path(), &args);
     let instance = server.instance();
     let bearer = token(&server).await;
     let a = create(&server, &bearer, r#"{"image":"test"}"#).await;
+    assert_eq!(a["driver"], driver);
     let a = a["id"].as_str().expect("id").to_owned();
     let netns = format!("flint-{instance}-{a}");
     assert!(netns_exists(&netns));
     let ifs = guarded(&uplink, &instance).expect("the table");
     assert_eq!(ifs.len(), 1, "{ifs:?}");
     let iface = ifs[0].clone();
+    let gateway = gateway_of(address_of(&server, &bearer, &a).await);
+    let (code, _) = sh(&server, &bearer, &a, "echo before > /root/marker").await;
+    assert_eq!(code, 0);
 
     // The server dies; meanwhile A's DNS rule goes missing and a stale sandbox appears.
     server.kill();
     let table = format!("flint_{instance}");
-    let gateway = gateway_of(address_of_in(&netns));
     uplink.exec(&[
         "nft",
         "delete",
@@ -257,6 +246,9 @@ async fn a_restart_reconciles_the_rules_and_stopping_removes_every_trace() {
     let (code, out) =
         sh(&server, &bearer, &a, &format!("getent hosts {}", uplink::INTERNET_NAME)).await;
     assert_eq!(code, 0, "{out}");
+    // The same sandbox, not a new one.
+    let (_, out) = sh(&server, &bearer, &a, "cat /root/marker").await;
+    assert_eq!(out, "before\n");
 
     // Deleting the session removes its namespace, its veth and its elements.
     let reply = server
@@ -267,20 +259,32 @@ async fn a_restart_reconciles_the_rules_and_stopping_removes_every_trace() {
     assert_eq!(guarded(&uplink, &instance), Some(vec![]));
     let links = uplink.exec(&["ip", "-br", "link"]);
     assert!(!links.contains(&iface), "{links}");
+    // runsc keeps no record of it (nor does anything else under the data directory).
+    let mut left = Vec::new();
+    for dir in [dir.path().join("runsc"), dir.path().join("sessions")] {
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.contains(&a) {
+                left.push(entry.path());
+            }
+        }
+    }
+    assert!(left.is_empty(), "left behind: {left:?}");
+    assert!(!std::path::Path::new("/run/flint/net").join(&netns).exists());
 
     // A clean shutdown with no sandbox left removes the table.
     server.terminate();
     assert_eq!(guarded(&uplink, &instance), None, "the table is gone");
 }
 
-/// The sandbox address in a namespace (its `eth0`).
-fn address_of_in(netns: &str) -> Ipv4Addr {
-    let out = std::process::Command::new("ip")
-        .args(["-n", netns, "-j", "-4", "addr", "show", "eth0"])
-        .output()
-        .expect("ip");
-    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
-    json[0]["addr_info"][0]["local"].as_str().expect("address").parse().expect("ipv4")
+#[tokio::test]
+async fn a_restart_reconciles_the_rules_and_stopping_removes_every_trace() {
+    restart_suite("process").await;
+}
+
+#[tokio::test]
+async fn a_restart_readopts_a_gvisor_sandbox_and_stopping_removes_every_trace() {
+    restart_suite("gvisor").await;
 }
 
 #[tokio::test]

@@ -135,16 +135,7 @@ impl Fixture {
 }
 
 async fn create(server: &TestServer, bearer: &str) -> String {
-    let reply = server
-        .request(
-            "POST",
-            "/api/sessions",
-            &[("authorization", bearer), ("content-type", "application/json")],
-            r#"{"image":"test","network":false}"#,
-        )
-        .await;
-    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
-    reply.json()["id"].as_str().expect("id").to_owned()
+    server.running_session(bearer, r#"{"image":"test","network":false}"#).await
 }
 
 #[tokio::test]

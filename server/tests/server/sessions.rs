@@ -5,29 +5,12 @@ use http::StatusCode;
 use crate::common::*;
 
 async fn token(server: &TestServer) -> String {
-    let cookie = server.sign_in().await;
-    let reply = server
-        .request(
-            "POST",
-            "/api/tokens",
-            &[("cookie", &cookie), ("content-type", "application/json")],
-            r#"{"name":"t"}"#,
-        )
-        .await;
-    format!("Bearer {}", reply.json()["token"].as_str().expect("token"))
+    server.bearer().await
 }
 
 async fn create_session(server: &TestServer, bearer: &str) -> serde_json::Value {
-    let reply = server
-        .request(
-            "POST",
-            "/api/sessions",
-            &[("authorization", bearer), ("content-type", "application/json")],
-            r#"{"image":"test","name":"demo","cpus":0.5,"memory_mb":512}"#,
-        )
-        .await;
-    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
-    reply.json()
+    let body = r#"{"image":"test","name":"demo","cpus":0.5,"memory_mb":512}"#;
+    server.create_session(bearer, body).await
 }
 
 #[tokio::test]

@@ -40,22 +40,26 @@ pub fn images_dir() -> PathBuf {
 /// machine and spec: tests link its `images/` into their own data directories.
 pub fn image_cache() -> PathBuf {
     static CACHE: OnceLock<PathBuf> = OnceLock::new();
-    CACHE
-        .get_or_init(|| {
-            let data = target_dir().join("flint-test-data");
-            let output = std::process::Command::new(env!("CARGO_BIN_EXE_flint"))
-                .args(["image", "build"])
-                .arg(images_dir().join("test.toml"))
-                .arg("--data-dir")
-                .arg(&data)
-                .env("FLINT_LOG", "warn")
-                .stderr(std::process::Stdio::inherit())
-                .output()
-                .expect("run flint image build");
-            assert!(output.status.success(), "building the test image failed");
-            data
-        })
-        .clone()
+    CACHE.get_or_init(|| build_image("test")).clone()
+}
+
+/// Builds `images/NAME.toml` into the shared cache (once per spec: cached by its hash);
+/// the cache's data directory.
+pub fn build_image(name: &str) -> PathBuf {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one_at_a_time = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let data = target_dir().join("flint-test-data");
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_flint"))
+        .args(["image", "build"])
+        .arg(images_dir().join(format!("{name}.toml")))
+        .arg("--data-dir")
+        .arg(&data)
+        .env("FLINT_LOG", "warn")
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .expect("run flint image build");
+    assert!(output.status.success(), "building the {name} image failed");
+    data
 }
 
 /// The test image's root filesystem.
