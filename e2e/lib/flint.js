@@ -213,7 +213,12 @@ export async function startFlint({ name = 'e2e' } = {}) {
   };
   const child = spawn(
     p.flint,
-    ['serve', '--listen', `127.0.0.1:${port}`, '--public-origin', origin, '--data-dir', dataDir],
+    [
+      'serve', '--listen', `127.0.0.1:${port}`, '--public-origin', origin, '--data-dir', dataDir,
+      // The UI is what is under test: sessions on the quick driver, no warm spares. The
+      // gVisor driver has its own suites (cargo's integration tests).
+      '--driver', 'process', '--pool-size', '0',
+    ],
     { env, stdio: ['ignore', 'pipe', logFd] },
   );
   fs.closeSync(logFd);

@@ -66,6 +66,9 @@ pub struct CreateSession {
     pub network: Option<bool>,
     /// Sandbox driver: `gvisor` or `process`; default the server's (`GET /api/server`).
     pub driver: Option<String>,
+    /// Environment variables of the session's first shell (a warm sandbox's ready shell
+    /// is replaced by a fresh one that has them).
+    pub env: Option<std::collections::BTreeMap<String, String>>,
 }
 
 /// Resource limits of a session.
@@ -115,6 +118,48 @@ pub struct SessionInfo {
     pub stopped_ms: Option<i64>,
     /// When it stops by itself.
     pub expires_ms: i64,
+}
+
+/// `GET /api/server`: how this server runs sessions.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ServerInfo {
+    /// The driver sessions get unless they ask: `gvisor` or `process`.
+    pub driver: String,
+    /// Its isolation: `strong` (a kernel of its own) or `weak` (the host's kernel).
+    pub isolation: String,
+    /// What the operator should know (weak isolation, and why).
+    pub warnings: Vec<String>,
+    /// Warm sandboxes per pool image.
+    pub pool: Vec<PoolStatus>,
+    /// What all sessions and warm sandboxes may use together.
+    pub capacity: Resources,
+    /// What they use now.
+    pub used: Resources,
+}
+
+/// A pool image's warm sandboxes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PoolStatus {
+    /// The image.
+    pub image: String,
+    /// Ready now.
+    pub ready: u32,
+    /// Kept ready.
+    pub size: u32,
+}
+
+/// CPUs, memory and sandboxes.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Resources {
+    /// CPUs' worth of time.
+    pub cpus: f64,
+    /// MiB.
+    pub memory_mb: u64,
+    /// Sandboxes.
+    pub sandboxes: u32,
 }
 
 /// `GET /api/me`: the caller.

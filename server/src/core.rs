@@ -22,6 +22,9 @@ use crate::store::{ApiToken, now_ms};
 pub enum Action {
     /// Describe the caller. Anyone authenticated.
     WhoAmI,
+    /// How this server runs sessions (driver, warnings, pool, capacity). Anyone
+    /// authenticated.
+    ServerInfo,
     /// Make a bearer token, user-wide or scoped to one session. Not with a session-scoped
     /// token (a scoped token must not mint a wider one).
     CreateToken {
@@ -177,6 +180,8 @@ pub enum Action {
 pub enum Outcome {
     /// `WhoAmI`
     Me(Me),
+    /// `ServerInfo`
+    Server(proto::api::ServerInfo),
     /// `CreateToken`: the only time the secret is shown.
     NewToken(NewToken),
     /// `ListTokens`
@@ -216,6 +221,7 @@ impl Outcome {
     pub fn to_json(&self) -> Result<serde_json::Value> {
         let value = match self {
             Outcome::Me(me) => serde_json::to_value(me),
+            Outcome::Server(info) => serde_json::to_value(info),
             Outcome::NewToken(token) => serde_json::to_value(token),
             Outcome::Tokens(tokens) => serde_json::to_value(tokens),
             Outcome::Session(session) => serde_json::to_value(session),
@@ -244,6 +250,7 @@ const TOKEN_NAME_MAX: usize = 100;
 /// Performs `action` for `caller`.
 pub async fn perform(state: &AppState, caller: &Caller, action: Action) -> Result<Outcome> {
     match action {
+        Action::ServerInfo => Ok(Outcome::Server(state.sessions.server_info().await)),
         Action::WhoAmI => Ok(Outcome::Me(Me {
             id: caller.user.id.clone(),
             name: caller.user.name.clone(),

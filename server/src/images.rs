@@ -100,6 +100,11 @@ pub async fn build(data_dir: &Path, spec: &Spec, progress: bool) -> anyhow::Resu
         .context("the image build task failed")?
 }
 
+/// Whether `spec` is built (cached), without building it.
+pub fn is_built(data_dir: &Path, spec: &Spec) -> bool {
+    is_complete(&spec_dir(data_dir, spec))
+}
+
 fn is_complete(dir: &Path) -> bool {
     dir.join(".complete").is_file() && dir.join("rootfs").is_dir()
 }

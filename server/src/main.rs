@@ -12,6 +12,7 @@ use server::config::{Config, PublicOrigin, default_data_dir};
 use server::core::{Action, Outcome, perform};
 use server::images;
 use server::metrics::Metrics;
+use server::sessions::pool::Capacity;
 use server::sessions::{DEFAULT_IDLE_TIMEOUT, DEFAULT_RETENTION, Sessions, SessionsConfig};
 use server::store::Store;
 
@@ -38,6 +39,29 @@ struct Common {
     /// behind a proxy that maps ports).
     #[arg(long)]
     preview_port: Option<u16>,
+}
+
+#[derive(clap::Args, Clone)]
+struct SandboxArgs {
+    /// Sandbox driver: `auto` picks the best that works here (gVisor, else `process`
+    /// with a warning).
+    #[arg(long, value_enum, default_value = "auto")]
+    driver: server::drivers::Choice,
+    /// Warm sandboxes kept ready per pool image (0: none).
+    #[arg(long, default_value_t = 2)]
+    pool_size: usize,
+    /// Images with a warm pool (comma-separated spec names).
+    #[arg(long, value_delimiter = ',', default_value = "default")]
+    pool_images: Vec<String>,
+    /// CPUs all sessions and warm sandboxes may ask for together; default 4 per host CPU.
+    #[arg(long)]
+    capacity_cpus: Option<f64>,
+    /// Memory (MiB) all sessions and warm sandboxes may ask for; default the host's.
+    #[arg(long)]
+    capacity_memory_mb: Option<u64>,
+    /// Sandboxes (sessions and warm ones) at most; default 256.
+    #[arg(long)]
+    capacity_sandboxes: Option<usize>,
 }
 
 #[derive(clap::Args, Clone)]
@@ -95,10 +119,8 @@ enum Command {
         /// certificate); the main listener serves them too.
         #[arg(long)]
         preview_listen: Option<SocketAddr>,
-        /// Sandbox driver: `auto` picks the best that works here (gVisor, else `process`
-        /// with a warning).
-        #[arg(long, value_enum, default_value = "auto")]
-        driver: server::drivers::Choice,
+        #[command(flatten)]
+        sandboxes: Box<SandboxArgs>,
         #[command(flatten)]
         net: NetArgs,
         #[command(flatten)]
@@ -175,6 +197,23 @@ struct Running {
     idle_timeout: std::time::Duration,
     retention: std::time::Duration,
     drivers: Arc<server::drivers::Drivers>,
+    pool_size: usize,
+    pool_images: Vec<String>,
+    capacity: Capacity,
+}
+
+impl Running {
+    /// For commands that run no session.
+    fn none(drivers: Arc<server::drivers::Drivers>) -> Running {
+        Running {
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
+            retention: DEFAULT_RETENTION,
+            drivers,
+            pool_size: 0,
+            pool_images: Vec::new(),
+            capacity: Capacity::of_host(),
+        }
+    }
 }
 
 async fn state(
@@ -185,7 +224,7 @@ async fn state(
     preview_port: Option<u16>,
     run: Running,
 ) -> anyhow::Result<AppState> {
-    let Running { idle_timeout, retention, drivers } = run;
+    let Running { idle_timeout, retention, drivers, pool_size, pool_images, capacity } = run;
     let preview_domain = preview_domain.trim_matches('.').to_ascii_lowercase();
     if preview_domain.is_empty() || !preview_domain.contains('.') && preview_domain != "localhost" {
         anyhow::bail!("--preview-domain {preview_domain:?} is not a domain name");
@@ -211,6 +250,9 @@ async fn state(
         retention,
         preview: preview.clone(),
         drivers,
+        pool_size,
+        pool_images,
+        capacity,
     };
     let sessions = Sessions::new(store.clone(), sessions_config, metrics.clone());
     let config = Config { listen, data_dir, public_origin, preview };
@@ -252,10 +294,24 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             idle_timeout_s,
             retention_s,
             preview_listen,
-            driver,
+            sandboxes,
             net,
             common,
         } => {
+            let SandboxArgs {
+                driver,
+                pool_size,
+                pool_images,
+                capacity_cpus,
+                capacity_memory_mb,
+                capacity_sandboxes,
+            } = *sandboxes;
+            let host = Capacity::of_host();
+            let capacity = Capacity {
+                cpus: capacity_cpus.unwrap_or(host.cpus),
+                memory_mb: capacity_memory_mb.unwrap_or(host.memory_mb),
+                sandboxes: capacity_sandboxes.unwrap_or(host.sandboxes),
+            };
             let net = net.config()?;
             let drivers = server::drivers::Drivers::select(driver, &common.data_dir).await?;
             let preview_listener = match preview_listen {
@@ -282,7 +338,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 common.public_origin,
                 common.preview_domain,
                 common.preview_port.or(preview_listener_port),
-                Running { idle_timeout: idle, retention, drivers: Arc::new(drivers) },
+                Running {
+                    idle_timeout: idle,
+                    retention,
+                    drivers: Arc::new(drivers),
+                    pool_size,
+                    pool_images,
+                    capacity,
+                },
             )
             .await?;
             let admin = state.store.ensure_admin().await?;
@@ -304,6 +367,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 .await
                 .map_err(|e| anyhow::anyhow!("re-adopting sessions: {e}"))?;
             tokio::spawn(state.sessions.clone().watch_forever());
+            tokio::spawn(state.sessions.clone().fill_pool_forever());
+            let sessions = state.sessions.clone();
             let url = login_url(&state, &admin).await?;
             println!("Flint is listening on http://{bound}");
             println!("Sign in: {url}");
@@ -320,6 +385,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             let service = router.into_make_service_with_connect_info::<SocketAddr>();
             axum::serve(listener, service).with_graceful_shutdown(shutdown()).await?;
+            // Warm sandboxes are spare: they go, and the table with them if nothing runs.
+            sessions.drain_pool().await;
             network.shutdown().await;
             Ok(())
         }
@@ -331,11 +398,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 common.public_origin,
                 common.preview_domain,
                 common.preview_port,
-                Running {
-                    idle_timeout: DEFAULT_IDLE_TIMEOUT,
-                    retention: DEFAULT_RETENTION,
-                    drivers,
-                },
+                Running::none(drivers),
             )
             .await?;
             let admin = state.store.ensure_admin().await?;
@@ -351,11 +414,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 None,
                 server::preview::DEFAULT_DOMAIN.to_owned(),
                 None,
-                Running {
-                    idle_timeout: DEFAULT_IDLE_TIMEOUT,
-                    retention: DEFAULT_RETENTION,
-                    drivers,
-                },
+                Running::none(drivers),
             )
             .await?;
             let admin = state.store.ensure_admin().await?;

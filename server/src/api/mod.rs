@@ -18,6 +18,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/openapi.json", get(openapi::openapi))
         .route("/api/me", get(tokens::me))
+        .route("/api/server", get(tokens::server))
         .route("/api/logout", post(crate::auth::logout))
         .route("/api/tokens", get(tokens::list).post(tokens::create))
         .route("/api/tokens/{id}", delete(tokens::revoke))

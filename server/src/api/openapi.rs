@@ -14,6 +14,7 @@ use crate::auth::Caller;
     info(title = "Flint", description = "Sessions, terminals, files, exec and ports of Flint"),
     paths(
         crate::api::tokens::me,
+        crate::api::tokens::server,
         crate::api::tokens::create,
         crate::api::tokens::list,
         crate::api::tokens::revoke,

@@ -20,6 +20,12 @@ pub async fn me(State(state): State<AppState>, caller: Caller) -> Result<Respons
     Ok(Json(perform(&state, &caller, Action::WhoAmI).await?.to_json()?).into_response())
 }
 
+/// `GET /api/server`
+#[utoipa::path(get, path = "/api/server", tag = "auth", responses((status = 200, body = proto::api::ServerInfo), (status = 401, body = ErrorBody)))]
+pub async fn server(State(state): State<AppState>, caller: Caller) -> Result<Response> {
+    Ok(Json(perform(&state, &caller, Action::ServerInfo).await?.to_json()?).into_response())
+}
+
 /// `POST /api/tokens`
 #[utoipa::path(post, path = "/api/tokens", tag = "auth", request_body = CreateToken, responses((status = 201, body = NewToken), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub async fn create(

@@ -21,6 +21,7 @@ use crate::sandbox::{self, Sandbox, Spec};
 use crate::store::{SessionRecord, Store, User, now_ms};
 
 mod follow;
+pub mod pool;
 
 /// A stream of bytes to relay (a tarball).
 pub type ByteStream = futures_util::stream::BoxStream<'static, std::io::Result<bytes::Bytes>>;
@@ -53,6 +54,12 @@ pub struct SessionsConfig {
     pub preview: crate::config::PreviewBase,
     /// The sandbox drivers.
     pub drivers: Arc<crate::drivers::Drivers>,
+    /// Warm sandboxes kept per pool image (0: no pool).
+    pub pool_size: usize,
+    /// Images with a warm pool.
+    pub pool_images: Vec<String>,
+    /// What running sessions and pool slots may use together.
+    pub capacity: pool::Capacity,
 }
 
 /// Default retention of a stopped session's `/workspace`: 7 days.
@@ -70,12 +77,23 @@ struct Live {
     attached: usize,
     /// OOM kills already recorded.
     oom_kills: u64,
+    /// Its limits (what it counts against the host's capacity).
+    limits: SessionLimits,
 }
 
 impl Live {
-    fn new(sandbox: Sandbox, client: Client) -> Live {
+    fn new(sandbox: Sandbox, client: Client, limits: SessionLimits) -> Live {
         let oom_kills = sandbox.oom_kills();
-        Live { sandbox, client, last_activity: Instant::now(), attached: 0, oom_kills }
+        Live { sandbox, client, last_activity: Instant::now(), attached: 0, oom_kills, limits }
+    }
+}
+
+/// A session's limits as its cgroup takes them.
+fn cgroup_limits(limits: &SessionLimits) -> Limits {
+    Limits {
+        memory_mb: u64::from(limits.memory_mb),
+        pids: u64::from(limits.pids),
+        cpu_centis: (limits.cpus * 100.0).round() as u64,
     }
 }
 
@@ -150,6 +168,14 @@ pub struct Sessions {
     changes: tokio::sync::broadcast::Sender<SessionChange>,
     /// Sandbox networking, once `flint serve` set it up.
     network: std::sync::OnceLock<Arc<crate::net::Network>>,
+    /// Warm sandboxes (see [`pool`]).
+    pool: Mutex<Vec<pool::Warm>>,
+    /// Wakes the pool's refill task.
+    pool_wake: tokio::sync::Notify,
+    /// Sessions and pool slots being started, counted against the capacity.
+    starting: Mutex<HashMap<String, SessionLimits>>,
+    /// Makes checking the capacity and counting a new sandbox one step.
+    reserving: Mutex<()>,
     /// This, for the tasks it starts (guest reports of each running session).
     me: std::sync::Weak<Sessions>,
 }
@@ -167,6 +193,10 @@ impl Sessions {
             live: Mutex::default(),
             changes,
             network: std::sync::OnceLock::new(),
+            pool: Mutex::default(),
+            pool_wake: tokio::sync::Notify::new(),
+            starting: Mutex::default(),
+            reserving: Mutex::default(),
             me: me.clone(),
         })
     }
@@ -321,7 +351,21 @@ impl Sessions {
                 self.config.images_dir.display()
             )));
         }
-        let id = crate::auth::random_id();
+        let env = request.env.unwrap_or_default();
+        // A warm sandbox of the same image, disk, network and driver, if the pool has one.
+        let key = self.pool_key(&image, limits.disk_mb, network, &driver).ok();
+        let warm = match &key {
+            Some(key) if self.config.pool_size > 0 => self.claim(key).await,
+            _ => None,
+        };
+        let id = warm.as_ref().map_or_else(crate::auth::random_id, |w| w.id.clone());
+        // Counted from here until it runs or fails.
+        match &warm {
+            None => self.reserve(&id, &limits).await?,
+            Some(_) => {
+                self.starting.lock().await.insert(id.clone(), limits);
+            }
+        }
         let created_ms = now_ms();
         let info = SessionInfo {
             id: id.clone(),
@@ -343,22 +387,41 @@ impl Sessions {
             expires_ms: created_ms + (lifetime as i64) * 1000,
         };
         // Written before anything is started: a crash from here on leaves a record to clean.
-        self.store
+        let inserted = self
+            .store
             .insert_session(&SessionRecord { owner_id: owner.id.clone(), info: info.clone() })
-            .await?;
+            .await;
+        if let Err(e) = inserted {
+            self.unreserve(&id).await;
+            if let Some(warm) = warm {
+                self.discard(warm).await;
+            }
+            return Err(e);
+        }
         self.publish(&id).await;
-        self.audit(
-            Some(&owner.id),
-            Some(&id),
-            "session.create",
-            &serde_json::json!({ "image": info.image, "network": info.network }),
-        )
-        .await?;
-        match self.start_sandbox(&info, &spec_path, driver).await {
+        let detail = serde_json::json!({
+            "image": info.image, "network": info.network, "driver": info.driver,
+            "warm": warm.is_some(),
+        });
+        self.audit(Some(&owner.id), Some(&id), "session.create", &detail).await?;
+        let started = match warm {
+            Some(warm) => self.take_warm(warm, &info, &env).await,
+            None => {
+                let started = self.start_sandbox(&info, &spec_path, driver).await;
+                match started {
+                    Ok(live) if !env.is_empty() => {
+                        pool::first_shell(&live, &env).await.map(|_| live)
+                    }
+                    other => other,
+                }
+            }
+        };
+        match started {
             Ok(live) => {
                 self.follow_guest_reports(&id, &live.client);
                 self.follow_ports(&id, &live.client);
                 self.live.lock().await.insert(id.clone(), live);
+                self.unreserve(&id).await;
                 self.set_state(&id, SessionState::Running, None).await?;
                 let record = self.record(&id).await?;
                 if let Some(ms) = record.info.start_duration_ms {
@@ -367,10 +430,41 @@ impl Sessions {
                 Ok(record.info)
             }
             Err(e) => {
+                self.unreserve(&id).await;
                 let reason = format!("{e:#}");
                 tracing::warn!(session = %id, "start failed: {reason}");
                 self.set_state(&id, SessionState::Failed, Some(&reason)).await?;
                 Ok(self.record(&id).await?.info)
+            }
+        }
+    }
+
+    /// Makes a warm sandbox the session `info`: its limits, and a fresh first shell when
+    /// the session asks for `env`.
+    async fn take_warm(
+        &self,
+        warm: pool::Warm,
+        info: &SessionInfo,
+        env: &std::collections::BTreeMap<String, String>,
+    ) -> anyhow::Result<Live> {
+        let mut live = warm.live;
+        let prepared = async {
+            live.sandbox.set_limits(cgroup_limits(&info.limits))?;
+            live.limits = info.limits;
+            if !env.is_empty() {
+                live.client.kill_terminal(&warm.terminal).await?;
+                pool::first_shell(&live, env).await?;
+            }
+            anyhow::Ok(())
+        };
+        match prepared.await {
+            Ok(()) => Ok(live),
+            Err(e) => {
+                let _ = sandbox::stop(&live.sandbox).await;
+                if let Some(network) = self.network.get() {
+                    network.detach(&info.id).await;
+                }
+                Err(e)
             }
         }
     }
@@ -391,11 +485,7 @@ impl Sessions {
             disk_mb: u64::from(info.limits.disk_mb),
             agent_bin: self.config.agent_bin.clone(),
             cgroup: self.cgroup(&info.id),
-            limits: Limits {
-                memory_mb: u64::from(info.limits.memory_mb),
-                pids: u64::from(info.limits.pids),
-                cpu_centis: (info.limits.cpus * 100.0).round() as u64,
-            },
+            limits: cgroup_limits(&info.limits),
             net: None,
             preview_url: self.config.preview.url(&format!("{{port}}-{}", info.id), "/"),
         };
@@ -407,7 +497,7 @@ impl Sessions {
         let started = async {
             let sandbox = sandbox::start(&spec).await?;
             let client = sandbox.client().await?;
-            anyhow::Ok(Live::new(sandbox, client))
+            anyhow::Ok(Live::new(sandbox, client, info.limits))
         };
         match started.await {
             Ok(live) => Ok(live),
@@ -550,7 +640,8 @@ impl Sessions {
                     }
                     self.follow_guest_reports(id, &client);
                     self.follow_ports(id, &client);
-                    self.live.lock().await.insert(id.clone(), Live::new(sandbox, client));
+                    let live = Live::new(sandbox, client, record.info.limits);
+                    self.live.lock().await.insert(id.clone(), live);
                 }
                 (sandbox, _) => {
                     if let Some(sandbox) = sandbox {
@@ -564,6 +655,7 @@ impl Sessions {
                 }
             }
         }
+        self.remove_orphans().await;
         // The kernel holds each sandbox's network; put back what is missing, remove the rest.
         if let Some(network) = self.network.get() {
             let lost = network.reconcile(&networked).await.map_err(AppError::internal)?;
@@ -577,6 +669,29 @@ impl Sessions {
             }
         }
         Ok(())
+    }
+
+    /// Removes sandboxes that have no session: warm pool slots of the previous server (and
+    /// whatever a crash between start and record left).
+    async fn remove_orphans(&self) {
+        let Ok(entries) = std::fs::read_dir(self.config.data_dir.join("sessions")) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let id = entry.file_name().to_string_lossy().into_owned();
+            if !matches!(self.store.session(&id).await, Ok(None)) {
+                continue;
+            }
+            let driver =
+                if entry.path().join("sandbox/bundle").exists() { "gvisor" } else { "process" };
+            if let Ok(Some(sandbox)) = self.adopt(&id, driver) {
+                tracing::info!(slot = %id, "removing a sandbox with no session (a warm one)");
+                let _ = sandbox::stop(&sandbox).await;
+            }
+            if let Err(e) = std::fs::remove_dir_all(entry.path()) {
+                tracing::warn!(slot = %id, "removing an orphan's directory: {e}");
+            }
+        }
     }
 
     /// Once a second: stops sessions whose lifetime is over or that sat idle too long, and

@@ -42,6 +42,8 @@ impl TestServer {
             .args(extra)
             // Most suites test the server on the `process` driver; gVisor's ask for it.
             .args(if extra.contains(&"--driver") { &[][..] } else { &["--driver", "process"][..] })
+            // No warm sandboxes unless a test asks: they would load every other test.
+            .args(if extra.contains(&"--pool-size") { &[][..] } else { &["--pool-size", "0"][..] })
             .env("FLINT_LOG", "warn")
             .env("FLINT_IMAGES_DIR", crate::support::images_dir())
             .env("FLINT_AGENT_BIN", crate::support::agent_bin())

@@ -6,6 +6,7 @@ mod gvisor;
 mod mcp;
 mod network;
 mod openapi;
+mod pool;
 mod preview;
 mod sessions;
 #[path = "../support/mod.rs"]

@@ -391,6 +391,8 @@ async fn revoking_the_token_cancels_the_call_in_flight_and_refuses_the_next() {
     // The shell is free again: the agent's command was interrupted with it.
     let ws_token = format!("Bearer {}", make_token(&f.server, &f.cookie, Some(&f.session)).await.0);
     let next_client = connect(&f.mcp_url(&f.session), ws_token.trim_start_matches("Bearer ")).await;
+    // (Its next prompt is drawn a moment after the interrupt.)
+    wait_for_prompt(&next_client).await;
     assert_ok(&call(&next_client, "run_command", json!({"command": "echo shell-free"})).await);
 }
 

@@ -81,6 +81,8 @@ async fn every_route_answers_as_documented() {
     let json = [("authorization", bearer.as_str()), ("content-type", "application/json")];
     c.check("get", "/api/me", &server.get("/api/me", &auth).await);
     c.check("get", "/api/me", &server.get("/api/me", &[]).await);
+    c.check("get", "/api/server", &server.get("/api/server", &auth).await);
+    c.check("get", "/api/server", &server.get("/api/server", &[]).await);
     c.check("get", "/api/tokens", &server.get("/api/tokens", &auth).await);
     let spare = server.request("POST", "/api/tokens", &json, r#"{"name":"spare"}"#).await;
     let spare_id = spare.json()["id"].as_str().expect("id").to_owned();

@@ -62,6 +62,7 @@ fn request(image: &str, size: &str, name: &str, network: bool) -> CreateSession 
         lifetime_s: None,
         network: Some(network),
         driver: None,
+        env: None,
     }
 }
 

@@ -488,7 +488,9 @@ pub async fn probe(rootfs: &Path, scratch: &Path) -> anyhow::Result<()> {
         .arg(&state)
         .args(["--network=none", "--ignore-cgroups", "run", "--bundle"])
         .arg(&bundle)
-        .arg("flint-probe")
+        // Unique: a sandbox's control socket is an abstract socket named after its id, and
+        // servers starting at once probe in the same network namespace.
+        .arg(format!("flint-probe-{}", crate::auth::random_id()))
         .stdin(std::process::Stdio::null())
         .kill_on_drop(true)
         .output();
