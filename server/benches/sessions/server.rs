@@ -1,0 +1,324 @@
+//! The bench's harness: a release `flint serve` on a free port with a fresh data
+//! directory (the test image linked in) and a user-wide token, and plain HTTP requests.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use anyhow::{Context as _, Result, bail, ensure};
+use bytes::Bytes;
+use http::{Request, StatusCode};
+use http_body_util::{BodyExt as _, Full};
+use hyper_util::rt::TokioIo;
+use tokio::io::AsyncBufReadExt as _;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+
+use super::report::{target_dir, workspace};
+use super::{SESSION_BODY, WAIT, Ws, uplink};
+
+/// The release guest-agent binary, built (or brought up to date: a stale agent would measure
+/// old code) by `cargo build --release -p guest-agent`, since `cargo bench -p server` does not
+/// build other packages' binaries.
+pub fn agent_bin() -> Result<PathBuf> {
+    let bin = target_dir().join("release/guest-agent");
+    {
+        eprintln!("bench: cargo build --release -p guest-agent");
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let status = std::process::Command::new(cargo)
+            .args(["build", "--release", "-p", "guest-agent"])
+            .current_dir(workspace())
+            .status()
+            .context("running cargo build --release -p guest-agent")?;
+        ensure!(status.success(), "building the release guest-agent failed: {status}");
+    }
+    Ok(bin)
+}
+
+/// A data directory holding the built test image, built unless cached: each run links its
+/// `images/` into a fresh data directory.
+pub async fn image_cache() -> Result<PathBuf> {
+    let cache = target_dir().join("flint-bench-data");
+    let spec = workspace().join("images/test.toml");
+    let start = Instant::now();
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_flint"))
+        .args(["image", "build"])
+        .arg(&spec)
+        .arg("--data-dir")
+        .arg(&cache)
+        .env("FLINT_LOG", "warn")
+        .stdin(Stdio::null())
+        .stderr(Stdio::inherit())
+        .output()
+        .await
+        .context("running flint image build")?;
+    ensure!(output.status.success(), "building {} failed: {}", spec.display(), output.status);
+    eprintln!(
+        "bench: test image {} ({:.1?})",
+        String::from_utf8_lossy(&output.stdout).trim(),
+        start.elapsed()
+    );
+    Ok(cache)
+}
+
+/// `flint serve` on a free port with a fresh data directory, and a user-wide token.
+#[derive(Clone)]
+pub struct Server {
+    pub inner: Arc<Inner>,
+}
+
+pub struct Inner {
+    pub child: tokio::sync::Mutex<tokio::process::Child>,
+    pub addr: String,
+    pub bearer: String,
+    /// Sessions created and not deleted yet.
+    pub sessions: Mutex<Vec<String>>,
+    _dir: tempfile::TempDir,
+}
+
+/// A response, read whole.
+pub struct Reply {
+    pub status: StatusCode,
+    /// The name=value pair of its `Set-Cookie`, if any.
+    pub cookie: Option<String>,
+    pub body: String,
+}
+
+impl Reply {
+    pub fn json(&self) -> Result<serde_json::Value> {
+        serde_json::from_str(&self.body).with_context(|| format!("not json: {}", self.body))
+    }
+}
+
+impl Server {
+    /// Starts `flint serve` with `extra` arguments (the driver, the pool).
+    pub async fn start(
+        cache: &Path,
+        agent: &Path,
+        uplink: &uplink::Uplink,
+        extra: &[&str],
+    ) -> Result<Server> {
+        let dir = tempfile::tempdir().context("temporary directory")?;
+        std::os::unix::fs::symlink(cache.join("images"), dir.path().join("images"))
+            .context("linking the image cache")?;
+        let binary = env!("CARGO_BIN_EXE_flint");
+        let mut child = tokio::process::Command::new(binary)
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(dir.path())
+            .args(["--uplink-netns", &uplink.name, "--dns-upstream", &uplink::DNS.to_string()])
+            .args(extra)
+            .env("FLINT_LOG", std::env::var("FLINT_LOG").unwrap_or_else(|_| "warn".into()))
+            .env("FLINT_IMAGES_DIR", workspace().join("images"))
+            .env("FLINT_AGENT_BIN", agent)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("starting {binary} serve"))?;
+        let stdout = child.stdout.take().context("the server's stdout")?;
+        let mut lines = tokio::io::BufReader::new(stdout).lines();
+        let (mut addr, mut login_url) = (None, None);
+        let started = async {
+            while addr.is_none() || login_url.is_none() {
+                let Some(line) = lines.next_line().await.context("reading the server's stdout")?
+                else {
+                    bail!("flint serve exited before printing its address and login url");
+                };
+                if let Some(rest) = line.strip_prefix("Flint is listening on http://") {
+                    addr = Some(rest.to_owned());
+                } else if let Some(rest) = line.strip_prefix("Sign in: ") {
+                    login_url = Some(rest.to_owned());
+                }
+            }
+            anyhow::Ok(())
+        };
+        tokio::time::timeout(WAIT, started).await.context("flint serve did not start")??;
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        let (addr, login_url) = (addr.unwrap_or_default(), login_url.unwrap_or_default());
+        eprintln!("bench: flint serve on http://{addr} ({binary}, agent {})", agent.display());
+        let bearer = token(&addr, &login_url).await?;
+        Ok(Server {
+            inner: Arc::new(Inner {
+                child: tokio::sync::Mutex::new(child),
+                addr,
+                bearer,
+                sessions: Mutex::default(),
+                _dir: dir,
+            }),
+        })
+    }
+
+    pub async fn request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> Result<Reply> {
+        request(&self.inner.addr, method, path, headers, body).await
+    }
+
+    /// Creates a session and checks it is running; its id.
+    pub async fn create_session(&self) -> Result<String> {
+        self.create_session_with(SESSION_BODY).await
+    }
+
+    pub async fn create_session_with(&self, body: &str) -> Result<String> {
+        let headers = [("authorization", self.bearer()), ("content-type", "application/json")];
+        let reply = self.request("POST", "/api/sessions", &headers, body).await?;
+        ensure!(
+            reply.status == StatusCode::CREATED,
+            "creating a session: {} {}",
+            reply.status,
+            reply.body
+        );
+        let session = reply.json()?;
+        let id = session["id"].as_str().context("no session id")?.to_owned();
+        self.sessions().push(id.clone());
+        ensure!(session["state"] == "running", "a session that is not running: {session}");
+        Ok(id)
+    }
+
+    /// Creates a terminal in the session and opens its websocket.
+    pub async fn open_terminal(&self, id: &str) -> Result<Ws> {
+        let tid = self.create_terminal(id).await?;
+        self.attach(id, &tid).await
+    }
+
+    /// Opens the session's first shell as the web app does: the one that is there (a warm
+    /// sandbox's), else a new one.
+    pub async fn open_first_shell(&self, id: &str) -> Result<Ws> {
+        let headers = [("authorization", self.bearer())];
+        let reply =
+            self.request("GET", &format!("/api/sessions/{id}/terminals"), &headers, "").await?;
+        ensure!(
+            reply.status == StatusCode::OK,
+            "listing terminals: {} {}",
+            reply.status,
+            reply.body
+        );
+        let first =
+            reply.json()?.as_array().and_then(|t| t.first()?["id"].as_str().map(str::to_owned));
+        let tid = match first {
+            Some(tid) => tid,
+            None => self.create_terminal(id).await?,
+        };
+        self.attach(id, &tid).await
+    }
+
+    async fn create_terminal(&self, id: &str) -> Result<String> {
+        let headers = [("authorization", self.bearer()), ("content-type", "application/json")];
+        let reply =
+            self.request("POST", &format!("/api/sessions/{id}/terminals"), &headers, "{}").await?;
+        ensure!(
+            reply.status == StatusCode::CREATED,
+            "creating a terminal: {} {}",
+            reply.status,
+            reply.body
+        );
+        Ok(reply.json()?["id"].as_str().context("no terminal id")?.to_owned())
+    }
+
+    async fn attach(&self, id: &str, tid: &str) -> Result<Ws> {
+        let url = format!("ws://{}/api/sessions/{id}/terminals/{tid}/ws", self.inner.addr);
+        let mut request = url.into_client_request().context("websocket request")?;
+        let origin = format!("http://{}", self.inner.addr);
+        for (name, value) in [("authorization", self.bearer()), ("origin", origin.as_str())] {
+            request.headers_mut().insert(name, value.parse().context("header value")?);
+        }
+        let (ws, _) = tokio::time::timeout(WAIT, tokio_tungstenite::connect_async(request))
+            .await
+            .context("opening the terminal websocket timed out")?
+            .context("opening the terminal websocket")?;
+        Ok(ws)
+    }
+
+    pub async fn delete_session(&self, id: &str) -> Result<()> {
+        let headers = [("authorization", self.bearer())];
+        let reply = self.request("DELETE", &format!("/api/sessions/{id}"), &headers, "").await?;
+        ensure!(
+            reply.status == StatusCode::NO_CONTENT,
+            "deleting session {id}: {} {}",
+            reply.status,
+            reply.body
+        );
+        self.sessions().retain(|s| s != id);
+        Ok(())
+    }
+
+    /// Deletes every session a failed measurement left behind.
+    pub async fn delete_leftovers(&self) -> Result<()> {
+        let leftovers = self.sessions().clone();
+        let mut result = Ok(());
+        for id in leftovers {
+            eprintln!("bench: deleting leftover session {id}");
+            if let Err(e) = self.delete_session(&id).await {
+                eprintln!("bench: {e:#}");
+                result = Err(e);
+            }
+        }
+        result
+    }
+
+    pub async fn stop(&self) {
+        let mut child = self.inner.child.lock().await;
+        let _ = child.kill().await;
+    }
+
+    pub fn bearer(&self) -> &str {
+        &self.inner.bearer
+    }
+
+    pub fn sessions(&self) -> std::sync::MutexGuard<'_, Vec<String>> {
+        self.inner.sessions.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// Signs in with the login link and creates a user-wide token: `Bearer <token>`.
+pub async fn token(addr: &str, login_url: &str) -> Result<String> {
+    let login = &login_url[login_url.find("/login").context("a /login url")?..];
+    let reply = request(addr, "GET", login, &[], "").await?;
+    ensure!(reply.status == StatusCode::SEE_OTHER, "sign-in: {} {}", reply.status, reply.body);
+    let cookie = reply.cookie.context("no cookie from the sign-in")?;
+    let headers = [("cookie", cookie.as_str()), ("content-type", "application/json")];
+    let reply = request(addr, "POST", "/api/tokens", &headers, r#"{"name":"bench"}"#).await?;
+    ensure!(reply.status.is_success(), "creating a token: {} {}", reply.status, reply.body);
+    let token = reply.json()?["token"].as_str().map(str::to_owned);
+    Ok(format!("Bearer {}", token.context("no token in the reply")?))
+}
+
+/// One request to the server at `addr` on a fresh connection.
+pub async fn request(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> Result<Reply> {
+    let exchange = async {
+        let stream = tokio::net::TcpStream::connect(addr).await?;
+        let (mut sender, connection) =
+            hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+        tokio::spawn(connection);
+        let mut request = Request::builder().method(method).uri(path).header("host", addr);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let request = request.body(Full::new(Bytes::from(body.to_owned())))?;
+        let response = sender.send_request(request).await?;
+        let status = response.status();
+        let cookie = response
+            .headers()
+            .get("set-cookie")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .map(str::to_owned);
+        let body = response.into_body().collect().await?.to_bytes();
+        let body = String::from_utf8_lossy(&body).into_owned();
+        anyhow::Ok(Reply { status, cookie, body })
+    };
+    tokio::time::timeout(WAIT, exchange)
+        .await
+        .with_context(|| format!("{method} {path}: no answer within {WAIT:?}"))?
+        .with_context(|| format!("{method} {path}"))
+}
