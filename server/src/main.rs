@@ -53,7 +53,7 @@ struct SandboxArgs {
     /// Images with a warm pool (comma-separated spec names).
     #[arg(long, value_delimiter = ',', default_value = "default")]
     pool_images: Vec<String>,
-    /// CPUs all sessions and warm sandboxes may ask for together; default 4 per host CPU.
+    /// CPUs all sessions and warm sandboxes may ask for together; default 8 per host CPU.
     #[arg(long)]
     capacity_cpus: Option<f64>,
     /// Memory (MiB) all sessions and warm sandboxes may ask for; default the host's.

@@ -106,6 +106,11 @@ pub async fn me() -> ApiResult<Me> {
     get("/api/me").await
 }
 
+/// `GET /api/server`
+pub async fn server() -> ApiResult<proto::api::ServerInfo> {
+    get("/api/server").await
+}
+
 /// `POST /api/logout`
 pub async fn logout() -> ApiResult<()> {
     send(csrf(Request::post("/api/logout"))).await.map(drop)

@@ -65,7 +65,8 @@ pub struct Capacity {
 }
 
 impl Capacity {
-    /// This host's: four times its CPUs (sandboxes mostly idle), its memory, 256 sandboxes.
+    /// This host's: eight times its CPUs (a session's `cpus` is a ceiling, and sessions
+    /// mostly sit idle), its memory, 256 sandboxes.
     pub fn of_host() -> Capacity {
         let cpus = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
         let memory_mb = std::fs::read_to_string("/proc/meminfo")
@@ -75,7 +76,7 @@ impl Capacity {
                 line.split_whitespace().nth(1)?.parse::<u64>().ok()
             })
             .map_or(4096, |kib| kib / 1024);
-        Capacity { cpus: cpus * 4.0, memory_mb, sandboxes: 256 }
+        Capacity { cpus: cpus * 8.0, memory_mb, sandboxes: 256 }
     }
 }
 
@@ -359,7 +360,7 @@ impl Sessions {
         // A pool never builds an image: the first session of it (or `flint image build`) does.
         let spec_path = self.config.images_dir.join(format!("{}.toml", key.image));
         let image = crate::images::load_spec(&spec_path)?;
-        if !crate::images::is_built(&self.config.data_dir, &image) {
+        if crate::images::built_rootfs(&self.config.data_dir, &image).is_none() {
             anyhow::bail!("image {} is not built yet: the pool waits for it", key.image);
         }
         let rootfs = key.rootfs.clone();

@@ -31,8 +31,23 @@ pub fn SessionsPage() -> impl IntoView {
         }
     };
 
+    // How this server runs sessions: its warnings (weak isolation, and why) stay in view.
+    let server = LocalResource::new(api::server);
+    let warnings = move || {
+        let warnings = server.get().and_then(Result::ok).map(|info| info.warnings);
+        warnings.unwrap_or_default().into_iter().map(|warning| {
+            view! {
+                <div class="server-warning" role="alert" data-testid="server-warning">
+                    <strong>"Weak isolation · "</strong>
+                    {warning}
+                </div>
+            }
+        }).collect_view()
+    };
+
     view! {
         <main class="page">
+            {warnings}
             <div class="page-header">
                 <h1>"Sessions"</h1>
                 {live}
