@@ -35,14 +35,18 @@ pub fn SessionsPage() -> impl IntoView {
     let server = LocalResource::new(api::server);
     let warnings = move || {
         let warnings = server.get().and_then(Result::ok).map(|info| info.warnings);
-        warnings.unwrap_or_default().into_iter().map(|warning| {
-            view! {
-                <div class="server-warning" role="alert" data-testid="server-warning">
-                    <strong>"Weak isolation · "</strong>
-                    {warning}
-                </div>
-            }
-        }).collect_view()
+        warnings
+            .unwrap_or_default()
+            .into_iter()
+            .map(|warning| {
+                view! {
+                    <div class="server-warning" role="alert" data-testid="server-warning">
+                        <strong>"Weak isolation · "</strong>
+                        {warning}
+                    </div>
+                }
+            })
+            .collect_view()
     };
 
     view! {
