@@ -174,7 +174,7 @@ fn raise_pid_max() {
 fn process_warning(why: &str) -> String {
     format!(
         "sessions run on the `process` driver ({why}): weak isolation, the sandbox shares the \
-         host's kernel; install runsc for gVisor"
+         host's kernel"
     )
 }
 

@@ -265,6 +265,49 @@ pub async fn start(spec: &Spec) -> anyhow::Result<Sandbox> {
     Ok(sandbox)
 }
 
+impl Prepared {
+    /// Writes `script` as the launcher and runs it detached (`setsid --fork`: own session,
+    /// stdio to `sandbox.log`, no tie to the server) as `sh launch.sh PROCS...`, so its first
+    /// step can join the cgroups. Its environment is `env` and the variables every launcher
+    /// reads: `FLINT_ID`, `FLINT_LOWER`, `FLINT_VOLUME_IMAGE`, `FLINT_VOLUME`, `FLINT_MERGED`,
+    /// `FLINT_NETNS`.
+    pub(crate) async fn launch(
+        &self,
+        spec: &Spec,
+        script: &str,
+        env: &[(&str, &std::ffi::OsStr)],
+    ) -> anyhow::Result<()> {
+        std::fs::write(&self.launcher, script).context("writing the launcher")?;
+        let log = std::fs::File::create(self.dir.join("sandbox.log"))
+            .context("creating the sandbox log")?;
+        let netns = spec.net.as_ref().map(|n| n.netns.as_os_str()).unwrap_or_default();
+        let status = tokio::process::Command::new("setsid")
+            .arg("--fork")
+            .arg("/bin/sh")
+            .arg(&self.launcher)
+            .args(self.cgroup.procs_files())
+            .env_clear()
+            .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+            .env("FLINT_ID", &spec.id)
+            .env("FLINT_LOWER", &spec.rootfs)
+            .env("FLINT_VOLUME_IMAGE", self.volume.image())
+            .env("FLINT_VOLUME", &self.mountpoint)
+            .env("FLINT_MERGED", &self.merged)
+            .env("FLINT_NETNS", netns)
+            .envs(env.iter().copied())
+            .stdin(std::process::Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .status()
+            .await
+            .context("running setsid")?;
+        if !status.success() {
+            bail!("the launcher could not start: {status}");
+        }
+        Ok(())
+    }
+}
+
 impl Sandbox {
     async fn wait_for_agent(&self) -> anyhow::Result<()> {
         let started = Instant::now();

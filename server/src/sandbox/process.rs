@@ -16,7 +16,7 @@
 //! mounted inside the sandbox's own mount namespace: when the last process dies, the mount
 //! goes with it.
 
-use anyhow::{Context as _, bail};
+use std::ffi::OsStr;
 
 use crate::sandbox::{CAPABILITIES, Prepared, Spec};
 
@@ -65,37 +65,15 @@ exec bwrap \
 
 /// Writes the launcher and runs it detached; [`super::start`] waits for the agent.
 pub async fn launch(spec: &Spec, prepared: &Prepared) -> anyhow::Result<()> {
-    std::fs::write(&prepared.launcher, LAUNCHER).context("writing the launcher")?;
-    let log = std::fs::File::create(prepared.dir.join("sandbox.log"))
-        .context("creating the sandbox log")?;
     let caps: Vec<String> = CAPABILITIES.iter().map(|c| format!("--cap-add {c}")).collect();
-    let status = tokio::process::Command::new("setsid")
-        .arg("--fork")
-        .arg("/bin/sh")
-        .arg(&prepared.launcher)
-        .args(prepared.cgroup.procs_files())
-        .env_clear()
-        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
-        .env("FLINT_ID", &spec.id)
-        .env("FLINT_HOSTNAME", spec.hostname())
-        .env("FLINT_LOWER", &spec.rootfs)
-        .env("FLINT_VOLUME_IMAGE", prepared.volume.image())
-        .env("FLINT_VOLUME", &prepared.mountpoint)
-        .env("FLINT_MERGED", &prepared.merged)
-        .env("FLINT_AGENT", &spec.agent_bin)
-        .env("FLINT_RUN", &prepared.run)
-        .env("FLINT_CAPS", caps.join(" "))
-        .env("FLINT_NETNS", spec.net.as_ref().map(|n| n.netns.as_os_str()).unwrap_or_default())
-        .env("FLINT_RESOLV_CONF", &prepared.resolv_conf)
-        .env("FLINT_PREVIEW_URL", &spec.preview_url)
-        .stdin(std::process::Stdio::null())
-        .stdout(log.try_clone()?)
-        .stderr(log)
-        .status()
-        .await
-        .context("running setsid")?;
-    if !status.success() {
-        bail!("the launcher could not start: {status}");
-    }
-    Ok(())
+    let (hostname, caps) = (spec.hostname(), caps.join(" "));
+    let env: [(&str, &OsStr); 6] = [
+        ("FLINT_HOSTNAME", hostname.as_ref()),
+        ("FLINT_AGENT", spec.agent_bin.as_ref()),
+        ("FLINT_RUN", prepared.run.as_ref()),
+        ("FLINT_CAPS", caps.as_ref()),
+        ("FLINT_RESOLV_CONF", prepared.resolv_conf.as_ref()),
+        ("FLINT_PREVIEW_URL", spec.preview_url.as_ref()),
+    ];
+    prepared.launch(spec, LAUNCHER, &env).await
 }

@@ -29,7 +29,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::{Context as _, bail, ensure};
+use anyhow::{Context as _, ensure};
 use serde_json::{Value, json};
 
 use crate::sandbox::{CAPABILITIES, Prepared, Spec};
@@ -197,35 +197,13 @@ pub async fn launch(spec: &Spec, prepared: &Prepared, root: &Path) -> anyhow::Re
     std::fs::write(bundle.join("config.json"), config).context("writing config.json")?;
     let netns = spec.net.as_ref().map(|n| n.netns.display().to_string()).unwrap_or_default();
     std::fs::write(prepared.dir.join("netns"), netns).context("recording the netns")?;
-    std::fs::write(&prepared.launcher, LAUNCHER).context("writing the launcher")?;
-    let log = std::fs::File::create(prepared.dir.join("sandbox.log"))
-        .context("creating the sandbox log")?;
-    let status = tokio::process::Command::new("setsid")
-        .arg("--fork")
-        .arg("/bin/sh")
-        .arg(&prepared.launcher)
-        .args(prepared.cgroup.procs_files())
-        .env_clear()
-        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
-        .env("FLINT_ID", &spec.id)
-        .env("FLINT_LOWER", &spec.rootfs)
-        .env("FLINT_VOLUME_IMAGE", prepared.volume.image())
-        .env("FLINT_VOLUME", &prepared.mountpoint)
-        .env("FLINT_MERGED", &prepared.merged)
-        .env("FLINT_NETNS", spec.net.as_ref().map(|n| n.netns.as_os_str()).unwrap_or_default())
-        .env("FLINT_RUNSC_ROOT", root)
-        .env("FLINT_RUNSC_FLAGS", flags(spec).join(" "))
-        .env("FLINT_BUNDLE", &bundle)
-        .stdin(std::process::Stdio::null())
-        .stdout(log.try_clone()?)
-        .stderr(log)
-        .status()
-        .await
-        .context("running setsid")?;
-    if !status.success() {
-        bail!("the launcher could not start: {status}");
-    }
-    Ok(())
+    let flags = flags(spec).join(" ");
+    let env: [(&str, &std::ffi::OsStr); 3] = [
+        ("FLINT_RUNSC_ROOT", root.as_ref()),
+        ("FLINT_RUNSC_FLAGS", flags.as_ref()),
+        ("FLINT_BUNDLE", bundle.as_ref()),
+    ];
+    prepared.launch(spec, LAUNCHER, &env).await
 }
 
 /// The network namespace a sandbox was started in, as recorded in its directory.
