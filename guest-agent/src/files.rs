@@ -1,7 +1,7 @@
 //! Files: stat, list, read, write, mkdir, move, remove and tar. Paths must be absolute.
 
 use std::io::Write as _;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt as _, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
@@ -182,15 +182,17 @@ pub async fn write(uri: &Uri, mut body: Incoming) -> Result<Response<Body>> {
         std::process::id(),
         TEMP_COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
     ));
-    let mut file = tokio::fs::OpenOptions::new()
+    // Made and guarded with no `.await` between: hyper drops this future when the client
+    // resets the stream, and a file made by a blocking-pool open that outlived the dropped
+    // future would be left behind. (One open; not worth a blocking-pool hop.)
+    let file = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(0o600)
         .open(&temp)
-        .await
         .map_err(|e| Error::io(&describe(&path), e))?;
-    // hyper drops this future when the client resets the stream: the guard cleans up then too.
     let mut guard = RemoveOnDrop(Some(temp.clone()));
+    let mut file = tokio::fs::File::from_std(file);
     let written = async {
         while let Some(frame) = body.frame().await {
             let frame = frame.map_err(|e| Error::bad_request(format!("reading body: {e}")))?;
