@@ -232,10 +232,26 @@ async fn under_gvisor_a_fork_bomb_is_held_by_gvisors_kernel_and_the_session_live
     assert!(stderr.contains("Resource temporarily unavailable"), "{stderr}");
     // ... long before the host's limit, which would have starved the sentry.
     assert_eq!(read_number(&cgroup.join("pids.events"), Some("max")), 0, "the host limit was hit");
-    // Held, not killed: the session runs on and answers.
+    // Held, not killed: the session runs on and answers once the bomb's thousands of
+    // processes, killed with the exec's process group, are gone (that takes gVisor a while).
     let session = server.get(&format!("/api/sessions/{bomb}"), &auth[..1]).await.json();
     assert_eq!(session["state"], "running", "{session}");
-    answers(&server, &bearer, &bomb).await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let alive = r#"{"argv":["echo","alive"]}"#;
+        let reply = server.request("POST", &bomb_exec, &auth, alive).await;
+        if reply.status == http::StatusCode::OK && reply.json()["stdout"] == "alive\n" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the bombed session never answered again: {}",
+            reply.body
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let session = server.get(&format!("/api/sessions/{bomb}"), &auth[..1]).await.json();
+    assert_eq!(session["state"], "running", "{session}");
     let deleted = server.request("DELETE", &format!("/api/sessions/{bomb}"), &auth[..1], "").await;
     assert_eq!(deleted.status, http::StatusCode::NO_CONTENT, "{}", deleted.body);
     assert!(!cgroup.exists(), "the bomb's cgroup is gone");
