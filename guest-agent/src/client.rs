@@ -10,6 +10,10 @@ use hyper::body::{Frame, Incoming};
 use hyper::client::conn::http2::SendRequest;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use proto::audit::{GuestReport, ReportQueued, ToolReport};
+use proto::browser::{
+    BrowserStatus, Click, ConsoleLog, ConsoleQuery, InputDone, InputEvent, Navigate, NewTab,
+    PageInfo, PageText, ScreencastEvent, ScreencastQuery, TabId, TabInfo, TabList, TypeText,
+};
 use proto::error::{ErrorBody, ErrorCode};
 use proto::exec::{ExecDown, ExecRequest, ExecUp};
 use proto::files::{
@@ -353,6 +357,78 @@ impl Client {
     /// `GET /v1/audit/events`: every report the agent holds, then new ones live.
     pub async fn audit_events(&self) -> Result<FrameStream<GuestReport>> {
         Ok(FrameStream::new(self.call(Route::AuditEvents, None, empty()).await?))
+    }
+
+    /// `GET /v1/browser/status`: whether the shared browser runs (never starts it).
+    pub async fn browser_status(&self) -> Result<BrowserStatus> {
+        self.json(Route::BrowserStatus, None, empty()).await
+    }
+
+    /// `POST /v1/browser/navigate`: loads a URL in the active tab and waits for it.
+    pub async fn browser_navigate(&self, request: &Navigate) -> Result<PageInfo> {
+        self.json(Route::BrowserNavigate, None, json_body(request)?).await
+    }
+
+    /// `POST /v1/browser/click`: a selector or a point of the active tab.
+    pub async fn browser_click(&self, request: &Click) -> Result<PageInfo> {
+        self.json(Route::BrowserClick, None, json_body(request)?).await
+    }
+
+    /// `POST /v1/browser/type`: text into the focused element or a selector.
+    pub async fn browser_type(&self, request: &TypeText) -> Result<PageInfo> {
+        self.json(Route::BrowserType, None, json_body(request)?).await
+    }
+
+    /// `GET /v1/browser/screenshot`: a PNG of the active tab's viewport.
+    pub async fn browser_screenshot(&self) -> Result<Bytes> {
+        let body = self.call(Route::BrowserScreenshot, None, empty()).await?;
+        Ok(body.collect().await.map_err(transport)?.to_bytes())
+    }
+
+    /// `GET /v1/browser/text`: the active tab's visible text, URL and title.
+    pub async fn browser_text(&self) -> Result<PageText> {
+        self.json(Route::BrowserText, None, empty()).await
+    }
+
+    /// `GET /v1/browser/console`: console messages after `since` (all held when `None`).
+    pub async fn browser_console(&self, since: Option<u64>) -> Result<ConsoleLog> {
+        let query = encode_query(&ConsoleQuery { since })?;
+        self.json(Route::BrowserConsole, Some(query), empty()).await
+    }
+
+    /// `GET /v1/browser/tabs`
+    pub async fn browser_tabs(&self) -> Result<TabList> {
+        self.json(Route::BrowserTabs, None, empty()).await
+    }
+
+    /// `POST /v1/browser/tabs`: opens a tab (loading `url`, if any) and makes it active.
+    pub async fn browser_new_tab(&self, request: &NewTab) -> Result<TabInfo> {
+        self.json(Route::BrowserNewTab, None, json_body(request)?).await
+    }
+
+    /// `DELETE /v1/browser/tabs/{tab}`
+    pub async fn browser_close_tab(&self, tab: TabId) -> Result<TabList> {
+        self.json(Route::BrowserCloseTab(tab), None, empty()).await
+    }
+
+    /// `POST /v1/browser/tabs/{tab}/activate`
+    pub async fn browser_activate_tab(&self, tab: TabId) -> Result<TabList> {
+        self.json(Route::BrowserActivateTab(tab), None, empty()).await
+    }
+
+    /// `POST /v1/browser/input`: one input event on the active tab.
+    pub async fn browser_input(&self, event: &InputEvent) -> Result<InputDone> {
+        self.json(Route::BrowserInput, None, json_body(event)?).await
+    }
+
+    /// `GET /v1/browser/screencast`: frames of the active tab, the newest whenever the
+    /// reader is ready for one.
+    pub async fn browser_screencast(
+        &self,
+        query: &ScreencastQuery,
+    ) -> Result<FrameStream<ScreencastEvent>> {
+        let query = encode_query(query)?;
+        Ok(FrameStream::new(self.call(Route::BrowserScreencast, Some(query), empty()).await?))
     }
 
     /// `POST /v1/tunnels/{port}`: bytes sent on the sender reach the port (dropping it

@@ -19,6 +19,7 @@ pub mod server;
 
 mod attach;
 mod audit;
+mod browser;
 mod exec;
 mod files;
 mod http;

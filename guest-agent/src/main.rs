@@ -58,13 +58,17 @@ enum Command {
 }
 
 fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("FLINT_AGENT_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    let directives = std::env::var("FLINT_AGENT_LOG").unwrap_or_else(|_| "info".to_owned());
+    let mut filter = tracing_subscriber::EnvFilter::try_new(&directives)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    if !directives.contains("chromiumoxide")
+        && let Ok(quiet) = "chromiumoxide::handler=error".parse()
+    {
+        // Chromium 156 sends an event per page load that chromiumoxide 0.9 cannot parse; it
+        // warns about each. Asking for `chromiumoxide` in FLINT_AGENT_LOG shows them.
+        filter = filter.add_directive(quiet);
+    }
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
     let cli = Cli::parse();
     match cli.command {
         Command::Serve {

@@ -6,6 +6,7 @@ mod listening;
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -32,6 +33,10 @@ pub struct PortWatcher {
     current: Mutex<BTreeMap<Key, Listener>>,
     events: broadcast::Sender<PortEvent>,
     hidden_port: Option<u16>,
+    /// The shared browser's DevTools port while it runs, hidden like the agent's: a
+    /// [`HiddenPort`] (0: none).
+    browser_port: AtomicU64,
+    hidings: AtomicU64,
     scan: tokio::sync::Mutex<()>,
     /// Used by one scan at a time (under `scan`), in a blocking task.
     listening: Arc<Mutex<ListeningSockets>>,
@@ -44,6 +49,8 @@ impl PortWatcher {
             current: Mutex::default(),
             events: broadcast::channel(EVENT_BUFFER).0,
             hidden_port,
+            browser_port: AtomicU64::new(0),
+            hidings: AtomicU64::new(0),
             scan: tokio::sync::Mutex::new(()),
             listening: Arc::new(Mutex::new(ListeningSockets::open())),
         });
@@ -60,6 +67,35 @@ impl PortWatcher {
             }
         });
         watcher
+    }
+
+    /// Hides `port` (the shared browser's DevTools port) from the listing and the events until
+    /// released. A listing that already holds the port drops it (with a `Closed` event).
+    pub fn hide_browser_port(&self, port: u16) -> HiddenPort {
+        let hiding = self.hidings.fetch_add(1, Ordering::SeqCst) + 1;
+        let hidden = HiddenPort((hiding << 16) | u64::from(port));
+        // Stored before taking the lock: a scan publishing after this sees the new value, and
+        // one that published before is undone below.
+        self.browser_port.store(hidden.0, Ordering::SeqCst);
+        let mut current = self.current();
+        let listed: Vec<Key> = current.keys().filter(|(_, p)| *p == port).copied().collect();
+        for key in listed {
+            current.remove(&key);
+            let _ = self.events.send(PortEvent::Closed { address: key.0, port: key.1 });
+        }
+        hidden
+    }
+
+    /// Shows the port again, unless another hiding (a newer browser's, even of the same
+    /// port number) replaced this one.
+    pub fn release_browser_port(&self, hidden: HiddenPort) {
+        let _ = self.browser_port.compare_exchange(hidden.0, 0, Ordering::SeqCst, Ordering::SeqCst);
+    }
+
+    /// The shared browser's DevTools port, while it runs.
+    pub fn browser_port(&self) -> Option<u16> {
+        let hidden = self.browser_port.load(Ordering::SeqCst);
+        (hidden != 0).then_some(hidden as u16)
     }
 
     fn current(&self) -> MutexGuard<'_, BTreeMap<Key, Listener>> {
@@ -80,6 +116,7 @@ impl PortWatcher {
         let Ok((seen, opened)) = scanned else { return };
         // Publish under the lock, so a subscriber's snapshot and its events never overlap.
         let mut current = self.current();
+        let browser_port = self.browser_port();
         let closed: Vec<Key> = current.keys().filter(|k| !seen.contains_key(k)).copied().collect();
         for key in closed {
             current.remove(&key);
@@ -87,7 +124,7 @@ impl PortWatcher {
         }
         for listener in opened {
             let key = (listener.address, listener.port);
-            if current.contains_key(&key) {
+            if current.contains_key(&key) || Some(listener.port) == browser_port {
                 continue;
             }
             current.insert(key, listener.clone());
@@ -116,6 +153,10 @@ impl PortWatcher {
         candidates.first().copied()
     }
 }
+
+/// One hiding of the browser's DevTools port: a sequence number and the port.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HiddenPort(u64);
 
 /// Keys the listening sockets; looks up owners only for keys not already known.
 fn scan(

@@ -19,7 +19,7 @@ use tracing::Instrument;
 use crate::error::{Error, Result};
 use crate::http::{Body, error_response};
 use crate::listen::{Listen, Listener};
-use crate::{attach, audit, exec, files, info, ports, run, terminal, tunnel};
+use crate::{attach, audit, browser, exec, files, info, ports, run, terminal, tunnel};
 
 /// HTTP/2 receive window of one stream: 1 MiB in flight is plenty for a fast tunnel on a
 /// local link, and bounds what one stalled stream can hold.
@@ -103,6 +103,7 @@ pub struct Agent {
     pub(crate) own_tcp_port: Option<u16>,
     pub(crate) cpu: info::CpuSampler,
     pub(crate) reports: Arc<audit::Reports>,
+    pub(crate) browser: browser::SharedBrowser,
 }
 
 /// Which listener a connection came in on.
@@ -131,6 +132,7 @@ pub async fn serve(listen: Listen, mut config: Config) -> anyhow::Result<()> {
         terminals: terminal::Terminals::new(config.scrollback_bytes),
         config,
         started: Instant::now(),
+        browser: browser::SharedBrowser::new(ports.clone()),
         ports,
         tunnels: Arc::new(tokio::sync::Semaphore::new(MAX_TUNNELS)),
         own_tcp_port,
@@ -282,6 +284,19 @@ async fn dispatch(
         Route::TerminalInput(id) => run::input(agent, &id, body).await,
         Route::AuditReport => audit::report(agent, body).await,
         Route::AuditEvents => audit::events(agent),
+        Route::BrowserStatus => browser::status(agent).await,
+        Route::BrowserNavigate => browser::navigate(agent, body).await,
+        Route::BrowserClick => browser::click(agent, body).await,
+        Route::BrowserType => browser::type_text(agent, body).await,
+        Route::BrowserScreenshot => browser::screenshot(agent).await,
+        Route::BrowserText => browser::text(agent).await,
+        Route::BrowserConsole => browser::console(agent, uri).await,
+        Route::BrowserTabs => browser::tabs(agent).await,
+        Route::BrowserNewTab => browser::new_tab(agent, body).await,
+        Route::BrowserCloseTab(tab) => browser::close_tab(agent, tab).await,
+        Route::BrowserActivateTab(tab) => browser::activate_tab(agent, tab).await,
+        Route::BrowserInput => browser::input(agent, body).await,
+        Route::BrowserScreencast => browser::screencast(agent, uri).await,
     }
 }
 

@@ -28,6 +28,12 @@ pub async fn open(agent: &Arc<Agent>, port: u16, mut body: Incoming) -> Result<R
             format!("port {port} is the agent's own"),
         ));
     }
+    if agent.ports.browser_port() == Some(port) {
+        return Err(Error::api(
+            ErrorCode::PermissionDenied,
+            format!("port {port} is the shared browser's devtools port"),
+        ));
+    }
     let permit = agent.tunnels.clone().try_acquire_owned().map_err(|_| {
         Error::api(
             ErrorCode::Busy,

@@ -36,6 +36,10 @@ pub enum ErrorCode {
     Timeout,
     /// The port refused the connection.
     ConnectionRefused,
+    /// The shared browser cannot run here (no Chromium in the image, or it failed to start).
+    BrowserUnavailable,
+    /// The browser could not load the page (DNS, refused connection, TLS...).
+    NavigationFailed,
     /// Anything else; details are in the agent's log.
     Internal,
 }
@@ -55,8 +59,8 @@ impl ErrorCode {
             ErrorCode::Timeout => 504,
             ErrorCode::PermissionDenied => 403,
             ErrorCode::TooLarge => 413,
-            ErrorCode::Busy => 503,
-            ErrorCode::ConnectionRefused => 502,
+            ErrorCode::Busy | ErrorCode::BrowserUnavailable => 503,
+            ErrorCode::ConnectionRefused | ErrorCode::NavigationFailed => 502,
             ErrorCode::Internal => 500,
         }
     }

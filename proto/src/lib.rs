@@ -6,6 +6,7 @@
 
 pub mod api;
 pub mod audit;
+pub mod browser;
 pub mod error;
 pub mod exec;
 pub mod files;

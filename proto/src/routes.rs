@@ -4,6 +4,7 @@
 //! route this module does not declare; `ROUTES` is the human- and test-readable table of the
 //! same set, kept consistent with `parse` by this module's tests.
 
+use crate::browser::TabId;
 use crate::terminal::TerminalId;
 
 /// HTTP methods the agent uses.
@@ -128,6 +129,31 @@ pub const ROUTES: &[RouteDecl] = &[
     decl(Post, "/v1/tunnels/{port}", Bytes, Bytes, "a byte tunnel to a listening port"),
     decl(Post, "/v1/audit", Json, Json, "report a tool call of the in-sandbox MCP server"),
     decl(Get, "/v1/audit/events", Empty, Frames, "reported tool calls, then new ones live"),
+    decl(Get, "/v1/browser/status", Empty, Json, "is the shared browser running; its tabs"),
+    decl(
+        Post,
+        "/v1/browser/navigate",
+        Json,
+        Json,
+        "load a url in the active tab and wait for its load event",
+    ),
+    decl(Post, "/v1/browser/click", Json, Json, "click a css selector or a point"),
+    decl(Post, "/v1/browser/type", Json, Json, "type text into the focused element or a selector"),
+    decl(Get, "/v1/browser/screenshot", Empty, Bytes, "a png of the active tab's viewport"),
+    decl(Get, "/v1/browser/text", Empty, Json, "the active tab's visible text, url and title"),
+    decl(Get, "/v1/browser/console", Empty, Json, "recent console messages (?since=)"),
+    decl(Get, "/v1/browser/tabs", Empty, Json, "list tabs"),
+    decl(Post, "/v1/browser/tabs", Json, Json, "open a tab and make it active"),
+    decl(Delete, "/v1/browser/tabs/{tab}", Empty, Json, "close a tab"),
+    decl(Post, "/v1/browser/tabs/{tab}/activate", Empty, Json, "make a tab the active one"),
+    decl(Post, "/v1/browser/input", Json, Json, "replay one input event on the active tab"),
+    decl(
+        Get,
+        "/v1/browser/screencast",
+        Empty,
+        Frames,
+        "jpeg frames of the active tab, newest first (?quality=&max_width=&max_height=)",
+    ),
 ];
 
 /// A parsed request target: one variant per entry of [`ROUTES`].
@@ -183,6 +209,32 @@ pub enum Route {
     AuditReport,
     /// `GET /v1/audit/events`
     AuditEvents,
+    /// `GET /v1/browser/status`
+    BrowserStatus,
+    /// `POST /v1/browser/navigate`
+    BrowserNavigate,
+    /// `POST /v1/browser/click`
+    BrowserClick,
+    /// `POST /v1/browser/type`
+    BrowserType,
+    /// `GET /v1/browser/screenshot`
+    BrowserScreenshot,
+    /// `GET /v1/browser/text`
+    BrowserText,
+    /// `GET /v1/browser/console`
+    BrowserConsole,
+    /// `GET /v1/browser/tabs`
+    BrowserTabs,
+    /// `POST /v1/browser/tabs`
+    BrowserNewTab,
+    /// `DELETE /v1/browser/tabs/{tab}`
+    BrowserCloseTab(TabId),
+    /// `POST /v1/browser/tabs/{tab}/activate`
+    BrowserActivateTab(TabId),
+    /// `POST /v1/browser/input`
+    BrowserInput,
+    /// `GET /v1/browser/screencast`
+    BrowserScreencast,
 }
 
 impl Route {
@@ -217,6 +269,21 @@ impl Route {
             (Post, ["tunnels", port]) => Route::Tunnel(parse_port(port)?),
             (Post, ["audit"]) => Route::AuditReport,
             (Get, ["audit", "events"]) => Route::AuditEvents,
+            (Get, ["browser", "status"]) => Route::BrowserStatus,
+            (Post, ["browser", "navigate"]) => Route::BrowserNavigate,
+            (Post, ["browser", "click"]) => Route::BrowserClick,
+            (Post, ["browser", "type"]) => Route::BrowserType,
+            (Get, ["browser", "screenshot"]) => Route::BrowserScreenshot,
+            (Get, ["browser", "text"]) => Route::BrowserText,
+            (Get, ["browser", "console"]) => Route::BrowserConsole,
+            (Get, ["browser", "tabs"]) => Route::BrowserTabs,
+            (Post, ["browser", "tabs"]) => Route::BrowserNewTab,
+            (Delete, ["browser", "tabs", tab]) => Route::BrowserCloseTab(TabId::parse(tab)?),
+            (Post, ["browser", "tabs", tab, "activate"]) => {
+                Route::BrowserActivateTab(TabId::parse(tab)?)
+            }
+            (Post, ["browser", "input"]) => Route::BrowserInput,
+            (Get, ["browser", "screencast"]) => Route::BrowserScreencast,
             _ => return None,
         })
     }
@@ -249,6 +316,19 @@ impl Route {
             Route::Tunnel(_) => 22,
             Route::AuditReport => 23,
             Route::AuditEvents => 24,
+            Route::BrowserStatus => 25,
+            Route::BrowserNavigate => 26,
+            Route::BrowserClick => 27,
+            Route::BrowserType => 28,
+            Route::BrowserScreenshot => 29,
+            Route::BrowserText => 30,
+            Route::BrowserConsole => 31,
+            Route::BrowserTabs => 32,
+            Route::BrowserNewTab => 33,
+            Route::BrowserCloseTab(_) => 34,
+            Route::BrowserActivateTab(_) => 35,
+            Route::BrowserInput => 36,
+            Route::BrowserScreencast => 37,
         };
         &ROUTES[index]
     }
@@ -266,6 +346,9 @@ impl Route {
             | Route::TerminalRun(id)
             | Route::TerminalInput(id) => pattern.replace("{id}", id.as_str()),
             Route::Tunnel(port) => pattern.replace("{port}", &port.to_string()),
+            Route::BrowserCloseTab(tab) | Route::BrowserActivateTab(tab) => {
+                pattern.replace("{tab}", &tab.to_string())
+            }
             _ => pattern.to_owned(),
         }
     }
@@ -276,7 +359,8 @@ impl Route {
     /// `guest-agent mcp` uses)? Exactly what the MCP tools need, plus reporting tool calls:
     /// no tunnels, no killing terminals, no attach, no tarballs, and never the
     /// report queue the server reads. A terminal may be created (the tools open the shared
-    /// shell when there is none) but not killed.
+    /// shell when there is none) but not killed. The shared browser is not served there:
+    /// no in-sandbox tool drives it yet.
     pub fn guest_allowed(&self) -> bool {
         match self {
             Route::Info
@@ -303,7 +387,20 @@ impl Route {
             | Route::FileTar
             | Route::PortEvents
             | Route::Tunnel(_)
-            | Route::AuditEvents => false,
+            | Route::AuditEvents
+            | Route::BrowserStatus
+            | Route::BrowserNavigate
+            | Route::BrowserClick
+            | Route::BrowserType
+            | Route::BrowserScreenshot
+            | Route::BrowserText
+            | Route::BrowserConsole
+            | Route::BrowserTabs
+            | Route::BrowserNewTab
+            | Route::BrowserCloseTab(_)
+            | Route::BrowserActivateTab(_)
+            | Route::BrowserInput
+            | Route::BrowserScreencast => false,
         }
     }
 }
@@ -322,7 +419,7 @@ mod tests {
 
     /// Fills each pattern's parameters with a sample value.
     pub(crate) fn sample_path(decl: &RouteDecl) -> String {
-        decl.pattern.replace("{id}", "7").replace("{port}", "8000")
+        decl.pattern.replace("{id}", "7").replace("{port}", "8000").replace("{tab}", "3")
     }
 
     #[test]
@@ -352,6 +449,12 @@ mod tests {
             (Get, "/v1/terminals/../info"),
             (Get, "/v1/terminals/7/bogus"),
             (Delete, "/v1/files/remove"),
+            (Delete, "/v1/browser/tabs/0"),
+            (Delete, "/v1/browser/tabs/abc"),
+            (Post, "/v1/browser/tabs/03/activate"),
+            (Get, "/v1/browser/tabs/3"),
+            (Post, "/v1/browser/screenshot"),
+            (Post, "/v1/browser/screencast"),
         ];
         for (method, path) in cases {
             assert_eq!(Route::parse(method, path), None, "{} {path}", method.name());

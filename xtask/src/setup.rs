@@ -54,8 +54,8 @@ const DEBIAN_PACKAGES: &[&str] = &[
     "nftables",
     // The networking tests' fake DNS server, in the test uplink namespace.
     "dnsmasq-base",
-    // The e2e suite and the UI benchmark drive Debian's Chromium (Playwright's own browser
-    // download does not work here).
+    // The e2e suite, the UI benchmark and the agent's shared-browser tests drive Debian's
+    // Chromium (Playwright's own browser download does not work here).
     "chromium",
 ];
 

@@ -26,6 +26,11 @@ pub struct TestAgent {
 
 impl TestAgent {
     pub async fn start() -> TestAgent {
+        TestAgent::start_with_env(&[]).await
+    }
+
+    /// An agent with these extra environment variables.
+    pub async fn start_with_env(env: &[(&str, &str)]) -> TestAgent {
         let dir = tempfile::tempdir().expect("tempdir");
         let secret = format!("test-secret-{}", std::process::id());
         let secret_file = dir.path().join("secret");
@@ -34,6 +39,10 @@ impl TestAgent {
         let guest_socket = dir.path().join("mcp.sock");
         let workdir = dir.path().join("work");
         std::fs::create_dir(&workdir).expect("workdir");
+        // The agent's temporary files (the shared browser's profile) go with the test's
+        // directory, even when the agent is killed.
+        let tmp = dir.path().join("tmp");
+        std::fs::create_dir(&tmp).expect("tmp");
         let child = Command::new(env!("CARGO_BIN_EXE_guest-agent"))
             .arg("serve")
             .arg("--listen")
@@ -48,6 +57,8 @@ impl TestAgent {
                 "FLINT_AGENT_LOG",
                 std::env::var("FLINT_TEST_AGENT_LOG").unwrap_or_else(|_| "warn".into()),
             )
+            .env("TMPDIR", &tmp)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .spawn()
             .expect("start guest-agent");
@@ -72,9 +83,44 @@ impl TestAgent {
 
 impl Drop for TestAgent {
     fn drop(&mut self) {
+        // A SIGKILLed agent leaves its children behind (the shared browser's Chromium above
+        // all): list them while the agent still holds them, then kill them too.
+        let children = descendants(self.child.id());
         let _ = self.child.kill();
+        for pid in children {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
         let _ = self.child.wait();
     }
+}
+
+/// Every process below `root`, from `/proc/*/stat`.
+fn descendants(root: u32) -> Vec<i32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
+    let parents: Vec<(i32, i32)> = entries
+        .flatten()
+        .filter_map(|entry| {
+            let pid: i32 = entry.file_name().to_str()?.parse().ok()?;
+            let stat = std::fs::read_to_string(entry.path().join("stat")).ok()?;
+            // `pid (comm) state ppid ...`; comm may hold spaces and parentheses.
+            let after = &stat[stat.rfind(')')? + 1..];
+            let ppid: i32 = after.split_whitespace().nth(1)?.parse().ok()?;
+            Some((pid, ppid))
+        })
+        .collect();
+    let Ok(root) = i32::try_from(root) else { return Vec::new() };
+    let mut found = vec![root];
+    let mut next = 0;
+    while next < found.len() {
+        let parent = found[next];
+        found.extend(parents.iter().filter(|(_, ppid)| *ppid == parent).map(|(pid, _)| *pid));
+        next += 1;
+    }
+    found.remove(0);
+    found
 }
 
 async fn connect_with_deadline(listen: &Listen, secret: &str) -> Client {

@@ -76,7 +76,8 @@ async fn the_guest_socket_refuses_every_route_it_does_not_allow() {
     // Every route the table does not allow answers 403 before its handler runs (so no side
     // effect), and every allowed one is served.
     for decl in ROUTES {
-        let path = decl.pattern.replace("{id}", id.as_str()).replace("{port}", "1");
+        let path =
+            decl.pattern.replace("{id}", id.as_str()).replace("{port}", "1").replace("{tab}", "1");
         let route = Route::parse(decl.method, &path).expect("declared route parses");
         let body = match decl.request {
             Body::Json => Bytes::from_static(b"{}"),

@@ -42,7 +42,8 @@ async fn every_declared_route_answers_and_nothing_else_does() {
     let id = new_shell(&agent.client).await;
     let work = path_str(&agent.workdir());
     for decl in ROUTES {
-        let path = decl.pattern.replace("{id}", id.as_str()).replace("{port}", "1");
+        let path =
+            decl.pattern.replace("{id}", id.as_str()).replace("{port}", "1").replace("{tab}", "1");
         let query =
             if path.starts_with("/v1/files/") { format!("?path={work}") } else { String::new() };
         let body = match decl.request {
@@ -96,7 +97,7 @@ async fn a_missing_or_wrong_secret_gets_401_on_every_route() {
     let err = wrong.info().await.expect_err("wrong secret");
     assert_eq!(err.code(), ErrorCode::Unauthorized);
     for decl in ROUTES {
-        let path = decl.pattern.replace("{id}", "1").replace("{port}", "1");
+        let path = decl.pattern.replace("{id}", "1").replace("{port}", "1").replace("{tab}", "1");
         let method = Method::from_bytes(decl.method.name().as_bytes()).expect("method");
         let mut request = agent.client.request(method, &path).body(empty()).expect("request");
         request.headers_mut().remove(http::header::AUTHORIZATION);
