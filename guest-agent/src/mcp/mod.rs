@@ -19,7 +19,7 @@ use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use proto::audit::ToolStatus;
 use proto::error::ErrorCode;
-use proto::terminal::{CreateTerminal, TerminalId};
+use proto::terminal::{CreateTerminal, ShellState, TerminalId};
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation,
     JsonObject, ListToolsResult, PaginatedRequestParams, ServerCapabilities, ServerConfig, Tool,
@@ -231,7 +231,7 @@ impl Tools {
                             && let Some(id) = &terminal
                         {
                             // The agent was stopped: so is the command it was running.
-                            let _ = client.input(id, Bytes::from_static(b"\x03")).await;
+                            interrupt(&client, id).await;
                         }
                         Err(ToolError("cancelled: this agent's access was revoked".to_owned()))
                     }
@@ -329,3 +329,28 @@ impl ServerHandler for Tools {
         catalogue().into_iter().find(|t| t.name == name)
     }
 }
+
+/// Interrupts what a terminal's shell runs: Ctrl-C until the shell is back at its prompt
+/// (at most [`INTERRUPT_TRIES`] times). One Ctrl-C can be lost: typed in the moment between
+/// the shell forking a command and handing it the terminal, it reaches the shell, not the
+/// command.
+async fn interrupt(client: &crate::client::Client, terminal: &TerminalId) {
+    for _ in 0..INTERRUPT_TRIES {
+        if client.input(terminal, Bytes::from_static(b"\x03")).await.is_err() {
+            return;
+        }
+        tokio::time::sleep(INTERRUPT_GAP).await;
+        let Ok(terminals) = client.terminals().await else { return };
+        let at_prompt = terminals
+            .iter()
+            .find(|t| &t.id == terminal)
+            .is_none_or(|t| t.shell == ShellState::Prompt || t.exit.is_some());
+        if at_prompt {
+            return;
+        }
+    }
+}
+
+/// How many Ctrl-C [`interrupt`] sends at most, and how far apart.
+const INTERRUPT_TRIES: usize = 10;
+const INTERRUPT_GAP: Duration = Duration::from_millis(200);
