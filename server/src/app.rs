@@ -31,6 +31,8 @@ pub struct AppState {
     pub previews: Arc<crate::preview::Previews>,
     /// The preview proxy's client.
     pub proxy: crate::preview::proxy::Proxy,
+    /// Who drives each session's shared browser.
+    pub browsers: Arc<crate::browser::Browsers>,
 }
 
 /// The whole router; `main` serves it, tests call it.

@@ -6,6 +6,7 @@
 pub mod activity;
 pub mod app;
 pub mod auth;
+pub mod browser;
 pub mod config;
 pub mod core;
 pub mod drivers;

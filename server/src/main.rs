@@ -257,6 +257,7 @@ async fn state(
     let sessions = Sessions::new(store.clone(), sessions_config, metrics.clone());
     let config = Config { listen, data_dir, public_origin, preview };
     let proxy = server::preview::proxy::Proxy::new(sessions.clone());
+    let browsers = server::browser::Browsers::new(&sessions);
     Ok(AppState {
         config: Arc::new(config),
         store,
@@ -265,6 +266,7 @@ async fn state(
         revocations: Arc::default(),
         previews: Arc::default(),
         proxy,
+        browsers,
     })
 }
 

@@ -5,6 +5,7 @@ use axum::routing::{delete, get, post};
 
 use crate::app::AppState;
 
+pub(crate) mod browser;
 pub(crate) mod events_ws;
 pub(crate) mod files;
 pub mod openapi;
@@ -44,4 +45,8 @@ pub fn router() -> Router<AppState> {
         .route("/api/sessions/{id}/previews/{port}/shares", post(previews::share))
         .route("/api/sessions/{id}/previews/{port}/shares/{share}", delete(previews::unshare))
         .route("/api/sessions/{id}/terminals/{tid}/ws", get(crate::api::terminal_ws::terminal_ws))
+        .route("/api/sessions/{id}/browser", get(browser::status))
+        .route("/api/sessions/{id}/browser/navigate", post(browser::navigate))
+        .route("/api/sessions/{id}/browser/screenshot", get(browser::screenshot))
+        .route("/api/sessions/{id}/browser/ws", get(browser::browser_ws))
 }

@@ -43,12 +43,18 @@ use crate::auth::Caller;
         crate::api::previews::set,
         crate::api::previews::share,
         crate::api::previews::unshare,
+        crate::api::browser::status,
+        crate::api::browser::navigate,
+        crate::api::browser::screenshot,
+        crate::api::browser::browser_ws,
     ),
     // Websocket messages: no route returns them as a body, so they are listed here.
     components(schemas(
         proto::api::EventsMessage,
         proto::api::TerminalServerMessage,
-        proto::api::TerminalClientMessage
+        proto::api::TerminalClientMessage,
+        proto::browser::BrowserServerMessage,
+        proto::browser::BrowserClientMessage
     ))
 )]
 pub struct ApiDoc;

@@ -133,7 +133,7 @@ impl TestServer {
         let status = response.status();
         let headers = response.headers().clone();
         let body = response.into_body().collect().await.expect("body").to_bytes();
-        Reply { status, headers, body: String::from_utf8_lossy(&body).into_owned() }
+        Reply { status, headers, body: String::from_utf8_lossy(&body).into_owned(), bytes: body }
     }
 
     /// Signs in with the login link and returns the `Cookie` header value.
@@ -175,6 +175,8 @@ pub struct Reply {
     pub status: StatusCode,
     pub headers: HeaderMap,
     pub body: String,
+    /// The body as it came (`body` is its lossy text).
+    pub bytes: Bytes,
 }
 
 impl Reply {

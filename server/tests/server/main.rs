@@ -1,6 +1,7 @@
 //! Integration tests: the real `flint` binary with a real SQLite store, over real HTTP.
 
 mod auth;
+mod browser;
 mod common;
 mod gvisor;
 mod mcp;

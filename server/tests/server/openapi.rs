@@ -67,6 +67,7 @@ async fn every_route_answers_as_documented() {
         status: StatusCode::CREATED,
         headers: Default::default(),
         body: r#"{"id":5}"#.into(),
+        bytes: Default::default(),
     };
     let refused = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         Checker { doc: c.doc.clone(), seen: BTreeSet::new() }.check("post", "/api/sessions", &wrong)
@@ -219,6 +220,24 @@ async fn every_route_answers_as_documented() {
     c.check("delete", "/api/sessions/{id}/previews/{port}/shares/{share}", &revoke);
     let again = server.request("DELETE", &format!("{shares}/{share_id}"), &auth, "").await;
     c.check("delete", "/api/sessions/{id}/previews/{port}/shares/{share}", &again);
+    // The test image has no Chromium: the browser routes answer as documented regardless
+    // (the shared browser itself is tested in `browser.rs`, on the default image).
+    c.check("get", "/api/sessions/{id}/browser", &server.get(&format!("{s}/browser"), &auth).await);
+    let navigate = format!("{s}/browser/navigate");
+    let url = r#"{"url":"http://127.0.0.1:8000/"}"#;
+    let unavailable = server.request("POST", &navigate, &json, url).await;
+    assert_eq!(unavailable.status, StatusCode::SERVICE_UNAVAILABLE, "{}", unavailable.body);
+    c.check("post", "/api/sessions/{id}/browser/navigate", &unavailable);
+    let bad = server.request("POST", &navigate, &json, r#"{"href":"x"}"#).await;
+    c.check("post", "/api/sessions/{id}/browser/navigate", &bad);
+    let shot = server.get(&format!("{s}/browser/screenshot"), &auth).await;
+    c.check("get", "/api/sessions/{id}/browser/screenshot", &shot);
+    let ws = server
+        .ws(&format!("{s}/browser/ws"), &[("authorization", &bearer), ("origin", &origin)])
+        .await;
+    assert!(ws.is_ok(), "the browser websocket upgrades");
+    c.seen.insert(("get".to_owned(), "/api/sessions/{id}/browser/ws".to_owned()));
+    drop(ws);
     c.check("get", "/api/sessions/{id}/events", &server.get(&format!("{s}/events"), &auth).await);
     c.check("delete", "/api/sessions/{id}", &server.request("DELETE", &s, &auth, "").await);
     c.check(
