@@ -83,8 +83,11 @@ export async function ensureTestImage(options) {
   await ensureImage('test', options);
 }
 
-/** Images the suite's tests ask for besides `test`: `vite` (11-vite: a Vite 5 dev server). */
-export const EXTRA_IMAGES = ['vite'];
+/**
+ * Images the suite's tests ask for besides `test`: `vite` (11-vite: a Vite 5 dev server) and
+ * `default` (12-browser: the shared browser's Chromium).
+ */
+export const EXTRA_IMAGES = ['vite', 'default'];
 
 /** A free TCP port on 127.0.0.1 (listen on port 0, read it, close). */
 export async function freePort() {

@@ -1,11 +1,13 @@
 //! `cargo bench -p server --bench sessions`: sessions on the `process` driver, measured over
 //! HTTP and websockets against the real `flint serve` (release build, release guest agent,
-//! the test image of `images/test.toml`).
+//! the test image of `images/test.toml`; the default image for the shared browser).
 //!
 //! Prints a table to stdout, progress to stderr, and writes `target/bench/sessions.json`
 //! (`{"metrics": [{"name", "unit", "p50", "p95", "p99", "n"} | {"name", "unit", "value"}]}`).
 //! An argument that is not a flag runs only the metrics whose name contains it.
 
+#[path = "sessions/browser.rs"]
+mod browser;
 #[path = "sessions/drivers.rs"]
 mod drivers;
 #[path = "sessions/mcp.rs"]
@@ -70,6 +72,11 @@ async fn run(filter: Option<&str>) -> Result<Vec<Metric>> {
     for driver in ["process", "gvisor"] {
         metrics.extend(drivers::measure(&cache, &agent, &uplink, driver, &wanted).await?);
     }
+    let browser_metrics = ["browser.fps", "browser.input_to_frame"];
+    if browser_metrics.iter().any(|m| wanted(m)) {
+        // Its Chromium (about 100 s to build the first time).
+        server::build_image("default").await?;
+    }
     let args = ["--driver", "process", "--pool-size", "0"];
     let server = Server::start(&cache, &agent, &uplink, &args).await?;
     let result = Box::pin(measure(&server, &uplink, &wanted)).await;
@@ -115,6 +122,10 @@ async fn measure(
         eprintln!("bench: keystroke_rtt ({KEYS} keys)");
         let samples = keystroke_rtt(server).await?;
         metrics.push(Metric::ms("ws.keystroke_rtt", &samples));
+    }
+    if wanted("browser.fps") || wanted("browser.input_to_frame") {
+        eprintln!("bench: the shared browser (browser.fps, browser.input_to_frame)");
+        metrics.extend(browser::measure(server, wanted).await?);
     }
     if wanted("mcp.run_command") {
         eprintln!("bench: mcp.run_command ({MCP_CALLS} calls of run_command \"true\")");

@@ -171,6 +171,13 @@ pub async fn session_events(session: &str) -> ApiResult<Vec<ActivityEvent>> {
     get(&format!("/api/sessions/{}/events", segment(session))).await
 }
 
+/// `POST /api/sessions/{id}/browser/navigate`: loads `url` in the shared browser's active
+/// tab (starting the browser) and waits for the page.
+pub async fn browser_navigate(session: &str, url: &str) -> ApiResult<proto::browser::PageInfo> {
+    let request = proto::browser::Navigate { url: url.to_owned(), wait_ms: None };
+    post(&format!("/api/sessions/{}/browser/navigate", segment(session)), &request).await
+}
+
 /// `GET /api/sessions/{id}/previews`: the session's listening ports, by port.
 pub async fn previews(session: &str) -> ApiResult<Vec<PreviewPort>> {
     get(&format!("/api/sessions/{}/previews", segment(session))).await

@@ -1,6 +1,6 @@
 //! The Flint web app (Leptos, client-side rendered, built by Trunk): sign-in state, the
-//! sessions list and the workspace of one session with its terminal tabs, its agents'
-//! activity and its listening ports.
+//! sessions list and the workspace of one session with its terminal tabs, the shared
+//! browser, its agents' activity and its listening ports.
 //!
 //! Everything goes through the server's REST and websocket API; wire types come from
 //! `proto`, never copied by hand.
@@ -9,6 +9,7 @@ pub mod agent;
 pub mod api;
 pub mod app;
 pub mod auth;
+pub mod browser;
 pub mod clipboard;
 pub mod clock;
 pub mod events;

@@ -38,8 +38,14 @@ pub fn agent_bin() -> Result<PathBuf> {
 /// A data directory holding the built test image, built unless cached: each run links its
 /// `images/` into a fresh data directory.
 pub async fn image_cache() -> Result<PathBuf> {
+    build_image("test").await
+}
+
+/// Builds `images/{name}.toml` into the bench's image cache (a no-op when it is there);
+/// the cache.
+pub async fn build_image(name: &str) -> Result<PathBuf> {
     let cache = target_dir().join("flint-bench-data");
-    let spec = workspace().join("images/test.toml");
+    let spec = workspace().join(format!("images/{name}.toml"));
     let start = Instant::now();
     let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_flint"))
         .args(["image", "build"])
@@ -54,7 +60,7 @@ pub async fn image_cache() -> Result<PathBuf> {
         .context("running flint image build")?;
     ensure!(output.status.success(), "building {} failed: {}", spec.display(), output.status);
     eprintln!(
-        "bench: test image {} ({:.1?})",
+        "bench: {name} image {} ({:.1?})",
         String::from_utf8_lossy(&output.stdout).trim(),
         start.elapsed()
     );
@@ -220,7 +226,12 @@ impl Server {
     }
 
     async fn attach(&self, id: &str, tid: &str) -> Result<Ws> {
-        let url = format!("ws://{}/api/sessions/{id}/terminals/{tid}/ws", self.inner.addr);
+        self.websocket(&format!("/api/sessions/{id}/terminals/{tid}/ws")).await
+    }
+
+    /// Opens a websocket of the API as the web app does (bearer, our `Origin`).
+    pub async fn websocket(&self, path: &str) -> Result<Ws> {
+        let url = format!("ws://{}{path}", self.inner.addr);
         let mut request = url.into_client_request().context("websocket request")?;
         let origin = format!("http://{}", self.inner.addr);
         for (name, value) in [("authorization", self.bearer()), ("origin", origin.as_str())] {
@@ -228,8 +239,8 @@ impl Server {
         }
         let (ws, _) = tokio::time::timeout(WAIT, tokio_tungstenite::connect_async(request))
             .await
-            .context("opening the terminal websocket timed out")?
-            .context("opening the terminal websocket")?;
+            .with_context(|| format!("opening {path} timed out"))?
+            .with_context(|| format!("opening {path}"))?;
         Ok(ws)
     }
 

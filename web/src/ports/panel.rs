@@ -1,5 +1,5 @@
 //! The Ports panel beside the terminals: one row per listening port with its process, and
-//! buttons to open its preview in a new tab, copy its URL, make it public or private, and
+//! buttons to open its preview in a new tab or in the shared browser, copy its URL, make it public or private, and
 //! make, show and revoke share links.
 
 use leptos::html::Div;
@@ -221,6 +221,19 @@ fn PortRow(session: StoredValue<String>, port: u16) -> impl IntoView {
                 >
                     "Open preview"
                 </a>
+                {use_context::<crate::workspace::Workspace>()
+                    .map(|workspace| {
+                        view! {
+                            <button
+                                class="button small"
+                                data-testid=format!("port-browser-{port}")
+                                title="Open it in the shared browser (the one the agent drives)"
+                                on:click=move |_| workspace.open_in_browser(port)
+                            >
+                                "Open in browser"
+                            </button>
+                        }
+                    })}
                 <button class="button small" data-testid=format!("port-copy-{port}") on:click=copy_url>
                     {move || match copied.get() {
                         Copied::Not => "Copy URL",

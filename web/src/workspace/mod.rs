@@ -1,5 +1,5 @@
-//! The workspace page of one session (`/s/{id}`): terminal tabs, the ports and activity
-//! panels beside them, the status bar.
+//! The workspace page of one session (`/s/{id}`): terminal tabs and the shared browser, the
+//! ports and activity panels beside them, the status bar.
 //!
 //! On opening, the session's existing terminals become tabs (a new shell when there are
 //! none). Tabs stay mounted while hidden, so a background shell keeps its screen and link.
@@ -19,6 +19,7 @@ use proto::api::SessionState;
 
 use crate::agent::{ActivityPanel, ActivityStore, ConnectDialog};
 use crate::api;
+use crate::browser::BrowserPanel;
 use crate::events::SessionStore;
 use crate::notice::{Reporter, use_reporter};
 use crate::ports::{PortStore, PortsPanel};
@@ -54,6 +55,8 @@ pub struct Workspace {
     pub activity_open: RwSignal<bool>,
     /// The ports panel is shown.
     pub ports_open: RwSignal<bool>,
+    /// The main area shows the shared browser (else the active terminal).
+    pub browser_shown: RwSignal<bool>,
     /// The "Connect an agent" dialog is shown.
     pub connect_open: RwSignal<bool>,
     /// Each mounted tab's terminal (registered by its pane).
@@ -102,7 +105,9 @@ impl Workspace {
         }
         self.tabs
             .update(|tabs| tabs.push(Tab { id: id.clone(), signals: TermSignals::connecting() }));
-        if activate || self.active.get_untracked().is_none() {
+        if activate {
+            self.show_terminal(id);
+        } else if self.active.get_untracked().is_none() {
             self.active.set(Some(id));
         }
     }
@@ -161,6 +166,26 @@ impl Workspace {
         self.active.set(Some(tabs[next].id.clone()));
     }
 
+    /// Shows the shared browser with a port of the sandbox in it (`http://127.0.0.1:PORT/`
+    /// there: the browser runs inside).
+    pub fn open_in_browser(self, port: u16) {
+        self.browser_shown.set(true);
+        let session = self.session.get_value();
+        self.spawn(async move {
+            let url = format!("http://127.0.0.1:{port}/");
+            if let Err(error) = api::browser_navigate(&session, &url).await {
+                self.reporter
+                    .api(&format!("cannot open port {port} in the shared browser"), &error);
+            }
+        });
+    }
+
+    /// Shows a terminal tab (leaving the browser).
+    pub fn show_terminal(self, id: String) {
+        self.browser_shown.set(false);
+        self.active.set(Some(id));
+    }
+
     /// Lists the session's terminals as tabs, opening a shell when there is none.
     fn load(self) {
         let session = self.session.get_value();
@@ -216,6 +241,7 @@ fn WorkspaceView(id: String) -> impl IntoView {
         },
         activity_open: RwSignal::new(remembered_panel_open(ACTIVITY_PANEL_KEY)),
         ports_open: RwSignal::new(remembered_panel_open(PORTS_PANEL_KEY)),
+        browser_shown: RwSignal::new(false),
         connect_open: RwSignal::new(false),
         conns: StoredValue::new_local(HashMap::new()),
         owner: StoredValue::new(Owner::current().unwrap_or_default()),
@@ -312,7 +338,19 @@ fn WorkspaceView(id: String) -> impl IntoView {
         Phase::Starting => {
             view! { <Message spinner=true text="The sandbox is starting…".into() /> }.into_any()
         }
-        Phase::Running => view! { <pane::Panes /> }.into_any(),
+        Phase::Running => {
+            let session = workspace.session.get_value();
+            view! {
+                <div class="terminals" class:hidden=move || workspace.browser_shown.get()>
+                    <pane::Panes />
+                </div>
+                {move || {
+                    let session = session.clone();
+                    workspace.browser_shown.get().then(|| view! { <BrowserPanel session /> })
+                }}
+            }
+            .into_any()
+        }
         Phase::Ended(text) => view! { <Message text /> }.into_any(),
     };
 

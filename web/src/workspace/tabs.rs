@@ -1,5 +1,5 @@
 //! The workspace's top bar: back to the list, the session's name, the terminal tabs (each
-//! saying when an agent is typing into it), "new terminal", "Connect an agent", the ports and
+//! saying when an agent is typing into it), "new terminal", the shared browser's tab, "Connect an agent", the ports and
 //! activity panels' toggles and the shortcut help.
 
 use leptos::prelude::*;
@@ -45,6 +45,17 @@ pub fn TabBar(session: Memo<Option<SessionInfo>>) -> impl IntoView {
                 >
                     "+"
                 </button>
+                <div
+                    class="tab browser-tab"
+                    class:active=move || workspace.browser_shown.get()
+                    role="tab"
+                    aria-selected=move || if workspace.browser_shown.get() { "true" } else { "false" }
+                    data-testid="browser-tab"
+                    title="The shared browser: the agent drives it, you watch and can take over"
+                    on:click=move |_| workspace.browser_shown.set(true)
+                >
+                    <span class="tab-label">"Browser"</span>
+                </div>
             </div>
             <div class="spacer"></div>
             <button
@@ -128,7 +139,9 @@ fn TabButton(tab: super::Tab) -> impl IntoView {
     let id = tab.id.clone();
     let is_active = {
         let id = id.clone();
-        move || workspace.active.get().as_deref() == Some(id.as_str())
+        move || {
+            !workspace.browser_shown.get() && workspace.active.get().as_deref() == Some(id.as_str())
+        }
     };
     let dot = move || {
         let ended = tab.signals.ended.with(Option::is_some);
@@ -144,7 +157,7 @@ fn TabButton(tab: super::Tab) -> impl IntoView {
     };
     let activate = {
         let id = id.clone();
-        move |_| workspace.active.set(Some(id.clone()))
+        move |_| workspace.show_terminal(id.clone())
     };
     let close = {
         let id = id.clone();
