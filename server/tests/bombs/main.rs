@@ -216,9 +216,21 @@ async fn under_gvisor_a_fork_bomb_is_held_by_gvisors_kernel_and_the_session_live
     let fire =
         r#"{"argv":["bash","-c","bomb() { bomb | bomb & }; bomb; sleep 60"],"timeout_ms":15000}"#;
     let bomb_exec = format!("/api/sessions/{bomb}/exec");
+    // Host tasks of the idle sandbox (sentry, gofer, stubs): the bomb's show up on top.
+    let idle = read_number(&cgroup.join("pids.current"), None);
     let firing = server.request("POST", &bomb_exec, &auth, fire);
     let checks = async {
-        tokio::time::sleep(Duration::from_secs(5)).await;
+        // Wait until the bomb runs: under ptrace every guest process costs host tasks.
+        // (Within the exec's 15 s: its timeout ends the bomb.)
+        let deadline = Instant::now() + Duration::from_secs(12);
+        loop {
+            let current = read_number(&cgroup.join("pids.current"), None);
+            if current >= idle + 100 {
+                break;
+            }
+            assert!(Instant::now() < deadline, "the bomb never took off: {current} host tasks");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
         // While it rages, the server and the other session answer.
         assert_eq!(server.get("/healthz", &[]).await.status, http::StatusCode::OK);
         let list = server.get("/api/sessions", &auth[..1]).await;
