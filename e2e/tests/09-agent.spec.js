@@ -68,7 +68,11 @@ test('an agent connected from the UI types into the shared shell, live in the ac
   try {
     const { tools } = await client.listTools();
     const names = tools.map((t) => t.name);
-    for (const name of ['run_command', 'read_screen', 'send_keys', 'read_file', 'write_file', 'list_files', 'exec', 'list_ports']) {
+    for (const name of [
+      'run_command', 'read_screen', 'send_keys', 'read_file', 'write_file', 'list_files', 'exec',
+      'list_ports', 'preview_url', 'browser_navigate', 'browser_click', 'browser_type',
+      'browser_screenshot', 'browser_text', 'browser_tabs',
+    ]) {
       expect(names).toContain(name);
     }
 

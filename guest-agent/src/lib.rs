@@ -9,7 +9,8 @@
 //! the sandbox, without a secret, for the in-sandbox MCP server: only the routes of
 //! [`proto::routes::Route::guest_allowed`] — running a command line at a shared shell's
 //! prompt (shell state from the OSC 133 marks of `images/shell/flint-shell.bash`), typing,
-//! files, exec, and reporting tool calls, which the server reads back for its audit log.
+//! files, exec, the shared browser's operations and tabs, and reporting tool calls, which
+//! the server reads back for its audit log.
 
 pub mod client;
 pub mod error;

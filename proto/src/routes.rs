@@ -359,8 +359,10 @@ impl Route {
     /// `guest-agent mcp` uses)? Exactly what the MCP tools need, plus reporting tool calls:
     /// no tunnels, no killing terminals, no attach, no tarballs, and never the
     /// report queue the server reads. A terminal may be created (the tools open the shared
-    /// shell when there is none) but not killed. The shared browser is not served there:
-    /// no in-sandbox tool drives it yet.
+    /// shell when there is none) but not killed. The shared browser's operations and tabs
+    /// are served (the browser tools; the sandbox is one trust domain, and Chromium's
+    /// DevTools port is reachable from inside anyway), but not a person's side of it: input
+    /// replay, the screencast, nor the console no tool reads.
     pub fn guest_allowed(&self) -> bool {
         match self {
             Route::Info
@@ -377,7 +379,17 @@ impl Route {
             | Route::FileWrite
             | Route::FileMkdir
             | Route::PortList
-            | Route::AuditReport => true,
+            | Route::AuditReport
+            | Route::BrowserStatus
+            | Route::BrowserNavigate
+            | Route::BrowserClick
+            | Route::BrowserType
+            | Route::BrowserScreenshot
+            | Route::BrowserText
+            | Route::BrowserTabs
+            | Route::BrowserNewTab
+            | Route::BrowserCloseTab(_)
+            | Route::BrowserActivateTab(_) => true,
             Route::TerminalKill(_)
             | Route::TerminalResize(_)
             | Route::TerminalAttach(_)
@@ -388,17 +400,7 @@ impl Route {
             | Route::PortEvents
             | Route::Tunnel(_)
             | Route::AuditEvents
-            | Route::BrowserStatus
-            | Route::BrowserNavigate
-            | Route::BrowserClick
-            | Route::BrowserType
-            | Route::BrowserScreenshot
-            | Route::BrowserText
             | Route::BrowserConsole
-            | Route::BrowserTabs
-            | Route::BrowserNewTab
-            | Route::BrowserCloseTab(_)
-            | Route::BrowserActivateTab(_)
             | Route::BrowserInput
             | Route::BrowserScreencast => false,
         }

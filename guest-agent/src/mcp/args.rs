@@ -109,23 +109,25 @@ pub(super) struct PreviewArgs {
     pub(super) expires_s: Option<u64>,
 }
 
-/// Each tool: name, description, argument type.
+/// A tool: its name, description and the JSON schema of its argument type.
+pub(super) fn tool<T: JsonSchema>(name: &'static str, description: &'static str) -> Tool {
+    let schema = schemars::generate::SchemaSettings::draft2020_12()
+        .with(|s| s.inline_subschemas = true)
+        .into_generator()
+        .into_root_schema_for::<T>();
+    let mut object: JsonObject = match serde_json::to_value(schema) {
+        Ok(Value::Object(map)) => map,
+        _ => JsonObject::new(),
+    };
+    object.remove("$schema");
+    object.remove("title");
+    object.entry("properties").or_insert_with(|| json!({}));
+    Tool::new(name, description, Arc::new(object))
+}
+
+/// Each tool: name, description, argument type; the shared browser's come last.
 pub(super) fn catalogue() -> Vec<Tool> {
-    fn tool<T: JsonSchema>(name: &'static str, description: &'static str) -> Tool {
-        let schema = schemars::generate::SchemaSettings::draft2020_12()
-            .with(|s| s.inline_subschemas = true)
-            .into_generator()
-            .into_root_schema_for::<T>();
-        let mut object: JsonObject = match serde_json::to_value(schema) {
-            Ok(Value::Object(map)) => map,
-            _ => JsonObject::new(),
-        };
-        object.remove("$schema");
-        object.remove("title");
-        object.entry("properties").or_insert_with(|| json!({}));
-        Tool::new(name, description, Arc::new(object))
-    }
-    vec![
+    let mut tools = vec![
         tool::<RunArgs>(
             "run_command",
             "Run a shell command line in the session's shared terminal, exactly as if typed at \
@@ -180,7 +182,9 @@ pub(super) fn catalogue() -> Vec<Tool> {
              Flint; with share=true also returns a share link that works for anyone until it \
              expires. Inside the sandbox the same app is at http://127.0.0.1:PORT.",
         ),
-    ]
+    ];
+    tools.extend(super::browser::catalogue());
+    tools
 }
 
 pub(super) fn parse<T: DeserializeOwned>(args: &JsonObject) -> Result<T, ToolError> {
@@ -226,6 +230,7 @@ pub(super) fn summarize(tool: &str, args: &JsonObject) -> String {
             .and_then(Value::as_array)
             .map(|argv| argv.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(" "))
             .unwrap_or_default(),
+        browser if browser.starts_with("browser_") => super::browser::summarize(browser, args),
         _ => String::new(),
     };
     match summary.char_indices().nth(SUMMARY_CHARS) {
@@ -253,7 +258,13 @@ mod tests {
                 "list_files",
                 "exec",
                 "list_ports",
-                "preview_url"
+                "preview_url",
+                "browser_navigate",
+                "browser_click",
+                "browser_type",
+                "browser_screenshot",
+                "browser_text",
+                "browser_tabs"
             ]
         );
         for tool in &tools {

@@ -8,6 +8,7 @@
 //! everything goes through the agent's async client.
 
 mod args;
+mod browser;
 pub mod keys;
 pub mod stdio;
 mod tools;
@@ -290,6 +291,8 @@ impl Tools {
                     self.host.preview(context, args.port, share).await.map_err(ToolError)?;
                 tools::preview_url(client, args.port, &preview).await
             }
+            "browser_navigate" | "browser_click" | "browser_type" | "browser_screenshot"
+            | "browser_text" | "browser_tabs" => browser::run(client, tool, args).await,
             other => Err(ToolError(format!("no tool {other:?}"))),
         }
     }
@@ -304,7 +307,9 @@ impl ServerHandler for Tools {
                  terminal in a browser. Work in /workspace. run_command types into the shared \
                  shell; exec runs a program out of sight; read_file/write_file/list_files work \
                  on files; list_ports shows what listens; preview_url gives a port's browser \
-                 URL.",
+                 URL. The browser_* tools drive a headless browser inside the sandbox that the \
+                 person watches too: there, a server of the session is at \
+                 http://127.0.0.1:PORT.",
             )
     }
 

@@ -63,7 +63,9 @@ async fn the_guest_socket_runs_commands_and_files_without_a_secret() {
 
 #[tokio::test]
 async fn the_guest_socket_refuses_every_route_it_does_not_allow() {
-    let agent = TestAgent::start().await;
+    // The browser routes the guest may use answer at once without a Chromium to start
+    // (`browser.rs` drives a real one through this socket).
+    let agent = TestAgent::start_with_env(&[("FLINT_CHROMIUM", "/nonexistent/chromium")]).await;
     let id = new_shell(&agent.client).await;
     let guest = guest(&agent).await;
 

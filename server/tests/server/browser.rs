@@ -72,14 +72,7 @@ impl Fixture {
     }
 
     async fn viewer(&self) -> Viewer {
-        let origin = self.server.origin();
-        let path = format!("/api/sessions/{}/browser/ws?quality=50", self.id);
-        let ws = self
-            .server
-            .ws(&path, &[("authorization", &self.bearer), ("origin", &origin)])
-            .await
-            .expect("browser websocket");
-        Viewer { ws, frames: 0, last_frame: None, state: None }
+        Viewer::open(&self.server, &self.bearer, &self.id).await
     }
 
     async fn get(&self, path: &str) -> crate::common::Reply {
@@ -90,20 +83,31 @@ impl Fixture {
 }
 
 /// One Browser panel's socket, and what it has seen.
-struct Viewer {
+pub(crate) struct Viewer {
     ws: Ws,
-    frames: u64,
+    pub(crate) frames: u64,
     last_frame: Option<WsFrameHeader>,
-    state: Option<BrowserServerMessage>,
+    pub(crate) state: Option<BrowserServerMessage>,
 }
 
 impl Viewer {
+    /// A person's Browser panel on `session`.
+    pub(crate) async fn open(server: &TestServer, bearer: &str, session: &str) -> Viewer {
+        let origin = server.origin();
+        let path = format!("/api/sessions/{session}/browser/ws?quality=50");
+        let ws = server
+            .ws(&path, &[("authorization", bearer), ("origin", &origin)])
+            .await
+            .expect("browser websocket");
+        Viewer { ws, frames: 0, last_frame: None, state: None }
+    }
+
     async fn send(&mut self, message: Value) {
         self.ws.send(Message::Text(message.to_string().into())).await.expect("send");
     }
 
     /// Reads one message; errors from the server fail the test.
-    async fn read(&mut self) {
+    pub(crate) async fn read(&mut self) {
         let message = self.ws.next().await.expect("socket open").expect("a message");
         match message {
             Message::Binary(bytes) => {
@@ -126,7 +130,7 @@ impl Viewer {
     }
 
     /// Reads until the state's active tab has `title` (60 s: the first page starts Chromium).
-    async fn until_title(&mut self, title: &str) {
+    pub(crate) async fn until_title(&mut self, title: &str) {
         self.until(title, |tab| tab.title == title).await;
     }
 
@@ -136,7 +140,8 @@ impl Viewer {
     }
 
     async fn until(&mut self, what: &str, done: impl Fn(&TabInfo) -> bool) {
-        let deadline = Instant::now() + Duration::from_secs(60);
+        // Chromium under gVisor's ptrace platform starts slowly.
+        let deadline = Instant::now() + Duration::from_secs(180);
         while !self.active().is_some_and(&done) {
             let left = deadline.saturating_duration_since(Instant::now());
             assert!(!left.is_zero(), "no tab showing {what:?}; last state {:?}", self.state);

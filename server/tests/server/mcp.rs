@@ -14,6 +14,8 @@ use serde_json::{Value, json};
 
 use crate::common::*;
 
+mod browser;
+
 type McpClient = RunningService<RoleClient, ClientConfig>;
 
 /// A signed-in owner with a user-wide token and one running session.
@@ -25,13 +27,21 @@ struct Fixture {
     session: String,
 }
 
+/// The session most tests work in: the small test image.
+const TEST_SESSION: &str = r#"{"image":"test","cpus":0.5,"memory_mb":512}"#;
+
 impl Fixture {
     async fn new() -> Fixture {
+        Fixture::with(&[], TEST_SESSION).await
+    }
+
+    /// A server started with `args`, its session created from the JSON `session`.
+    async fn with(args: &[&str], session: &str) -> Fixture {
         let dir = tempfile::tempdir().expect("tempdir");
-        let server = TestServer::start(dir.path());
+        let server = TestServer::start_with(dir.path(), args);
         let cookie = server.sign_in().await;
         let bearer = format!("Bearer {}", make_token(&server, &cookie, None).await.0);
-        let session = new_session(&server, &bearer).await;
+        let session = new_session(&server, &bearer, session).await;
         Fixture { server, _dir: dir, cookie, bearer, session }
     }
 
@@ -63,13 +73,13 @@ async fn make_token(server: &TestServer, cookie: &str, session: Option<&str>) ->
     (json["token"].as_str().expect("token").to_owned(), json["id"].as_str().expect("id").to_owned())
 }
 
-async fn new_session(server: &TestServer, bearer: &str) -> String {
+async fn new_session(server: &TestServer, bearer: &str, body: &str) -> String {
     let reply = server
         .request(
             "POST",
             "/api/sessions",
             &[("authorization", bearer), ("content-type", "application/json")],
-            r#"{"image":"test","cpus":0.5,"memory_mb":512}"#,
+            body,
         )
         .await;
     assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
@@ -83,13 +93,23 @@ async fn connect(url: &str, token: &str) -> McpClient {
 }
 
 async fn call(client: &McpClient, tool: &'static str, args: Value) -> CallToolResult {
+    call_within(Duration::from_secs(60), client, tool, args).await
+}
+
+/// A tool call that must answer within `limit`.
+async fn call_within(
+    limit: Duration,
+    client: &McpClient,
+    tool: &'static str,
+    args: Value,
+) -> CallToolResult {
     let args = args.as_object().cloned().unwrap_or_default();
     tokio::time::timeout(
-        Duration::from_secs(60),
+        limit,
         client.call_tool(CallToolRequestParams::new(tool).with_arguments(args)),
     )
     .await
-    .expect("the tool answered in time")
+    .unwrap_or_else(|_| panic!("{tool} did not answer within {limit:?}"))
     .expect("the call went through")
 }
 
@@ -148,6 +168,12 @@ async fn an_agent_works_in_the_shared_shell_with_rmcp_client() {
         "exec",
         "list_ports",
         "preview_url",
+        "browser_navigate",
+        "browser_click",
+        "browser_type",
+        "browser_screenshot",
+        "browser_text",
+        "browser_tabs",
     ] {
         assert!(names.iter().any(|n| n == expected), "{expected} missing from {names:?}");
     }
@@ -318,7 +344,7 @@ async fn the_endpoint_admits_only_the_sessions_own_tokens_from_our_origin() {
     assert_eq!(same_origin.status, StatusCode::OK, "{}", same_origin.body);
 
     // Session A's token cannot reach session B, not even to learn that it exists.
-    let other = new_session(&f.server, &f.bearer).await;
+    let other = new_session(&f.server, &f.bearer, TEST_SESSION).await;
     initialize(&f, &other, &[("authorization", &bearer)]).await.assert_error(StatusCode::NOT_FOUND);
     initialize(&f, "nosuchsession", &[("authorization", &f.bearer)])
         .await
@@ -465,18 +491,24 @@ fn sandbox_pid(data_dir: &std::path::Path, session: &str) -> u32 {
     panic!("no agent process found in the cgroup of session {session}");
 }
 
-#[tokio::test]
-async fn guest_agent_mcp_serves_the_tools_over_stdio_inside_the_sandbox() {
-    let f = Fixture::new().await;
+/// `guest-agent mcp` started inside the session's sandbox (its namespaces, its root, its
+/// `/run/flint`), with `env` added, as an MCP client over its stdio.
+async fn in_sandbox_client(f: &Fixture, env: &[(&str, &str)]) -> McpClient {
     let pid = sandbox_pid(f._dir.path(), &f.session);
-    // Inside the sandbox: its namespaces, its root, its /run/flint.
     let mut command = tokio::process::Command::new("nsenter");
     command
         .args(["-t", &pid.to_string(), "-a", "-r", "-w", "/opt/flint/guest-agent", "mcp"])
         .kill_on_drop(true)
-        .env("FLINT_AGENT_LOG", "warn");
+        .env("FLINT_AGENT_LOG", "warn")
+        .envs(env.iter().copied());
     let transport = rmcp::transport::TokioChildProcess::new(command).expect("spawn nsenter");
-    let client = ClientConfig::default().serve(transport).await.expect("stdio MCP handshake");
+    ClientConfig::default().serve(transport).await.expect("stdio MCP handshake")
+}
+
+#[tokio::test]
+async fn guest_agent_mcp_serves_the_tools_over_stdio_inside_the_sandbox() {
+    let f = Fixture::new().await;
+    let client = in_sandbox_client(&f, &[]).await;
     let tools = client.list_all_tools().await.expect("tools/list");
     assert!(tools.iter().any(|t| t.name == "run_command"));
 
@@ -493,14 +525,7 @@ async fn guest_agent_mcp_serves_the_tools_over_stdio_inside_the_sandbox() {
         format!("http://{{port}}-{}.preview.localhost:{}/", f.session, f.server.addr.port());
     assert!(text_of(&echo).contains(&template), "{}", text_of(&echo));
     let _ = client.cancel().await;
-    let mut command = tokio::process::Command::new("nsenter");
-    command
-        .args(["-t", &pid.to_string(), "-a", "-r", "-w", "/opt/flint/guest-agent", "mcp"])
-        .kill_on_drop(true)
-        .env("FLINT_AGENT_LOG", "warn")
-        .env("FLINT_PREVIEW_URL", &template);
-    let transport = rmcp::transport::TokioChildProcess::new(command).expect("spawn nsenter");
-    let client = ClientConfig::default().serve(transport).await.expect("stdio MCP handshake");
+    let client = in_sandbox_client(&f, &[("FLINT_PREVIEW_URL", &template)]).await;
     let preview = call(&client, "preview_url", json!({"port": 8000})).await;
     assert_ok(&preview);
     let expected = format!("http://8000-{}.preview.localhost:{}/", f.session, f.server.addr.port());

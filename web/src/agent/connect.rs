@@ -139,7 +139,8 @@ pub fn ConnectDialog(session: String, open: RwSignal<bool>) -> impl IntoView {
             <form class="connect-form" on:submit=submit>
                 <p>
                     "An AI agent (Claude Code, Cursor, any MCP client) works in this session's "
-                    "shell while you watch: every call it makes shows in the Activity panel. "
+                    "shell and browser while you watch: every call it makes shows in the "
+                    "Activity panel. "
                     "It gets a token that works for this session only."
                 </p>
                 <label class="field">

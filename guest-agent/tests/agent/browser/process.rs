@@ -1,7 +1,7 @@
 //! Chromium's process: its DevTools port out of reach, the agent without Chromium, and a
-//! browser that died started again.
+//! browser that died started again; the in-sandbox socket drives it but never watches it.
 
-use super::screencast::next_frame;
+use super::screencast::{next_frame, png_size};
 use super::*;
 
 /// The listening sockets of `port` in `/proc/net/tcp{,6}`: (local address hex, state).
@@ -146,4 +146,34 @@ async fn a_browser_that_died_starts_again_on_the_next_call() {
     let (code, _) = api_code(agent.client.tunnel(port).await);
     assert_eq!(code, ErrorCode::PermissionDenied, "the new devtools port is refused too");
     assert_eq!(children_named(agent.pid(), "chromium").len(), 1);
+}
+
+#[tokio::test]
+async fn the_in_sandbox_socket_drives_the_browser_but_not_a_persons_view_of_it() {
+    let pages = Pages::serve().await;
+    let agent = TestAgent::start().await;
+    let guest = guest_agent::client::Client::connect_guest(&agent.guest_socket)
+        .await
+        .expect("connect to the guest socket");
+    let request = Navigate { url: pages.url("index.html"), wait_ms: None };
+    let page = guest.browser_navigate(&request).await.expect("navigate on the guest socket");
+    assert_eq!(page.title, "Flint test page");
+    let click = Click { selector: Some("#go".to_owned()), ..Click::default() };
+    guest.browser_click(&click).await.expect("click");
+    assert!(guest.browser_text().await.expect("text").text.contains("clicked 1 times"));
+    let png = guest.browser_screenshot().await.expect("screenshot");
+    assert_eq!(png_size(&png), (Viewport::DEFAULT.width, Viewport::DEFAULT.height));
+    let opened = guest.browser_new_tab(&NewTab::default()).await.expect("new tab");
+    let tabs = guest.browser_activate_tab(page.tab).await.expect("activate");
+    assert_eq!(tabs.active, Some(page.tab));
+    guest.browser_close_tab(opened.id).await.expect("close");
+
+    // A person's side of the browser stays on the main socket.
+    for (code, what) in [
+        api_code(guest.browser_input(&InputEvent::Reload).await),
+        api_code(guest.browser_screencast(&ScreencastQuery::default()).await.map(|_| ())),
+        api_code(guest.browser_console(None).await),
+    ] {
+        assert_eq!(code, ErrorCode::PermissionDenied, "{what}");
+    }
 }

@@ -22,7 +22,7 @@ fn jpeg_size(jpeg: &[u8]) -> Option<(u16, u16)> {
     None
 }
 
-fn png_size(png: &[u8]) -> (u32, u32) {
+pub(super) fn png_size(png: &[u8]) -> (u32, u32) {
     let decoder = png::Decoder::new(std::io::Cursor::new(png));
     let reader = decoder.read_info().expect("the screenshot decodes as a png");
     let info = reader.info();
