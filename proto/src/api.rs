@@ -172,10 +172,13 @@ pub struct Me {
     pub name: String,
     /// Admin?
     pub is_admin: bool,
-    /// `cookie` or `token`.
+    /// `cookie`, `token` or `guest` (an invite's cookie).
     pub via: String,
-    /// The session a scoped token is confined to.
+    /// The session a scoped token or a guest is confined to.
     pub session_scope: Option<String>,
+    /// A guest's role in that session (`None` for users).
+    #[serde(default)]
+    pub role: Option<crate::people::Role>,
 }
 
 /// `POST /api/tokens` body.
@@ -312,6 +315,14 @@ pub enum EventsMessage {
     Activity {
         /// The event.
         event: Box<ActivityEvent>,
+    },
+    /// Who is attached to one of the caller's sessions changed (someone came or went, or typed
+    /// into a terminal another typed into last): replace that session's presence.
+    Presence {
+        /// The session.
+        session_id: String,
+        /// Its people now.
+        presence: crate::people::Presence,
     },
     /// A session's listening ports changed (one opened or closed, made public or private, a
     /// share link made or revoked): replace that session's whole list.

@@ -12,6 +12,7 @@ pub mod exec;
 pub mod files;
 pub mod frame;
 pub mod info;
+pub mod people;
 pub mod ports;
 pub mod routes;
 pub mod terminal;

@@ -33,6 +33,8 @@ pub struct AppState {
     pub proxy: crate::preview::proxy::Proxy,
     /// Who drives each session's shared browser.
     pub browsers: Arc<crate::browser::Browsers>,
+    /// Who is attached to each session.
+    pub people: Arc<crate::people::People>,
 }
 
 /// The whole router; `main` serves it, tests call it.

@@ -19,6 +19,10 @@ use crate::store::{User, now_ms};
 /// Name of the sign-in cookie.
 pub const COOKIE_NAME: &str = "flint_session";
 
+/// Name of a guest's cookie (made from an invite link): kept apart from the sign-in cookie,
+/// so opening an invite in a signed-in browser signs nobody out.
+pub const GUEST_COOKIE_NAME: &str = "flint_guest";
+
 /// Header that, like a JSON body, marks a cookie-authenticated mutation as not cross-site.
 pub const CSRF_HEADER: &str = "x-flint-csrf";
 
@@ -81,6 +85,17 @@ pub enum Via {
         /// The one session it may touch, if scoped.
         session: Option<String>,
     },
+    /// A guest's cookie, made from an invite link to one session.
+    Guest {
+        /// The guest's id.
+        id: String,
+        /// The invite they came through.
+        invite: String,
+        /// The one session they may touch.
+        session: String,
+        /// What they may do there.
+        role: proto::people::Role,
+    },
 }
 
 /// An authenticated caller of the API.
@@ -96,9 +111,24 @@ impl Caller {
     /// The session this caller is confined to, if any.
     pub fn session_scope(&self) -> Option<&str> {
         match &self.via {
-            Via::Token { session: Some(id), .. } => Some(id),
+            Via::Token { session: Some(id), .. } | Via::Guest { session: id, .. } => Some(id),
             _ => None,
         }
+    }
+
+    /// The caller's role in session `id` owned by `owner_id`: the owner (their cookie, or
+    /// a token of theirs that may touch it), a guest of that session, or nobody (`None`).
+    pub fn role_in(&self, id: &str, owner_id: &str) -> Option<proto::people::Role> {
+        match &self.via {
+            Via::Guest { session, role, .. } => (session == id).then_some(*role),
+            _ => (owner_id == self.user.id && self.session_scope().is_none_or(|s| s == id))
+                .then_some(proto::people::Role::Owner),
+        }
+    }
+
+    /// The caller as presence shows them.
+    pub fn person(&self, role: proto::people::Role) -> proto::people::Person {
+        proto::people::Person { id: self.user.id.clone(), name: self.user.name.clone(), role }
     }
 }
 
@@ -131,13 +161,34 @@ impl FromRequestParts<AppState> for Caller {
                 via: Via::Token { id: token.id, name: token.name, session: token.session_id },
             });
         }
-        let cookie =
-            cookie_value(&parts.headers, COOKIE_NAME).ok_or_else(AppError::unauthorized)?;
-        let user = state
-            .store
-            .web_session_user(&hash_token(cookie))
-            .await?
-            .ok_or_else(AppError::unauthorized)?;
+        let caller = match cookie_value(&parts.headers, COOKIE_NAME) {
+            Some(cookie) => state
+                .store
+                .web_session_user(&hash_token(cookie))
+                .await?
+                .map(|user| Caller { user, via: Via::Cookie }),
+            None => None,
+        };
+        let caller = match (caller, cookie_value(&parts.headers, GUEST_COOKIE_NAME)) {
+            (Some(caller), _) => caller,
+            (None, Some(cookie)) => {
+                let guest = state
+                    .store
+                    .guest_by_cookie(&hash_token(cookie))
+                    .await?
+                    .ok_or_else(AppError::unauthorized)?;
+                Caller {
+                    user: User { id: guest.id.clone(), name: guest.name, is_admin: false },
+                    via: Via::Guest {
+                        id: guest.id,
+                        invite: guest.invite_id,
+                        session: guest.session_id,
+                        role: guest.role,
+                    },
+                }
+            }
+            (None, None) => return Err(AppError::unauthorized()),
+        };
         // A cookie rides along on cross-site requests; a mutation must prove it is same-site
         // with something a plain form cannot send: a JSON body or our header.
         let safe = matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
@@ -155,7 +206,7 @@ impl FromRequestParts<AppState> for Caller {
                 parts.method
             )));
         }
-        Ok(Caller { user, via: Via::Cookie })
+        Ok(caller)
     }
 }
 

@@ -167,6 +167,8 @@ pub enum Action {
     ConnectAgent {
         /// Session id.
         id: String,
+        /// What the stream does: reading (a viewer may) or changing things.
+        need: Need,
     },
     /// `/workspace` as a tarball: from the agent while the session runs, from its volume
     /// once it stopped. Its owner, or a token scoped to it.
@@ -258,8 +260,13 @@ pub async fn perform(state: &AppState, caller: &Caller, action: Action) -> Resul
             via: match caller.via {
                 crate::auth::Via::Cookie => "cookie".to_owned(),
                 crate::auth::Via::Token { .. } => "token".to_owned(),
+                crate::auth::Via::Guest { .. } => "guest".to_owned(),
             },
             session_scope: caller.session_scope().map(str::to_owned),
+            role: match &caller.via {
+                crate::auth::Via::Guest { role, .. } => Some(*role),
+                _ => None,
+            },
         })),
         Action::CreateToken { name, session_id } => {
             refuse_scoped(caller)?;
@@ -308,43 +315,48 @@ pub async fn perform(state: &AppState, caller: &Caller, action: Action) -> Resul
             Ok(Outcome::Session(state.sessions.create(&caller.user, request).await?))
         }
         Action::ListSessions => {
+            if let crate::auth::Via::Guest { session, .. } = &caller.via {
+                return Ok(Outcome::Sessions(vec![state.sessions.record(session).await?.info]));
+            }
             let mut sessions = state.sessions.list(&caller.user).await?;
             if let Some(scope) = caller.session_scope() {
                 sessions.retain(|s| s.id == scope);
             }
             Ok(Outcome::Sessions(sessions))
         }
-        Action::GetSession { id } => Ok(Outcome::Session(authorize(state, caller, &id).await?)),
+        Action::GetSession { id } => {
+            Ok(Outcome::Session(authorize(state, caller, &id, Need::Read).await?))
+        }
         Action::ExtendSession { id, lifetime_s } => {
-            authorize(state, caller, &id).await?;
+            authorize(state, caller, &id, Need::Own).await?;
             Ok(Outcome::Session(state.sessions.extend(&id, lifetime_s).await?))
         }
         Action::DeleteSession { id } => {
             refuse_scoped(caller)?;
-            authorize(state, caller, &id).await?;
+            authorize(state, caller, &id, Need::Own).await?;
             state.sessions.delete(&id).await?;
             let detail = serde_json::json!({ "session_id": id });
             state.store.audit(Some(&caller.user.id), None, "session.delete", &detail).await?;
             Ok(Outcome::Done)
         }
         Action::CreateTerminal { id, request } => {
-            authorize(state, caller, &id).await?;
+            authorize(state, caller, &id, Need::Edit).await?;
             let client = state.sessions.client(&id).await?;
             Ok(Outcome::Terminal(client.create_terminal(&request).await.map_err(agent_error)?))
         }
         Action::ListTerminals { id } => {
-            authorize(state, caller, &id).await?;
+            authorize(state, caller, &id, Need::Read).await?;
             let client = state.sessions.client(&id).await?;
             Ok(Outcome::Terminals(client.terminals().await.map_err(agent_error)?))
         }
         Action::KillTerminal { id, terminal } => {
-            authorize(state, caller, &id).await?;
+            authorize(state, caller, &id, Need::Edit).await?;
             let client = state.sessions.client(&id).await?;
             client.kill_terminal(&terminal).await.map_err(agent_error)?;
             Ok(Outcome::Done)
         }
         Action::Exec { id, command } => {
-            authorize(state, caller, &id).await?;
+            authorize(state, caller, &id, Need::Edit).await?;
             let client = state.sessions.client(&id).await?;
             let detail = serde_json::json!({ "argv": command.argv });
             state.sessions.audit(Some(&caller.user.id), Some(&id), "exec", &detail).await?;
@@ -374,39 +386,39 @@ pub async fn perform(state: &AppState, caller: &Caller, action: Action) -> Resul
             }
         }
         Action::ListFiles { id, path, depth } => {
-            authorize(state, caller, &id).await?;
+            authorize(state, caller, &id, Need::Read).await?;
             let client = state.sessions.client(&id).await?;
             Ok(Outcome::Files(client.list(&path, depth).await.map_err(agent_error)?))
         }
         Action::MakeDir { id, path } => {
-            authorize(state, caller, &id).await?;
+            authorize(state, caller, &id, Need::Edit).await?;
             let client = state.sessions.client(&id).await?;
             client.mkdir(&path).await.map_err(agent_error)?;
             Ok(Outcome::Done)
         }
         Action::MovePath { id, request } => {
-            authorize(state, caller, &id).await?;
+            authorize(state, caller, &id, Need::Edit).await?;
             let client = state.sessions.client(&id).await?;
             client.rename(&request).await.map_err(agent_error)?;
             Ok(Outcome::Done)
         }
         Action::RemovePath { id, request } => {
-            authorize(state, caller, &id).await?;
+            authorize(state, caller, &id, Need::Edit).await?;
             let client = state.sessions.client(&id).await?;
             client.remove(&request).await.map_err(agent_error)?;
             Ok(Outcome::Done)
         }
         Action::ListPorts { id } => {
-            authorize(state, caller, &id).await?;
+            authorize(state, caller, &id, Need::Read).await?;
             let client = state.sessions.client(&id).await?;
             Ok(Outcome::Ports(client.ports().await.map_err(agent_error)?))
         }
         Action::ListPreviews { id } => {
-            authorize(state, caller, &id).await?;
+            authorize(state, caller, &id, Need::Read).await?;
             Ok(Outcome::Previews(state.sessions.previews(&id).await?))
         }
         Action::SetPreview { id, port, public } => {
-            authorize(state, caller, &id).await?;
+            authorize(state, caller, &id, Need::Edit).await?;
             valid_port(port)?;
             state.store.set_public(&id, port, public).await?;
             state.previews.changed(&id);
@@ -431,7 +443,7 @@ pub async fn perform(state: &AppState, caller: &Caller, action: Action) -> Resul
             Ok(Outcome::Preview(preview))
         }
         Action::CreateShare { id, port, expires_s } => {
-            authorize(state, caller, &id).await?;
+            authorize(state, caller, &id, Need::Edit).await?;
             valid_port(port)?;
             let expires_s = expires_s.unwrap_or(SHARE_DEFAULT_S);
             if expires_s == 0 || expires_s > SHARE_MAX_S {
@@ -461,7 +473,7 @@ pub async fn perform(state: &AppState, caller: &Caller, action: Action) -> Resul
             }))
         }
         Action::RevokeShare { id, port, share } => {
-            authorize(state, caller, &id).await?;
+            authorize(state, caller, &id, Need::Edit).await?;
             if !state.store.delete_share(&id, port, &share).await? {
                 return Err(AppError::not_found(format!("no share link {share} on port {port}")));
             }
@@ -474,15 +486,15 @@ pub async fn perform(state: &AppState, caller: &Caller, action: Action) -> Resul
             Ok(Outcome::Done)
         }
         Action::SessionEvents { id } => {
-            authorize(state, caller, &id).await?;
+            authorize(state, caller, &id, Need::Read).await?;
             Ok(Outcome::Events(state.store.session_events(&id).await?))
         }
-        Action::ConnectAgent { id } => {
-            authorize(state, caller, &id).await?;
+        Action::ConnectAgent { id, need } => {
+            authorize(state, caller, &id, need).await?;
             Ok(Outcome::Agent(state.sessions.client(&id).await?))
         }
         Action::ExportWorkspace { id } => {
-            authorize(state, caller, &id).await?;
+            authorize(state, caller, &id, Need::Read).await?;
             Ok(Outcome::Tarball(state.sessions.workspace_tar(&id).await?))
         }
     }
@@ -501,13 +513,44 @@ fn valid_port(port: u16) -> Result<()> {
     Ok(())
 }
 
-/// The session, if the caller may touch it: its owner, or a token scoped to it. Anyone
-/// else gets the same 404 as for a session that does not exist.
-pub async fn authorize(state: &AppState, caller: &Caller, id: &str) -> Result<SessionInfo> {
+/// What an action needs of the caller's role in its session.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Need {
+    /// Seeing it: terminals, files, ports, activity (a viewer may).
+    Read,
+    /// Changing it: typing, writing files, ports and shares, shells (an editor may).
+    Edit,
+    /// Its lifetime and who may come in (the owner only).
+    Own,
+}
+
+/// The session, if the caller may do what `need` says in it: its owner (or a token of
+/// theirs that may touch it) anything, an editor guest reading and changing, a viewer guest
+/// reading. Anyone else gets the same 404 as for a session that does not exist; a guest
+/// asking for more than their role gets a 403 that says so.
+pub async fn authorize(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+    need: Need,
+) -> Result<SessionInfo> {
     let record = state.sessions.record(id).await?;
-    let scoped_elsewhere = caller.session_scope().is_some_and(|scope| scope != id);
-    if record.owner_id != caller.user.id || scoped_elsewhere {
+    let Some(role) = caller.role_in(id, &record.owner_id) else {
         return Err(AppError::not_found(format!("no session {id}")));
+    };
+    match need {
+        Need::Read => {}
+        Need::Edit if role.may_edit() => {}
+        Need::Edit => {
+            return Err(AppError::forbidden(format!(
+                "{} is a viewer of this session: viewers cannot type, write files or change ports",
+                caller.user.name
+            )));
+        }
+        Need::Own if role == proto::people::Role::Owner => {}
+        Need::Own => {
+            return Err(AppError::forbidden("only the session's owner may do this"));
+        }
     }
     Ok(record.info)
 }
@@ -528,10 +571,13 @@ pub fn agent_error(err: guest_agent::Error) -> AppError {
 }
 
 fn refuse_scoped(caller: &Caller) -> Result<()> {
-    match caller.session_scope() {
-        Some(session) => {
+    match (&caller.via, caller.session_scope()) {
+        (crate::auth::Via::Guest { .. }, _) => {
+            Err(AppError::forbidden("a guest of a session cannot do this"))
+        }
+        (_, Some(session)) => {
             Err(AppError::forbidden(format!("this token is scoped to session {session}")))
         }
-        None => Ok(()),
+        (_, None) => Ok(()),
     }
 }

@@ -15,6 +15,7 @@ pub mod images;
 pub mod mcp;
 pub mod metrics;
 pub mod net;
+pub mod people;
 pub mod preview;
 pub mod sandbox;
 pub mod sessions;

@@ -258,6 +258,7 @@ async fn state(
     let config = Config { listen, data_dir, public_origin, preview };
     let proxy = server::preview::proxy::Proxy::new(sessions.clone());
     let browsers = server::browser::Browsers::new(&sessions);
+    let people = server::people::People::new(&sessions);
     Ok(AppState {
         config: Arc::new(config),
         store,
@@ -267,6 +268,7 @@ async fn state(
         previews: Arc::default(),
         proxy,
         browsers,
+        people,
     })
 }
 

@@ -114,7 +114,7 @@ async fn admit(
     let Via::Token { id: token_id, name: token_name, .. } = caller.via.clone() else {
         return Err(AppError::unauthorized());
     };
-    crate::core::authorize(state, &caller, &session_id).await?;
+    crate::core::authorize(state, &caller, &session_id, crate::core::Need::Edit).await?;
     // Revoked since it authenticated: a revoked token's signal stays fired.
     let revoked = state.revocations.watch(&token_id);
     if revoked.is_cancelled() {

@@ -15,8 +15,10 @@ use proto::api::{SessionInfo, SessionLimits, SessionState};
 use crate::error::{AppError, Result};
 
 mod activity;
+mod people;
 mod previews;
 pub use activity::{CallRecord, GUEST_ACTOR};
+pub use people::{GuestRecord, InviteRecord};
 pub use previews::Share;
 
 /// Milliseconds since the Unix epoch.

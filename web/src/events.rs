@@ -4,13 +4,14 @@
 //! [`PortStore`].
 
 use std::cell::RefCell;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::rc::{Rc, Weak};
 use std::time::Duration;
 
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use proto::api::{EventsMessage, SessionInfo};
+use proto::people::Presence;
 
 use crate::agent::ActivityStore;
 use crate::api;
@@ -34,6 +35,8 @@ pub struct SessionStore {
     activity: ActivityStore,
     /// Where `ports` messages go.
     ports: PortStore,
+    /// Who is attached to each session (its `presence` messages).
+    presence: RwSignal<HashMap<String, Presence>>,
 }
 
 impl SessionStore {
@@ -48,6 +51,7 @@ impl SessionStore {
             gone: StoredValue::new(HashSet::new()),
             activity: expect_context::<ActivityStore>(),
             ports: expect_context::<PortStore>(),
+            presence: RwSignal::new(HashMap::new()),
         };
         provide_context(store);
         let auth = expect_context::<AuthState>();
@@ -121,6 +125,18 @@ impl SessionStore {
         }
     }
 
+    /// Who is attached to `id` now, as last heard (tracked).
+    pub fn presence(self, id: &str) -> Presence {
+        self.presence.with(|all| all.get(id).cloned().unwrap_or_default())
+    }
+
+    /// Sets a session's presence from a REST answer (before the socket says more).
+    pub fn set_presence(self, id: &str, presence: Presence) {
+        self.presence.update(|all| {
+            all.insert(id.to_owned(), presence);
+        });
+    }
+
     fn apply(self, message: EventsMessage) {
         match message {
             EventsMessage::Snapshot { sessions } => {
@@ -134,6 +150,11 @@ impl SessionStore {
             EventsMessage::Deleted { id } => self.remove(&id),
             EventsMessage::Activity { event } => self.activity.record(*event),
             EventsMessage::Ports { session_id, ports } => self.ports.update(&session_id, ports),
+            EventsMessage::Presence { session_id, presence } => {
+                self.presence.update(|all| {
+                    all.insert(session_id, presence);
+                });
+            }
         }
     }
 }

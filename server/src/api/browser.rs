@@ -31,7 +31,7 @@ use tokio::sync::mpsc;
 use crate::app::{AppState, JsonBody};
 use crate::auth::{Caller, origin_allowed};
 use crate::browser::Browsers;
-use crate::core::{Action, Outcome, agent_error, perform};
+use crate::core::{Action, Need, Outcome, agent_error, perform};
 use crate::error::{AppError, ErrorBody, Result};
 
 /// How often a viewer's tab list is read again (titles change as pages load).
@@ -46,8 +46,8 @@ const MAX_CLIENT_MESSAGE: usize = 64 << 10;
 /// Input events queued for the agent before a viewer's reading waits.
 const INPUT_QUEUE: usize = 64;
 
-async fn agent(state: &AppState, caller: &Caller, id: String) -> Result<Client> {
-    match perform(state, caller, Action::ConnectAgent { id }).await? {
+async fn agent(state: &AppState, caller: &Caller, id: String, need: Need) -> Result<Client> {
+    match perform(state, caller, Action::ConnectAgent { id, need }).await? {
         Outcome::Agent(client) => Ok(client),
         _ => Err(AppError::internal("connect-agent gave no agent")),
     }
@@ -61,7 +61,7 @@ pub async fn status(
     Path(id): Path<String>,
     caller: Caller,
 ) -> Result<Json<BrowserStatus>> {
-    let client = agent(&state, &caller, id).await?;
+    let client = agent(&state, &caller, id, Need::Read).await?;
     Ok(Json(client.browser_status().await.map_err(agent_error)?))
 }
 
@@ -75,7 +75,7 @@ pub async fn navigate(
     caller: Caller,
     JsonBody(request): JsonBody<Navigate>,
 ) -> Result<Json<PageInfo>> {
-    let client = agent(&state, &caller, id.clone()).await?;
+    let client = agent(&state, &caller, id.clone(), Need::Edit).await?;
     state.browsers.drove(&id, DriverKind::Person, &caller.user.name);
     Ok(Json(client.browser_navigate(&request).await.map_err(agent_error)?))
 }
@@ -87,7 +87,7 @@ pub async fn screenshot(
     Path(id): Path<String>,
     caller: Caller,
 ) -> Result<Response> {
-    let client = agent(&state, &caller, id).await?;
+    let client = agent(&state, &caller, id, Need::Read).await?;
     let png = client.browser_screenshot().await.map_err(agent_error)?;
     Ok(([(header::CONTENT_TYPE, HeaderValue::from_static("image/png"))], png).into_response())
 }
@@ -106,11 +106,16 @@ pub async fn browser_ws(
     if !origin_allowed(&headers, &state) {
         return Err(AppError::forbidden("websocket origin is not this server's public origin"));
     }
-    let client = agent(&state, &caller, id.clone()).await?;
+    let client = agent(&state, &caller, id.clone(), Need::Read).await?;
+    // Authorized above: the caller has a role in the session.
+    let owner = state.sessions.record(&id).await?.owner_id;
+    let role = caller.role_in(&id, &owner).unwrap_or(proto::people::Role::Viewer);
+    let attachment = state.people.attach(&id, caller.person(role), true);
     let viewer = Viewer {
         client,
         session_id: id,
         person: caller.user.name,
+        may_drive: role.may_edit(),
         browsers: state.browsers.clone(),
         query,
     };
@@ -120,7 +125,11 @@ pub async fn browser_ws(
             state.metrics.websocket_clients.inc();
             state.sessions.attached(&viewer.session_id, true).await;
             let session_id = viewer.session_id.clone();
-            viewer.relay(socket).await;
+            tokio::select! {
+                () = viewer.relay(socket) => {}
+                // Access ended: dropping the relay closes the socket.
+                () = attachment.cut.cancelled() => {}
+            }
             state.sessions.attached(&session_id, false).await;
             state.metrics.websocket_clients.dec();
         })
@@ -132,6 +141,8 @@ struct Viewer {
     client: Client,
     session_id: String,
     person: String,
+    /// An editor or the owner (a viewer watches only).
+    may_drive: bool,
     browsers: Arc<Browsers>,
     query: ScreencastQuery,
 }
@@ -274,6 +285,17 @@ impl Viewer {
         refresh: Arc<tokio::sync::Notify>,
     ) {
         while let Some(message) = messages.recv().await {
+            if !self.may_drive {
+                if drives(&message) {
+                    let message = format!(
+                        "forbidden (403): {} is a viewer of this session and cannot drive the \
+                         browser",
+                        self.person
+                    );
+                    let _ = text.send(BrowserServerMessage::Error { message }).await;
+                }
+                continue;
+            }
             if drives(&message) {
                 self.browsers.drove(&self.session_id, DriverKind::Person, &self.person);
             }

@@ -40,6 +40,14 @@ pub async fn events_ws(
 
 async fn relay(socket: WebSocket, state: &AppState, caller: &Caller) -> anyhow::Result<()> {
     let (mut to_browser, mut from_browser) = socket.split();
+    // A guest's socket closes the moment their access ends.
+    let attachment = match &caller.via {
+        crate::auth::Via::Guest { session, role, .. } => {
+            Some(state.people.attach(session, caller.person(*role), false))
+        }
+        _ => None,
+    };
+    let cut = attachment.as_ref().map(|a| a.cut.clone()).unwrap_or_default();
     // Subscribed before the snapshot is read: no change can fall between the two.
     let mut changes = state.sessions.subscribe();
     to_browser.send(snapshot(state, caller).await?).await?;
@@ -54,6 +62,9 @@ async fn relay(socket: WebSocket, state: &AppState, caller: &Caller) -> anyhow::
                         SessionChange::Ports { session_id, ports, .. } => {
                             EventsMessage::Ports { session_id, ports }
                         }
+                        SessionChange::Presence { session_id, presence, .. } => {
+                            EventsMessage::Presence { session_id, presence }
+                        }
                     })?,
                     Ok(_) => continue,
                     Err(RecvError::Lagged(_)) => snapshot(state, caller).await?,
@@ -61,6 +72,7 @@ async fn relay(socket: WebSocket, state: &AppState, caller: &Caller) -> anyhow::
                 };
                 to_browser.send(message).await?;
             }
+            () = cut.cancelled() => return Ok(()),
             incoming = from_browser.next() => match incoming {
                 Some(Ok(Message::Close(_)) | Err(_)) | None => return Ok(()),
                 // Nothing to say upstream: pings are answered by axum, the rest ignored.
@@ -73,8 +85,7 @@ async fn relay(socket: WebSocket, state: &AppState, caller: &Caller) -> anyhow::
 /// Whether `caller` may see the changed session: its owner, and for a scoped token only
 /// that session.
 fn visible(caller: &Caller, change: &SessionChange) -> bool {
-    change.owner_id() == caller.user.id
-        && caller.session_scope().is_none_or(|scope| scope == change.session_id())
+    caller.role_in(change.session_id(), change.owner_id()).is_some()
 }
 
 async fn snapshot(state: &AppState, caller: &Caller) -> anyhow::Result<Message> {

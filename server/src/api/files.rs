@@ -16,7 +16,7 @@ use serde::Deserialize;
 
 use crate::app::{AppState, JsonBody};
 use crate::auth::Caller;
-use crate::core::{Action, Outcome, agent_error, perform};
+use crate::core::{Action, Need, Outcome, agent_error, perform};
 use crate::error::ErrorBody;
 use crate::error::{AppError, Result};
 
@@ -37,8 +37,9 @@ async fn agent(
     state: &AppState,
     caller: &Caller,
     id: String,
+    need: Need,
 ) -> Result<guest_agent::client::Client> {
-    match perform(state, caller, Action::ConnectAgent { id }).await? {
+    match perform(state, caller, Action::ConnectAgent { id, need }).await? {
         Outcome::Agent(client) => Ok(client),
         _ => Err(AppError::internal("connect-agent gave no agent")),
     }
@@ -119,7 +120,7 @@ pub async fn read(
     Path(id): Path<String>,
     Query(q): Query<ContentQuery>,
 ) -> Result<Response> {
-    let client = agent(&state, &caller, id).await?;
+    let client = agent(&state, &caller, id, Need::Read).await?;
     let query = ReadQuery { path: resolve(&q.path), offset: q.offset, length: q.length };
     let body = client.read_stream(&query).await.map_err(agent_error)?;
     let mut response = Response::new(Body::new(body));
@@ -130,7 +131,7 @@ pub async fn read(
 }
 
 /// `PUT /api/sessions/{id}/files/content?path=&mode=`: the body replaces the file atomically.
-#[utoipa::path(put, path = "/api/sessions/{id}/files/content", tag = "files", params(("id" = String, Path, description = "session id"), ("path" = String, Query, description = "absolute, or relative to /workspace"), ("mode" = Option<u32>, Query)), request_body(content = Vec<u8>, content_type = "application/octet-stream"), responses((status = 200, body = FileStat), (status = 401, description = "no credential", body = ErrorBody), (status = 404, description = "no such session", body = ErrorBody), (status = 409, body = ErrorBody)))]
+#[utoipa::path(put, path = "/api/sessions/{id}/files/content", tag = "files", params(("id" = String, Path, description = "session id"), ("path" = String, Query, description = "absolute, or relative to /workspace"), ("mode" = Option<u32>, Query)), request_body(content = Vec<u8>, content_type = "application/octet-stream"), responses((status = 200, body = FileStat), (status = 401, description = "no credential", body = ErrorBody), (status = 403, description = "a viewer of the session", body = ErrorBody), (status = 404, description = "no such session", body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn write(
     State(state): State<AppState>,
     caller: Caller,
@@ -138,7 +139,7 @@ pub async fn write(
     Query(q): Query<ContentQuery>,
     body: Body,
 ) -> Result<Response> {
-    let client = agent(&state, &caller, id).await?;
+    let client = agent(&state, &caller, id, Need::Edit).await?;
     let query = WriteQuery { path: resolve(&q.path), mode: q.mode };
     // axum's body is not `Sync`; a task pumps it into the agent's request body.
     let (tx, upload) = guest_agent::client::fallible_channel_body();

@@ -9,6 +9,7 @@ pub(crate) mod browser;
 pub(crate) mod events_ws;
 pub(crate) mod files;
 pub mod openapi;
+pub(crate) mod people;
 pub(crate) mod previews;
 pub(crate) mod sessions;
 pub(crate) mod terminal_ws;
@@ -45,6 +46,11 @@ pub fn router() -> Router<AppState> {
         .route("/api/sessions/{id}/previews/{port}/shares", post(previews::share))
         .route("/api/sessions/{id}/previews/{port}/shares/{share}", delete(previews::unshare))
         .route("/api/sessions/{id}/terminals/{tid}/ws", get(crate::api::terminal_ws::terminal_ws))
+        .route("/api/sessions/{id}/invites", get(people::list).post(people::create))
+        .route("/api/sessions/{id}/invites/{invite}", delete(people::revoke))
+        .route("/api/sessions/{id}/people", get(people::presence))
+        .route("/api/sessions/{id}/people/{guest}", delete(people::remove))
+        .route("/api/invites/accept", post(people::accept))
         .route("/api/sessions/{id}/browser", get(browser::status))
         .route("/api/sessions/{id}/browser/navigate", post(browser::navigate))
         .route("/api/sessions/{id}/browser/screenshot", get(browser::screenshot))

@@ -25,7 +25,7 @@ use serde_bytes::ByteBuf;
 
 use crate::app::AppState;
 use crate::auth::{Caller, origin_allowed};
-use crate::core::{Action, Outcome, perform};
+use crate::core::{Action, Need, Outcome, perform};
 use crate::error::ErrorBody;
 use crate::error::{AppError, Result};
 
@@ -53,17 +53,22 @@ pub async fn terminal_ws(
     let terminal =
         TerminalId::parse(&tid).ok_or_else(|| AppError::not_found(format!("no terminal {tid}")))?;
     let Outcome::Agent(client) =
-        perform(&state, &caller, Action::ConnectAgent { id: id.clone() }).await?
+        perform(&state, &caller, Action::ConnectAgent { id: id.clone(), need: Need::Read }).await?
     else {
         return Err(AppError::internal("connect-agent gave no agent"));
     };
+    // Authorized above: the caller has a role in the session.
+    let owner = state.sessions.record(&id).await?.owner_id;
+    let role = caller.role_in(&id, &owner).unwrap_or(proto::people::Role::Viewer);
+    let who =
+        Who { person: caller.person(role), people: state.people.clone(), session: id.clone() };
     let metrics = state.metrics.clone();
     let sessions = state.sessions.clone();
     Ok(upgrade
         .on_upgrade(move |socket| async move {
             metrics.websocket_clients.inc();
             sessions.attached(&id, true).await;
-            relay(socket, client, terminal, query.offset).await;
+            relay(socket, client, terminal, query.offset, who).await;
             sessions.attached(&id, false).await;
             metrics.websocket_clients.dec();
         })
@@ -153,9 +158,29 @@ impl Shared {
     }
 }
 
-async fn relay(socket: WebSocket, client: Client, terminal: TerminalId, offset: Option<u64>) {
+/// Who is on the other end, for presence, "last typed by" and their role.
+struct Who {
+    person: proto::people::Person,
+    people: std::sync::Arc<crate::people::People>,
+    session: String,
+}
+
+/// Close code: the person's access to the session ended (invite revoked, removed).
+pub const CLOSE_ACCESS_ENDED: u16 = 4403;
+
+async fn relay(
+    socket: WebSocket,
+    client: Client,
+    terminal: TerminalId,
+    offset: Option<u64>,
+    who: Who,
+) {
     let (mut to_browser, mut from_browser) = socket.split();
-    let attach = client.attach(&terminal, AttachQuery { role: Role::Writer, offset }).await;
+    let attachment = who.people.attach(&who.session, who.person.clone(), true);
+    let writer = who.person.role.may_edit();
+    // The agent refuses a viewer's input too; the server answers it first, with the reason.
+    let role = if writer { Role::Writer } else { Role::Viewer };
+    let attach = client.attach(&terminal, AttachQuery { role, offset }).await;
     let (input, output) = match attach {
         Ok(streams) => streams,
         Err(e) => {
@@ -171,14 +196,38 @@ async fn relay(socket: WebSocket, client: Client, terminal: TerminalId, offset: 
     let sender = send_to_browser(&mut to_browser, &client, &terminal, &shared);
     let receiver = async {
         while let Some(up) = receive_from_browser(&mut from_browser, &shared).await {
+            match &up {
+                AttachUp::Input(_) if !writer => {
+                    let error = TerminalServerMessage::Error {
+                        message: format!(
+                            "forbidden (403): {} is a viewer of this session and cannot type",
+                            who.person.name
+                        ),
+                    };
+                    shared.push(Item::Message(text(&error), 0));
+                    continue;
+                }
+                // A viewer's window does not resize the shared terminal.
+                AttachUp::Resize(_) if !writer => continue,
+                AttachUp::Input(_) => {
+                    who.people.typed(&who.session, terminal.as_str(), &who.person)
+                }
+                _ => {}
+            }
             if input.send(&up).await.is_err() {
                 return;
             }
         }
     };
-    tokio::select! {
-        () = sender => {}
-        () = receiver => {}
+    let cut = tokio::select! {
+        () = sender => false,
+        () = receiver => false,
+        () = attachment.cut.cancelled() => true,
+    };
+    if cut {
+        let reason = "your access to this session ended".into();
+        let close = CloseFrame { code: CLOSE_ACCESS_ENDED, reason };
+        let _ = to_browser.send(Message::Close(Some(close))).await;
     }
 }
 

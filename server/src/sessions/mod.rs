@@ -132,6 +132,15 @@ pub enum SessionChange {
         /// Its ports now.
         ports: Vec<proto::api::PreviewPort>,
     },
+    /// Who is attached to it changed.
+    Presence {
+        /// Whose session.
+        owner_id: String,
+        /// The session.
+        session_id: String,
+        /// Its people now.
+        presence: proto::people::Presence,
+    },
 }
 
 impl SessionChange {
@@ -141,7 +150,8 @@ impl SessionChange {
             SessionChange::Changed { owner_id, .. }
             | SessionChange::Deleted { owner_id, .. }
             | SessionChange::Activity { owner_id, .. }
-            | SessionChange::Ports { owner_id, .. } => owner_id,
+            | SessionChange::Ports { owner_id, .. }
+            | SessionChange::Presence { owner_id, .. } => owner_id,
         }
     }
 
@@ -151,7 +161,8 @@ impl SessionChange {
             SessionChange::Changed { info, .. } => &info.id,
             SessionChange::Deleted { id, .. } => id,
             SessionChange::Activity { event, .. } => event.session_id.as_deref().unwrap_or(""),
-            SessionChange::Ports { session_id, .. } => session_id,
+            SessionChange::Ports { session_id, .. }
+            | SessionChange::Presence { session_id, .. } => session_id,
         }
     }
 }
@@ -250,6 +261,22 @@ impl Sessions {
                 owner_id: owner_id.to_owned(),
                 event: Box::new(event),
             });
+        }
+    }
+
+    /// Tells the live views of `session_id` who is attached to it now.
+    pub async fn publish_presence(&self, session_id: &str, presence: proto::people::Presence) {
+        match self.store.session(session_id).await {
+            Ok(Some(record)) => {
+                // No receiver is fine: nobody is watching.
+                let _ = self.changes.send(SessionChange::Presence {
+                    owner_id: record.owner_id,
+                    session_id: session_id.to_owned(),
+                    presence,
+                });
+            }
+            Ok(None) => {}
+            Err(e) => tracing::warn!(session = %session_id, "presence not published: {e}"),
         }
     }
 

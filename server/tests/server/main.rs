@@ -7,6 +7,7 @@ mod gvisor;
 mod mcp;
 mod network;
 mod openapi;
+mod people;
 mod pool;
 mod preview;
 mod sessions;

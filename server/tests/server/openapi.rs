@@ -220,6 +220,62 @@ async fn every_route_answers_as_documented() {
     c.check("delete", "/api/sessions/{id}/previews/{port}/shares/{share}", &revoke);
     let again = server.request("DELETE", &format!("{shares}/{share_id}"), &auth, "").await;
     c.check("delete", "/api/sessions/{id}/previews/{port}/shares/{share}", &again);
+    // People: invites are the owner's (the cookie), guests join through them.
+    let owner_json = [("cookie", cookie.as_str()), ("content-type", "application/json")];
+    let owner_csrf = [("cookie", cookie.as_str()), ("x-flint-csrf", "1")];
+    let invites = format!("{s}/invites");
+    let invite = server.request("POST", &invites, &owner_json, r#"{"role":"editor"}"#).await;
+    c.check("post", "/api/sessions/{id}/invites", &invite);
+    let owner_role = server.request("POST", &invites, &owner_json, r#"{"role":"owner"}"#).await;
+    c.check("post", "/api/sessions/{id}/invites", &owner_role);
+    c.check(
+        "get",
+        "/api/sessions/{id}/invites",
+        &server.get(&invites, &[("cookie", &cookie)]).await,
+    );
+    let invite = invite.json();
+    let secret = invite["url"].as_str().and_then(|u| u.rsplit_once("/join/")).expect("url").1;
+    let accept = serde_json::json!({ "token": secret, "name": "Guest" }).to_string();
+    let plain_json = [("content-type", "application/json")];
+    let joined = server.request("POST", "/api/invites/accept", &plain_json, &accept).await;
+    c.check("post", "/api/invites/accept", &joined);
+    let unknown = r#"{"token":"nope","name":"Guest"}"#;
+    c.check(
+        "post",
+        "/api/invites/accept",
+        &server.request("POST", "/api/invites/accept", &plain_json, unknown).await,
+    );
+    c.check("get", "/api/sessions/{id}/people", &server.get(&format!("{s}/people"), &auth).await);
+    let guests = server.get(&invites, &[("cookie", &cookie)]).await.json();
+    let guest = guests[0]["guests"][0]["id"].as_str().expect("guest").to_owned();
+    let remove = format!("{s}/people/{guest}");
+    c.check(
+        "delete",
+        "/api/sessions/{id}/people/{guest}",
+        &server.request("DELETE", &remove, &owner_csrf, "").await,
+    );
+    c.check(
+        "delete",
+        "/api/sessions/{id}/people/{guest}",
+        &server.request("DELETE", &remove, &owner_csrf, "").await,
+    );
+    let revoke = format!("{invites}/{}", invite["id"].as_str().expect("invite id"));
+    c.check(
+        "delete",
+        "/api/sessions/{id}/invites/{invite}",
+        &server.request("DELETE", &revoke, &owner_csrf, "").await,
+    );
+    c.check(
+        "delete",
+        "/api/sessions/{id}/invites/{invite}",
+        &server.request("DELETE", &revoke, &owner_csrf, "").await,
+    );
+    c.check(
+        "post",
+        "/api/invites/accept",
+        &server.request("POST", "/api/invites/accept", &plain_json, &accept).await,
+    );
+
     // The test image has no Chromium: the browser routes answer as documented regardless
     // (the shared browser itself is tested in `browser.rs`, on the default image).
     c.check("get", "/api/sessions/{id}/browser", &server.get(&format!("{s}/browser"), &auth).await);
