@@ -178,6 +178,43 @@ pub async fn browser_navigate(session: &str, url: &str) -> ApiResult<proto::brow
     post(&format!("/api/sessions/{}/browser/navigate", segment(session)), &request).await
 }
 
+/// `POST /api/sessions/{id}/invites`: an invite link giving `role` (its URL only here).
+pub async fn create_invite(
+    session: &str,
+    role: proto::people::Role,
+    expires_s: u64,
+) -> ApiResult<proto::people::Invite> {
+    let request = proto::people::CreateInvite { role, expires_s: Some(expires_s) };
+    post(&format!("/api/sessions/{}/invites", segment(session)), &request).await
+}
+
+/// `GET /api/sessions/{id}/invites`: live invites with the guests who joined.
+pub async fn invites(session: &str) -> ApiResult<Vec<proto::people::Invite>> {
+    get(&format!("/api/sessions/{}/invites", segment(session))).await
+}
+
+/// `DELETE /api/sessions/{id}/invites/{invite}`: the link dies, its guests are out.
+pub async fn revoke_invite(session: &str, invite: &str) -> ApiResult<()> {
+    delete(&format!("/api/sessions/{}/invites/{}", segment(session), segment(invite))).await
+}
+
+/// `DELETE /api/sessions/{id}/people/{guest}`: a guest is out.
+pub async fn remove_guest(session: &str, guest: &str) -> ApiResult<()> {
+    delete(&format!("/api/sessions/{}/people/{}", segment(session), segment(guest))).await
+}
+
+/// `GET /api/sessions/{id}/people`: who is attached now.
+pub async fn people(session: &str) -> ApiResult<proto::people::Presence> {
+    get(&format!("/api/sessions/{}/people", segment(session))).await
+}
+
+/// `POST /api/invites/accept`: joins through an invite link's secret under `name` (the
+/// answer sets a guest cookie).
+pub async fn accept_invite(token: &str, name: &str) -> ApiResult<proto::people::Joined> {
+    let request = proto::people::AcceptInvite { token: token.to_owned(), name: name.to_owned() };
+    post("/api/invites/accept", &request).await
+}
+
 /// `GET /api/sessions/{id}/previews`: the session's listening ports, by port.
 pub async fn previews(session: &str) -> ApiResult<Vec<PreviewPort>> {
     get(&format!("/api/sessions/{}/previews", segment(session))).await

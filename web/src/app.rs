@@ -10,6 +10,7 @@ use crate::auth::{Auth, AuthState, SignedOutPage, UnreachablePage, UserMenu};
 use crate::clock::Now;
 use crate::events::SessionStore;
 use crate::notice::{ErrorBanner, Notices, Toasts};
+use crate::people::JoinPage;
 use crate::ports::PortStore;
 use crate::sessions::SessionsPage;
 use crate::workspace::WorkspacePage;
@@ -18,11 +19,17 @@ use crate::workspace::WorkspacePage;
 #[component]
 pub fn App() -> impl IntoView {
     Notices::provide();
+    // An invite link: the join page, signed in or not.
+    let path = window().location().pathname().unwrap_or_default();
+    if let Some(token) = crate::people::join::join_token(&path) {
+        let token = token.to_owned();
+        return view! { <JoinPage token /> }.into_any();
+    }
     let auth = AuthState::provide();
     Now::provide();
     // Only the kind of state picks the page: a new `Me` for the same person rebuilds nothing.
     let page = Memo::new(move |_| auth.0.get());
-    move || match page.get() {
+    (move || match page.get() {
         Auth::Checking => view! {
             <main class="center-page">
                 <span class="spinner"></span>
@@ -32,7 +39,8 @@ pub fn App() -> impl IntoView {
         Auth::SignedIn(me) => view! { <Shell me /> }.into_any(),
         Auth::SignedOut => view! { <SignedOutPage /> }.into_any(),
         Auth::Unreachable(message) => view! { <UnreachablePage message /> }.into_any(),
-    }
+    })
+    .into_any()
 }
 
 /// The signed-in app: the live session store lives as long as this.

@@ -14,6 +14,7 @@ pub mod clipboard;
 pub mod clock;
 pub mod events;
 pub mod notice;
+pub mod people;
 pub mod ports;
 pub mod sessions;
 pub mod socket;

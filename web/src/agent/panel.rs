@@ -24,6 +24,9 @@ pub fn ActivityPanel(
     connect: RwSignal<bool>,
 ) -> impl IntoView {
     let activity = expect_context::<ActivityStore>();
+    // Agent tokens are the owner's: a guest sees the feed only.
+    let owner = use_context::<crate::workspace::Workspace>()
+        .is_none_or(|w| w.role == proto::people::Role::Owner);
     let session = StoredValue::new(session);
     let running = move || activity.with_feed(&session.get_value(), |f| f.running()).unwrap_or(0);
     let total = move || activity.with_feed(&session.get_value(), |f| f.len()).unwrap_or(0);
@@ -65,7 +68,7 @@ pub fn ActivityPanel(
                     "×"
                 </button>
             </div>
-            <TokenList session connect />
+            {owner.then(|| view! { <TokenList session connect /> })}
             <div class="activity-list" data-testid="activity-list">
                 <For
                     each=entries

@@ -24,6 +24,9 @@ use crate::socket::{Backoff, Link, Socket, SocketEvent, jitter};
 /// Close code: the terminal does not exist (killed, or never did).
 const CLOSE_NO_SUCH_TERMINAL: u16 = 4404;
 
+/// Close code: the person's access to the session ended (final).
+const CLOSE_ACCESS_ENDED: u16 = 4403;
+
 /// What the tab shows about its link (all reactive, all `Copy`).
 #[derive(Clone, Copy)]
 pub struct TermSignals {
@@ -54,6 +57,10 @@ pub struct Hooks {
     pub error: Box<dyn Fn(String)>,
     /// Key events xterm must leave alone (the app's shortcuts).
     pub is_shortcut: Box<dyn Fn(&KeyboardEvent) -> bool>,
+    /// A viewer's tab: keystrokes are not sent (the server would refuse them anyway).
+    pub read_only: bool,
+    /// The person's access to the session ended (an invite revoked, removed).
+    pub access_ended: Box<dyn Fn()>,
 }
 
 /// A terminal tab's xterm and websocket. Dropping it does not tear it down: call
@@ -244,6 +251,10 @@ fn on_event(weak: &Weak<RefCell<Inner>>, event: SocketEvent) {
         SocketEvent::Closed { code, reason } => {
             let socket = {
                 let mut inner = this.borrow_mut();
+                if code == CLOSE_ACCESS_ENDED && !inner.done {
+                    end(&mut inner, "your access to this session ended".to_owned());
+                    (inner.hooks.access_ended)();
+                }
                 if code == CLOSE_NO_SUCH_TERMINAL && !inner.done {
                     let why =
                         if reason.is_empty() { "the terminal is gone".into() } else { reason };
@@ -338,6 +349,9 @@ fn input_closure(
     Closure::new(move |text: String| {
         let Some(this) = weak.upgrade() else { return };
         let Ok(inner) = this.try_borrow() else { return };
+        if inner.hooks.read_only {
+            return;
+        }
         if let Some(socket) = &inner.socket {
             socket.send_bytes(&to_bytes(text));
         }

@@ -22,6 +22,7 @@ use crate::api;
 use crate::browser::BrowserPanel;
 use crate::events::SessionStore;
 use crate::notice::{Reporter, use_reporter};
+use crate::people::ShareDialog;
 use crate::ports::{PortStore, PortsPanel};
 use crate::terminal::conn::{TermSignals, TerminalConn};
 
@@ -59,6 +60,12 @@ pub struct Workspace {
     pub browser_shown: RwSignal<bool>,
     /// The "Connect an agent" dialog is shown.
     pub connect_open: RwSignal<bool>,
+    /// The Share dialog is shown.
+    pub share_open: RwSignal<bool>,
+    /// The signed-in person's role here: a guest's from their invite, else the owner.
+    pub role: proto::people::Role,
+    /// May type, write files and change ports (an editor or the owner).
+    pub can_edit: bool,
     /// Each mounted tab's terminal (registered by its pane).
     conns: StoredValue<HashMap<String, TerminalConn>, LocalStorage>,
     /// The page's owner: tasks and tabs' signals belong to the page (not to whichever
@@ -229,6 +236,10 @@ fn WorkspaceView(id: String) -> impl IntoView {
         Memo::new(move |_| store.session(&id))
     };
     let state = Memo::new(move |_| session.get().map(|s| s.state));
+    let role = match expect_context::<crate::auth::AuthState>().0.get_untracked() {
+        crate::auth::Auth::SignedIn(me) => me.role.unwrap_or(proto::people::Role::Owner),
+        _ => proto::people::Role::Viewer,
+    };
     let workspace = Workspace {
         session: StoredValue::new(id.clone()),
         running: Memo::new(move |_| state.get() == Some(SessionState::Running)),
@@ -243,6 +254,9 @@ fn WorkspaceView(id: String) -> impl IntoView {
         ports_open: RwSignal::new(remembered_panel_open(PORTS_PANEL_KEY)),
         browser_shown: RwSignal::new(false),
         connect_open: RwSignal::new(false),
+        share_open: RwSignal::new(false),
+        role,
+        can_edit: role.may_edit(),
         conns: StoredValue::new_local(HashMap::new()),
         owner: StoredValue::new(Owner::current().unwrap_or_default()),
         reporter: use_reporter(),
@@ -259,6 +273,16 @@ fn WorkspaceView(id: String) -> impl IntoView {
     });
 
     keys::install(workspace);
+
+    // Who is here: asked once, then live from the events socket.
+    {
+        let id = id.clone();
+        workspace.spawn(async move {
+            if let Ok(presence) = api::people(&id).await {
+                store.set_presence(&id, presence);
+            }
+        });
+    }
 
     // An agent typing into a terminal without a tab (it opened its own): show it.
     Effect::new(move |_| {
@@ -394,7 +418,8 @@ fn WorkspaceView(id: String) -> impl IntoView {
                 </div>
             </div>
             <status::StatusBar session />
-            <ConnectDialog session=id open=workspace.connect_open />
+            <ConnectDialog session=id.clone() open=workspace.connect_open />
+            <ShareDialog session=id open=workspace.share_open />
         </div>
     }
 }

@@ -55,6 +55,7 @@ fn TerminalPane(tab: Tab) -> impl IntoView {
     let workspace = expect_context::<Workspace>();
     let store = expect_context::<SessionStore>();
     let reporter = use_reporter();
+    let auth = expect_context::<crate::auth::AuthState>();
     let host = NodeRef::<Div>::new();
     let signals = tab.signals;
     let id = tab.id.clone();
@@ -93,6 +94,8 @@ fn TerminalPane(tab: Tab) -> impl IntoView {
                 }),
                 error: Box::new(move |message| reporter.message(message)),
                 is_shortcut: Box::new(|event| shortcut(event).is_some()),
+                read_only: !workspace.can_edit,
+                access_ended: Box::new(move || auth.check()),
             };
             let session = workspace.session.get_value();
             let opened = TerminalConn::open(&session, &id, &element, signals, hooks);
@@ -190,6 +193,14 @@ fn TerminalPane(tab: Tab) -> impl IntoView {
             data-terminal-id=id
         >
             <div class="xterm-host" node_ref=host></div>
+            {(!workspace.can_edit)
+                .then(|| {
+                    view! {
+                        <div class="view-only" data-testid="view-only">
+                            "view only: you were invited as a viewer"
+                        </div>
+                    }
+                })}
             {move || {
                 typing
                     .get()

@@ -5,7 +5,11 @@
 use leptos::prelude::*;
 use proto::api::SessionInfo;
 
+use proto::people::Role;
+
 use super::{Workspace, keys};
+use crate::events::SessionStore;
+use crate::people::{Avatar, PresenceBar, role_label};
 use crate::ports::PortStore;
 use crate::socket::Link;
 
@@ -14,6 +18,8 @@ use crate::socket::Link;
 pub fn TabBar(session: Memo<Option<SessionInfo>>) -> impl IntoView {
     let workspace = expect_context::<Workspace>();
     let ports = expect_context::<PortStore>();
+    let store = expect_context::<SessionStore>();
+    let presence = Memo::new(move |_| store.presence(&workspace.session.get_value()));
     let help_open = RwSignal::new(false);
     // Listening ports, on the toggle: seen even while the panel is hidden.
     let port_count = move || {
@@ -40,7 +46,9 @@ pub fn TabBar(session: Memo<Option<SessionInfo>>) -> impl IntoView {
                     data-testid="new-terminal"
                     title=new_title
                     aria-label=new_title
-                    disabled=move || workspace.creating.get() || !workspace.running.get()
+                    disabled=move || {
+                        workspace.creating.get() || !workspace.running.get() || !workspace.can_edit
+                    }
                     on:click=move |_| workspace.new_terminal()
                 >
                     "+"
@@ -58,14 +66,36 @@ pub fn TabBar(session: Memo<Option<SessionInfo>>) -> impl IntoView {
                 </div>
             </div>
             <div class="spacer"></div>
-            <button
-                class="button small"
-                data-testid="connect-agent"
-                title="Let an AI agent (MCP) work in this session's shell"
-                on:click=move |_| workspace.connect_open.set(true)
-            >
-                "Connect an agent"
-            </button>
+            <PresenceBar presence />
+            {(workspace.role != Role::Owner)
+                .then(|| {
+                    view! {
+                        <span class="badge role-badge" data-testid="my-role">
+                            {role_label(workspace.role)}
+                        </span>
+                    }
+                })}
+            {(workspace.role == Role::Owner)
+                .then(|| {
+                    view! {
+                        <button
+                            class="button small"
+                            data-testid="share-open"
+                            title="Invite people to this session, as viewers or editors"
+                            on:click=move |_| workspace.share_open.set(true)
+                        >
+                            "Share"
+                        </button>
+                        <button
+                            class="button small"
+                            data-testid="connect-agent"
+                            title="Let an AI agent (MCP) work in this session's shell"
+                            on:click=move |_| workspace.connect_open.set(true)
+                        >
+                            "Connect an agent"
+                        </button>
+                    }
+                })}
             <button
                 class="button small ghost"
                 class:pressed=move || workspace.ports_open.get()
@@ -155,6 +185,20 @@ fn TabButton(tab: super::Tab) -> impl IntoView {
         let id = id.clone();
         move || workspace.agent_typing.with(|typing| typing.contains(&id))
     };
+    let store = expect_context::<SessionStore>();
+    let typist = {
+        let id = id.clone();
+        Memo::new(move |_| {
+            let presence = store.presence(&workspace.session.get_value());
+            let typist = presence.typists.into_iter().find(|t| t.terminal == id)?;
+            let role = presence.people.iter().find(|p| p.id == typist.person).map(|p| p.role);
+            Some(proto::people::Person {
+                id: typist.person,
+                name: typist.name,
+                role: role.unwrap_or(Role::Editor),
+            })
+        })
+    };
     let activate = {
         let id = id.clone();
         move |_| workspace.show_terminal(id.clone())
@@ -194,8 +238,20 @@ fn TabButton(tab: super::Tab) -> impl IntoView {
                         }
                     })
             }}
+            {move || {
+                typist
+                    .get()
+                    .map(|person| {
+                        view! {
+                            <span class="typist" data-testid="tab-typist" title="typed here last">
+                                <Avatar person small=true />
+                            </span>
+                        }
+                    })
+            }}
             <button
                 class="tab-close"
+                class:hidden=!workspace.can_edit
                 data-testid="close-terminal"
                 title="Close (kills the shell)"
                 aria-label="Close terminal"

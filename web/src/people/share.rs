@@ -1,0 +1,228 @@
+//! The owner's Share dialog: make an invite link (viewer or editor, with an expiry), copy it
+//! (shown once), and the live invites with the people who came through each, revocable
+//! (the link dies and its guests are out at once) or removable one by one.
+
+use leptos::html::Pre;
+use leptos::prelude::*;
+use leptos::task::spawn_local;
+use proto::people::{Invite, Role};
+
+use super::{Avatar, role_label};
+use crate::api;
+use crate::clipboard::{Copied, copy};
+use crate::notice::use_reporter;
+
+/// Expiries the dialog offers: (label, seconds).
+const EXPIRIES: [(&str, u64); 4] =
+    [("1 hour", 3600), ("1 day", 86_400), ("7 days", 604_800), ("30 days", 2_592_000)];
+
+/// The dialog; `open` shows it.
+#[component]
+pub fn ShareDialog(session: String, open: RwSignal<bool>) -> impl IntoView {
+    let reporter = use_reporter();
+    let session = StoredValue::new(session);
+    let role = RwSignal::new(Role::Editor);
+    let expires = RwSignal::new(EXPIRIES[1].1);
+    let pending = RwSignal::new(false);
+    let made = RwSignal::new(None::<String>);
+    let invites = RwSignal::new(Vec::<Invite>::new());
+    let load = move || {
+        spawn_local(async move {
+            match api::invites(&session.get_value()).await {
+                Ok(list) => invites.set(list),
+                Err(error) => reporter.api("cannot list the invites", &error),
+            }
+        });
+    };
+    Effect::new(move |_| {
+        if open.get() {
+            made.set(None);
+            load();
+        }
+    });
+    let create = move |event: leptos::ev::SubmitEvent| {
+        event.prevent_default();
+        if pending.get_untracked() {
+            return;
+        }
+        pending.set(true);
+        // The last link goes: what shows next is the new one.
+        made.set(None);
+        spawn_local(async move {
+            let result = api::create_invite(
+                &session.get_value(),
+                role.get_untracked(),
+                expires.get_untracked(),
+            )
+            .await;
+            pending.set(false);
+            match result {
+                Ok(invite) => {
+                    made.set(invite.url);
+                    load();
+                }
+                Err(error) => reporter.api("cannot make an invite", &error),
+            }
+        });
+    };
+    let revoke = move |id: String| {
+        spawn_local(async move {
+            match api::revoke_invite(&session.get_value(), &id).await {
+                Ok(()) => load(),
+                Err(error) => reporter.api("cannot revoke the invite", &error),
+            }
+        });
+    };
+    let remove = move |id: String| {
+        spawn_local(async move {
+            match api::remove_guest(&session.get_value(), &id).await {
+                Ok(()) => load(),
+                Err(error) => reporter.api("cannot remove the person", &error),
+            }
+        });
+    };
+    let close = move |_| open.set(false);
+
+    let invite_row = move |invite: Invite| {
+        let id = invite.id.clone();
+        let left = crate::clock::remaining(invite.expires_ms, js_sys::Date::now() as i64);
+        view! {
+            <div class="invite-row" data-testid="invite-row" data-role=role_label(invite.role)>
+                <div class="invite-head">
+                    <span class="badge">{role_label(invite.role)}</span>
+                    <span class="muted small">{format!("link: {left} left")}</span>
+                    <span class="spacer"></span>
+                    <button
+                        class="button small danger"
+                        data-testid="invite-revoke"
+                        title="The link stops working and everyone who came through it is out"
+                        on:click=move |_| revoke(id.clone())
+                    >
+                        "Revoke"
+                    </button>
+                </div>
+                {invite
+                    .guests
+                    .into_iter()
+                    .map(|guest| {
+                        let gid = guest.id.clone();
+                        let label = guest.name.clone();
+                        let person = proto::people::Person {
+                            id: guest.id.clone(),
+                            name: guest.name.clone(),
+                            role: guest.role,
+                        };
+                        view! {
+                            <div class="guest-row" data-testid="guest-row" data-name=guest.name.clone()>
+                                <Avatar person small=true />
+                                <span>{label}</span>
+                                <span class="spacer"></span>
+                                <button
+                                    class="button small ghost"
+                                    data-testid="guest-remove"
+                                    on:click=move |_| remove(gid.clone())
+                                >
+                                    "Remove"
+                                </button>
+                            </div>
+                        }
+                    })
+                    .collect_view()}
+            </div>
+        }
+    };
+
+    move || {
+        open.get().then(|| {
+            view! {
+                <div class="modal-backdrop" on:click=close>
+                    <div
+                        class="card modal wide"
+                        role="dialog"
+                        aria-label="Share this session"
+                        data-testid="share-dialog"
+                        on:click=|event| event.stop_propagation()
+                    >
+                        <h2>"Share this session"</h2>
+                        <p class="muted">
+                            "Anyone with an invite link joins under a name of their choice. "
+                            "A viewer sees the terminals, files and activity; an editor also "
+                            "types, edits files and opens ports."
+                        </p>
+                        <form class="share-form" on:submit=create>
+                            <select
+                                data-testid="share-role"
+                                on:change=move |ev| {
+                                    role.set(if event_target_value(&ev) == "viewer" { Role::Viewer } else { Role::Editor })
+                                }
+                            >
+                                <option value="editor" selected=true>"Can edit"</option>
+                                <option value="viewer">"Can view"</option>
+                            </select>
+                            <select
+                                data-testid="share-expiry"
+                                on:change=move |ev| {
+                                    if let Ok(seconds) = event_target_value(&ev).parse() {
+                                        expires.set(seconds);
+                                    }
+                                }
+                            >
+                                {EXPIRIES
+                                    .iter()
+                                    .map(|(label, seconds)| {
+                                        view! {
+                                            <option value=seconds.to_string() selected=*seconds == EXPIRIES[1].1>
+                                                {format!("link works for {label}")}
+                                            </option>
+                                        }
+                                    })
+                                    .collect_view()}
+                            </select>
+                            <button
+                                class="button primary"
+                                data-testid="share-create"
+                                disabled=move || pending.get()
+                            >
+                                "Make an invite link"
+                            </button>
+                        </form>
+                        {move || made.get().map(|url| view! { <MadeLink url /> })}
+                        <div class="invite-list" data-testid="invite-list">
+                            {move || invites.get().into_iter().map(invite_row).collect_view()}
+                        </div>
+                        <div class="actions">
+                            <button class="button" data-testid="share-done" on:click=close>
+                                "Done"
+                            </button>
+                        </div>
+                    </div>
+                </div>
+            }
+        })
+    }
+}
+
+/// A new invite's link, shown once, with a copy button.
+#[component]
+fn MadeLink(url: String) -> impl IntoView {
+    let block = NodeRef::<Pre>::new();
+    let copied = RwSignal::new(Copied::Not);
+    let text = StoredValue::new(url);
+    let on_copy = move |_| {
+        let fallback = block.get_untracked().map(|block| block.into());
+        copy(text.get_value(), fallback, copied);
+    };
+    view! {
+        <div class="snippet">
+            <div class="snippet-head">
+                <span>"Invite link (shown once)"</span>
+                <button type="button" class="button small" data-testid="share-copy" on:click=on_copy>
+                    {move || copied.get().label()}
+                </button>
+            </div>
+            <pre class="snippet-text" data-testid="share-link" node_ref=block>
+                {text.get_value()}
+            </pre>
+        </div>
+    }
+}
