@@ -219,6 +219,17 @@ pub async fn cookie_user(state: &AppState, headers: &HeaderMap) -> Result<Option
     }
 }
 
+/// The live guest of these headers' guest cookie, if any.
+pub async fn cookie_guest(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> Result<Option<crate::store::GuestRecord>> {
+    match cookie_value(headers, GUEST_COOKIE_NAME) {
+        Some(cookie) => state.store.guest_by_cookie(&hash_token(cookie)).await,
+        None => Ok(None),
+    }
+}
+
 /// Refuses requests whose `Host` is not one of ours (DNS rebinding): the listen address,
 /// the public origin's host, `localhost`, `127.0.0.1`, `::1`. Ports are not compared.
 pub async fn check_host(State(state): State<AppState>, request: Request, next: Next) -> Response {

@@ -10,11 +10,14 @@ use super::{COOKIE_TTL, TICKET_TTL, Target};
 use crate::app::AppState;
 use crate::auth::hash_token;
 
-/// Who a ticket or cookie lets in: a user, or the holder of a share link.
+/// Who a ticket or cookie lets in: a user, a guest of the session, or the holder of a share
+/// link.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(super) enum Holder {
     /// A user, by id.
     User(String),
+    /// A guest (an invite's viewer or editor), by id: checked on every request.
+    Guest(String),
     /// A share link, by id.
     Share(String),
 }
@@ -69,12 +72,13 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 impl Previews {
     /// A single-use ticket for `user` on `target`.
     pub fn ticket(&self, user_id: &str, target: &Target) -> String {
+        self.ticket_for(Holder::User(user_id.to_owned()), target)
+    }
+
+    /// A single-use ticket for `holder` on `target`.
+    pub(super) fn ticket_for(&self, holder: Holder, target: &Target) -> String {
         let ticket = crate::auth::random_hex();
-        let grant = Grant {
-            holder: Holder::User(user_id.to_owned()),
-            target: target.clone(),
-            expires: Instant::now() + TICKET_TTL,
-        };
+        let grant = Grant { holder, target: target.clone(), expires: Instant::now() + TICKET_TTL };
         let mut tickets = lock(&self.tickets);
         tickets.retain(|_, g| g.expires > Instant::now());
         tickets.insert(hash_token(&ticket), grant);

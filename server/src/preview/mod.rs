@@ -161,6 +161,17 @@ async fn serve(
                     "This preview belongs to a session you have no access to.",
                 );
             }
+            // So is a guest: revoking their invite or removing them cuts the next request.
+            Some(Holder::Guest(id)) => match state.store.guest(&id).await {
+                Ok(Some(guest)) if guest.session_id == target.session => {}
+                _ => {
+                    return error_page(
+                        StatusCode::UNAUTHORIZED,
+                        wants_html,
+                        "Your access to this session ended.",
+                    );
+                }
+            },
             // A share link is checked on every request: revoking it cuts the next one.
             Some(Holder::Share(id)) => match state.store.share(&id).await {
                 Ok(Some(share)) if share.port == target.port => {}
@@ -318,19 +329,29 @@ pub async fn open(
     headers: HeaderMap,
     Query(query): Query<OpenQuery>,
 ) -> Response {
-    let user = match crate::auth::cookie_user(&state, &headers).await {
-        Ok(Some(user)) => user,
-        Ok(None) => {
-            return error_page(
-                StatusCode::UNAUTHORIZED,
-                true,
-                "Sign in to Flint first (use your login link), then open the preview again.",
-            );
-        }
+    // The app's sign-in cookie, else a guest's (for their one session).
+    let holder = match crate::auth::cookie_user(&state, &headers).await {
+        Ok(Some(user)) => Holder::User(user.id),
+        Ok(None) => match crate::auth::cookie_guest(&state, &headers).await {
+            Ok(Some(guest)) if guest.session_id == query.session => Holder::Guest(guest.id),
+            Ok(_) => {
+                return error_page(
+                    StatusCode::UNAUTHORIZED,
+                    true,
+                    "Sign in to Flint first (use your login link), then open the preview again.",
+                );
+            }
+            Err(e) => return error_page(e.status, true, &e.message),
+        },
         Err(e) => return error_page(e.status, true, &e.message),
     };
     let record = match state.sessions.record(&query.session).await {
-        Ok(record) if record.owner_id == user.id => record,
+        Ok(record)
+            if matches!(&holder, Holder::User(id) if *id == record.owner_id)
+                || matches!(holder, Holder::Guest(_)) =>
+        {
+            record
+        }
         _ => {
             return error_page(
                 StatusCode::NOT_FOUND,
@@ -341,7 +362,7 @@ pub async fn open(
     };
     let target = Target { port: query.port, session: record.info.id };
     let path = query.path.filter(|p| p.starts_with('/')).unwrap_or_else(|| "/".to_owned());
-    let ticket = state.previews.ticket(&user.id, &target);
+    let ticket = state.previews.ticket_for(holder, &target);
     let separator = if path.contains('?') { '&' } else { '?' };
     redirect(&url(&state, &target, &format!("{path}{separator}{TICKET_PARAM}={ticket}")))
 }

@@ -42,6 +42,16 @@ fn role_of(row: &sqlx::sqlite::SqliteRow) -> Result<Role> {
     Ok(Role::parse(&role).filter(|r| *r != Role::Owner).unwrap_or(Role::Viewer))
 }
 
+fn guest_from(row: &sqlx::sqlite::SqliteRow) -> Result<GuestRecord> {
+    Ok(GuestRecord {
+        id: row.try_get("id")?,
+        session_id: row.try_get("session_id")?,
+        invite_id: row.try_get("invite_id")?,
+        name: row.try_get("name")?,
+        role: role_of(row)?,
+    })
+}
+
 impl Store {
     /// Stores an invite (its secret as a hash).
     pub async fn insert_invite(
@@ -180,16 +190,22 @@ impl Store {
         .bind(now_ms())
         .fetch_optional(&self.pool)
         .await?;
-        row.map(|row| {
-            Ok(GuestRecord {
-                id: row.try_get("id")?,
-                session_id: row.try_get("session_id")?,
-                invite_id: row.try_get("invite_id")?,
-                name: row.try_get("name")?,
-                role: role_of(&row)?,
-            })
-        })
-        .transpose()
+        row.map(|row| guest_from(&row)).transpose()
+    }
+
+    /// A guest by id, while neither they were removed nor their invite revoked.
+    pub async fn guest(&self, id: &str) -> Result<Option<GuestRecord>> {
+        let row = sqlx::query(
+            "SELECT g.id, g.session_id, g.invite_id, g.name, g.role FROM guests g \
+             JOIN invites i ON i.id = g.invite_id \
+             WHERE g.id = ? AND g.removed_ms IS NULL AND i.revoked_ms IS NULL \
+             AND g.expires_ms > ?",
+        )
+        .bind(id)
+        .bind(now_ms())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|row| guest_from(&row)).transpose()
     }
 
     /// Removes a guest of `session_id`; false when there is no such guest.

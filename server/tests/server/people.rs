@@ -296,6 +296,30 @@ async fn invite_links_are_checked_and_a_guest_stays_in_their_session() {
 
     // A guest of this session finds no other.
     let guest = f.join(&secret, "Visitor").await;
+
+    // A private preview of this session opens for the guest, until they are removed.
+    let exec = format!("/api/sessions/{}/exec", f.id);
+    let serve = r#"{"argv":["bash","-c","cd /tmp && setsid -f python3 -m http.server 8000 >/dev/null 2>&1; for i in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/8000) 2>/dev/null && exit 0; sleep 0.1; done; exit 1"]}"#;
+    let started = f.server.request("POST", &exec, &json, serve).await;
+    assert_eq!(started.json()["exit_code"], 0, "{}", started.body);
+    let open = format!("/preview/open?session={}&port=8000", f.id);
+    let minted = f.get(&guest, &open).await;
+    assert_eq!(minted.status, StatusCode::SEE_OTHER, "{}", minted.body);
+    let host = format!("8000-{}.preview.localhost:{}", f.id, f.server.addr.port());
+    let location = minted.header("location").expect("location").to_owned();
+    let path = location.strip_prefix(&format!("http://{host}")).expect("to the preview host");
+    let html = [("host", host.as_str()), ("accept", "text/html")];
+    let exchanged = f.server.get(path, &html).await;
+    assert_eq!(exchanged.status, StatusCode::SEE_OTHER, "{}", exchanged.body);
+    let set_cookie = exchanged.header("set-cookie").expect("cookie");
+    let preview_cookie = set_cookie.split(';').next().expect("pair").to_owned();
+    let with_cookie = [("host", host.as_str()), ("cookie", preview_cookie.as_str())];
+    let page = f.server.get("/", &with_cookie).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert!(page.body.contains("Directory listing"), "{}", page.body);
+    // Nobody's cookie, no ticket.
+    let stranger = f.server.get(&open, &[]).await;
+    assert_eq!(stranger.status, StatusCode::UNAUTHORIZED, "{}", stranger.body);
     let other = f
         .server
         .request("POST", "/api/sessions", &json, r#"{"image":"test","cpus":0.5,"memory_mb":512}"#)
@@ -313,4 +337,20 @@ async fn invite_links_are_checked_and_a_guest_stays_in_their_session() {
         f.server.ws(&path, &[("cookie", &guest), ("origin", &origin)]).await.err(),
         Some(StatusCode::NOT_FOUND)
     );
+    let elsewhere = f.get(&guest, &format!("/preview/open?session={other}&port=8000")).await;
+    assert_eq!(elsewhere.status, StatusCode::UNAUTHORIZED, "{}", elsewhere.body);
+
+    // Removed: the preview's cookie stops working at the next request.
+    let list = f.get(&f.owner, &format!("/api/sessions/{}/invites", f.id)).await.json();
+    let visitor = list[0]["guests"][0]["id"].as_str().expect("guest").to_owned();
+    let remove = format!("/api/sessions/{}/people/{visitor}", f.id);
+    let csrf = [("cookie", f.owner.as_str()), ("x-flint-csrf", "1")];
+    let removed = f.server.request("DELETE", &remove, &csrf, "").await;
+    assert_eq!(removed.status, StatusCode::NO_CONTENT, "{}", removed.body);
+    let as_json = [
+        ("host", host.as_str()),
+        ("cookie", preview_cookie.as_str()),
+        ("accept", "application/json"),
+    ];
+    f.server.get("/", &as_json).await.assert_error(StatusCode::UNAUTHORIZED);
 }
