@@ -1,5 +1,6 @@
 //! Copying text for people: the clipboard where the page may write to it, else the text is
-//! selected for a manual Ctrl+C. Used by "Connect an agent" and the Ports panel.
+//! selected for a manual Ctrl+C. Used by "Connect an agent", the Share dialog and the Ports
+//! panel.
 
 use std::time::Duration;
 
@@ -71,5 +72,35 @@ async fn write_clipboard(text: &str) -> Result<(), String> {
 fn select_contents(element: &web_sys::HtmlElement) {
     if let Ok(Some(selection)) = window().get_selection() {
         let _ = selection.select_all_children(element.unchecked_ref());
+    }
+}
+
+/// A labelled block of text (`testid`) with a copy button (`copy_testid`).
+#[component]
+pub fn Snippet(
+    label: &'static str,
+    testid: &'static str,
+    copy_testid: &'static str,
+    text: String,
+) -> impl IntoView {
+    let block = NodeRef::<leptos::html::Pre>::new();
+    let copied = RwSignal::new(Copied::Not);
+    let text = StoredValue::new(text);
+    let on_copy = move |_| {
+        let fallback = block.get_untracked().map(|block| block.into());
+        copy(text.get_value(), fallback, copied);
+    };
+    view! {
+        <div class="snippet">
+            <div class="snippet-head">
+                <span>{label}</span>
+                <button type="button" class="button small" data-testid=copy_testid on:click=on_copy>
+                    {move || copied.get().label()}
+                </button>
+            </div>
+            <pre class="snippet-text" data-testid=testid node_ref=block>
+                {text.get_value()}
+            </pre>
+        </div>
     }
 }

@@ -180,31 +180,28 @@ impl Store {
 
     /// The guest of a cookie, while neither they were removed nor their invite revoked.
     pub async fn guest_by_cookie(&self, cookie_hash: &str) -> Result<Option<GuestRecord>> {
-        let row = sqlx::query(
-            "SELECT g.id, g.session_id, g.invite_id, g.name, g.role FROM guests g \
-             JOIN invites i ON i.id = g.invite_id \
-             WHERE g.cookie_hash = ? AND g.removed_ms IS NULL AND i.revoked_ms IS NULL \
-             AND g.expires_ms > ?",
-        )
-        .bind(cookie_hash)
-        .bind(now_ms())
-        .fetch_optional(&self.pool)
-        .await?;
-        row.map(|row| guest_from(&row)).transpose()
+        self.live_guest("cookie_hash", cookie_hash).await
     }
 
     /// A guest by id, while neither they were removed nor their invite revoked.
     pub async fn guest(&self, id: &str) -> Result<Option<GuestRecord>> {
-        let row = sqlx::query(
+        self.live_guest("id", id).await
+    }
+
+    /// The live guest whose `column` (a constant of this module) is `value`.
+    async fn live_guest(&self, column: &'static str, value: &str) -> Result<Option<GuestRecord>> {
+        let sql = format!(
             "SELECT g.id, g.session_id, g.invite_id, g.name, g.role FROM guests g \
              JOIN invites i ON i.id = g.invite_id \
-             WHERE g.id = ? AND g.removed_ms IS NULL AND i.revoked_ms IS NULL \
-             AND g.expires_ms > ?",
-        )
-        .bind(id)
-        .bind(now_ms())
-        .fetch_optional(&self.pool)
-        .await?;
+             WHERE g.{column} = ? AND g.removed_ms IS NULL AND i.revoked_ms IS NULL \
+             AND g.expires_ms > ?"
+        );
+        // `column` is one of this module's constants, never input.
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(value)
+            .bind(now_ms())
+            .fetch_optional(&self.pool)
+            .await?;
         row.map(|row| guest_from(&row)).transpose()
     }
 

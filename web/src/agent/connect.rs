@@ -4,14 +4,13 @@
 
 use std::collections::BTreeMap;
 
-use leptos::html::Pre;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use serde::Serialize;
 
 use super::ActivityStore;
 use crate::api::{self, NewToken};
-use crate::clipboard::{Copied, copy};
+use crate::clipboard::Snippet;
 use crate::notice::use_reporter;
 
 /// The session's MCP endpoint (Streamable HTTP).
@@ -196,11 +195,11 @@ pub fn ConnectDialog(session: String, open: RwSignal<bool>) -> impl IntoView {
                     "This token is shown once: copy it now. Closing this dialog forgets it; "
                     "revoke it in the Activity panel."
                 </div>
-                <Snippet label="Token" testid="token" text=secret />
-                <Snippet label="MCP endpoint (Streamable HTTP)" testid="url" text=url />
-                <Snippet label="Claude Code (run in a terminal)" testid="claude" text=claude />
-                <Snippet label="Cursor (.cursor/mcp.json)" testid="cursor" text=cursor />
-                <Snippet label="Any MCP client (JSON)" testid="json" text=generic />
+                <Snippet label="Token" testid="connect-agent-token" copy_testid="connect-agent-copy-token" text=secret />
+                <Snippet label="MCP endpoint (Streamable HTTP)" testid="connect-agent-url" copy_testid="connect-agent-copy-url" text=url />
+                <Snippet label="Claude Code (run in a terminal)" testid="connect-agent-claude" copy_testid="connect-agent-copy-claude" text=claude />
+                <Snippet label="Cursor (.cursor/mcp.json)" testid="connect-agent-cursor" copy_testid="connect-agent-copy-cursor" text=cursor />
+                <Snippet label="Any MCP client (JSON)" testid="connect-agent-json" copy_testid="connect-agent-copy-json" text=generic />
                 <div class="actions">
                     <button
                         type="button"
@@ -236,37 +235,6 @@ pub fn ConnectDialog(session: String, open: RwSignal<bool>) -> impl IntoView {
                 </div>
             }
         })
-    }
-}
-
-/// A labelled block of text (`connect-agent-<testid>`) with a copy button
-/// (`connect-agent-copy-<testid>`).
-#[component]
-fn Snippet(label: &'static str, testid: &'static str, text: String) -> impl IntoView {
-    let block = NodeRef::<Pre>::new();
-    let copied = RwSignal::new(Copied::Not);
-    let text = StoredValue::new(text);
-    let on_copy = move |_| {
-        let fallback = block.get_untracked().map(|block| block.into());
-        copy(text.get_value(), fallback, copied);
-    };
-    view! {
-        <div class="snippet">
-            <div class="snippet-head">
-                <span>{label}</span>
-                <button
-                    type="button"
-                    class="button small"
-                    data-testid=format!("connect-agent-copy-{testid}")
-                    on:click=on_copy
-                >
-                    {move || copied.get().label()}
-                </button>
-            </div>
-            <pre class="snippet-text" data-testid=format!("connect-agent-{testid}") node_ref=block>
-                {text.get_value()}
-            </pre>
-        </div>
     }
 }
 

@@ -291,33 +291,19 @@ pub fn BrowserPanel(session: String) -> impl IntoView {
     view! {
         <section class="browser-panel" data-testid="browser-panel">
             <div class="browser-toolbar">
-                <button
-                    class="icon-button"
-                    title="Back"
-                    aria-label="Back"
-                    data-testid="browser-back"
-                    on:click=move |_| input(InputEvent::Back)
-                >
-                    "←"
-                </button>
-                <button
-                    class="icon-button"
+                <ToolButton title="Back" testid="browser-back" glyph="←" on_click=move || input(InputEvent::Back) />
+                <ToolButton
                     title="Forward"
-                    aria-label="Forward"
-                    data-testid="browser-forward"
-                    on:click=move |_| input(InputEvent::Forward)
-                >
-                    "→"
-                </button>
-                <button
-                    class="icon-button"
+                    testid="browser-forward"
+                    glyph="→"
+                    on_click=move || input(InputEvent::Forward)
+                />
+                <ToolButton
                     title="Reload"
-                    aria-label="Reload"
-                    data-testid="browser-reload"
-                    on:click=move |_| input(InputEvent::Reload)
-                >
-                    "⟳"
-                </button>
+                    testid="browser-reload"
+                    glyph="⟳"
+                    on_click=move || input(InputEvent::Reload)
+                />
                 <form class="browser-url" on:submit=go>
                     <input
                         class="mono"
@@ -368,6 +354,21 @@ pub fn BrowserPanel(session: String) -> impl IntoView {
                 {overlay}
             </div>
         </section>
+    }
+}
+
+/// A toolbar button of one glyph.
+#[component]
+fn ToolButton(
+    title: &'static str,
+    testid: &'static str,
+    glyph: &'static str,
+    on_click: impl Fn() + 'static,
+) -> impl IntoView {
+    view! {
+        <button class="icon-button" title=title aria-label=title data-testid=testid on:click=move |_| on_click()>
+            {glyph}
+        </button>
     }
 }
 

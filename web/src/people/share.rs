@@ -2,14 +2,13 @@
 //! (shown once), and the live invites with the people who came through each, revocable
 //! (the link dies and its guests are out at once) or removable one by one.
 
-use leptos::html::Pre;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use proto::people::{Invite, Role};
 
 use super::{Avatar, role_label};
 use crate::api;
-use crate::clipboard::{Copied, copy};
+use crate::clipboard::Snippet;
 use crate::notice::use_reporter;
 
 /// Expiries the dialog offers: (label, seconds).
@@ -186,7 +185,19 @@ pub fn ShareDialog(session: String, open: RwSignal<bool>) -> impl IntoView {
                                 "Make an invite link"
                             </button>
                         </form>
-                        {move || made.get().map(|url| view! { <MadeLink url /> })}
+                        {move || {
+                            made.get()
+                                .map(|url| {
+                                    view! {
+                                        <Snippet
+                                            label="Invite link (shown once)"
+                                            testid="share-link"
+                                            copy_testid="share-copy"
+                                            text=url
+                                        />
+                                    }
+                                })
+                        }}
                         <div class="invite-list" data-testid="invite-list">
                             {move || invites.get().into_iter().map(invite_row).collect_view()}
                         </div>
@@ -199,30 +210,5 @@ pub fn ShareDialog(session: String, open: RwSignal<bool>) -> impl IntoView {
                 </div>
             }
         })
-    }
-}
-
-/// A new invite's link, shown once, with a copy button.
-#[component]
-fn MadeLink(url: String) -> impl IntoView {
-    let block = NodeRef::<Pre>::new();
-    let copied = RwSignal::new(Copied::Not);
-    let text = StoredValue::new(url);
-    let on_copy = move |_| {
-        let fallback = block.get_untracked().map(|block| block.into());
-        copy(text.get_value(), fallback, copied);
-    };
-    view! {
-        <div class="snippet">
-            <div class="snippet-head">
-                <span>"Invite link (shown once)"</span>
-                <button type="button" class="button small" data-testid="share-copy" on:click=on_copy>
-                    {move || copied.get().label()}
-                </button>
-            </div>
-            <pre class="snippet-text" data-testid="share-link" node_ref=block>
-                {text.get_value()}
-            </pre>
-        </div>
     }
 }
