@@ -8,6 +8,8 @@
 
 #[path = "sessions/browser.rs"]
 mod browser;
+#[path = "../tests/support/client.rs"]
+mod client;
 #[path = "sessions/drivers.rs"]
 mod drivers;
 #[path = "sessions/mcp.rs"]

@@ -38,7 +38,7 @@ use anyhow::{Context as _, bail};
 
 mod run;
 mod spec;
-pub use spec::{Spec, load_spec};
+pub use spec::{Spec, SpecDirs, load_spec};
 
 /// Bump when the builder changes what it puts into a root filesystem for the same spec (a
 /// new directory, another env file): every image is then rebuilt once.

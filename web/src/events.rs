@@ -6,7 +6,6 @@
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 use std::rc::{Rc, Weak};
-use std::time::Duration;
 
 use leptos::prelude::*;
 use leptos::task::spawn_local;
@@ -17,7 +16,7 @@ use crate::agent::ActivityStore;
 use crate::api;
 use crate::auth::AuthState;
 use crate::ports::PortStore;
-use crate::socket::{Backoff, Link, Socket, SocketEvent, jitter};
+use crate::socket::{Link, Reconnect, Socket, SocketEvent};
 
 /// Every session the caller may see (context).
 #[derive(Clone, Copy)]
@@ -68,8 +67,7 @@ impl SessionStore {
             store,
             auth,
             socket: None,
-            retry: None,
-            backoff: Backoff::default(),
+            reconnect: Reconnect::new(store.link),
             opened: false,
             stopped: false,
         }));
@@ -169,8 +167,7 @@ struct EventsConn {
     store: SessionStore,
     auth: AuthState,
     socket: Option<Socket>,
-    retry: Option<TimeoutHandle>,
-    backoff: Backoff,
+    reconnect: Reconnect,
     /// The current socket opened (a socket that never opens may mean a lost sign-in).
     opened: bool,
     stopped: bool,
@@ -197,25 +194,17 @@ impl EventsConn {
         if conn.stopped {
             return;
         }
-        let delay = conn.backoff.next_delay_ms(jitter());
-        conn.store.link.set(Link::Reconnecting { attempt: conn.backoff.attempts() });
         let weak = Rc::downgrade(this);
-        let retry = set_timeout_with_handle(
-            move || {
-                if let Some(this) = weak.upgrade() {
-                    EventsConn::connect(&this);
-                }
-            },
-            Duration::from_millis(u64::from(delay)),
-        );
-        conn.retry = retry.ok();
+        conn.reconnect.schedule(move || {
+            if let Some(this) = weak.upgrade() {
+                EventsConn::connect(&this);
+            }
+        });
     }
 
     fn stop(&mut self) {
         self.stopped = true;
-        if let Some(retry) = self.retry.take() {
-            retry.clear();
-        }
+        self.reconnect.cancel();
         self.socket = None;
     }
 }
@@ -226,8 +215,7 @@ fn on_event(weak: &Weak<RefCell<EventsConn>>, event: SocketEvent) {
         SocketEvent::Open => {
             let mut conn = this.borrow_mut();
             conn.opened = true;
-            conn.backoff.reset();
-            conn.store.link.set(Link::Connected);
+            conn.reconnect.connected();
         }
         SocketEvent::Text(text) => match serde_json::from_str::<EventsMessage>(&text) {
             Ok(message) => {

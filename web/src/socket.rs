@@ -1,10 +1,13 @@
 //! A thin owner of a browser `WebSocket` (binary as `ArrayBuffer`, close codes kept) and the
-//! backoff both reconnecting sockets (events, terminals) use.
+//! reconnecting with backoff every long-lived socket (events, terminals, browser) does.
 //!
 //! Dropping a [`Socket`] detaches its handlers before closing it, so a socket that was let
 //! go never reports a close (and never triggers a reconnect).
 
+use std::time::Duration;
+
 use js_sys::{ArrayBuffer, Uint8Array};
+use leptos::prelude::{RwSignal, Set as _, TimeoutHandle, set_timeout_with_handle};
 use wasm_bindgen::JsCast as _;
 use wasm_bindgen::prelude::*;
 use web_sys::{BinaryType, CloseEvent, MessageEvent, WebSocket};
@@ -173,8 +176,44 @@ impl Backoff {
 }
 
 /// `Math.random()`, for [`Backoff::next_delay_ms`].
-pub fn jitter() -> f64 {
+fn jitter() -> f64 {
     js_sys::Math::random()
+}
+
+/// A reconnecting socket's next try: its [`Backoff`], its timer, and the [`Link`] it shows.
+/// What ends the link for good (and when) is the socket owner's business.
+pub struct Reconnect {
+    link: RwSignal<Link>,
+    backoff: Backoff,
+    timer: Option<TimeoutHandle>,
+}
+
+impl Reconnect {
+    /// No try planned yet; `link` shows how it goes.
+    pub fn new(link: RwSignal<Link>) -> Reconnect {
+        Reconnect { link, backoff: Backoff::default(), timer: None }
+    }
+
+    /// Calls `retry` after the next backoff delay, showing the try as `Reconnecting`.
+    pub fn schedule(&mut self, retry: impl FnOnce() + 'static) {
+        let delay = self.backoff.next_delay_ms(jitter());
+        self.link.set(Link::Reconnecting { attempt: self.backoff.attempts() });
+        let delay = Duration::from_millis(u64::from(delay));
+        self.timer = set_timeout_with_handle(retry, delay).ok();
+    }
+
+    /// The link works: `Connected`, and the next loss starts the backoff over.
+    pub fn connected(&mut self) {
+        self.backoff.reset();
+        self.link.set(Link::Connected);
+    }
+
+    /// Drops the planned try, if any.
+    pub fn cancel(&mut self) {
+        if let Some(timer) = self.timer.take() {
+            timer.clear();
+        }
+    }
 }
 
 #[cfg(test)]

@@ -7,15 +7,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use anyhow::{Context as _, Result, bail, ensure};
-use bytes::Bytes;
-use http::{Request, StatusCode};
-use http_body_util::{BodyExt as _, Full};
-use hyper_util::rt::TokioIo;
+use http::StatusCode;
 use tokio::io::AsyncBufReadExt as _;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
 
 use super::report::{target_dir, workspace};
-use super::{SESSION_BODY, WAIT, Ws, uplink};
+use super::{SESSION_BODY, WAIT, Ws, client, uplink};
 
 /// The release guest-agent binary, built (or brought up to date: a stale agent would measure
 /// old code) by `cargo build --release -p guest-agent`, since `cargo bench -p server` does not
@@ -306,30 +303,15 @@ pub async fn request(
     headers: &[(&str, &str)],
     body: &str,
 ) -> Result<Reply> {
-    let exchange = async {
-        let stream = tokio::net::TcpStream::connect(addr).await?;
-        let (mut sender, connection) =
-            hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
-        tokio::spawn(connection);
-        let mut request = Request::builder().method(method).uri(path).header("host", addr);
-        for (name, value) in headers {
-            request = request.header(*name, *value);
-        }
-        let request = request.body(Full::new(Bytes::from(body.to_owned())))?;
-        let response = sender.send_request(request).await?;
-        let status = response.status();
-        let cookie = response
-            .headers()
-            .get("set-cookie")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(';').next())
-            .map(str::to_owned);
-        let body = response.into_body().collect().await?.to_bytes();
-        let body = String::from_utf8_lossy(&body).into_owned();
-        anyhow::Ok(Reply { status, cookie, body })
-    };
-    tokio::time::timeout(WAIT, exchange)
-        .await
-        .with_context(|| format!("{method} {path}: no answer within {WAIT:?}"))?
-        .with_context(|| format!("{method} {path}"))
+    let (status, headers, body) =
+        tokio::time::timeout(WAIT, client::request(addr, method, path, headers, body))
+            .await
+            .with_context(|| format!("{method} {path}: no answer within {WAIT:?}"))?
+            .with_context(|| format!("{method} {path}"))?;
+    let cookie = headers
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(str::to_owned);
+    Ok(Reply { status, cookie, body: String::from_utf8_lossy(&body).into_owned() })
 }

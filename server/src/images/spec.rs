@@ -1,9 +1,11 @@
 //! An image spec (`images/*.toml`): parsed strictly, with its `files_from` read beside it,
 //! and hashed in canonical form (what names its image directory).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fs;
-use std::path::{Component, Path};
+use std::path::{Component, Path, PathBuf};
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, SystemTime};
 
 use anyhow::{Context as _, bail};
 use serde::{Deserialize, Serialize};
@@ -184,11 +186,17 @@ impl Spec {
 
 /// Reads, parses and validates the spec at `path`, with its `files_from` read into `files`.
 pub fn load_spec(path: &Path) -> anyhow::Result<Spec> {
+    Ok(load_spec_and_sources(path)?.0)
+}
+
+/// [`load_spec`], with the files it read: the spec, then its `files_from` sources.
+fn load_spec_and_sources(path: &Path) -> anyhow::Result<(Spec, Vec<PathBuf>)> {
     let text =
         fs::read_to_string(path).with_context(|| format!("reading spec {}", path.display()))?;
     let mut spec =
         Spec::parse(&text).with_context(|| format!("invalid image spec {}", path.display()))?;
     let dir = path.parent().unwrap_or(Path::new("."));
+    let mut sources = vec![path.to_owned()];
     for (target, source) in std::mem::take(&mut spec.files_from) {
         let source = dir.join(source);
         let contents = fs::read_to_string(&source).with_context(|| {
@@ -197,8 +205,66 @@ pub fn load_spec(path: &Path) -> anyhow::Result<Spec> {
         if spec.files.insert(target.clone(), contents).is_some() {
             bail!("{target} is in both `files` and `files_from` of {}", path.display());
         }
+        sources.push(source);
     }
-    Ok(spec)
+    Ok((spec, sources))
+}
+
+/// How long a file stays unmodified before its time and size are trusted to tell a change:
+/// two writes within one tick of the file system's clock can leave both the same. Git
+/// treats its index the same way ("racy git").
+const SETTLED: Duration = Duration::from_secs(1);
+
+/// The image directories ([`spec_dir`](super::spec_dir)) of spec files, each kept while the
+/// spec and its `files_from` sources keep their modification time and size: the warm pool
+/// asks every two seconds, and reading, parsing and hashing them each time is waste.
+pub struct SpecDirs {
+    data_dir: PathBuf,
+    known: Mutex<HashMap<PathBuf, Known>>,
+}
+
+struct Known {
+    /// The files the spec was read from, with their time and size then.
+    files: Vec<(PathBuf, Stamp)>,
+    dir: PathBuf,
+}
+
+type Stamp = (SystemTime, u64);
+
+fn stamp(path: &Path) -> Option<Stamp> {
+    let meta = fs::metadata(path).ok()?;
+    Some((meta.modified().ok()?, meta.len()))
+}
+
+impl SpecDirs {
+    /// Image directories under `data_dir`.
+    pub fn new(data_dir: &Path) -> SpecDirs {
+        SpecDirs { data_dir: data_dir.to_owned(), known: Mutex::default() }
+    }
+
+    /// The image directory of the spec at `path`, read again only when one of its files
+    /// changed (or was modified just before it was last read).
+    pub fn dir(&self, path: &Path) -> anyhow::Result<PathBuf> {
+        let mut known = self.known.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(k) = known.get(path)
+            && k.files.iter().all(|(file, then)| stamp(file).as_ref() == Some(then))
+        {
+            return Ok(k.dir.clone());
+        }
+        let reading = SystemTime::now();
+        let (spec, sources) = load_spec_and_sources(path)?;
+        let dir = super::spec_dir(&self.data_dir, &spec);
+        let settled = |(modified, _): &Stamp| *modified + SETTLED < reading;
+        let files: Option<Vec<(PathBuf, Stamp)>> = sources
+            .into_iter()
+            .map(|file| stamp(&file).filter(settled).map(|then| (file, then)))
+            .collect();
+        match files {
+            Some(files) => known.insert(path.to_owned(), Known { files, dir: dir.clone() }),
+            None => known.remove(path),
+        };
+        Ok(dir)
+    }
 }
 
 #[cfg(test)]
@@ -341,5 +407,41 @@ LANG="C.UTF-8"
             let error = format!("{:#}", Spec::parse(&text).expect_err(bad));
             assert!(error.contains("files_from"), "{bad}: {error}");
         }
+    }
+
+    #[test]
+    fn spec_dirs_are_read_again_when_the_spec_or_a_source_changes() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let spec_path = dir.path().join("demo.toml");
+        let source = dir.path().join("a.sh");
+        let an_hour_ago = SystemTime::now() - Duration::from_secs(3600);
+        let write = |path: &Path, text: &str| {
+            fs::write(path, text).expect("write");
+            let file = fs::File::options().write(true).open(path).expect("open");
+            file.set_modified(an_hour_ago).expect("set the time");
+        };
+        write(&source, "echo one\n");
+        write(&spec_path, &format!("{SPEC}\n[files_from]\n\"/etc/b.sh\" = \"a.sh\"\n"));
+        let data = dir.path().join("data");
+        let dirs = SpecDirs::new(&data);
+        let first = dirs.dir(&spec_path).expect("dir");
+        assert_eq!(first, spec_dir(&data, &load_spec(&spec_path).expect("load")));
+
+        // The same time and size: trusted, not read again.
+        write(&source, "echo two\n");
+        assert_eq!(dirs.dir(&spec_path).expect("dir"), first);
+        // A source of another size.
+        write(&source, "echo three\n");
+        let second = dirs.dir(&spec_path).expect("dir");
+        assert_ne!(second, first);
+        assert_eq!(second, spec_dir(&data, &load_spec(&spec_path).expect("load")));
+        // The spec itself, just written: read every time until it settles.
+        fs::write(&spec_path, SPEC).expect("write");
+        let third = dirs.dir(&spec_path).expect("dir");
+        assert_eq!(third, spec_dir(&data, &parse(SPEC)));
+        fs::write(&spec_path, SPEC.replace("vi", "ed")).expect("write");
+        assert_ne!(dirs.dir(&spec_path).expect("dir"), third);
+        fs::remove_file(&spec_path).expect("remove");
+        assert!(dirs.dir(&spec_path).is_err(), "a spec that is gone has no directory");
     }
 }

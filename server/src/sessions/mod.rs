@@ -185,6 +185,8 @@ pub struct Sessions {
     pool: Mutex<Vec<pool::Warm>>,
     /// Wakes the pool's refill task.
     pool_wake: tokio::sync::Notify,
+    /// The image directories of pool keys, read again when a spec changes.
+    spec_dirs: crate::images::SpecDirs,
     /// Sessions and pool slots being started, counted against the capacity.
     starting: Mutex<HashMap<String, SessionLimits>>,
     /// Makes checking the capacity and counting a new sandbox one step.
@@ -198,6 +200,7 @@ impl Sessions {
     pub fn new(store: Store, config: SessionsConfig, metrics: Arc<Metrics>) -> Arc<Sessions> {
         let instance = crate::auth::hash_token(&config.data_dir.to_string_lossy())[..12].to_owned();
         let (changes, _) = tokio::sync::broadcast::channel(CHANGES_BUFFER);
+        let spec_dirs = crate::images::SpecDirs::new(&config.data_dir);
         Arc::new_cyclic(|me| Sessions {
             store,
             config,
@@ -208,6 +211,7 @@ impl Sessions {
             network: std::sync::OnceLock::new(),
             pool: Mutex::default(),
             pool_wake: tokio::sync::Notify::new(),
+            spec_dirs,
             starting: Mutex::default(),
             reserving: Mutex::default(),
             me: me.clone(),

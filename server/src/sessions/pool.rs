@@ -191,11 +191,10 @@ impl Sessions {
         driver: &sandbox::Driver,
     ) -> anyhow::Result<PoolKey> {
         let spec_path = self.config.images_dir.join(format!("{image}.toml"));
-        let spec = crate::images::load_spec(&spec_path)?;
         Ok(PoolKey {
             driver: driver.name().to_owned(),
             image: image.to_owned(),
-            rootfs: crate::images::spec_dir(&self.config.data_dir, &spec).join("rootfs"),
+            rootfs: self.spec_dirs.dir(&spec_path)?.join("rootfs"),
             disk_mb,
             network,
         })

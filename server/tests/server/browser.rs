@@ -129,6 +129,18 @@ impl Viewer {
         }
     }
 
+    /// Reads until the server reports an error (frames and states pass by); its message.
+    async fn next_error(&mut self) -> String {
+        loop {
+            let message = self.ws.next().await.expect("open").expect("message");
+            if let Message::Text(text) = message
+                && let Ok(BrowserServerMessage::Error { message }) = serde_json::from_str(&text)
+            {
+                return message;
+            }
+        }
+    }
+
     /// Reads until the state's active tab has `title` (60 s: the first page starts Chromium).
     pub(crate) async fn until_title(&mut self, title: &str) {
         self.until(title, |tab| tab.title == title).await;
@@ -218,24 +230,10 @@ async fn a_person_watches_and_drives_the_shared_browser_over_the_websocket() {
 
     // A URL that does not load is an error message; the socket stays usable.
     viewer.send(json!({"type": "navigate", "url": "http://127.0.0.1:1/"})).await;
-    let error = loop {
-        let message = viewer.ws.next().await.expect("open").expect("message");
-        if let Message::Text(text) = message
-            && let Ok(BrowserServerMessage::Error { message }) = serde_json::from_str(&text)
-        {
-            break message;
-        }
-    };
+    let error = viewer.next_error().await;
     assert!(error.contains("127.0.0.1:1"), "{error}");
     viewer.send(json!({"type": "teleport"})).await;
-    let refused = loop {
-        let message = viewer.ws.next().await.expect("open").expect("message");
-        if let Message::Text(text) = message
-            && let Ok(BrowserServerMessage::Error { message }) = serde_json::from_str(&text)
-        {
-            break message;
-        }
-    };
+    let refused = viewer.next_error().await;
     assert!(refused.contains("not a browser message"), "{refused}");
 
     // REST: status, and a screenshot that decodes as a PNG of the viewport.

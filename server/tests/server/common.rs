@@ -7,9 +7,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{HeaderMap, Request, StatusCode};
-use http_body_util::{BodyExt, Full};
-use hyper_util::rt::TokioIo;
+use http::{HeaderMap, StatusCode};
 
 /// A running server, killed on drop together with its sandboxes (which, by design, outlive
 /// a server that dies).
@@ -114,26 +112,13 @@ impl TestServer {
         headers: &[(&str, &str)],
         body: &str,
     ) -> Reply {
-        let stream = tokio::net::TcpStream::connect(self.addr).await.expect("connect");
-        let (mut sender, connection) =
-            hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.expect("handshake");
-        tokio::spawn(connection);
-        let mut request = Request::builder().method(method).uri(path);
-        if !headers.iter().any(|(name, _)| name.eq_ignore_ascii_case("host")) {
-            request = request.header("host", self.addr.to_string());
-        }
-        for (name, value) in headers {
-            request = request.header(*name, *value);
-        }
-        let request = request.body(Full::new(Bytes::from(body.to_owned()))).expect("request");
-        let response = tokio::time::timeout(Duration::from_secs(30), sender.send_request(request))
+        let addr = self.addr.to_string();
+        let exchange = crate::support::client::request(&addr, method, path, headers, body);
+        let (status, headers, bytes) = tokio::time::timeout(Duration::from_secs(30), exchange)
             .await
             .expect("answered in time")
-            .expect("response");
-        let status = response.status();
-        let headers = response.headers().clone();
-        let body = response.into_body().collect().await.expect("body").to_bytes();
-        Reply { status, headers, body: String::from_utf8_lossy(&body).into_owned(), bytes: body }
+            .unwrap_or_else(|e| panic!("{method} {path}: {e:#}"));
+        Reply { status, headers, body: String::from_utf8_lossy(&bytes).into_owned(), bytes }
     }
 
     /// Signs in with the login link and returns the `Cookie` header value.

@@ -74,16 +74,7 @@ async fn make_token(server: &TestServer, cookie: &str, session: Option<&str>) ->
 }
 
 async fn new_session(server: &TestServer, bearer: &str, body: &str) -> String {
-    let reply = server
-        .request(
-            "POST",
-            "/api/sessions",
-            &[("authorization", bearer), ("content-type", "application/json")],
-            body,
-        )
-        .await;
-    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
-    reply.json()["id"].as_str().expect("id").to_owned()
+    server.create_session(bearer, body).await["id"].as_str().expect("id").to_owned()
 }
 
 async fn connect(url: &str, token: &str) -> McpClient {

@@ -1,6 +1,7 @@
 //! What every server test binary needs: the workspace's guest-agent binary and the test
 //! image, both built once and shared.
 
+pub mod client;
 pub mod uplink;
 
 use std::path::{Path, PathBuf};

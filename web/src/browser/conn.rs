@@ -8,7 +8,6 @@
 
 use std::cell::RefCell;
 use std::rc::{Rc, Weak};
-use std::time::Duration;
 
 use js_sys::{Array, ArrayBuffer, Uint8Array};
 use leptos::prelude::*;
@@ -20,7 +19,7 @@ use wasm_bindgen::JsCast as _;
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{Blob, BlobPropertyBag, CanvasRenderingContext2d, HtmlCanvasElement, ImageBitmap};
 
-use crate::socket::{Backoff, Link, Socket, SocketEvent, jitter};
+use crate::socket::{Link, Reconnect, Socket, SocketEvent};
 
 /// What the panel shows about the browser (all reactive, all `Copy`).
 #[derive(Clone, Copy)]
@@ -74,8 +73,7 @@ struct Inner {
     /// `Some(why)` when reconnecting is pointless (the session no longer runs).
     give_up: Box<dyn Fn() -> Option<String>>,
     socket: Option<Socket>,
-    backoff: Backoff,
-    retry: Option<TimeoutHandle>,
+    reconnect: Reconnect,
     done: bool,
     /// The page area the last frame showed, in CSS pixels (input coordinates' space).
     page: Option<(u32, u32)>,
@@ -103,8 +101,7 @@ impl BrowserConn {
             signals,
             give_up,
             socket: None,
-            backoff: Backoff::default(),
-            retry: None,
+            reconnect: Reconnect::new(signals.link),
             done: false,
             page: None,
             viewport: None,
@@ -142,9 +139,7 @@ impl BrowserConn {
     pub fn close(&self) {
         let mut inner = self.0.borrow_mut();
         inner.done = true;
-        if let Some(retry) = inner.retry.take() {
-            retry.clear();
-        }
+        inner.reconnect.cancel();
         inner.socket = None;
         inner.pending = None;
     }
@@ -192,18 +187,12 @@ fn schedule(this: &Rc<RefCell<Inner>>) {
         inner.signals.ended.set(Some(why));
         return;
     }
-    let delay = inner.backoff.next_delay_ms(jitter());
-    inner.signals.link.set(Link::Reconnecting { attempt: inner.backoff.attempts() });
     let weak = Rc::downgrade(this);
-    let retry = set_timeout_with_handle(
-        move || {
-            if let Some(this) = weak.upgrade() {
-                BrowserConn(this).connect();
-            }
-        },
-        Duration::from_millis(u64::from(delay)),
-    );
-    inner.retry = retry.ok();
+    inner.reconnect.schedule(move || {
+        if let Some(this) = weak.upgrade() {
+            BrowserConn(this).connect();
+        }
+    });
 }
 
 fn on_event(weak: &Weak<RefCell<Inner>>, event: SocketEvent) {
@@ -211,8 +200,7 @@ fn on_event(weak: &Weak<RefCell<Inner>>, event: SocketEvent) {
     match event {
         SocketEvent::Open => {
             let mut inner = this.borrow_mut();
-            inner.backoff.reset();
-            inner.signals.link.set(Link::Connected);
+            inner.reconnect.connected();
             // This panel's size wins: it is the one being looked at.
             send_viewport(&inner);
         }

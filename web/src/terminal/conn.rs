@@ -8,7 +8,6 @@
 
 use std::cell::RefCell;
 use std::rc::{Rc, Weak};
-use std::time::Duration;
 
 use js_sys::{ArrayBuffer, Reflect, Uint8Array};
 use leptos::prelude::*;
@@ -19,7 +18,7 @@ use web_sys::KeyboardEvent;
 use super::cursor::{Gap, OutputCursor};
 use super::xterm::{self, Disposable, Xterm};
 use crate::api;
-use crate::socket::{Backoff, Link, Socket, SocketEvent, jitter};
+use crate::socket::{Link, Reconnect, Socket, SocketEvent};
 
 /// Close code: the terminal does not exist (killed, or never did).
 const CLOSE_NO_SUCH_TERMINAL: u16 = 4404;
@@ -76,8 +75,7 @@ struct Inner {
     hooks: Hooks,
     cursor: OutputCursor,
     socket: Option<Socket>,
-    backoff: Backoff,
-    retry: Option<TimeoutHandle>,
+    reconnect: Reconnect,
     /// Closed by the tab, or ended for good: never reconnect.
     done: bool,
     listeners: Vec<Disposable>,
@@ -126,8 +124,7 @@ impl TerminalConn {
                 hooks,
                 cursor: OutputCursor::default(),
                 socket: None,
-                backoff: Backoff::default(),
-                retry: None,
+                reconnect: Reconnect::new(signals.link),
                 done: false,
                 listeners,
                 _closures: closures,
@@ -167,9 +164,7 @@ impl TerminalConn {
         if inner.done || inner.socket.is_some() {
             return;
         }
-        if let Some(retry) = inner.retry.take() {
-            retry.clear();
-        }
+        inner.reconnect.cancel();
         drop(inner);
         self.connect();
     }
@@ -178,9 +173,7 @@ impl TerminalConn {
     pub fn close(&self) {
         let mut inner = self.0.borrow_mut();
         inner.done = true;
-        if let Some(retry) = inner.retry.take() {
-            retry.clear();
-        }
+        inner.reconnect.cancel();
         inner.socket = None;
         for listener in inner.listeners.drain(..) {
             listener.dispose();
@@ -218,18 +211,12 @@ fn schedule(this: &Rc<RefCell<Inner>>) {
         end(&mut inner, why);
         return;
     }
-    let delay = inner.backoff.next_delay_ms(jitter());
-    inner.signals.link.set(Link::Reconnecting { attempt: inner.backoff.attempts() });
     let weak = Rc::downgrade(this);
-    let retry = set_timeout_with_handle(
-        move || {
-            if let Some(this) = weak.upgrade() {
-                TerminalConn(this).connect();
-            }
-        },
-        Duration::from_millis(u64::from(delay)),
-    );
-    inner.retry = retry.ok();
+    inner.reconnect.schedule(move || {
+        if let Some(this) = weak.upgrade() {
+            TerminalConn(this).connect();
+        }
+    });
 }
 
 /// The link ended for good.
@@ -291,8 +278,7 @@ fn output(inner: &mut Inner, buffer: &ArrayBuffer) {
 fn control(inner: &mut Inner, message: TerminalServerMessage) {
     match message {
         TerminalServerMessage::Attached { offset, .. } => {
-            inner.backoff.reset();
-            inner.signals.link.set(Link::Connected);
+            inner.reconnect.connected();
             if let Some(gap) = inner.cursor.attached(offset) {
                 write_gap(inner, gap);
             }
