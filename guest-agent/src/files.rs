@@ -159,12 +159,21 @@ pub async fn read(uri: &Uri) -> Result<Response<Body>> {
 
 /// `PUT /v1/files/write`: the body goes to a temporary file beside the target, which is
 /// renamed over it only once the whole body arrived, so readers never see half a file.
+///
+/// With `if_modified_ms` the file's modification time is checked before the body is read
+/// (a stale editor fails at once, without uploading) and again right before the rename, so
+/// a change made during the upload is caught too. What is left between that check and the
+/// rename is one syscall's window, which an advisory check cannot close (nothing stops
+/// another writer from ignoring it).
 pub async fn write(uri: &Uri, mut body: Incoming) -> Result<Response<Body>> {
     let q: WriteQuery = query(uri)?;
     let path = absolute(&q.path)?;
     let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
         return Err(Error::bad_request(format!("{} names no file", describe(&path))));
     };
+    if let Some(expected) = q.if_modified_ms {
+        unchanged_since(&path, expected).await?;
+    }
     let mode = match (q.mode, tokio::fs::metadata(&path).await) {
         (Some(mode), _) => mode & 0o7777,
         (None, Ok(old)) if old.is_dir() => {
@@ -205,6 +214,9 @@ pub async fn write(uri: &Uri, mut body: Incoming) -> Result<Response<Body>> {
             .await
             .map_err(|e| Error::io(&describe(&path), e))?;
         file.sync_all().await.map_err(|e| Error::io(&describe(&path), e))?;
+        if let Some(expected) = q.if_modified_ms {
+            unchanged_since(&path, expected).await?;
+        }
         tokio::fs::rename(&temp, &path).await.map_err(|e| Error::io(&describe(&path), e))
     }
     .await;
@@ -213,6 +225,30 @@ pub async fn write(uri: &Uri, mut body: Incoming) -> Result<Response<Body>> {
     let meta =
         tokio::fs::symlink_metadata(&path).await.map_err(|e| Error::io(&describe(&path), e))?;
     json(&to_stat(&path, &meta))
+}
+
+/// The precondition of a write: `path` exists and was last modified at `expected` (ms).
+async fn unchanged_since(path: &Path, expected: i64) -> Result<()> {
+    match tokio::fs::symlink_metadata(path).await {
+        Ok(meta) => {
+            let now = to_stat(path, &meta).modified_ms;
+            if now == expected {
+                return Ok(());
+            }
+            Err(Error::api(
+                ErrorCode::FileChanged,
+                format!(
+                    "{} changed on disk since it was read (modified at {now} ms, not {expected} ms)",
+                    describe(path)
+                ),
+            ))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(Error::api(
+            ErrorCode::FileChanged,
+            format!("{} was deleted since it was read", describe(path)),
+        )),
+        Err(e) => Err(Error::io(&describe(path), e)),
+    }
 }
 
 /// Removes a temporary file unless disarmed (by taking the path out).

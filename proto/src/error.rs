@@ -24,6 +24,8 @@ pub enum ErrorCode {
     AlreadyExists,
     /// A directory is not empty and the removal was not recursive.
     DirectoryNotEmpty,
+    /// A write's precondition failed: the file changed (or went) since the time it named.
+    FileChanged,
     /// A body or frame is larger than allowed.
     TooLarge,
     /// A per-agent limit (for example concurrent tunnels) is reached; try again later.
@@ -54,6 +56,7 @@ impl ErrorCode {
             ErrorCode::IsADirectory
             | ErrorCode::AlreadyExists
             | ErrorCode::DirectoryNotEmpty
+            | ErrorCode::FileChanged
             | ErrorCode::ShellBusy
             | ErrorCode::NoShellIntegration => 409,
             ErrorCode::Timeout => 504,

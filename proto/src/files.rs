@@ -81,6 +81,13 @@ pub struct WriteQuery {
     pub path: String,
     /// Permission bits of a new file; default 0644, or the old file's mode when replacing.
     pub mode: Option<u32>,
+    /// A precondition: the file's current modification time (`FileStat::modified_ms`) must
+    /// be exactly this, or the write is refused with `file_changed` (409) and nothing is
+    /// written. An editor sends the time it read the file at, so a change made meanwhile (by
+    /// the shell, an agent, another tab) is never silently overwritten. A missing file fails
+    /// it too (it was deleted). Absent: no precondition.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub if_modified_ms: Option<i64>,
 }
 
 /// `POST /v1/files/mkdir` body.

@@ -8,7 +8,7 @@ use proto::api::{
     ActivityEvent, CreateSession, ExecCommand, ExecResult, Me, NewToken, SessionInfo,
 };
 use proto::exec::{ExecDown, ExecRequest};
-use proto::files::{FileList, MoveRequest, RemoveRequest};
+use proto::files::{FileList, FileStat, MoveRequest, RemoveRequest};
 use proto::ports::PortList;
 use proto::terminal::{CreateTerminal, TerminalId, TerminalInfo};
 
@@ -96,6 +96,14 @@ pub enum Action {
         path: String,
         /// Levels to descend.
         depth: Option<u32>,
+    },
+    /// What a path of a running session is (size, modification time). Its owner, or a
+    /// token scoped to it.
+    StatPath {
+        /// Session id.
+        id: String,
+        /// Absolute path.
+        path: String,
     },
     /// Create a directory (and parents). Its owner, or a token scoped to it.
     MakeDir {
@@ -204,6 +212,8 @@ pub enum Outcome {
     ExecResult(ExecResult),
     /// A directory listing.
     Files(FileList),
+    /// One path's metadata.
+    Stat(FileStat),
     /// Listening ports.
     Ports(PortList),
     /// Audit events.
@@ -232,6 +242,7 @@ impl Outcome {
             Outcome::Terminals(terminals) => serde_json::to_value(terminals),
             Outcome::ExecResult(result) => serde_json::to_value(result),
             Outcome::Files(files) => serde_json::to_value(files),
+            Outcome::Stat(stat) => serde_json::to_value(stat),
             Outcome::Ports(ports) => serde_json::to_value(ports),
             Outcome::Events(events) => serde_json::to_value(events),
             Outcome::Previews(previews) => serde_json::to_value(previews),
@@ -389,6 +400,11 @@ pub async fn perform(state: &AppState, caller: &Caller, action: Action) -> Resul
             authorize(state, caller, &id, Need::Read).await?;
             let client = state.sessions.client(&id).await?;
             Ok(Outcome::Files(client.list(&path, depth).await.map_err(agent_error)?))
+        }
+        Action::StatPath { id, path } => {
+            authorize(state, caller, &id, Need::Read).await?;
+            let client = state.sessions.client(&id).await?;
+            Ok(Outcome::Stat(client.stat(&path).await.map_err(agent_error)?))
         }
         Action::MakeDir { id, path } => {
             authorize(state, caller, &id, Need::Edit).await?;

@@ -58,13 +58,15 @@ pub async fn serve(uri: Uri, headers: HeaderMap) -> Response {
         headers.insert(header::ETAG, etag);
     }
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    // Monaco (the editor) makes its language workers from `blob:` URLs of its own scripts
+    // and ships its icon font as a `data:` URL: hence worker-src and font-src.
     if name == "index.html" {
         headers.insert(
             header::CONTENT_SECURITY_POLICY,
             HeaderValue::from_static(
                 "default-src 'self'; script-src 'self' 'wasm-unsafe-eval' 'unsafe-inline'; \
                  style-src 'self' 'unsafe-inline'; connect-src 'self'; img-src 'self' data: blob:; \
-                 frame-ancestors 'none'",
+                 font-src 'self' data:; worker-src 'self' blob:; frame-ancestors 'none'",
             ),
         );
     }

@@ -9,6 +9,7 @@ use proto::api::{
     ActivityEvent, CreateSession, CreateShare, ExtendSession, PreviewPort, SessionInfo, SetPreview,
     ShareLink,
 };
+use proto::files::{FileList, FileStat, MkdirRequest, MoveRequest};
 use proto::terminal::{CreateTerminal, TerminalInfo};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
@@ -241,6 +242,72 @@ pub async fn create_share(
 pub async fn revoke_share(session: &str, port: u16, share: &str) -> ApiResult<()> {
     let session = segment(session);
     delete(&format!("/api/sessions/{session}/previews/{port}/shares/{}", segment(share))).await
+}
+
+/// A file's query string: `?path=...`, escaped.
+fn file_query(path: &str) -> String {
+    format!("?path={}", segment(path))
+}
+
+/// `GET /api/sessions/{id}/files?path=`: a directory's entries (one level).
+pub async fn list_files(session: &str, dir: &str) -> ApiResult<FileList> {
+    get(&format!("/api/sessions/{}/files{}", segment(session), file_query(dir))).await
+}
+
+/// `GET /api/sessions/{id}/files/stat?path=`: size and modification time.
+pub async fn stat_file(session: &str, path: &str) -> ApiResult<FileStat> {
+    get(&format!("/api/sessions/{}/files/stat{}", segment(session), file_query(path))).await
+}
+
+/// The URL of a file's bytes (`GET`), for reading and for download links.
+pub fn file_content_url(session: &str, path: &str) -> String {
+    format!("/api/sessions/{}/files/content{}", segment(session), file_query(path))
+}
+
+/// `GET /api/sessions/{id}/files/content?path=`: the file's bytes.
+pub async fn read_file(session: &str, path: &str) -> ApiResult<Vec<u8>> {
+    let response = send(Request::get(&file_content_url(session, path)).build()).await?;
+    response.binary().await.map_err(ApiError::network)
+}
+
+/// `PUT /api/sessions/{id}/files/content?path=&if_modified_ms=`: `body` (a string, a
+/// `Blob` or a `File`) replaces the file. With `if_modified_ms` (the time it was read at),
+/// a file changed or deleted since is left alone and the answer is a 409.
+pub async fn write_file(
+    session: &str,
+    path: &str,
+    body: wasm_bindgen::JsValue,
+    if_modified_ms: Option<i64>,
+) -> ApiResult<FileStat> {
+    let mut url = file_content_url(session, path);
+    if let Some(ms) = if_modified_ms {
+        url.push_str(&format!("&if_modified_ms={ms}"));
+    }
+    let request = Request::put(&url)
+        .header("x-flint-csrf", "1")
+        .header("content-type", "application/octet-stream")
+        .body(body);
+    json(send(request).await?).await
+}
+
+/// `POST /api/sessions/{id}/files/mkdir`: a directory and its parents.
+pub async fn make_dir(session: &str, path: &str) -> ApiResult<()> {
+    let body = MkdirRequest { path: path.to_owned() };
+    let url = format!("/api/sessions/{}/files/mkdir", segment(session));
+    send(Request::post(&url).json(&body)).await.map(drop)
+}
+
+/// `POST /api/sessions/{id}/files/move`: renames `from` to `to`, never over an existing path.
+pub async fn move_path(session: &str, from: &str, to: &str) -> ApiResult<()> {
+    let body = MoveRequest { from: from.to_owned(), to: to.to_owned(), overwrite: false };
+    let url = format!("/api/sessions/{}/files/move", segment(session));
+    send(Request::post(&url).json(&body)).await.map(drop)
+}
+
+/// `DELETE /api/sessions/{id}/files?path=&recursive=`: a file, or a directory with all below.
+pub async fn remove_path(session: &str, path: &str, recursive: bool) -> ApiResult<()> {
+    let query = file_query(path);
+    delete(&format!("/api/sessions/{}/files{query}&recursive={recursive}", segment(session))).await
 }
 
 use proto::api::CreateToken;

@@ -1,6 +1,6 @@
 //! The Flint web app (Leptos, client-side rendered, built by Trunk): sign-in state, the
 //! sessions list and the workspace of one session with its terminal tabs, the shared
-//! browser, its agents' activity and its listening ports.
+//! browser, its files in an editor, its agents' activity and its listening ports.
 //!
 //! Everything goes through the server's REST and websocket API; wire types come from
 //! `proto`, never copied by hand.
@@ -13,6 +13,7 @@ pub mod browser;
 pub mod clipboard;
 pub mod clock;
 pub mod events;
+pub mod files;
 pub mod notice;
 pub mod people;
 pub mod ports;

@@ -62,8 +62,9 @@ pub fn run_e2e(sh: &Shell) -> anyhow::Result<()> {
     in_e2e(sh, "debug", "npx", &["playwright", "test"])
 }
 
-/// `ui.create_to_prompt`: click "Create" to a prompt in xterm, in headless Chromium against
-/// the release server; writes `target/bench/ui.json`.
+/// `ui.create_to_prompt` (click "Create" to a prompt in xterm) and `ui.save_to_shell`
+/// (Ctrl+S of a 1 MB file in the editor to the sandbox seeing it), in headless Chromium
+/// against the release server; writes `target/bench/ui.json`.
 pub fn run_ui_bench(sh: &Shell) -> anyhow::Result<()> {
     in_e2e(sh, "release", "node", &["bench/ui.mjs"])
 }

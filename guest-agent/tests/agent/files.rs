@@ -22,7 +22,7 @@ async fn binary_data_round_trips_and_ranges_read_the_right_bytes() {
     assert_eq!(&got[..], &data[300..1300]);
 
     // Replacing keeps the mode unless told otherwise.
-    let query = WriteQuery { path: path.clone(), mode: Some(0o600) };
+    let query = WriteQuery { path: path.clone(), mode: Some(0o600), if_modified_ms: None };
     let stat =
         agent.client.write_body(&query, guest_agent::client::full(&b"x"[..])).await.expect("write");
     assert_eq!((stat.size, stat.mode), (1, 0o600));
@@ -46,7 +46,7 @@ async fn a_100_mb_file_round_trips_streamed() {
         }
         hash.finalize().to_vec()
     });
-    let query = WriteQuery { path: path.clone(), mode: None };
+    let query = WriteQuery { path: path.clone(), mode: None, if_modified_ms: None };
     let stat = agent.client.write_body(&query, body).await.expect("write");
     let sent_hash = writer.await.expect("writer");
     assert_eq!(stat.size, SIZE as u64);
@@ -80,7 +80,7 @@ async fn an_aborted_upload_leaves_the_old_file_whole() {
         Err(std::io::Error::other("client gave up")),
     ];
     let body = http_body_util::StreamBody::new(futures_util::stream::iter(chunks)).boxed();
-    let query = WriteQuery { path: path.clone(), mode: None };
+    let query = WriteQuery { path: path.clone(), mode: None, if_modified_ms: None };
     agent.client.write_body(&query, body).await.expect_err("an aborted upload fails");
     assert_eq!(agent.client.read(&path).await.expect("read"), Bytes::from_static(b"original"));
     // The agent cleans up once it sees the reset, which may be just after our call returned.
@@ -183,4 +183,89 @@ async fn errors_have_clear_codes() {
         .await
         .expect("rm -r");
     assert_eq!(code(agent.client.stat(&dir).await), ErrorCode::NotFound);
+}
+
+/// Gives `path` new contents and a modification time `shift_ms` after `base_ms`, as the shell
+/// or an agent would (a shifted time, so the change never hides in the same millisecond).
+fn change_on_disk(path: &str, contents: &[u8], base_ms: i64, shift_ms: i64) {
+    std::fs::write(path, contents).expect("write behind the agent's back");
+    let when = std::time::UNIX_EPOCH
+        + std::time::Duration::from_millis(u64::try_from(base_ms + shift_ms).expect("after 1970"));
+    let file = std::fs::File::options().write(true).open(path).expect("open");
+    file.set_modified(when).expect("set mtime");
+}
+
+#[tokio::test]
+async fn a_write_with_if_modified_ms_never_overwrites_a_change_made_since() {
+    let agent = TestAgent::start().await;
+    let path = path_str(&agent.workdir().join("edited.txt"));
+    let read = agent.client.write(&path, &b"v1"[..]).await.expect("write");
+    let conditional = |expected: i64| WriteQuery {
+        path: path.clone(),
+        mode: None,
+        if_modified_ms: Some(expected),
+    };
+
+    // Unchanged since it was read: the write goes through, and answers the new time.
+    let saved = agent
+        .client
+        .write_body(&conditional(read.modified_ms), guest_agent::client::full(&b"v2"[..]))
+        .await
+        .expect("an unchanged file is written");
+    assert_eq!(agent.client.read(&path).await.expect("read"), Bytes::from_static(b"v2"));
+
+    // Changed behind the editor's back: refused with file_changed (409), the change kept.
+    change_on_disk(&path, b"from the shell", saved.modified_ms, 5_000);
+    let err = agent
+        .client
+        .write_body(&conditional(saved.modified_ms), guest_agent::client::full(&b"v3"[..]))
+        .await
+        .expect_err("a changed file is not overwritten");
+    assert_eq!(err.code(), ErrorCode::FileChanged);
+    assert_eq!(err.code().status(), 409);
+    assert!(err.to_string().contains("changed on disk"), "{err}");
+    assert_eq!(
+        agent.client.read(&path).await.expect("read"),
+        Bytes::from_static(b"from the shell")
+    );
+
+    // Changed while the body is on its way: the check before the rename catches it.
+    let now = agent.client.stat(&path).await.expect("stat");
+    let (tx, body) = guest_agent::client::channel_body();
+    let query = conditional(now.modified_ms);
+    let client = agent.client.clone();
+    let upload = tokio::spawn(async move { client.write_body(&query, body).await });
+    tx.send(Bytes::from_static(b"half of v4")).await.expect("send");
+    // The temporary file exists once the first check passed and the body is being written.
+    let start = std::time::Instant::now();
+    while agent.client.list(&path_str(&agent.workdir()), None).await.expect("list").entries.len()
+        < 2
+    {
+        assert!(start.elapsed() < DEADLINE, "the upload never started");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    change_on_disk(&path, b"from the agent", now.modified_ms, 7_000);
+    tx.send(Bytes::from_static(b", the rest")).await.expect("send");
+    drop(tx);
+    let err = upload.await.expect("join").expect_err("a change during the upload is caught");
+    assert_eq!(err.code(), ErrorCode::FileChanged);
+    assert_eq!(
+        agent.client.read(&path).await.expect("read"),
+        Bytes::from_static(b"from the agent")
+    );
+
+    // Deleted since: refused too, and not created again.
+    let now = agent.client.stat(&path).await.expect("stat");
+    std::fs::remove_file(&path).expect("rm");
+    let err = agent
+        .client
+        .write_body(&conditional(now.modified_ms), guest_agent::client::full(&b"v5"[..]))
+        .await
+        .expect_err("a deleted file is not written");
+    assert_eq!(err.code(), ErrorCode::FileChanged);
+    assert!(err.to_string().contains("deleted"), "{err}");
+    // No temporary file is left behind by any refusal; no precondition, no check.
+    let listing = agent.client.list(&path_str(&agent.workdir()), None).await.expect("list");
+    assert!(listing.entries.is_empty(), "left behind: {:?}", listing.entries);
+    agent.client.write(&path, &b"v6"[..]).await.expect("an unconditional write creates it");
 }

@@ -102,6 +102,25 @@ pub async fn rename(
     json(&state, &caller, Action::MovePath { id, request }).await
 }
 
+/// `GET /api/sessions/{id}/files/stat?path=`: what a path is, its size and modification
+/// time (an editor polls it to see a change made on disk).
+#[utoipa::path(get, path = "/api/sessions/{id}/files/stat", tag = "files", params(("id" = String, Path, description = "session id"), ("path" = String, Query, description = "absolute, or relative to /workspace")), responses((status = 200, body = FileStat), (status = 401, description = "no credential", body = ErrorBody), (status = 404, description = "no such session or path", body = ErrorBody)))]
+pub async fn stat(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Query(q): Query<StatQuery>,
+) -> Result<Response> {
+    json(&state, &caller, Action::StatPath { id, path: resolve(&q.path) }).await
+}
+
+/// Query of the stat route.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StatQuery {
+    path: String,
+}
+
 /// Query of the content routes.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -110,6 +129,7 @@ pub struct ContentQuery {
     offset: Option<u64>,
     length: Option<u64>,
     mode: Option<u32>,
+    if_modified_ms: Option<i64>,
 }
 
 /// `GET /api/sessions/{id}/files/content?path=&offset=&length=`: the bytes, streamed.
@@ -130,8 +150,10 @@ pub async fn read(
     Ok(response)
 }
 
-/// `PUT /api/sessions/{id}/files/content?path=&mode=`: the body replaces the file atomically.
-#[utoipa::path(put, path = "/api/sessions/{id}/files/content", tag = "files", params(("id" = String, Path, description = "session id"), ("path" = String, Query, description = "absolute, or relative to /workspace"), ("mode" = Option<u32>, Query)), request_body(content = Vec<u8>, content_type = "application/octet-stream"), responses((status = 200, body = FileStat), (status = 401, description = "no credential", body = ErrorBody), (status = 403, description = "a viewer of the session", body = ErrorBody), (status = 404, description = "no such session", body = ErrorBody), (status = 409, body = ErrorBody)))]
+/// `PUT /api/sessions/{id}/files/content?path=&mode=&if_modified_ms=`: the body replaces the
+/// file atomically. With `if_modified_ms` (the `modified_ms` the file was read at) a file
+/// changed or deleted since is left alone and the answer is 409.
+#[utoipa::path(put, path = "/api/sessions/{id}/files/content", tag = "files", params(("id" = String, Path, description = "session id"), ("path" = String, Query, description = "absolute, or relative to /workspace"), ("mode" = Option<u32>, Query), ("if_modified_ms" = Option<i64>, Query, description = "write only if the file's modified_ms is still this (else 409: it changed or was deleted since)")), request_body(content = Vec<u8>, content_type = "application/octet-stream"), responses((status = 200, body = FileStat), (status = 401, description = "no credential", body = ErrorBody), (status = 403, description = "a viewer of the session", body = ErrorBody), (status = 404, description = "no such session", body = ErrorBody), (status = 409, description = "the path is a directory, or the file changed since if_modified_ms", body = ErrorBody)))]
 pub async fn write(
     State(state): State<AppState>,
     caller: Caller,
@@ -140,7 +162,8 @@ pub async fn write(
     body: Body,
 ) -> Result<Response> {
     let client = agent(&state, &caller, id, Need::Edit).await?;
-    let query = WriteQuery { path: resolve(&q.path), mode: q.mode };
+    let query =
+        WriteQuery { path: resolve(&q.path), mode: q.mode, if_modified_ms: q.if_modified_ms };
     // axum's body is not `Sync`; a task pumps it into the agent's request body.
     let (tx, upload) = guest_agent::client::fallible_channel_body();
     tokio::spawn(async move {

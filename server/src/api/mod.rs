@@ -36,6 +36,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/sessions/{id}/terminals/{tid}", delete(sessions::kill_terminal))
         .route("/api/sessions/{id}/files", get(files::list).delete(files::remove))
         .route("/api/sessions/{id}/files/content", get(files::read).put(files::write))
+        .route("/api/sessions/{id}/files/stat", get(files::stat))
         .route("/api/sessions/{id}/files/mkdir", post(files::mkdir))
         .route("/api/sessions/{id}/files/move", post(files::rename))
         .route("/api/sessions/{id}/workspace.tar", get(files::workspace_tar))

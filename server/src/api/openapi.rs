@@ -34,6 +34,7 @@ use crate::auth::Caller;
         crate::api::files::remove,
         crate::api::files::mkdir,
         crate::api::files::rename,
+        crate::api::files::stat,
         crate::api::files::read,
         crate::api::files::write,
         crate::api::files::workspace_tar,

@@ -142,11 +142,28 @@ async fn every_route_answers_as_documented() {
         &server.request("DELETE", &format!("{s}/terminals/{tid}"), &auth, "").await,
     );
 
+    let written =
+        server.request("PUT", &format!("{s}/files/content?path=a.txt"), &auth, "abc").await;
+    c.check("put", "/api/sessions/{id}/files/content", &written);
+    let read_at = written.json()["modified_ms"].as_i64().expect("modified_ms");
     c.check(
-        "put",
-        "/api/sessions/{id}/files/content",
-        &server.request("PUT", &format!("{s}/files/content?path=a.txt"), &auth, "abc").await,
+        "get",
+        "/api/sessions/{id}/files/stat",
+        &server.get(&format!("{s}/files/stat?path=a.txt"), &auth).await,
     );
+    c.check(
+        "get",
+        "/api/sessions/{id}/files/stat",
+        &server.get(&format!("{s}/files/stat?path=none"), &auth).await,
+    );
+    // The write's precondition: the time it was read at passes, an older one is a 409.
+    let conditional = |ms: i64| format!("{s}/files/content?path=a.txt&if_modified_ms={ms}");
+    let saved = server.request("PUT", &conditional(read_at), &auth, "abd").await;
+    assert_eq!(saved.status, StatusCode::OK, "{}", saved.body);
+    c.check("put", "/api/sessions/{id}/files/content", &saved);
+    let stale = server.request("PUT", &conditional(read_at - 60_000), &auth, "abe").await;
+    assert_eq!(stale.status, StatusCode::CONFLICT, "{}", stale.body);
+    c.check("put", "/api/sessions/{id}/files/content", &stale);
     c.check(
         "get",
         "/api/sessions/{id}/files/content",

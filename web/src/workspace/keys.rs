@@ -1,10 +1,13 @@
 //! Keyboard shortcuts of the workspace. xterm is told to leave them alone (its custom key
 //! handler returns false for them), so they bubble to the window, where this handles them.
+//! Ctrl+S (Cmd+S on a Mac) saves the file shown in the editor; elsewhere it is left to the
+//! terminal (XOFF) and the browser.
 
 use leptos::prelude::*;
 use web_sys::KeyboardEvent;
 
-use super::Workspace;
+use super::{MainView, Workspace};
+use crate::files::Files;
 
 /// What a shortcut does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -18,7 +21,8 @@ pub enum Shortcut {
 }
 
 /// The shortcuts, for the help popover: keys and what they do.
-pub const HELP: [(&str, &str); 3] = [
+pub const HELP: [(&str, &str); 4] = [
+    ("Ctrl+S  or  Cmd+S", "save the file in the editor"),
     ("Ctrl+Shift+T", "new terminal (Ctrl+Shift+Enter where the browser keeps Ctrl+Shift+T)"),
     ("Ctrl+Shift+]  or  Ctrl+PageDown", "next tab"),
     ("Ctrl+Shift+[  or  Ctrl+PageUp", "previous tab"),
@@ -37,6 +41,11 @@ pub fn match_keys(code: &str, ctrl: bool, shift: bool, alt: bool, meta: bool) ->
     }
 }
 
+/// Ctrl+S, or Cmd+S (a Mac's save), without Shift or Alt.
+pub fn is_save(code: &str, ctrl: bool, shift: bool, alt: bool, meta: bool) -> bool {
+    code == "KeyS" && ctrl != meta && !shift && !alt
+}
+
 /// The shortcut a key event is, if any.
 pub fn shortcut(event: &KeyboardEvent) -> Option<Shortcut> {
     match_keys(
@@ -49,8 +58,21 @@ pub fn shortcut(event: &KeyboardEvent) -> Option<Shortcut> {
 }
 
 /// Handles the shortcuts while the workspace is shown.
-pub fn install(workspace: Workspace) {
+pub fn install(workspace: Workspace, files: Files) {
     let handle = window_event_listener(leptos::ev::keydown, move |event| {
+        if let MainView::File(path) = workspace.main.get_untracked()
+            && is_save(
+                &event.code(),
+                event.ctrl_key(),
+                event.shift_key(),
+                event.alt_key(),
+                event.meta_key(),
+            )
+        {
+            event.prevent_default();
+            files.save(path, false);
+            return;
+        }
         let Some(action) = shortcut(&event) else { return };
         event.prevent_default();
         event.stop_propagation();
@@ -65,7 +87,7 @@ pub fn install(workspace: Workspace) {
 
 #[cfg(test)]
 mod tests {
-    use super::{Shortcut, match_keys};
+    use super::{Shortcut, is_save, match_keys};
 
     #[test]
     fn shortcuts_need_exactly_their_modifiers() {
@@ -76,5 +98,15 @@ mod tests {
         assert_eq!(match_keys("PageUp", true, false, false, false), Some(Shortcut::PreviousTab));
         assert_eq!(match_keys("PageUp", true, true, false, false), None);
         assert_eq!(match_keys("KeyC", true, true, false, false), None);
+    }
+
+    #[test]
+    fn save_is_ctrl_s_or_cmd_s() {
+        assert!(is_save("KeyS", true, false, false, false));
+        assert!(is_save("KeyS", false, false, false, true));
+        assert!(!is_save("KeyS", true, true, false, false), "Ctrl+Shift+S is not save");
+        assert!(!is_save("KeyS", false, false, false, false));
+        assert!(!is_save("KeyS", true, false, false, true));
+        assert!(!is_save("KeyD", true, false, false, false));
     }
 }

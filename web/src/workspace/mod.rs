@@ -1,5 +1,6 @@
-//! The workspace page of one session (`/s/{id}`): terminal tabs and the shared browser, the
-//! ports and activity panels beside them, the status bar.
+//! The workspace page of one session (`/s/{id}`): terminal tabs, the shared browser and
+//! open files in the main area, the files panel at the left, the ports and activity panels
+//! beside them, the status bar.
 //!
 //! On opening, the session's existing terminals become tabs (a new shell when there are
 //! none). Tabs stay mounted while hidden, so a background shell keeps its screen and link.
@@ -7,6 +8,7 @@
 
 mod keys;
 mod pane;
+mod panels;
 mod status;
 mod tabs;
 
@@ -17,13 +19,14 @@ use leptos::task::spawn_local_scoped_with_cancellation;
 use leptos_router::hooks::use_params_map;
 use proto::api::SessionState;
 
-use crate::agent::{ActivityPanel, ActivityStore, ConnectDialog};
+use crate::agent::{ActivityStore, ConnectDialog};
 use crate::api;
 use crate::browser::BrowserPanel;
 use crate::events::SessionStore;
+use crate::files::{EditorArea, Files};
 use crate::notice::{Reporter, use_reporter};
 use crate::people::ShareDialog;
-use crate::ports::{PortStore, PortsPanel};
+use crate::ports::PortStore;
 use crate::terminal::conn::{TermSignals, TerminalConn};
 
 pub use keys::{Shortcut, shortcut};
@@ -35,6 +38,17 @@ pub struct Tab {
     pub id: String,
     /// Its link, as the UI shows it.
     pub signals: TermSignals,
+}
+
+/// What the main area shows.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MainView {
+    /// The active terminal tab.
+    Terminal,
+    /// The shared browser.
+    Browser,
+    /// An open file, in the editor.
+    File(String),
 }
 
 /// The page's state (context).
@@ -56,8 +70,10 @@ pub struct Workspace {
     pub activity_open: RwSignal<bool>,
     /// The ports panel is shown.
     pub ports_open: RwSignal<bool>,
-    /// The main area shows the shared browser (else the active terminal).
-    pub browser_shown: RwSignal<bool>,
+    /// The files panel is shown.
+    pub files_open: RwSignal<bool>,
+    /// What the main area shows (the terminals stay mounted whatever it is).
+    pub main: RwSignal<MainView>,
     /// The "Connect an agent" dialog is shown.
     pub connect_open: RwSignal<bool>,
     /// The Share dialog is shown.
@@ -176,7 +192,7 @@ impl Workspace {
     /// Shows the shared browser with a port of the sandbox in it (`http://127.0.0.1:PORT/`
     /// there: the browser runs inside).
     pub fn open_in_browser(self, port: u16) {
-        self.browser_shown.set(true);
+        self.main.set(MainView::Browser);
         let session = self.session.get_value();
         self.spawn(async move {
             let url = format!("http://127.0.0.1:{port}/");
@@ -187,10 +203,15 @@ impl Workspace {
         });
     }
 
-    /// Shows a terminal tab (leaving the browser).
+    /// Shows a terminal tab (leaving the browser or the editor).
     pub fn show_terminal(self, id: String) {
-        self.browser_shown.set(false);
+        self.main.set(MainView::Terminal);
         self.active.set(Some(id));
+    }
+
+    /// The main area shows the terminals (tracked).
+    pub fn terminals_shown(self) -> bool {
+        self.main.with(|main| *main == MainView::Terminal)
     }
 
     /// Lists the session's terminals as tabs, opening a shell when there is none.
@@ -250,9 +271,10 @@ fn WorkspaceView(id: String) -> impl IntoView {
             let id = id.clone();
             Memo::new(move |_| activity.typing(&id))
         },
-        activity_open: RwSignal::new(remembered_panel_open(ACTIVITY_PANEL_KEY)),
-        ports_open: RwSignal::new(remembered_panel_open(PORTS_PANEL_KEY)),
-        browser_shown: RwSignal::new(false),
+        activity_open: RwSignal::new(panels::remembered(panels::ACTIVITY_PANEL_KEY)),
+        ports_open: RwSignal::new(panels::remembered(panels::PORTS_PANEL_KEY)),
+        files_open: RwSignal::new(panels::remembered(panels::FILES_PANEL_KEY)),
+        main: RwSignal::new(MainView::Terminal),
         connect_open: RwSignal::new(false),
         share_open: RwSignal::new(false),
         role,
@@ -262,6 +284,7 @@ fn WorkspaceView(id: String) -> impl IntoView {
         reporter: use_reporter(),
     };
     provide_context(workspace);
+    let files = Files::provide(&id, workspace.main, workspace.reporter);
 
     // Terminals load once the session runs (it may still be starting).
     let loaded = StoredValue::new(false);
@@ -272,7 +295,7 @@ fn WorkspaceView(id: String) -> impl IntoView {
         }
     });
 
-    keys::install(workspace);
+    keys::install(workspace, files);
 
     // Who is here: asked once, then live from the events socket.
     {
@@ -294,8 +317,7 @@ fn WorkspaceView(id: String) -> impl IntoView {
             workspace.add_tab(id, false);
         }
     });
-    Effect::new(move |_| remember_panel_open(ACTIVITY_PANEL_KEY, workspace.activity_open.get()));
-    Effect::new(move |_| remember_panel_open(PORTS_PANEL_KEY, workspace.ports_open.get()));
+    panels::remember(workspace);
 
     // Ports exist while the session runs: loaded each time it starts running, then live.
     let ports = expect_context::<PortStore>();
@@ -364,58 +386,29 @@ fn WorkspaceView(id: String) -> impl IntoView {
         }
         Phase::Running => {
             let session = workspace.session.get_value();
+            let browser_shown = Memo::new(move |_| workspace.main.get() == MainView::Browser);
             view! {
-                <div class="terminals" class:hidden=move || workspace.browser_shown.get()>
+                <div class="terminals" class:hidden=move || !workspace.terminals_shown()>
                     <pane::Panes />
                 </div>
                 {move || {
                     let session = session.clone();
-                    workspace.browser_shown.get().then(|| view! { <BrowserPanel session /> })
+                    browser_shown.get().then(|| view! { <BrowserPanel session /> })
                 }}
+                <EditorArea />
             }
             .into_any()
         }
         Phase::Ended(text) => view! { <Message text /> }.into_any(),
     };
 
-    // The side column: ports above activity, each shown unless hidden.
-    let ports_panel = {
-        let id = id.clone();
-        move || {
-            workspace.ports_open.get().then(|| {
-                let session = id.clone();
-                view! {
-                    <PortsPanel session running=workspace.running open=workspace.ports_open />
-                }
-            })
-        }
-    };
-    let activity_panel = {
-        let id = id.clone();
-        move || {
-            workspace.activity_open.get().then(|| {
-                let session = id.clone();
-                view! {
-                    <ActivityPanel
-                        session
-                        open=workspace.activity_open
-                        connect=workspace.connect_open
-                    />
-                }
-            })
-        }
-    };
-    let side_shown = move || workspace.ports_open.get() || workspace.activity_open.get();
-
     view! {
         <div class="workspace">
             <tabs::TabBar session />
             <div class="ws-body">
+                <panels::FilesColumn />
                 <div class="term-area">{body}</div>
-                <div class="side-column" class:hidden=move || !side_shown()>
-                    {ports_panel}
-                    {activity_panel}
-                </div>
+                <panels::SideColumn session=id.clone() />
             </div>
             <status::StatusBar session />
             <ConnectDialog session=id.clone() open=workspace.connect_open />
@@ -446,23 +439,5 @@ fn Message(text: String, #[prop(optional)] spinner: bool) -> impl IntoView {
                 "← All sessions"
             </a>
         </div>
-    }
-}
-
-/// Where the activity panel's shown-or-hidden choice is kept across page loads.
-const ACTIVITY_PANEL_KEY: &str = "flint.activity-panel";
-
-/// Where the ports panel's is.
-const PORTS_PANEL_KEY: &str = "flint.ports-panel";
-
-/// A panel's last state; shown unless it was hidden.
-fn remembered_panel_open(key: &str) -> bool {
-    let stored = window().local_storage().ok().flatten().and_then(|s| s.get_item(key).ok());
-    stored.flatten().as_deref() != Some("hidden")
-}
-
-fn remember_panel_open(key: &str, open: bool) {
-    if let Ok(Some(storage)) = window().local_storage() {
-        let _ = storage.set_item(key, if open { "shown" } else { "hidden" });
     }
 }

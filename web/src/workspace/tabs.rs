@@ -1,14 +1,16 @@
 //! The workspace's top bar: back to the list, the session's name, the terminal tabs (each
-//! saying when an agent is typing into it), "new terminal", the shared browser's tab, "Connect an agent", the ports and
-//! activity panels' toggles and the shortcut help.
+//! saying when an agent is typing into it), "new terminal", the shared browser's tab, the
+//! open files' tabs, "Connect an agent", the files, ports and activity panels' toggles and
+//! the shortcut help.
 
 use leptos::prelude::*;
 use proto::api::SessionInfo;
 
 use proto::people::Role;
 
-use super::{Workspace, keys};
+use super::{MainView, Workspace, keys};
 use crate::events::SessionStore;
+use crate::files::{FileTab, Files};
 use crate::people::{Avatar, PresenceBar, role_label};
 use crate::ports::PortStore;
 use crate::socket::Link;
@@ -20,6 +22,10 @@ pub fn TabBar(session: Memo<Option<SessionInfo>>) -> impl IntoView {
     let ports = expect_context::<PortStore>();
     let store = expect_context::<SessionStore>();
     let presence = Memo::new(move |_| store.presence(&workspace.session.get_value()));
+    let files = expect_context::<Files>();
+    let browser_shown = Memo::new(move |_| workspace.main.get() == MainView::Browser);
+    let open_files =
+        move || files.docs.with(|docs| docs.iter().map(|d| d.path.clone()).collect::<Vec<_>>());
     let help_open = RwSignal::new(false);
     // Listening ports, on the toggle: seen even while the panel is hidden.
     let port_count = move || {
@@ -55,15 +61,18 @@ pub fn TabBar(session: Memo<Option<SessionInfo>>) -> impl IntoView {
                 </button>
                 <div
                     class="tab browser-tab"
-                    class:active=move || workspace.browser_shown.get()
+                    class:active=move || browser_shown.get()
                     role="tab"
-                    aria-selected=move || if workspace.browser_shown.get() { "true" } else { "false" }
+                    aria-selected=move || if browser_shown.get() { "true" } else { "false" }
                     data-testid="browser-tab"
                     title="The shared browser: the agent drives it, you watch and can take over"
-                    on:click=move |_| workspace.browser_shown.set(true)
+                    on:click=move |_| workspace.main.set(MainView::Browser)
                 >
                     <span class="tab-label">"Browser"</span>
                 </div>
+                <For each=open_files key=|path| path.clone() let:path>
+                    <FileTab path />
+                </For>
             </div>
             <div class="spacer"></div>
             <PresenceBar presence />
@@ -96,6 +105,16 @@ pub fn TabBar(session: Memo<Option<SessionInfo>>) -> impl IntoView {
                         </button>
                     }
                 })}
+            <button
+                class="button small ghost"
+                class:pressed=move || workspace.files_open.get()
+                data-testid="files-toggle"
+                aria-pressed=move || if workspace.files_open.get() { "true" } else { "false" }
+                title="Show or hide the files panel (/workspace)"
+                on:click=move |_| workspace.files_open.update(|open| *open = !*open)
+            >
+                "Files"
+            </button>
             <button
                 class="button small ghost"
                 class:pressed=move || workspace.ports_open.get()
@@ -170,7 +189,7 @@ fn TabButton(tab: super::Tab) -> impl IntoView {
     let is_active = {
         let id = id.clone();
         move || {
-            !workspace.browser_shown.get() && workspace.active.get().as_deref() == Some(id.as_str())
+            workspace.terminals_shown() && workspace.active.get().as_deref() == Some(id.as_str())
         }
     };
     let dot = move || {
