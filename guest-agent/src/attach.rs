@@ -185,7 +185,7 @@ async fn read_input(
                 if let Err(e) = terminal.writer_active(attacher, size) {
                     complain(e.to_string()).await;
                 }
-                if terminal.input.send(Bytes::from(data.into_vec())).await.is_err() {
+                if terminal.send_input(Bytes::from(data.into_vec())).await.is_err() {
                     return;
                 }
             }

@@ -168,12 +168,14 @@ pub async fn read(uri: &Uri) -> Result<Response<Body>> {
 pub async fn write(uri: &Uri, mut body: Incoming) -> Result<Response<Body>> {
     let q: WriteQuery = query(uri)?;
     let path = absolute(&q.path)?;
-    let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
-        return Err(Error::bad_request(format!("{} names no file", describe(&path))));
-    };
     if let Some(expected) = q.if_modified_ms {
         unchanged_since(&path, expected).await?;
     }
+    // Through a symlink the file it leads to is written, and the link stays a link.
+    let target = write_target(&path).await?;
+    let (Some(parent), Some(name)) = (target.parent(), target.file_name()) else {
+        return Err(Error::bad_request(format!("{} names no file", describe(&path))));
+    };
     let mode = match (q.mode, tokio::fs::metadata(&path).await) {
         (Some(mode), _) => mode & 0o7777,
         (None, Ok(old)) if old.is_dir() => {
@@ -217,7 +219,7 @@ pub async fn write(uri: &Uri, mut body: Incoming) -> Result<Response<Body>> {
         if let Some(expected) = q.if_modified_ms {
             unchanged_since(&path, expected).await?;
         }
-        tokio::fs::rename(&temp, &path).await.map_err(|e| Error::io(&describe(&path), e))
+        tokio::fs::rename(&temp, &target).await.map_err(|e| Error::io(&describe(&path), e))
     }
     .await;
     written?;
@@ -225,6 +227,26 @@ pub async fn write(uri: &Uri, mut body: Incoming) -> Result<Response<Body>> {
     let meta =
         tokio::fs::symlink_metadata(&path).await.map_err(|e| Error::io(&describe(&path), e))?;
     json(&to_stat(&path, &meta))
+}
+
+/// Where a write to `path` lands: the file a symlink (or a chain of them) leads to, dangling
+/// or not, as editors save through links; else `path` itself.
+async fn write_target(path: &Path) -> Result<PathBuf> {
+    let mut target = path.to_path_buf();
+    // Linux's own limit on links followed in one lookup.
+    for _ in 0..40 {
+        match tokio::fs::symlink_metadata(&target).await {
+            Ok(meta) if meta.file_type().is_symlink() => {
+                let link = tokio::fs::read_link(&target)
+                    .await
+                    .map_err(|e| Error::io(&describe(path), e))?;
+                // Relative to the link's directory; an absolute link replaces the whole path.
+                target = target.parent().map_or_else(|| link.clone(), |dir| dir.join(&link));
+            }
+            _ => return Ok(target),
+        }
+    }
+    Err(Error::bad_request(format!("{}: too many levels of symbolic links", describe(path))))
 }
 
 /// The precondition of a write: `path` exists and was last modified at `expected` (ms).

@@ -69,7 +69,7 @@ pub async fn input(agent: &Agent, id: &TerminalId, body: Incoming) -> Result<Res
 }
 
 async fn write(terminal: &Terminal, bytes: Bytes) -> Result<()> {
-    terminal.input.send(bytes).await.map_err(|_| exited(&terminal.id))
+    terminal.send_input(bytes).await.map_err(|()| exited(&terminal.id))
 }
 
 fn exited(id: &TerminalId) -> Error {

@@ -2,8 +2,8 @@
 //! prints (`images/shell/flint-shell.bash`), and the output of one command line cleaned for
 //! a model to read.
 //!
-//! `A` prompt start, `B` input start (end of the prompt), `C` command start (bash's `PS0`),
-//! `D;<exit>` command end (the first thing before each prompt). The reader feeds the screen
+//! `D;<exit>` command end and `A` prompt start (the start of `PS1`), `B` input start (the end
+//! of `PS1`), `C` command start (bash's `PS0`). The reader feeds the screen
 //! model in [`pieces`] that end right after each string terminator (BEL or `ESC \`), so a
 //! mark's byte offsets are exact; only a mark whose terminator is split across two reads
 //! of the pty is placed at the end of the piece that ends it.
@@ -115,11 +115,35 @@ pub(crate) struct Shell {
     phase: Phase,
     /// The run in progress, if any: one at a time per terminal.
     pub(crate) run: Option<RunWatch>,
+    /// Input was written that the shell may not have taken as a command line yet: since its
+    /// last `C`, or a partial line that was written before it. Without it the input line is
+    /// empty, whatever output (a background job's) has moved the cursor since the prompt.
+    typed: bool,
+    /// The input written so far ends in a partial line (keys after its last Enter).
+    partial_line: bool,
 }
 
 impl Shell {
     pub(crate) fn new() -> Shell {
-        Shell { phase: Phase::Unknown, run: None }
+        Shell { phase: Phase::Unknown, run: None, typed: false, partial_line: false }
+    }
+
+    /// Notes input on its way to the pty (anyone's: a person's keys, the agent's line). The
+    /// first keys at a prompt are echoed where the cursor is now, which output since the
+    /// prompt may have moved: that is where the input line starts.
+    pub(crate) fn typed(&mut self, bytes: &[u8], screen: &vt100::Screen) {
+        if bytes.is_empty() {
+            return;
+        }
+        if !self.typed && matches!(self.phase, Phase::Input { .. }) {
+            let (row, col) = screen.cursor_position();
+            self.phase = Phase::Input { row, col };
+        }
+        self.typed = true;
+        self.partial_line = match bytes.iter().rposition(|b| matches!(b, b'\r' | b'\n')) {
+            Some(enter) => enter + 1 < bytes.len(),
+            None => true,
+        };
     }
 
     /// Applies a mark whose sequence ended at output offset `end` (`bel`: terminated by BEL,
@@ -134,7 +158,11 @@ impl Shell {
                 let (row, col) = screen.cursor_position();
                 Phase::Input { row, col }
             }
-            MarkKind::CommandStart => Phase::Running,
+            MarkKind::CommandStart => {
+                // The shell took a line: what it has not taken is the partial one, if any.
+                self.typed = self.partial_line;
+                Phase::Running
+            }
         };
         let Some(run) = self.run.as_mut().filter(|run| start >= run.from) else { return };
         match mark.kind {
@@ -154,7 +182,9 @@ impl Shell {
     }
 
     /// What the shell is doing, judged against the screen now: at `B`'s position with the
-    /// rest of its row blank is an empty input line (typing and deleting it again is too).
+    /// rest of its row blank is an empty input line (typing and deleting it again is too), and
+    /// so is any screen when nothing was typed since the shell took its last line (output of
+    /// a background job moved the cursor, or a resize redrew the prompt).
     pub(crate) fn state(&self, screen: &vt100::Screen) -> ShellState {
         match self.phase {
             Phase::Unknown => ShellState::Unknown,
@@ -167,7 +197,7 @@ impl Shell {
                         .rows(col, width)
                         .nth(usize::from(row))
                         .is_some_and(|rest| rest.trim().is_empty());
-                if screen.cursor_position() == (row, col) && rest_blank {
+                if !self.typed || (screen.cursor_position() == (row, col) && rest_blank) {
                     ShellState::Prompt
                 } else {
                     ShellState::Typing
@@ -259,13 +289,18 @@ mod tests {
         assert!(shell.drawing());
         feed(&mut shell, &mut parser, &mut at, b"\x1b]133;B\x07");
         assert_eq!(shell.state(parser.screen()), ShellState::Prompt);
+        shell.typed(b"ec", parser.screen());
         feed(&mut shell, &mut parser, &mut at, b"ec");
         assert_eq!(shell.state(parser.screen()), ShellState::Typing);
+        shell.typed(b"\x7f\x7f", parser.screen());
         feed(&mut shell, &mut parser, &mut at, b"\x08\x08\x1b[K");
         assert_eq!(shell.state(parser.screen()), ShellState::Prompt);
+        shell.typed(b"x\x1b[D", parser.screen());
         feed(&mut shell, &mut parser, &mut at, b"x\x08");
         assert_eq!(shell.state(parser.screen()), ShellState::Typing, "x is still on the line");
+        shell.typed(b"\x0b", parser.screen());
         feed(&mut shell, &mut parser, &mut at, b"\x1b[K");
+        shell.typed(b"ls\r", parser.screen());
         feed(&mut shell, &mut parser, &mut at, b"ls\r\n\x1b]133;C\x07");
         assert_eq!(shell.state(parser.screen()), ShellState::Running);
         feed(
@@ -275,6 +310,46 @@ mod tests {
             b"a b\r\n\x1b]133;D;0\x07\x1b]133;A\x07$ \x1b]133;B\x07",
         );
         assert_eq!(shell.state(parser.screen()), ShellState::Prompt);
+    }
+
+    #[test]
+    fn output_at_an_untouched_prompt_is_not_typing() {
+        let (mut shell, mut parser, mut at) = (Shell::new(), parser(), 0);
+        feed(&mut shell, &mut parser, &mut at, b"\x1b]133;A\x07$ \x1b]133;B\x07");
+        // A background job prints while the prompt waits: the input line is still empty.
+        feed(&mut shell, &mut parser, &mut at, b"server listening on :3000\r\n");
+        assert_eq!(shell.state(parser.screen()), ShellState::Prompt);
+        // Someone types: their line starts where the output left the cursor.
+        shell.typed(b"l", parser.screen());
+        feed(&mut shell, &mut parser, &mut at, b"l");
+        assert_eq!(shell.state(parser.screen()), ShellState::Typing);
+        shell.typed(b"\x7f", parser.screen());
+        feed(&mut shell, &mut parser, &mut at, b"\x08\x1b[K");
+        assert_eq!(shell.state(parser.screen()), ShellState::Prompt, "deleted again");
+        shell.typed(b"l", parser.screen());
+        feed(&mut shell, &mut parser, &mut at, b"l");
+        assert_eq!(shell.state(parser.screen()), ShellState::Typing);
+        // Their Enter: the shell takes the line, and nothing typed is left.
+        shell.typed(b"\r", parser.screen());
+        feed(&mut shell, &mut parser, &mut at, b"\r\n\x1b]133;C\x07");
+        feed(&mut shell, &mut parser, &mut at, b"\x1b]133;D;0\x07\x1b]133;A\x07$ \x1b]133;B\x07");
+        feed(&mut shell, &mut parser, &mut at, b"more output\r\n");
+        assert_eq!(shell.state(parser.screen()), ShellState::Prompt);
+    }
+
+    #[test]
+    fn a_partial_line_written_ahead_of_a_command_is_still_typing_after_it() {
+        let (mut shell, mut parser, mut at) = (Shell::new(), parser(), 0);
+        feed(&mut shell, &mut parser, &mut at, b"\x1b]133;A\x07$ \x1b]133;B\x07");
+        // A paste of one line and the start of the next.
+        shell.typed(b"make\rgit sta", parser.screen());
+        feed(&mut shell, &mut parser, &mut at, b"make\r\n\x1b]133;C\x07built\r\n");
+        feed(&mut shell, &mut parser, &mut at, b"\x1b]133;D;0\x07\x1b]133;A\x07$ \x1b]133;B\x07");
+        feed(&mut shell, &mut parser, &mut at, b"git sta");
+        assert_eq!(shell.state(parser.screen()), ShellState::Typing);
+        // Output moving the cursor changes nothing: the line is still theirs.
+        feed(&mut shell, &mut parser, &mut at, b"\r\nlog\r\n");
+        assert_eq!(shell.state(parser.screen()), ShellState::Typing);
     }
 
     #[test]

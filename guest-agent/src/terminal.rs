@@ -139,7 +139,8 @@ pub struct Terminal {
     /// Bumped whenever output arrives or the shell exits.
     pub(crate) output: watch::Sender<u64>,
     pub(crate) sizes: watch::Sender<Size>,
-    pub(crate) input: mpsc::Sender<Bytes>,
+    /// To the pty's writer; only through [`Terminal::send_input`].
+    input: mpsc::Sender<Bytes>,
     pub(crate) master: Mutex<Box<dyn MasterPty + Send>>,
     pub(crate) attached: AtomicU32,
     pub(crate) next_attacher: AtomicU64,
@@ -148,6 +149,16 @@ pub struct Terminal {
 impl Terminal {
     pub(crate) fn state(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Queues `bytes` for the pty as typed input, noting them for the shell integration first
+    /// (see [`Shell::typed`]). Err: the shell is gone.
+    pub(crate) async fn send_input(&self, bytes: Bytes) -> std::result::Result<(), ()> {
+        {
+            let state = &mut *self.state();
+            state.shell.typed(&bytes, state.screen.screen());
+        }
+        self.input.send(bytes).await.map_err(|_| ())
     }
 
     fn info(&self) -> TerminalInfo {

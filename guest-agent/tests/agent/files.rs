@@ -269,3 +269,37 @@ async fn a_write_with_if_modified_ms_never_overwrites_a_change_made_since() {
     assert!(listing.entries.is_empty(), "left behind: {:?}", listing.entries);
     agent.client.write(&path, &b"v6"[..]).await.expect("an unconditional write creates it");
 }
+
+#[tokio::test]
+async fn a_write_through_a_symlink_changes_the_file_it_leads_to_and_keeps_the_link() {
+    let agent = TestAgent::start().await;
+    let dir = agent.workdir();
+    std::fs::create_dir_all(dir.join("dotfiles")).expect("mkdir");
+    std::fs::write(dir.join("dotfiles/bashrc"), "old\n").expect("write");
+    // A relative link to a relative link, as dotfile managers make them.
+    std::os::unix::fs::symlink("dotfiles/bashrc", dir.join("middle")).expect("link");
+    std::os::unix::fs::symlink("middle", dir.join(".bashrc")).expect("link");
+    let link = path_str(&dir.join(".bashrc"));
+    agent.client.write(&link, &b"new\n"[..]).await.expect("write through the links");
+    assert_eq!(std::fs::read_to_string(dir.join("dotfiles/bashrc")).expect("read"), "new\n");
+    for name in [".bashrc", "middle"] {
+        let meta = std::fs::symlink_metadata(dir.join(name)).expect("stat");
+        assert!(meta.file_type().is_symlink(), "{name} is still a link");
+    }
+    // A dangling link: the file it names is made.
+    std::os::unix::fs::symlink(dir.join("made-later.txt"), dir.join("dangling")).expect("link");
+    agent.client.write(&path_str(&dir.join("dangling")), &b"x"[..]).await.expect("write");
+    assert_eq!(std::fs::read_to_string(dir.join("made-later.txt")).expect("read"), "x");
+    // A loop is refused and nothing is written.
+    std::os::unix::fs::symlink("loop-b", dir.join("loop-a")).expect("link");
+    std::os::unix::fs::symlink("loop-a", dir.join("loop-b")).expect("link");
+    let looped = agent.client.write(&path_str(&dir.join("loop-a")), &b"x"[..]).await;
+    match looped {
+        Err(guest_agent::Error::Api { code, message }) => {
+            assert_eq!(code, ErrorCode::BadRequest, "{message}");
+            assert!(message.contains("too many levels of symbolic links"), "{message}");
+        }
+        other => panic!("a loop was written: {other:?}"),
+    }
+    assert!(std::fs::symlink_metadata(dir.join("loop-a")).expect("stat").is_symlink());
+}

@@ -167,7 +167,9 @@ async fn an_attacher_sees_the_command_typed_and_its_output() {
     let typed = text.find("echo seen-'by'-viewer").expect("the command line is echoed");
     assert!(typed < text.find("seen-by-viewer\r\n").expect("output"), "{text:?}");
     assert_eq!(result.output, "seen-by-viewer\n");
-    // The run's offsets are the attacher's offsets.
+    // The run's offsets are the attacher's offsets (its end is the `D` mark, which may come
+    // after the output in a later frame).
+    read_until(&mut output, &mut seen, "the run's end", |s| s.next_offset >= Some(result.to)).await;
     let start = seen.first_offset.expect("offset");
     assert!(result.from >= start && result.to <= seen.next_offset.expect("end"));
     let typed_at = usize::try_from(result.from - start).expect("small");
@@ -204,8 +206,64 @@ async fn the_integration_survives_a_later_ps1_and_a_second_source() {
     let id = ready_shell(&agent.client).await;
     run_ok(&agent.client, &id, "PS1='other> '").await;
     run_ok(&agent.client, &id, &format!(". {SHELL_INTEGRATION}")).await;
-    let result = run_ok(&agent.client, &id, "echo $PROMPT_COMMAND").await;
-    assert_eq!(result.output, "__flint_prompt\n", "hooked once");
+    let result = run_ok(&agent.client, &id, "echo \"${PROMPT_COMMAND[@]}\"").await;
+    assert_eq!(result.output, "__flint_marks\n", "hooked once");
     let screen = agent.client.screen(&id).await.expect("screen");
     assert!(screen.lines.iter().any(|l| l == "other>"), "{:#?}", screen.lines);
+}
+
+#[tokio::test]
+async fn a_background_job_printing_at_the_prompt_leaves_the_shell_free() {
+    let agent = TestAgent::start().await;
+    let id = ready_shell(&agent.client).await;
+    let (_input, mut output) = attach(&agent.client, &id, AttachQuery::default()).await;
+    let mut seen = Seen::default();
+    run_ok(&agent.client, &id, "(sleep 0.3; echo bg-one; sleep 0.3; echo bg-two) &").await;
+    read_until_text(&mut output, &mut seen, "bg-two").await;
+    // The job's output moved the cursor off the prompt, but nobody typed: the line is empty.
+    assert_eq!(agent.client.terminal(&id).await.expect("info").shell, ShellState::Prompt);
+    assert_eq!(run_ok(&agent.client, &id, "echo after-bg").await.output, "after-bg\n");
+
+    // A person typing under such output is still seen, and deleting it frees the shell.
+    run_ok(&agent.client, &id, "(sleep 0.3; echo bg-three) &").await;
+    read_until_text(&mut output, &mut seen, "bg-three").await;
+    agent.client.input(&id, &b"ec"[..]).await.expect("input");
+    wait_for_shell(&agent.client, &id, ShellState::Typing).await;
+    expect_error(
+        agent.client.run(&id, &command("echo no")).await,
+        ErrorCode::ShellBusy,
+        "someone is typing",
+    );
+    agent.client.input(&id, &b"\x7f\x7f"[..]).await.expect("input");
+    wait_for_shell(&agent.client, &id, ShellState::Prompt).await;
+    assert_eq!(run_ok(&agent.client, &id, "echo clean").await.output, "clean\n");
+}
+
+#[tokio::test]
+async fn the_marks_survive_a_users_own_prompt_command_and_prompt() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rc = dir.path().join("bashrc");
+    // As a ~/.bashrc after the profile's integration might: both replaced outright.
+    let text = format!("source {SHELL_INTEGRATION}\nPROMPT_COMMAND='__mine=1'\nPS1='custom> '\n");
+    std::fs::write(&rc, text).expect("write rc");
+    let mut shell = integrated_shell();
+    shell.command = vec![
+        "bash".into(),
+        "--noprofile".into(),
+        "--rcfile".into(),
+        rc.to_string_lossy().into_owned(),
+        "-i".into(),
+    ];
+    let agent = TestAgent::start().await;
+    let id = agent.client.create_terminal(&shell).await.expect("create terminal").id;
+    wait_for_shell(&agent.client, &id, ShellState::Prompt).await;
+    let failed = run_ok(&agent.client, &id, "(exit 7)").await;
+    assert_eq!(failed.exit_code, Some(7));
+    let mine = run_ok(&agent.client, &id, "echo $__mine; PROMPT_COMMAND='echo -n'").await;
+    assert_eq!((mine.output.as_str(), mine.exit_code), ("1\n", Some(0)));
+    // Replaced again at the prompt: the next command still ends with its status.
+    let after = run_ok(&agent.client, &id, "echo again; false").await;
+    assert_eq!((after.output.as_str(), after.exit_code), ("again\n", Some(1)));
+    let screen = agent.client.screen(&id).await.expect("screen");
+    assert!(screen.lines.iter().any(|l| l.starts_with("custom> ")), "{:?}", screen.lines);
 }
