@@ -1,9 +1,11 @@
 // People in a session: the owner invites an editor and a viewer from the Share dialog; the
 // editor joins under a name and types in the shared terminal, which the owner sees; everyone
-// sees who is present; the viewer sees the terminal but cannot type; revoking the editor's
-// invite drops them at once.
+// sees who is present; the viewer sees the terminal but cannot type, and reads files in a
+// read-only editor; revoking the editor's invite drops them at once.
 import { test, expect, freshContext, shot } from './fixtures.js';
 import { waitForPrompt, waitForLine, typeCommand, countLines } from '../lib/terminal.js';
+
+const fileTab = (page, path) => page.locator(`[data-testid="file-tab"][data-path="${path}"]`);
 
 /** Makes an invite link with `role` in the open Share dialog; its URL. */
 async function makeInvite(page, role) {
@@ -39,6 +41,7 @@ function present(page) {
 test('an editor and a viewer join through invites, the viewer cannot type, and revoking drops the editor', async ({ page, browser, flint, sessions }) => {
   test.setTimeout(120_000);
   const session = await sessions.create({ name: 'e2e-people' });
+  await flint.writeFile(session.id, '/workspace/readme.md', 'shared notes\n');
   await page.goto(`/s/${session.id}`);
   const terminal = await waitForPrompt(page);
 
@@ -76,6 +79,28 @@ test('an editor and a viewer join through invites, the viewer cannot type, and r
     await typeCommand(page, 'echo marker-$((2+3))');
     await waitForLine(page, terminal, 'marker-5');
     expect(await countLines(page, terminal, 'from-linus-42')).toBe(0);
+
+    // The viewer reads files but cannot change them: no change buttons, a read-only editor.
+    const files = viewer.page.getByTestId('files-panel');
+    await expect(files).toBeVisible();
+    for (const id of ['files-new-file', 'files-new-folder', 'files-upload']) {
+      await expect(files.getByTestId(id)).toBeHidden();
+    }
+    const readme = files.locator('[data-testid="file-row"][data-path="/workspace/readme.md"]');
+    await readme.click();
+    await expect(readme.getByTestId('file-rename')).toBeHidden();
+    await expect(readme.getByTestId('file-delete')).toBeHidden();
+    const modelText = () => viewer.page.evaluate(() => window.__flintEditor?.getModel()?.getValue() ?? null);
+    await expect.poll(modelText).toBe('shared notes\n');
+    await expect(viewer.page.getByTestId('editor-read-only')).toBeVisible();
+    await expect(viewer.page.getByTestId('editor-save')).toBeHidden();
+    await viewer.page.getByTestId('editor').click();
+    await viewer.page.keyboard.type('viewer was here');
+    await viewer.page.keyboard.press('Control+s');
+    expect(await modelText()).toBe('shared notes\n');
+    await expect(viewer.page.getByTestId('editor-status')).toHaveAttribute('data-state', '');
+    await expect(fileTab(viewer.page, '/workspace/readme.md').getByTestId('file-tab-dirty')).toHaveCount(0);
+    await shot(viewer.page, 'viewer-files');
 
     // Revoking the editor's invite drops them at once; the viewer stays.
     await page.getByTestId('share-open').click();

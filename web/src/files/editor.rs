@@ -36,7 +36,7 @@ pub fn EditorArea() -> impl IntoView {
             return;
         }
         let shown = editor.with_value(Clone::clone).unwrap_or_else(|| {
-            let made = monaco::editor(&element);
+            let made = monaco::editor(&element, !files.can_edit);
             editor.set_value(Some(made.clone()));
             made
         });
@@ -82,6 +82,8 @@ pub fn EditorArea() -> impl IntoView {
     let path = move || active.get().unwrap_or_default();
     let status = move || {
         doc.with(|d| match d {
+            // A viewer saves nothing: "read-only" says it all.
+            _ if !files.can_edit => ("", ""),
             Some(d) if d.saving => ("saving", "Saving…"),
             Some(d) if d.dirty => ("dirty", "Unsaved changes"),
             Some(d) if d.phase == Phase::Ready => ("saved", "Saved"),
@@ -112,8 +114,17 @@ pub fn EditorArea() -> impl IntoView {
                     {move || status().1}
                 </span>
                 <span class="spacer"></span>
+                {(!files.can_edit)
+                    .then(|| {
+                        view! {
+                            <span class="editor-status" data-testid="editor-read-only">
+                                "read-only"
+                            </span>
+                        }
+                    })}
                 <button
                     class="button small"
+                    class:hidden=!files.can_edit
                     data-testid="editor-save"
                     title="Save (Ctrl+S)"
                     disabled=move || !ready.get()
@@ -181,6 +192,7 @@ fn ConflictBar(doc: Memo<Option<super::Doc>>) -> impl IntoView {
                 })}
                 <button
                     class="button small danger"
+                    class:hidden=!files.can_edit
                     data-testid="editor-overwrite"
                     title="Write the text here over the file on disk"
                     on:click=move |_| files.save(overwrite_path.clone(), true)

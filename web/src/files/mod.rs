@@ -73,11 +73,18 @@ pub struct Files {
     slots: StoredValue<HashMap<String, Slot>, LocalStorage>,
     owner: StoredValue<Owner>,
     reporter: Reporter,
+    /// The person may change files (an owner or editor); a viewer reads them only.
+    pub can_edit: bool,
 }
 
 impl Files {
-    /// The files of `session`, provided as context.
-    pub fn provide(session: &str, main: RwSignal<MainView>, reporter: Reporter) -> Files {
+    /// The files of `session`, provided as context; `can_edit` is false for a viewer.
+    pub fn provide(
+        session: &str,
+        main: RwSignal<MainView>,
+        reporter: Reporter,
+        can_edit: bool,
+    ) -> Files {
         let files = Files {
             session: StoredValue::new(session.to_owned()),
             main,
@@ -88,6 +95,7 @@ impl Files {
             slots: StoredValue::new_local(HashMap::new()),
             owner: StoredValue::new(Owner::current().unwrap_or_default()),
             reporter,
+            can_edit,
         };
         provide_context(files);
         on_cleanup(move || {

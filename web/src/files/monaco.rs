@@ -219,9 +219,15 @@ fn theme() -> JsValue {
 }
 
 /// A new editor in `element` (Monaco must be loaded), sized to it as it changes, and exposed
-/// to tests as `window.__flintEditor`.
-pub fn editor(element: &HtmlElement) -> Editor {
+/// to tests as `window.__flintEditor`; `read_only` for a viewer, who may read but not type.
+pub fn editor(element: &HtmlElement, read_only: bool) -> Editor {
     let options = Object::new();
+    set(&options, "readOnly", read_only);
+    if read_only {
+        let message = Object::new();
+        set(&message, "value", "You are a viewer in this session: files are read-only.");
+        set(&options, "readOnlyMessage", message);
+    }
     set(&options, "model", JsValue::NULL);
     set(&options, "theme", THEME);
     set(&options, "automaticLayout", true);

@@ -78,6 +78,9 @@ impl Files {
     /// Saves an open file: with the time it was read at as the precondition, or over
     /// whatever is on disk (`overwrite`, after a person chose it).
     pub fn save(self, path: String, overwrite: bool) {
+        if !self.can_edit {
+            return;
+        }
         let Some(model) = self.model(&path) else { return };
         let version = model.version();
         let Some(save) = self.edit_doc(&path, |doc| doc.begin_save(version, overwrite)).flatten()

@@ -105,6 +105,7 @@ pub fn FilesPanel(open: RwSignal<bool>, running: Memo<bool>) -> impl IntoView {
                 <span class="spacer"></span>
                 <button
                     class="icon-button"
+                    class:hidden=!files.can_edit
                     data-testid="files-new-file"
                     title="New file"
                     aria-label="New file"
@@ -115,6 +116,7 @@ pub fn FilesPanel(open: RwSignal<bool>, running: Memo<bool>) -> impl IntoView {
                 </button>
                 <button
                     class="icon-button"
+                    class:hidden=!files.can_edit
                     data-testid="files-new-folder"
                     title="New folder"
                     aria-label="New folder"
@@ -125,6 +127,7 @@ pub fn FilesPanel(open: RwSignal<bool>, running: Memo<bool>) -> impl IntoView {
                 </button>
                 <button
                     class="icon-button"
+                    class:hidden=!files.can_edit
                     data-testid="files-upload"
                     title="Upload files (replaces files of the same name)"
                     aria-label="Upload files"
@@ -297,6 +300,7 @@ fn TreeRow(row: Row, editing: RwSignal<Option<Editing>>) -> impl IntoView {
                     {download.clone()}
                     <button
                         class="icon-button"
+                        class:hidden=!files.can_edit
                         data-testid="file-rename"
                         title="Rename"
                         aria-label="Rename"
@@ -306,6 +310,7 @@ fn TreeRow(row: Row, editing: RwSignal<Option<Editing>>) -> impl IntoView {
                     </button>
                     <button
                         class="icon-button"
+                        class:hidden=!files.can_edit
                         data-testid="file-delete"
                         title="Delete"
                         aria-label="Delete"

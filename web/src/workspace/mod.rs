@@ -284,7 +284,7 @@ fn WorkspaceView(id: String) -> impl IntoView {
         reporter: use_reporter(),
     };
     provide_context(workspace);
-    let files = Files::provide(&id, workspace.main, workspace.reporter);
+    let files = Files::provide(&id, workspace.main, workspace.reporter, workspace.can_edit);
 
     // Terminals load once the session runs (it may still be starting).
     let loaded = StoredValue::new(false);
