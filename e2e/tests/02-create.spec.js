@@ -11,9 +11,15 @@ test('a session created in the UI appears live, runs, opens, and its shell answe
 
   const name = `e2e-create-${Date.now().toString(36)}`;
   await page.getByTestId('create-session').click();
-  await page.getByTestId('create-image').selectOption('test');
+  // The images are the server's specs, the default first and chosen, each with what is in it.
+  const images = page.getByTestId('create-image');
+  await expect(images.locator('option').first()).toHaveText(/^default: Debian bookworm with git/);
+  await expect(images).toHaveValue('default');
+  await expect(images.locator('option[value="vite"]')).toContainText('Vite 5 dev server');
+  await images.selectOption('test');
   await page.getByTestId('create-size').selectOption('small');
   await page.getByTestId('create-name').fill(name);
+  await shot(page, 'create-session');
   await page.getByTestId('create-submit').click();
 
   const row = page.getByTestId('session-row').filter({ hasText: name });

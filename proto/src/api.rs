@@ -71,6 +71,27 @@ pub struct CreateSession {
     pub env: Option<std::collections::BTreeMap<String, String>>,
 }
 
+/// `GET /api/images`: an image a session can start from (a spec in the server's images
+/// directory).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ImageInfo {
+    /// What `CreateSession.image` names it by (the spec's file name without `.toml`).
+    pub name: String,
+    /// What is in it, from the spec's `description`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Sessions get it when they name none.
+    pub default: bool,
+    /// Built and cached: a session starts without building it first (a first use builds it,
+    /// which takes a minute or two).
+    pub built: bool,
+    /// Why the spec cannot be used (it does not parse or is invalid); a session asking for it
+    /// gets this error.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
 /// Resource limits of a session.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

@@ -3,19 +3,18 @@
 //!
 //! Each variant says who may perform it; `perform` enforces that, so no transport can forget.
 
-use guest_agent::client::Client;
-use proto::api::{
-    ActivityEvent, CreateSession, ExecCommand, ExecResult, Me, NewToken, SessionInfo,
-};
+use proto::api::{CreateSession, ExecCommand, ExecResult, Me, NewToken, SessionInfo};
 use proto::exec::{ExecDown, ExecRequest};
-use proto::files::{FileList, FileStat, MoveRequest, RemoveRequest};
-use proto::ports::PortList;
-use proto::terminal::{CreateTerminal, TerminalId, TerminalInfo};
+use proto::files::{MoveRequest, RemoveRequest};
+use proto::terminal::{CreateTerminal, TerminalId};
 
 use crate::app::AppState;
 use crate::auth::{API_TOKEN_PREFIX, Caller, hash_token, random_hex, random_id};
 use crate::error::{AppError, Result};
 use crate::store::{ApiToken, now_ms};
+
+mod outcome;
+pub use outcome::Outcome;
 
 /// Everything the control plane can be asked to do.
 #[derive(Clone, Debug)]
@@ -40,6 +39,8 @@ pub enum Action {
         /// The token's id.
         id: String,
     },
+    /// The images sessions can start from. Not with a session-scoped token.
+    ListImages,
     /// Start a session. Not with a session-scoped token.
     CreateSession(CreateSession),
     /// The caller's sessions (a scoped token sees its one session).
@@ -186,74 +187,6 @@ pub enum Action {
     },
 }
 
-/// What an action produced.
-pub enum Outcome {
-    /// `WhoAmI`
-    Me(Me),
-    /// `ServerInfo`
-    Server(proto::api::ServerInfo),
-    /// `CreateToken`: the only time the secret is shown.
-    NewToken(NewToken),
-    /// `ListTokens`
-    Tokens(Vec<ApiToken>),
-    /// A session.
-    Session(SessionInfo),
-    /// Sessions.
-    Sessions(Vec<SessionInfo>),
-    /// A terminal.
-    Terminal(TerminalInfo),
-    /// Terminals.
-    Terminals(Vec<TerminalInfo>),
-    /// A running session's agent.
-    Agent(Client),
-    /// `ExportWorkspace`: a tar stream.
-    Tarball(crate::sessions::ByteStream),
-    /// A command's collected output.
-    ExecResult(ExecResult),
-    /// A directory listing.
-    Files(FileList),
-    /// One path's metadata.
-    Stat(FileStat),
-    /// Listening ports.
-    Ports(PortList),
-    /// Audit events.
-    Events(Vec<ActivityEvent>),
-    /// Ports as previews.
-    Previews(Vec<proto::api::PreviewPort>),
-    /// One port's preview.
-    Preview(proto::api::PreviewPort),
-    /// A new share link.
-    Share(proto::api::ShareLink),
-    /// Done, nothing to say.
-    Done,
-}
-
-impl Outcome {
-    /// The outcome as a JSON value (an agent client has none).
-    pub fn to_json(&self) -> Result<serde_json::Value> {
-        let value = match self {
-            Outcome::Me(me) => serde_json::to_value(me),
-            Outcome::Server(info) => serde_json::to_value(info),
-            Outcome::NewToken(token) => serde_json::to_value(token),
-            Outcome::Tokens(tokens) => serde_json::to_value(tokens),
-            Outcome::Session(session) => serde_json::to_value(session),
-            Outcome::Sessions(sessions) => serde_json::to_value(sessions),
-            Outcome::Terminal(terminal) => serde_json::to_value(terminal),
-            Outcome::Terminals(terminals) => serde_json::to_value(terminals),
-            Outcome::ExecResult(result) => serde_json::to_value(result),
-            Outcome::Files(files) => serde_json::to_value(files),
-            Outcome::Stat(stat) => serde_json::to_value(stat),
-            Outcome::Ports(ports) => serde_json::to_value(ports),
-            Outcome::Events(events) => serde_json::to_value(events),
-            Outcome::Previews(previews) => serde_json::to_value(previews),
-            Outcome::Preview(preview) => serde_json::to_value(preview),
-            Outcome::Share(share) => serde_json::to_value(share),
-            Outcome::Agent(_) | Outcome::Tarball(_) | Outcome::Done => Ok(serde_json::Value::Null),
-        };
-        value.map_err(AppError::internal)
-    }
-}
-
 /// A REST exec without a timeout of its own is killed after a minute.
 const DEFAULT_EXEC_TIMEOUT_MS: u64 = 60_000;
 
@@ -320,6 +253,10 @@ pub async fn perform(state: &AppState, caller: &Caller, action: Action) -> Resul
                 .audit(Some(&caller.user.id), token.session_id.as_deref(), "token.revoke", &detail)
                 .await?;
             Ok(Outcome::Done)
+        }
+        Action::ListImages => {
+            refuse_scoped(caller)?;
+            Ok(Outcome::Images(state.sessions.images().await?))
         }
         Action::CreateSession(request) => {
             refuse_scoped(caller)?;

@@ -52,6 +52,44 @@ const HASH_DIGITS: usize = 16;
 /// dpkg's complaint and what led to it.
 const ERROR_TAIL_LINES: usize = 40;
 
+/// A name a session may ask for as its image (`images_dir/NAME.toml`): `[a-z0-9-]+`.
+pub fn is_image_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
+/// The image specs in `images_dir` that sessions can name, `default` first, then by name:
+/// each with its description, whether it is built under `data_dir`, and why it cannot be
+/// used if it cannot. Blocking: it reads every spec.
+pub fn list(
+    images_dir: &Path,
+    data_dir: &Path,
+    default: &str,
+) -> anyhow::Result<Vec<proto::api::ImageInfo>> {
+    let entries = fs::read_dir(images_dir)
+        .with_context(|| format!("reading the images directory {}", images_dir.display()))?;
+    let mut images = Vec::new();
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let name = path.file_name().and_then(|n| n.to_str()).and_then(|n| n.strip_suffix(".toml"));
+        let Some(name) = name.filter(|name| is_image_name(name)) else { continue };
+        let (description, built, error) = match load_spec(&path) {
+            Ok(spec) => (spec.description.clone(), built_rootfs(data_dir, &spec).is_some(), None),
+            Err(e) => (None, false, Some(format!("{e:#}"))),
+        };
+        let default = name == default;
+        images.push(proto::api::ImageInfo {
+            name: name.to_owned(),
+            description,
+            default,
+            built,
+            error,
+        });
+    }
+    images.sort_by(|a, b| b.default.cmp(&a.default).then_with(|| a.name.cmp(&b.name)));
+    Ok(images)
+}
+
 /// The directory of `spec`'s image: `data_dir/images/<name>-<first 16 hex of its hash>`.
 pub fn spec_dir(data_dir: &Path, spec: &Spec) -> PathBuf {
     let hash = spec.hash();
@@ -419,6 +457,36 @@ fn find_on_path(name: &str) -> Option<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_list_has_every_nameable_spec_default_first_with_why_a_bad_one_fails() {
+        let specs = tempfile::tempdir().expect("tempdir");
+        let data = tempfile::tempdir().expect("tempdir");
+        let spec = |name: &str| format!("name = \"{name}\"\nsuite = \"bookworm\"\n");
+        fs::write(specs.path().join("zeta.toml"), spec("zeta")).expect("write");
+        let described = format!("{}description = \"the usual\"\n", spec("default"));
+        fs::write(specs.path().join("default.toml"), described).expect("write");
+        fs::write(specs.path().join("broken.toml"), "name = \"broken\"\n").expect("write");
+        // Not names a session can ask for, and not specs.
+        fs::write(specs.path().join("Upper.toml"), spec("upper")).expect("write");
+        fs::write(specs.path().join("README.md"), "specs").expect("write");
+        // zeta is built (as the builder leaves an image).
+        let zeta = load_spec(&specs.path().join("zeta.toml")).expect("spec");
+        let dir = spec_dir(data.path(), &zeta);
+        fs::create_dir_all(dir.join("rootfs")).expect("mkdir");
+        fs::write(dir.join(".complete"), "").expect("write");
+
+        let found = list(specs.path(), data.path(), "default").expect("list");
+        let names: Vec<&str> = found.iter().map(|i| i.name.as_str()).collect();
+        assert_eq!(names, ["default", "broken", "zeta"]);
+        assert!(found[0].default && !found[0].built);
+        assert_eq!(found[0].description.as_deref(), Some("the usual"));
+        let broken = &found[1];
+        assert!(broken.error.as_deref().is_some_and(|e| e.contains("suite")), "{broken:?}");
+        assert!(!broken.default && !broken.built);
+        assert!(found[2].built && found[2].error.is_none() && found[2].description.is_none());
+        assert!(list(&specs.path().join("missing"), data.path(), "default").is_err());
+    }
 
     #[test]
     fn symlinks_resolve_inside_the_root() {

@@ -112,6 +112,11 @@ pub async fn server() -> ApiResult<proto::api::ServerInfo> {
     get("/api/server").await
 }
 
+/// `GET /api/images`
+pub async fn images() -> ApiResult<Vec<proto::api::ImageInfo>> {
+    get("/api/images").await
+}
+
 /// `POST /api/logout`
 pub async fn logout() -> ApiResult<()> {
     send(csrf(Request::post("/api/logout"))).await.map(drop)

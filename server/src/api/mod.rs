@@ -25,6 +25,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/tokens", get(tokens::list).post(tokens::create))
         .route("/api/tokens/{id}", delete(tokens::revoke))
         .route("/api/events/ws", get(events_ws::events_ws))
+        .route("/api/images", get(sessions::images))
         .route("/api/sessions", get(sessions::list).post(sessions::create))
         .route("/api/sessions/{id}", get(sessions::get).delete(sessions::delete))
         .route("/api/sessions/{id}/extend", post(sessions::extend))

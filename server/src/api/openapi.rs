@@ -19,6 +19,7 @@ use crate::auth::Caller;
         crate::api::tokens::list,
         crate::api::tokens::revoke,
         crate::auth::logout,
+        crate::api::sessions::images,
         crate::api::sessions::create,
         crate::api::sessions::list,
         crate::api::sessions::get,

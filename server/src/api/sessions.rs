@@ -29,6 +29,12 @@ async fn respond(
     Ok((status, Json(outcome.to_json()?)).into_response())
 }
 
+/// `GET /api/images`
+#[utoipa::path(get, path = "/api/images", tag = "sessions", responses((status = 200, body = Vec<proto::api::ImageInfo>), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub async fn images(State(state): State<AppState>, caller: Caller) -> Result<Response> {
+    respond(&state, &caller, Action::ListImages, StatusCode::OK).await
+}
+
 /// `POST /api/sessions`
 #[utoipa::path(post, path = "/api/sessions", tag = "sessions", request_body = CreateSession, responses((status = 201, body = SessionInfo), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub async fn create(

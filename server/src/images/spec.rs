@@ -13,6 +13,9 @@ use sha2::{Digest as _, Sha256};
 
 use super::BUILDER_VERSION;
 
+/// Longest `description`, in characters: one line in a menu.
+const DESCRIPTION_MAX: usize = 200;
+
 /// mmdebstrap's package sets (`--variant`), from its manual.
 const VARIANTS: &[&str] = &[
     "extract",
@@ -34,6 +37,9 @@ const VARIANTS: &[&str] = &[
 pub struct Spec {
     /// The image's name, part of its directory name: `[a-z0-9][a-z0-9._-]*`, at most 64.
     pub name: String,
+    /// One line for people choosing an image (`GET /api/images`); not part of the hash.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
     /// The Debian suite, e.g. `bookworm`.
     pub suite: String,
     /// mmdebstrap's `--variant`: the package set installed before `packages`.
@@ -81,10 +87,11 @@ impl Spec {
     }
 
     /// The spec with everything that does not change the image normalised away: the
-    /// package list sorted and deduplicated (tables are sorted already; `run` keeps its
-    /// order, which is the order its commands run in).
+    /// description dropped, the package list sorted and deduplicated (tables are sorted
+    /// already; `run` keeps its order, which is the order its commands run in).
     pub fn canonical(&self) -> Spec {
         let mut spec = self.clone();
+        spec.description = None;
         spec.packages.sort();
         spec.packages.dedup();
         spec
@@ -114,6 +121,15 @@ impl Spec {
             bail!(
                 "invalid `name` {:?}: use [a-z0-9][a-z0-9._-]*, at most 64 characters",
                 self.name
+            );
+        }
+        if let Some(description) = &self.description
+            && (description.chars().count() > DESCRIPTION_MAX
+                || description.chars().any(char::is_control))
+        {
+            bail!(
+                "invalid `description`: one line of at most {DESCRIPTION_MAX} characters, \
+                 without control characters"
             );
         }
         if self.suite.is_empty() || !self.suite.chars().all(|c| c.is_ascii_alphanumeric()) {
@@ -311,6 +327,9 @@ LANG="C.UTF-8"
         assert_eq!(a.hash(), b.hash());
         assert_eq!(spec_dir(Path::new("/d"), &a), spec_dir(Path::new("/d"), &b));
         assert_eq!(a.variant, "apt", "variant defaults to apt");
+        let described = parse(&format!("description = \"a demo\"\n{SPEC}"));
+        assert_eq!(described.description.as_deref(), Some("a demo"));
+        assert_eq!(described.hash(), a.hash(), "a description is for people, not the image");
     }
 
     #[test]
@@ -367,6 +386,7 @@ LANG="C.UTF-8"
             ("name = \"../x\"\nsuite = \"bookworm\"", "name"),
             ("name = \"x\"\nsuite = \"bookworm\"\nvariant = \"huge\"", "variant"),
             ("name = \"x\"\nsuite = \"bookworm\"\npackages = [\"--hook=x\"]", "packages"),
+            ("name = \"x\"\nsuite = \"bookworm\"\ndescription = \"a\\nb\"", "description"),
             ("name = \"x\"\nsuite = \"bookworm\"\n[env]\n\"A B\" = \"1\"", "env"),
             ("name = \"x\"\nsuite = \"bookworm\"\n[env]\nA = \"a\\nb\"", "env"),
             ("name = \"x\"\nsuite = \"bookworm\"\n[files]\n\"etc/x\" = \"\"", "files"),

@@ -13,13 +13,26 @@ use crate::error::{AppError, Result};
 use crate::sandbox::{self, Spec};
 use crate::store::{SessionRecord, User, now_ms};
 
+/// The image a session gets when it names none.
+pub const DEFAULT_IMAGE: &str = "default";
+
 impl Sessions {
+    /// The images sessions can start from (`GET /api/images`).
+    pub async fn images(&self) -> Result<Vec<proto::api::ImageInfo>> {
+        let images_dir = self.config.images_dir.clone();
+        let data_dir = self.config.data_dir.clone();
+        tokio::task::spawn_blocking(move || {
+            crate::images::list(&images_dir, &data_dir, DEFAULT_IMAGE)
+        })
+        .await
+        .map_err(AppError::internal)?
+        .map_err(|e| AppError::internal(format!("{e:#}")))
+    }
+
     /// Creates a session and waits until its sandbox answers.
     pub async fn create(&self, owner: &User, request: CreateSession) -> Result<SessionInfo> {
-        let image = request.image.unwrap_or_else(|| "default".to_owned());
-        if image.is_empty()
-            || !image.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        {
+        let image = request.image.unwrap_or_else(|| DEFAULT_IMAGE.to_owned());
+        if !crate::images::is_image_name(&image) {
             return Err(AppError::bad_request("image must be a spec name like `default`"));
         }
         let limits = SessionLimits {

@@ -85,6 +85,8 @@ async fn every_route_answers_as_documented() {
     c.check("get", "/api/server", &server.get("/api/server", &auth).await);
     c.check("get", "/api/server", &server.get("/api/server", &[]).await);
     c.check("get", "/api/tokens", &server.get("/api/tokens", &auth).await);
+    c.check("get", "/api/images", &server.get("/api/images", &auth).await);
+    c.check("get", "/api/images", &server.get("/api/images", &[]).await);
     let spare = server.request("POST", "/api/tokens", &json, r#"{"name":"spare"}"#).await;
     let spare_id = spare.json()["id"].as_str().expect("id").to_owned();
     c.check(

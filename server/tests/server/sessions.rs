@@ -323,6 +323,44 @@ async fn bad_requests_and_foreign_sessions_get_clear_errors() {
 }
 
 #[tokio::test]
+async fn the_images_a_session_can_start_from_are_listed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = TestServer::start(dir.path());
+    let bearer = token(&server).await;
+    let reply = server.get("/api/images", &[("authorization", &bearer)]).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    let images = reply.json();
+    let images = images.as_array().expect("a list");
+    assert_eq!(images[0]["name"], "default", "the default comes first: {images:?}");
+    assert_eq!(images[0]["default"], true);
+    let names: Vec<&str> = images.iter().filter_map(|i| i["name"].as_str()).collect();
+    for name in ["test", "vite"] {
+        assert!(names.contains(&name), "{name} missing from {names:?}");
+    }
+    for image in images {
+        assert!(image["description"].as_str().is_some_and(|d| !d.is_empty()), "{image}");
+        assert!(image.get("error").is_none(), "the repository's specs are valid: {image}");
+    }
+    // This server's data directory holds the built test image (the suite builds it once).
+    let test = images.iter().find(|i| i["name"] == "test").expect("test");
+    assert_eq!(
+        (&test["built"], &test["default"]),
+        (&serde_json::json!(true), &serde_json::json!(false))
+    );
+
+    server.get("/api/images", &[]).await.assert_error(StatusCode::UNAUTHORIZED);
+    let json = [("authorization", bearer.as_str()), ("content-type", "application/json")];
+    let scoped = server
+        .request("POST", "/api/tokens", &json, r#"{"name":"s","session_id":"someotherid"}"#)
+        .await;
+    let scoped = format!("Bearer {}", scoped.json()["token"].as_str().expect("token"));
+    server
+        .get("/api/images", &[("authorization", &scoped)])
+        .await
+        .assert_error(StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
 async fn a_killed_server_readopts_its_running_session_with_the_shell_history() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut server = TestServer::start(dir.path());

@@ -3,18 +3,43 @@
 
 use leptos::prelude::*;
 use leptos::task::spawn_local;
-use proto::api::{CreateSession, SessionState};
+use proto::api::{CreateSession, ImageInfo, SessionState};
 
 use crate::api;
 use crate::clock::{Now, now_ms, span};
 use crate::events::SessionStore;
 use crate::notice::use_reporter;
 
-/// Images people can start (specs in `images/`).
-const IMAGES: [(&str, &str); 2] = [
-    ("default", "default: Debian with git, build tools, Python, Node.js"),
-    ("test", "test: minimal Debian (bash, python3)"),
-];
+/// The image chosen until the server's list arrives (sessions get it when they name none).
+const DEFAULT_IMAGE: &str = "default";
+
+/// An image's line in the menu: its name, what is in it, and what choosing it means.
+fn image_label(image: &ImageInfo) -> String {
+    let mut label = image.name.clone();
+    if let Some(description) = &image.description {
+        label = format!("{label}: {description}");
+    }
+    if image.error.is_some() {
+        label.push_str(" (invalid spec)");
+    } else if !image.built {
+        label.push_str(" (not built yet)");
+    }
+    label
+}
+
+/// What to say under the menu about the chosen image: why it cannot start, or that its first
+/// session builds it.
+fn image_note(images: &[ImageInfo], chosen: &str) -> Option<(bool, String)> {
+    let image = images.iter().find(|i| i.name == chosen)?;
+    match &image.error {
+        Some(error) => Some((true, format!("This image cannot start: {error}"))),
+        None if !image.built => Some((
+            false,
+            "Not built yet: the first session builds it, which takes a minute or two.".to_owned(),
+        )),
+        None => None,
+    }
+}
 
 /// A size choice: name, label, CPUs, memory and disk in MiB.
 struct Size {
@@ -72,7 +97,47 @@ pub fn CreateDialog(open: RwSignal<bool>, created: WriteSignal<Option<String>>) 
     let store = expect_context::<SessionStore>();
     let reporter = use_reporter();
     let now = expect_context::<Now>();
-    let image = RwSignal::new(IMAGES[0].0.to_owned());
+    let image = RwSignal::new(DEFAULT_IMAGE.to_owned());
+    // The server's images, asked for each time the dialog opens (a spec may have been added
+    // or built since); `Err` says why they could not be listed.
+    let images = RwSignal::new(None::<Result<Vec<ImageInfo>, String>>);
+    Effect::new(move |_| {
+        if !open.get() {
+            return;
+        }
+        spawn_local(async move {
+            let listed = api::images().await;
+            if let Ok(list) = &listed {
+                let chosen = image.get_untracked();
+                let usable = |i: &&ImageInfo| i.error.is_none();
+                if !list.iter().filter(usable).any(|i| i.name == chosen) {
+                    let default = list.iter().filter(usable).find(|i| i.default);
+                    if let Some(first) = default.or_else(|| list.iter().find(usable)) {
+                        image.set(first.name.clone());
+                    }
+                }
+            }
+            images.set(Some(listed.map_err(|e| e.to_string())));
+        });
+    });
+    let note = move || {
+        let chosen = image.get();
+        let (error, text) = images.with(|listed| match listed {
+            Some(Ok(list)) => image_note(list, &chosen),
+            Some(Err(error)) => Some((true, format!("cannot list the images: {error}"))),
+            None => None,
+        })?;
+        let class = if error { "field-note error" } else { "field-note muted" };
+        Some(view! { <div class=class data-testid="create-image-note">{text}</div> })
+    };
+    let unusable = move || {
+        images.with(|listed| {
+            listed
+                .as_ref()
+                .and_then(|l| l.as_ref().ok())
+                .is_some_and(|list| image_note(list, &image.get()).is_some_and(|(error, _)| error))
+        })
+    };
     let size = RwSignal::new(SIZES[1].name.to_owned());
     let name = RwSignal::new(String::new());
     let network = RwSignal::new(true);
@@ -148,13 +213,35 @@ pub fn CreateDialog(open: RwSignal<bool>, created: WriteSignal<Option<String>>) 
                                 on:change=move |ev| image.set(event_target_value(&ev))
                                 disabled=busy
                             >
-                                {IMAGES
-                                    .iter()
-                                    .map(|(value, label)| {
-                                        view! { <option value=*value>{*label}</option> }
-                                    })
-                                    .collect_view()}
+                                {move || match images.get() {
+                                    Some(Ok(list)) => {
+                                        list.iter()
+                                            .map(|i| {
+                                                view! {
+                                                    <option
+                                                        value=i.name.clone()
+                                                        selected=i.name == image.get_untracked()
+                                                    >
+                                                        {image_label(i)}
+                                                    </option>
+                                                }
+                                            })
+                                            .collect_view()
+                                            .into_any()
+                                    }
+                                    // Not listed (yet): the default is what the server
+                                    // gives anyway.
+                                    _ => {
+                                        view! {
+                                            <option value=DEFAULT_IMAGE selected=true>
+                                                {DEFAULT_IMAGE}
+                                            </option>
+                                        }
+                                            .into_any()
+                                    }
+                                }}
                             </select>
+                            {note}
                         </label>
                         <label class="field">
                             <span>"Size"</span>
@@ -206,7 +293,7 @@ pub fn CreateDialog(open: RwSignal<bool>, created: WriteSignal<Option<String>>) 
                                 type="submit"
                                 class="button primary"
                                 data-testid="create-submit"
-                                disabled=busy
+                                disabled=move || busy() || unusable()
                             >
                                 {move || if busy() { "Creating…" } else { "Create" }}
                             </button>
@@ -220,7 +307,39 @@ pub fn CreateDialog(open: RwSignal<bool>, created: WriteSignal<Option<String>>) 
 
 #[cfg(test)]
 mod tests {
-    use super::request;
+    use super::{ImageInfo, image_label, image_note, request};
+
+    fn image(name: &str, built: bool, error: Option<&str>) -> ImageInfo {
+        ImageInfo {
+            name: name.to_owned(),
+            description: Some("what is in it".to_owned()),
+            default: name == "default",
+            built,
+            error: error.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn images_say_whether_they_start_at_once_need_building_or_cannot_start() {
+        let list = [
+            image("default", true, None),
+            image("big", false, None),
+            image("bad", false, Some("no suite")),
+        ];
+        assert_eq!(image_label(&list[0]), "default: what is in it");
+        assert_eq!(image_label(&list[1]), "big: what is in it (not built yet)");
+        assert_eq!(image_label(&list[2]), "bad: what is in it (invalid spec)");
+        assert_eq!(image_note(&list, "default"), None);
+        assert!(
+            image_note(&list, "big")
+                .is_some_and(|(error, text)| !error && text.contains("builds it"))
+        );
+        assert!(
+            image_note(&list, "bad")
+                .is_some_and(|(error, text)| error && text.contains("no suite"))
+        );
+        assert_eq!(image_note(&list, "unknown"), None);
+    }
 
     #[test]
     fn the_form_maps_to_a_create_request() {
