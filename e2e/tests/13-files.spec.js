@@ -142,6 +142,16 @@ test('files are created, renamed, deleted and uploaded from the tree', async ({ 
   await expect(row(page, '/workspace/lib')).toHaveAttribute('data-kind', 'dir');
   expect(await sh(flint, session, 'test -d /workspace/lib && echo dir')).toBe('dir\n');
 
+  // A new file (in lib/, the selected folder) whose name someone just took in the shell,
+  // before the tree shows it: refused with a message, and their file is left as it is.
+  await sh(flint, session, 'echo theirs > /workspace/lib/taken.txt');
+  await panel.getByTestId('files-new-file').click();
+  await name.fill('taken.txt');
+  await name.press('Enter');
+  await expect(page.getByTestId('error-banner')).toContainText('cannot create taken.txt');
+  await expect(page.getByTestId('error-banner')).toContainText('already exists');
+  expect(await sh(flint, session, 'cat /workspace/lib/taken.txt')).toBe('theirs\n');
+
   // Rename: the open tab follows the file, and its language its new name.
   await row(page, '/workspace/hello.py').getByTestId('file-rename').click();
   await expect(name).toHaveValue('hello.py');

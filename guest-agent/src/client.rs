@@ -313,7 +313,7 @@ impl Client {
 
     /// `PUT /v1/files/write` of these bytes.
     pub async fn write(&self, path: &str, bytes: impl Into<Bytes>) -> Result<FileStat> {
-        let query = WriteQuery { path: path.to_owned(), mode: None, if_modified_ms: None };
+        let query = WriteQuery { path: path.to_owned(), mode: None, ..WriteQuery::default() };
         self.write_body(&query, full(bytes)).await
     }
 

@@ -165,9 +165,14 @@ pub async fn read(uri: &Uri) -> Result<Response<Body>> {
 /// a change made during the upload is caught too. What is left between that check and the
 /// rename is one syscall's window, which an advisory check cannot close (nothing stops
 /// another writer from ignoring it).
+///
+/// With `if_absent` the file must not exist yet: see [`write_new`].
 pub async fn write(uri: &Uri, mut body: Incoming) -> Result<Response<Body>> {
     let q: WriteQuery = query(uri)?;
     let path = absolute(&q.path)?;
+    if q.if_absent {
+        return write_new(&path, q.mode, body).await;
+    }
     if let Some(expected) = q.if_modified_ms {
         unchanged_since(&path, expected).await?;
     }
@@ -205,17 +210,7 @@ pub async fn write(uri: &Uri, mut body: Incoming) -> Result<Response<Body>> {
     let mut guard = RemoveOnDrop(Some(temp.clone()));
     let mut file = tokio::fs::File::from_std(file);
     let written = async {
-        while let Some(frame) = body.frame().await {
-            let frame = frame.map_err(|e| Error::bad_request(format!("reading body: {e}")))?;
-            if let Ok(data) = frame.into_data() {
-                file.write_all(&data).await.map_err(|e| Error::io(&describe(&path), e))?;
-            }
-        }
-        file.flush().await.map_err(|e| Error::io(&describe(&path), e))?;
-        file.set_permissions(std::fs::Permissions::from_mode(mode))
-            .await
-            .map_err(|e| Error::io(&describe(&path), e))?;
-        file.sync_all().await.map_err(|e| Error::io(&describe(&path), e))?;
+        fill(&mut file, &mut body, mode, &path).await?;
         if let Some(expected) = q.if_modified_ms {
             unchanged_since(&path, expected).await?;
         }
@@ -227,6 +222,49 @@ pub async fn write(uri: &Uri, mut body: Incoming) -> Result<Response<Body>> {
     let meta =
         tokio::fs::symlink_metadata(&path).await.map_err(|e| Error::io(&describe(&path), e))?;
     json(&to_stat(&path, &meta))
+}
+
+/// [`write`] with `if_absent`: the file is made with `O_EXCL` (an existing one, or a link,
+/// is `already_exists`) and written in place; a failed upload's file is removed again.
+async fn write_new(path: &Path, mode: Option<u32>, mut body: Incoming) -> Result<Response<Body>> {
+    if path.file_name().is_none() {
+        return Err(Error::bad_request(format!("{} names no file", describe(path))));
+    }
+    let mode = mode.map_or(0o644, |mode| mode & 0o7777);
+    // Made and guarded with no `.await` between, as in `write`.
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| Error::io(&describe(path), e))?;
+    let mut guard = RemoveOnDrop(Some(path.to_owned()));
+    let mut file = tokio::fs::File::from_std(file);
+    fill(&mut file, &mut body, mode, path).await?;
+    guard.0 = None;
+    let meta =
+        tokio::fs::symlink_metadata(path).await.map_err(|e| Error::io(&describe(path), e))?;
+    json(&to_stat(path, &meta))
+}
+
+/// Writes the whole body into `file`, then gives it `mode` and syncs it (errors name `path`).
+async fn fill(
+    file: &mut tokio::fs::File,
+    body: &mut Incoming,
+    mode: u32,
+    path: &Path,
+) -> Result<()> {
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| Error::bad_request(format!("reading body: {e}")))?;
+        if let Ok(data) = frame.into_data() {
+            file.write_all(&data).await.map_err(|e| Error::io(&describe(path), e))?;
+        }
+    }
+    file.flush().await.map_err(|e| Error::io(&describe(path), e))?;
+    file.set_permissions(std::fs::Permissions::from_mode(mode))
+        .await
+        .map_err(|e| Error::io(&describe(path), e))?;
+    file.sync_all().await.map_err(|e| Error::io(&describe(path), e))
 }
 
 /// Where a write to `path` lands: the file a symlink (or a chain of them) leads to, dangling

@@ -74,7 +74,7 @@ pub struct ReadQuery {
 }
 
 /// Query of `PUT /v1/files/write`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WriteQuery {
     /// Absolute path of the file to replace or create.
@@ -88,6 +88,11 @@ pub struct WriteQuery {
     /// it too (it was deleted). Absent: no precondition.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub if_modified_ms: Option<i64>,
+    /// A precondition: nothing is at `path` yet. The file is then made exclusively (`O_EXCL`,
+    /// written in place), so of two people making the same new file one gets `already_exists`
+    /// (409) and neither loses the other's. Default false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub if_absent: bool,
 }
 
 /// `POST /v1/files/mkdir` body.

@@ -275,18 +275,30 @@ pub async fn read_file(session: &str, path: &str) -> ApiResult<Vec<u8>> {
     response.binary().await.map_err(ApiError::network)
 }
 
-/// `PUT /api/sessions/{id}/files/content?path=&if_modified_ms=`: `body` (a string, a
-/// `Blob` or a `File`) replaces the file. With `if_modified_ms` (the time it was read at),
-/// a file changed or deleted since is left alone and the answer is a 409.
+/// When a file write may go ahead.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WriteIf {
+    /// Whatever is there (an upload replaces a file of the same name).
+    Always,
+    /// The file is still as it was at this `modified_ms` (a save; else 409).
+    Unmodified(i64),
+    /// Nothing is there yet (a new file; else 409).
+    Absent,
+}
+
+/// `PUT /api/sessions/{id}/files/content?path=`: `body` (a string, a `Blob` or a `File`)
+/// replaces the file, if `precondition` holds (else a 409 and nothing is written).
 pub async fn write_file(
     session: &str,
     path: &str,
     body: wasm_bindgen::JsValue,
-    if_modified_ms: Option<i64>,
+    precondition: WriteIf,
 ) -> ApiResult<FileStat> {
     let mut url = file_content_url(session, path);
-    if let Some(ms) = if_modified_ms {
-        url.push_str(&format!("&if_modified_ms={ms}"));
+    match precondition {
+        WriteIf::Always => {}
+        WriteIf::Unmodified(ms) => url.push_str(&format!("&if_modified_ms={ms}")),
+        WriteIf::Absent => url.push_str("&if_absent=true"),
     }
     let request = Request::put(&url)
         .header("x-flint-csrf", "1")

@@ -22,7 +22,7 @@ async fn binary_data_round_trips_and_ranges_read_the_right_bytes() {
     assert_eq!(&got[..], &data[300..1300]);
 
     // Replacing keeps the mode unless told otherwise.
-    let query = WriteQuery { path: path.clone(), mode: Some(0o600), if_modified_ms: None };
+    let query = WriteQuery { path: path.clone(), mode: Some(0o600), ..WriteQuery::default() };
     let stat =
         agent.client.write_body(&query, guest_agent::client::full(&b"x"[..])).await.expect("write");
     assert_eq!((stat.size, stat.mode), (1, 0o600));
@@ -46,7 +46,7 @@ async fn a_100_mb_file_round_trips_streamed() {
         }
         hash.finalize().to_vec()
     });
-    let query = WriteQuery { path: path.clone(), mode: None, if_modified_ms: None };
+    let query = WriteQuery { path: path.clone(), mode: None, ..WriteQuery::default() };
     let stat = agent.client.write_body(&query, body).await.expect("write");
     let sent_hash = writer.await.expect("writer");
     assert_eq!(stat.size, SIZE as u64);
@@ -80,7 +80,7 @@ async fn an_aborted_upload_leaves_the_old_file_whole() {
         Err(std::io::Error::other("client gave up")),
     ];
     let body = http_body_util::StreamBody::new(futures_util::stream::iter(chunks)).boxed();
-    let query = WriteQuery { path: path.clone(), mode: None, if_modified_ms: None };
+    let query = WriteQuery { path: path.clone(), mode: None, ..WriteQuery::default() };
     agent.client.write_body(&query, body).await.expect_err("an aborted upload fails");
     assert_eq!(agent.client.read(&path).await.expect("read"), Bytes::from_static(b"original"));
     // The agent cleans up once it sees the reset, which may be just after our call returned.
@@ -204,6 +204,7 @@ async fn a_write_with_if_modified_ms_never_overwrites_a_change_made_since() {
         path: path.clone(),
         mode: None,
         if_modified_ms: Some(expected),
+        if_absent: false,
     };
 
     // Unchanged since it was read: the write goes through, and answers the new time.
@@ -302,4 +303,33 @@ async fn a_write_through_a_symlink_changes_the_file_it_leads_to_and_keeps_the_li
         other => panic!("a loop was written: {other:?}"),
     }
     assert!(std::fs::symlink_metadata(dir.join("loop-a")).expect("stat").is_symlink());
+}
+
+#[tokio::test]
+async fn a_write_if_absent_makes_a_new_file_and_never_replaces_one() {
+    let agent = TestAgent::start().await;
+    let path = path_str(&agent.workdir().join("new.txt"));
+    let new = WriteQuery { path: path.clone(), if_absent: true, ..WriteQuery::default() };
+    let stat = agent
+        .client
+        .write_body(&new, guest_agent::client::full(&b"first"[..]))
+        .await
+        .expect("a new file");
+    assert_eq!((stat.kind, stat.size, stat.mode), (FileKind::File, 5, 0o644));
+    // Someone else made it first: refused, and their file stays as they wrote it.
+    match agent.client.write_body(&new, guest_agent::client::full(&b"second"[..])).await {
+        Err(guest_agent::Error::Api { code, message }) => {
+            assert_eq!(code, ErrorCode::AlreadyExists, "{message}");
+            assert!(message.contains("new.txt"), "{message}");
+        }
+        other => panic!("an existing file was replaced: {other:?}"),
+    }
+    assert_eq!(agent.client.read(&path).await.expect("read"), Bytes::from_static(b"first"));
+    // A dangling link is something there too.
+    let link = agent.workdir().join("link");
+    std::os::unix::fs::symlink(agent.workdir().join("nowhere"), &link).expect("link");
+    let through = WriteQuery { path: path_str(&link), if_absent: true, ..WriteQuery::default() };
+    let refused = agent.client.write_body(&through, guest_agent::client::full(&b"x"[..])).await;
+    assert!(matches!(refused, Err(guest_agent::Error::Api { code: ErrorCode::AlreadyExists, .. })));
+    assert!(!agent.workdir().join("nowhere").exists());
 }

@@ -130,6 +130,7 @@ pub struct ContentQuery {
     length: Option<u64>,
     mode: Option<u32>,
     if_modified_ms: Option<i64>,
+    if_absent: Option<bool>,
 }
 
 /// `GET /api/sessions/{id}/files/content?path=&offset=&length=`: the bytes, streamed.
@@ -150,10 +151,11 @@ pub async fn read(
     Ok(response)
 }
 
-/// `PUT /api/sessions/{id}/files/content?path=&mode=&if_modified_ms=`: the body replaces the
-/// file atomically. With `if_modified_ms` (the `modified_ms` the file was read at) a file
-/// changed or deleted since is left alone and the answer is 409.
-#[utoipa::path(put, path = "/api/sessions/{id}/files/content", tag = "files", params(("id" = String, Path, description = "session id"), ("path" = String, Query, description = "absolute, or relative to /workspace"), ("mode" = Option<u32>, Query), ("if_modified_ms" = Option<i64>, Query, description = "write only if the file's modified_ms is still this (else 409: it changed or was deleted since)")), request_body(content = Vec<u8>, content_type = "application/octet-stream"), responses((status = 200, body = FileStat), (status = 401, description = "no credential", body = ErrorBody), (status = 403, description = "a viewer of the session", body = ErrorBody), (status = 404, description = "no such session", body = ErrorBody), (status = 409, description = "the path is a directory, or the file changed since if_modified_ms", body = ErrorBody)))]
+/// `PUT /api/sessions/{id}/files/content?path=&mode=&if_modified_ms=&if_absent=`: the body
+/// replaces the file atomically. With `if_modified_ms` (the `modified_ms` the file was read
+/// at) a file changed or deleted since is left alone and the answer is 409; with
+/// `if_absent=true` only a new file is made, and one that exists is a 409.
+#[utoipa::path(put, path = "/api/sessions/{id}/files/content", tag = "files", params(("id" = String, Path, description = "session id"), ("path" = String, Query, description = "absolute, or relative to /workspace"), ("mode" = Option<u32>, Query), ("if_modified_ms" = Option<i64>, Query, description = "write only if the file's modified_ms is still this (else 409: it changed or was deleted since)"), ("if_absent" = Option<bool>, Query, description = "make a new file only (else 409: something is at the path)")), request_body(content = Vec<u8>, content_type = "application/octet-stream"), responses((status = 200, body = FileStat), (status = 401, description = "no credential", body = ErrorBody), (status = 403, description = "a viewer of the session", body = ErrorBody), (status = 404, description = "no such session", body = ErrorBody), (status = 409, description = "the path is a directory, the file changed since if_modified_ms, or it exists and if_absent was asked", body = ErrorBody)))]
 pub async fn write(
     State(state): State<AppState>,
     caller: Caller,
@@ -162,8 +164,12 @@ pub async fn write(
     body: Body,
 ) -> Result<Response> {
     let client = agent(&state, &caller, id, Need::Edit).await?;
-    let query =
-        WriteQuery { path: resolve(&q.path), mode: q.mode, if_modified_ms: q.if_modified_ms };
+    let query = WriteQuery {
+        path: resolve(&q.path),
+        mode: q.mode,
+        if_modified_ms: q.if_modified_ms,
+        if_absent: q.if_absent.unwrap_or(false),
+    };
     // axum's body is not `Sync`; a task pumps it into the agent's request body.
     let (tx, upload) = guest_agent::client::fallible_channel_body();
     tokio::spawn(async move {

@@ -1,5 +1,6 @@
-//! The files API as an editor uses it: stat to see a change on disk, and a write whose
-//! precondition (`if_modified_ms`) keeps it from overwriting a change made in the shell.
+//! The files API as an editor uses it: stat to see a change on disk, a write whose
+//! precondition (`if_modified_ms`) keeps it from overwriting a change made in the shell, and
+//! one (`if_absent`) that makes a new file without replacing one made meanwhile.
 
 use http::StatusCode;
 
@@ -71,5 +72,14 @@ async fn a_save_with_if_modified_ms_never_overwrites_a_change_made_in_the_shell(
         .await
         .assert_error(StatusCode::CONFLICT);
     server.get(&put(""), &auth).await.assert_error(StatusCode::NOT_FOUND);
+
+    // "New file": made only while nothing is there; the second maker gets a 409 and the
+    // first one's text stays.
+    let made = server.request("PUT", &put("&if_absent=true"), &auth, "mine").await;
+    assert_eq!(made.status, StatusCode::OK, "{}", made.body);
+    let second = server.request("PUT", &put("&if_absent=true"), &auth, "theirs").await;
+    second.assert_error(StatusCode::CONFLICT);
+    assert!(second.body.contains("already exists"), "{}", second.body);
+    assert_eq!(server.get(&put(""), &auth).await.body, "mine");
     server.request("DELETE", &base, &auth, "").await;
 }

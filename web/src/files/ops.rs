@@ -8,7 +8,7 @@ use wasm_bindgen::JsValue;
 use super::kind::{self, Refusal};
 use super::tree::{self, ROOT};
 use super::{Doc, Files, Phase, stamp};
-use crate::api::{self, ApiError};
+use crate::api::{self, ApiError, WriteIf};
 use crate::workspace::MainView;
 
 /// The file's text and the stat taken before reading it, or why it is not opened.
@@ -89,7 +89,8 @@ impl Files {
         };
         let text: JsValue = model.value().into();
         self.spawn(async move {
-            let answer = api::write_file(&self.session(), &path, text, save.if_modified_ms).await;
+            let precondition = save.if_modified_ms.map_or(WriteIf::Always, WriteIf::Unmodified);
+            let answer = api::write_file(&self.session(), &path, text, precondition).await;
             match answer {
                 Ok(stat) => {
                     let now = model.version();
@@ -238,18 +239,10 @@ impl Files {
             let made = if is_dir {
                 api::make_dir(&session, &path).await
             } else {
-                // Never over an existing file: PUT replaces.
-                match api::stat_file(&session, &path).await {
-                    Ok(_) => {
-                        Err(ApiError { status: 409, message: format!("{path} already exists") })
-                    }
-                    Err(error) if error.status == 404 => {
-                        api::write_file(&session, &path, JsValue::from_str(""), None)
-                            .await
-                            .map(drop)
-                    }
-                    Err(error) => Err(error),
-                }
+                // Never over an existing file, even one made a moment ago by someone else.
+                api::write_file(&session, &path, JsValue::from_str(""), WriteIf::Absent)
+                    .await
+                    .map(drop)
             };
             match made {
                 Ok(()) => {
@@ -331,7 +324,8 @@ impl Files {
                     continue;
                 }
                 let path = tree::join(&dir, &name);
-                if let Err(error) = api::write_file(&self.session(), &path, file.into(), None).await
+                if let Err(error) =
+                    api::write_file(&self.session(), &path, file.into(), WriteIf::Always).await
                 {
                     self.reporter.api(&format!("cannot upload {name}"), &error);
                 }
