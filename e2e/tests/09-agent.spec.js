@@ -111,8 +111,18 @@ test('an agent connected from the UI types into the shared shell, live in the ac
     await waitForLine(page, terminal, 'done-42');
     await shot(page, 'activity');
 
+    // Revoke asks first; Cancel leaves the agent working.
+    await tokenRow.getByTestId('agent-token-revoke').click();
+    await expect(tokenRow.getByTestId('agent-token-revoke-ask')).toContainText('Revoke? Its calls stop now.');
+    await shot(page, 'revoke-ask');
+    await tokenRow.getByTestId('agent-token-revoke-cancel').click();
+    await expect(tokenRow.getByTestId('agent-token-revoke')).toBeVisible();
+    const still = await client.callTool({ name: 'run_command', arguments: { command: 'echo still-here' } });
+    expect(resultText(still)).toContain('still-here');
+
     // Revoke: the row goes, and the agent's next call is refused.
     await tokenRow.getByTestId('agent-token-revoke').click();
+    await tokenRow.getByTestId('agent-token-revoke-confirm').click();
     await expect(panel.getByTestId('agent-token')).toHaveCount(0);
     await expect(panel.locator('[data-testid="activity-entry"][data-kind="token.revoke"]')).toHaveCount(1);
     const refused = await client

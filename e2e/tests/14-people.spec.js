@@ -108,6 +108,7 @@ test('an editor and a viewer join through invites, the viewer cannot type, and r
     const editorRow = dialog.locator('[data-testid="invite-row"][data-role="editor"]');
     await expect(editorRow.getByTestId('guest-row')).toHaveAttribute('data-name', 'Grace Hopper');
     await editorRow.getByTestId('invite-revoke').click();
+    await editorRow.getByTestId('invite-revoke-confirm').click();
     await expect(editorRow).toHaveCount(0);
     await page.getByTestId('share-done').click();
     await expect(editor.page.getByTestId('signed-out')).toBeVisible({ timeout: 15_000 });

@@ -12,6 +12,7 @@ pub mod auth;
 pub mod browser;
 pub mod clipboard;
 pub mod clock;
+pub mod confirm;
 pub mod events;
 pub mod files;
 pub mod notice;

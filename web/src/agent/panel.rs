@@ -10,6 +10,7 @@ use super::ActivityStore;
 use super::feed::what;
 use crate::api::{self, ApiToken};
 use crate::clock::{Now, span, start_duration, time_of_day};
+use crate::confirm::ConfirmButton;
 use crate::notice::use_reporter;
 
 /// Entries drawn: enough to scroll back over a working session; the feed keeps more, and a
@@ -260,23 +261,24 @@ fn TokenRow(
         None => "never used".to_owned(),
     };
     let id = token.id.clone();
+    let question = "Revoke? Its calls stop now.";
+    let confirmed = move || {
+        pending.set(true);
+        revoke(id.clone(), pending);
+    };
     view! {
         <div class="token-row" data-testid="agent-token" data-token-id=token.id.clone()>
             <span class="token-name" title=format!("token {}", token.id)>{token.name}</span>
             <span class="muted small">{used_text}</span>
             <span class="spacer"></span>
-            <button
-                class="button small danger"
-                data-testid="agent-token-revoke"
-                title="The agent's next call is refused"
-                disabled=move || pending.get()
-                on:click=move |_| {
-                    pending.set(true);
-                    revoke(id.clone(), pending);
-                }
-            >
-                "Revoke"
-            </button>
+            <ConfirmButton
+                label="Revoke"
+                question
+                testid="agent-token-revoke"
+                title="The agent's next call is refused, and a call it is making is cut"
+                disabled=pending
+                on_confirm=confirmed
+            />
         </div>
     }
 }

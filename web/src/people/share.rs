@@ -9,6 +9,7 @@ use proto::people::{Invite, Role};
 use super::{Avatar, role_label};
 use crate::api;
 use crate::clipboard::Snippet;
+use crate::confirm::ConfirmButton;
 use crate::notice::use_reporter;
 
 /// Expiries the dialog offers: (label, seconds).
@@ -91,14 +92,13 @@ pub fn ShareDialog(session: String, open: RwSignal<bool>) -> impl IntoView {
                     <span class="badge">{role_label(invite.role)}</span>
                     <span class="muted small">{format!("link: {left} left")}</span>
                     <span class="spacer"></span>
-                    <button
-                        class="button small danger"
-                        data-testid="invite-revoke"
+                    <ConfirmButton
+                        label="Revoke"
+                        question="Revoke this link? Everyone who came through it is out."
+                        testid="invite-revoke"
                         title="The link stops working and everyone who came through it is out"
-                        on:click=move |_| revoke(id.clone())
-                    >
-                        "Revoke"
-                    </button>
+                        on_confirm=move || revoke(id.clone())
+                    />
                 </div>
                 {invite
                     .guests
@@ -116,13 +116,14 @@ pub fn ShareDialog(session: String, open: RwSignal<bool>) -> impl IntoView {
                                 <Avatar person small=true />
                                 <span>{label}</span>
                                 <span class="spacer"></span>
-                                <button
-                                    class="button small ghost"
-                                    data-testid="guest-remove"
-                                    on:click=move |_| remove(gid.clone())
-                                >
-                                    "Remove"
-                                </button>
+                                <ConfirmButton
+                                    label="Remove"
+                                    question=format!("Remove {}?", guest.name)
+                                    testid="guest-remove"
+                                    title="They are out of the session at once"
+                                    quiet=true
+                                    on_confirm=move || remove(gid.clone())
+                                />
                             </div>
                         }
                     })
