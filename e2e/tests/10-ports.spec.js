@@ -108,6 +108,12 @@ test('a port opened in the terminal appears live, opens its preview in a new tab
     expect(after.json.find((p) => p.port === 8000)?.shares).toEqual([]);
     await other.reload();
     await expect(other.locator('body')).not.toContainText('Directory listing for /');
+
+    // A link for an hour, chosen beside the button.
+    await reloaded.getByTestId('port-share-lifetime-8000').selectOption('3600');
+    await reloaded.getByTestId('port-share-8000').click();
+    await expect(share).toHaveCount(1);
+    await expect(share).toContainText(/expires in 59 min/);
   } finally {
     await stranger.close();
   }

@@ -62,6 +62,14 @@ pub fn span(ms: i64) -> String {
     }
 }
 
+/// How long a link may work, as the Share dialog and the Ports panel offer it: label and
+/// seconds.
+pub const LINK_LIFETIMES: [(&str, u64); 4] =
+    [("1 hour", 3600), ("1 day", 86_400), ("7 days", 604_800), ("30 days", 2_592_000)];
+
+/// The lifetime a new link gets unless chosen otherwise: a day, the server's default too.
+pub const DEFAULT_LINK_LIFETIME_S: u64 = 86_400;
+
 /// A countdown to `deadline_ms`: "59 min 30 s left" style, seconds shown under an hour so
 /// it visibly ticks; "expired" once past.
 pub fn remaining(deadline_ms: i64, now_ms: i64) -> String {

@@ -9,12 +9,9 @@ use proto::people::{Invite, Role};
 use super::{Avatar, role_label};
 use crate::api;
 use crate::clipboard::Snippet;
+use crate::clock::{DEFAULT_LINK_LIFETIME_S, LINK_LIFETIMES};
 use crate::confirm::ConfirmButton;
 use crate::notice::use_reporter;
-
-/// Expiries the dialog offers: (label, seconds).
-const EXPIRIES: [(&str, u64); 4] =
-    [("1 hour", 3600), ("1 day", 86_400), ("7 days", 604_800), ("30 days", 2_592_000)];
 
 /// The dialog; `open` shows it.
 #[component]
@@ -22,7 +19,7 @@ pub fn ShareDialog(session: String, open: RwSignal<bool>) -> impl IntoView {
     let reporter = use_reporter();
     let session = StoredValue::new(session);
     let role = RwSignal::new(Role::Editor);
-    let expires = RwSignal::new(EXPIRIES[1].1);
+    let expires = RwSignal::new(DEFAULT_LINK_LIFETIME_S);
     let pending = RwSignal::new(false);
     let made = RwSignal::new(None::<String>);
     let invites = RwSignal::new(Vec::<Invite>::new());
@@ -167,11 +164,11 @@ pub fn ShareDialog(session: String, open: RwSignal<bool>) -> impl IntoView {
                                     }
                                 }
                             >
-                                {EXPIRIES
+                                {LINK_LIFETIMES
                                     .iter()
                                     .map(|(label, seconds)| {
                                         view! {
-                                            <option value=seconds.to_string() selected=*seconds == EXPIRIES[1].1>
+                                            <option value=seconds.to_string() selected=*seconds == DEFAULT_LINK_LIFETIME_S>
                                                 {format!("link works for {label}")}
                                             </option>
                                         }

@@ -10,7 +10,7 @@ use proto::api::{PreviewPort, ShareLink};
 use super::{PortStore, process_label};
 use crate::api;
 use crate::clipboard::{Copied, copy};
-use crate::clock::{Now, remaining};
+use crate::clock::{DEFAULT_LINK_LIFETIME_S, LINK_LIFETIMES, Now, remaining};
 use crate::notice::use_reporter;
 
 /// The panel; `running` says whether the session runs (only then has it ports), `open`
@@ -99,6 +99,8 @@ fn PortRow(session: StoredValue<String>, port: u16) -> impl IntoView {
     let copied = RwSignal::new(Copied::Not);
     let toggling = RwSignal::new(false);
     let sharing = RwSignal::new(false);
+    // How long the next share link works.
+    let lifetime = RwSignal::new(DEFAULT_LINK_LIFETIME_S);
     // The link just made: its URL is in no list (the server keeps a hash), so it is shown
     // here until dismissed.
     let made = RwSignal::new(None::<ShareLink>);
@@ -135,7 +137,7 @@ fn PortRow(session: StoredValue<String>, port: u16) -> impl IntoView {
         sharing.set(true);
         let session = session.get_value();
         spawn_local(async move {
-            match api::create_share(&session, port, None).await {
+            match api::create_share(&session, port, Some(lifetime.get_untracked())).await {
                 Ok(link) => {
                     let listed = ShareLink { url: None, ..link.clone() };
                     store.edit(&session, port, |slot| {
@@ -240,15 +242,43 @@ fn PortRow(session: StoredValue<String>, port: u16) -> impl IntoView {
                         other => other.label(),
                     }}
                 </button>
-                <button
-                    class="button small"
-                    data-testid=format!("port-share-{port}")
-                    title="A link that works without a Flint account, for a day; revocable"
-                    disabled=move || sharing.get()
-                    on:click=share
-                >
-                    {move || if sharing.get() { "Sharing…" } else { "Share link" }}
-                </button>
+                <span class="share-make">
+                    <button
+                        class="button small"
+                        data-testid=format!("port-share-{port}")
+                        title="A link that works without a Flint account, for as long as chosen; revocable"
+                        disabled=move || sharing.get()
+                        on:click=share
+                    >
+                        {move || if sharing.get() { "Sharing…" } else { "Share link" }}
+                    </button>
+                    <select
+                        class="share-lifetime"
+                        data-testid=format!("port-share-lifetime-{port}")
+                        title="How long the next share link works"
+                        aria-label="How long the next share link works"
+                        disabled=move || sharing.get()
+                        on:change=move |ev| {
+                            if let Ok(seconds) = event_target_value(&ev).parse() {
+                                lifetime.set(seconds);
+                            }
+                        }
+                    >
+                        {LINK_LIFETIMES
+                            .iter()
+                            .map(|(label, seconds)| {
+                                view! {
+                                    <option
+                                        value=seconds.to_string()
+                                        selected=*seconds == DEFAULT_LINK_LIFETIME_S
+                                    >
+                                        {*label}
+                                    </option>
+                                }
+                            })
+                            .collect_view()}
+                    </select>
+                </span>
             </div>
             {move || made.get().map(|link| view! { <NewShare port link made /> })}
             <For each=shares key=|share| share.id.clone() let:share>
