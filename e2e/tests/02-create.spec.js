@@ -28,6 +28,7 @@ test('a session created in the UI appears live, runs, opens, and its shell answe
   expect(id).toBeTruthy();
   sessions.track(id);
   await expect(row).toHaveAttribute('data-state', 'running', { timeout: 30_000 });
+  await expect(row.getByTestId('download-workspace')).toHaveAttribute('href', `/api/sessions/${id}/workspace.tar`);
   expect(await stillSameDocument()).toBe(true);
 
   // What the UI asked for is what the server made.

@@ -195,6 +195,12 @@ test('files are created, renamed, deleted and uploaded from the tree', async ({ 
   await panel.getByTestId('file-delete-confirm').click();
   await expect(row(page, '/workspace/lib')).toHaveCount(0);
   expect(await sh(flint, session, 'ls /workspace')).toBe('from-shell.txt\n');
+
+  // All of /workspace as a tarball.
+  const [tarball] = await Promise.all([page.waitForEvent('download'), panel.getByTestId('files-download-all').click()]);
+  const tar = fs.readFileSync(await tarball.path());
+  expect(tar.subarray(257, 262).toString()).toBe('ustar');
+  expect(tar.includes(Buffer.from('from-shell.txt'))).toBe(true);
 });
 
 test('binary and large files are refused by the editor with a message and still download', async ({ page, flint, sessions }) => {

@@ -264,6 +264,12 @@ pub async fn stat_file(session: &str, path: &str) -> ApiResult<FileStat> {
     get(&format!("/api/sessions/{}/files/stat{}", segment(session), file_query(path))).await
 }
 
+/// `GET /api/sessions/{id}/workspace.tar`: `/workspace` as a tarball, for download links
+/// (a running session's, or a stopped one's while it is retained).
+pub fn workspace_tar_url(session: &str) -> String {
+    format!("/api/sessions/{}/workspace.tar", segment(session))
+}
+
 /// The URL of a file's bytes (`GET`), for reading and for download links.
 pub fn file_content_url(session: &str, path: &str) -> String {
     format!("/api/sessions/{}/files/content{}", segment(session), file_query(path))

@@ -137,6 +137,11 @@ impl Files {
         }
     }
 
+    /// Where all of `/workspace` downloads from, as a tarball.
+    pub fn workspace_tar_url(self) -> String {
+        crate::api::workspace_tar_url(&self.session())
+    }
+
     /// Where a file's bytes download from.
     pub fn download_url(self, path: &str) -> String {
         crate::api::file_content_url(&self.session(), path)

@@ -144,6 +144,16 @@ pub fn FilesPanel(open: RwSignal<bool>, running: Memo<bool>) -> impl IntoView {
                     data-testid="files-upload-input"
                     on:change=uploaded
                 />
+                <a
+                    class="icon-button"
+                    data-testid="files-download-all"
+                    title="Download /workspace as a tarball"
+                    aria-label="Download /workspace as a tarball"
+                    href=files.workspace_tar_url()
+                    download="workspace.tar"
+                >
+                    "⤓"
+                </a>
                 <button
                     class="icon-button"
                     data-testid="files-refresh"

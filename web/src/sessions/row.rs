@@ -133,6 +133,20 @@ pub fn SessionRow(
                         }
                             .into_any()
                     }}
+                    {matches!(state, SessionState::Running | SessionState::Stopped | SessionState::Failed)
+                        .then(|| {
+                            view! {
+                                <a
+                                    class="button small"
+                                    data-testid="download-workspace"
+                                    href=crate::api::workspace_tar_url(&session.id)
+                                    download=format!("workspace-{}.tar", session.id)
+                                    title="Download /workspace as a tarball (kept after the session stops)"
+                                >
+                                    ".tar"
+                                </a>
+                            }
+                        })}
                     <button
                         class="button small"
                         data-testid="extend-session"
