@@ -41,9 +41,11 @@ static RULES: LazyLock<Vec<(Regex, String)>> = LazyLock::new(|| {
         (r"(://)[^/\s:@]+:[^/\s@]+@", format!("${{1}}{REDACTED}@")),
         // well-known token shapes, wherever they stand
         (
-            r"\b(?:flint_[0-9a-f]{16,}|gh[pousr]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,}|sk-[A-Za-z0-9_-]{20,}|xox[abprs]-[A-Za-z0-9-]{10,}|AKIA[0-9A-Z]{16}|glpat-[A-Za-z0-9_-]{20,}|AIza[0-9A-Za-z_-]{30,})",
+            r"\b(?:flint_[0-9a-f]{16,}|gh[pousr]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,}|sk-[A-Za-z0-9_-]{20,}|[sr]k_(?:live|test)_[A-Za-z0-9]{16,}|xox[abprs]-[A-Za-z0-9-]{10,}|AKIA[0-9A-Z]{16}|glpat-[A-Za-z0-9_-]{20,}|AIza[0-9A-Za-z_-]{30,}|npm_[A-Za-z0-9]{30,}|hf_[A-Za-z0-9]{30,}|pypi-[A-Za-z0-9_-]{40,}|ya29\.[A-Za-z0-9_-]{20,})",
             REDACTED.to_owned(),
         ),
+        // JSON Web Tokens (a session, an ID token): header and payload are base64url JSON
+        (r"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*", REDACTED.to_owned()),
         // private keys
         (
             r"-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?(?:-----END [A-Z ]*PRIVATE KEY-----|$)",
@@ -126,7 +128,7 @@ mod tests {
 
     #[test]
     fn every_rule_compiles() {
-        assert_eq!(RULES.len(), 7);
+        assert_eq!(RULES.len(), 8);
     }
 
     #[test]
@@ -144,6 +146,16 @@ mod tests {
             ("echo ghp_0123456789abcdefghijABCDEFGHIJ", "ghp_0123456789abcdefghij"),
             ("echo flint_0123456789abcdef0123456789abcdef", "0123456789abcdef0123"),
             ("key=AKIAIOSFODNN7EXAMPLE", "AKIAIOSFODNN7EXAMPLE"),
+            ("stripe charges --key sk_live_4eC39HqLyjWDarjtT1zdp7dc", "4eC39HqLyjWDarjtT1zdp7dc"),
+            (
+                "echo //registry.npmjs.org/:_authToken=npm_abcdefghijklmnopqrstuvwxyz0123456789 >> ~/.npmrc",
+                "npm_abcdefghij",
+            ),
+            ("huggingface-cli login hf_abcdefghijklmnopqrstuvwxyzABCDEF", "hf_abcdefghij"),
+            (
+                "curl http://x/api?jwt=eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U",
+                "dozjgNryP4J3",
+            ),
         ];
         for (input, secret) in cases {
             let out = redact(input);
