@@ -171,6 +171,11 @@ pub async fn write(uri: &Uri, mut body: Incoming) -> Result<Response<Body>> {
     let q: WriteQuery = query(uri)?;
     let path = absolute(&q.path)?;
     if q.if_absent {
+        if q.if_modified_ms.is_some() {
+            return Err(Error::bad_request(
+                "if_absent and if_modified_ms exclude each other: a new file has no time yet",
+            ));
+        }
         return write_new(&path, q.mode, body).await;
     }
     if let Some(expected) = q.if_modified_ms {

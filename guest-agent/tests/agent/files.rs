@@ -332,4 +332,9 @@ async fn a_write_if_absent_makes_a_new_file_and_never_replaces_one() {
     let refused = agent.client.write_body(&through, guest_agent::client::full(&b"x"[..])).await;
     assert!(matches!(refused, Err(guest_agent::Error::Api { code: ErrorCode::AlreadyExists, .. })));
     assert!(!agent.workdir().join("nowhere").exists());
+    // Both preconditions at once make no sense.
+    let both = WriteQuery { if_modified_ms: Some(1), ..new };
+    let refused = agent.client.write_body(&both, guest_agent::client::full(&b"x"[..])).await;
+    assert!(matches!(refused, Err(guest_agent::Error::Api { code: ErrorCode::BadRequest, .. })));
+    assert_eq!(agent.client.read(&path).await.expect("read"), Bytes::from_static(b"first"));
 }
