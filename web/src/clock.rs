@@ -70,6 +70,41 @@ pub const LINK_LIFETIMES: [(&str, u64); 4] =
 /// The lifetime a new link gets unless chosen otherwise: a day, the server's default too.
 pub const DEFAULT_LINK_LIFETIME_S: u64 = 86_400;
 
+/// A menu of [`LINK_LIFETIMES`] that sets `lifetime` (seconds); each option reads
+/// `{prefix}{label}`.
+#[component]
+pub fn LifetimeSelect(
+    lifetime: RwSignal<u64>,
+    testid: String,
+    #[prop(optional)] prefix: &'static str,
+    #[prop(optional, into)] disabled: Signal<bool>,
+) -> impl IntoView {
+    view! {
+        <select
+            data-testid=testid
+            title="How long the link works"
+            aria-label="How long the link works"
+            disabled=move || disabled.get()
+            on:change=move |ev| {
+                if let Ok(seconds) = event_target_value(&ev).parse() {
+                    lifetime.set(seconds);
+                }
+            }
+        >
+            {LINK_LIFETIMES
+                .iter()
+                .map(|(label, seconds)| {
+                    view! {
+                        <option value=seconds.to_string() selected=*seconds == lifetime.get_untracked()>
+                            {format!("{prefix}{label}")}
+                        </option>
+                    }
+                })
+                .collect_view()}
+        </select>
+    }
+}
+
 /// A countdown to `deadline_ms`: "59 min 30 s left" style, seconds shown under an hour so
 /// it visibly ticks; "expired" once past.
 pub fn remaining(deadline_ms: i64, now_ms: i64) -> String {

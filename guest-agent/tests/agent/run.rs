@@ -88,21 +88,26 @@ async fn a_timed_out_command_keeps_running_and_the_shell_is_busy_until_it_ends()
     assert_eq!(run_ok(&agent.client, &id, "echo again").await.output, "again\n");
 }
 
+/// A person types "ec": the shell is busy for a run; two backspaces delete it, and the shell
+/// is at an empty prompt again.
+async fn type_then_delete(client: &Client, id: &TerminalId) {
+    client.input(id, &b"ec"[..]).await.expect("input");
+    wait_for_shell(client, id, ShellState::Typing).await;
+    expect_error(
+        client.run(id, &command("echo no")).await,
+        ErrorCode::ShellBusy,
+        "someone is typing",
+    );
+    client.input(id, &b"\x7f\x7f"[..]).await.expect("input");
+    wait_for_shell(client, id, ShellState::Prompt).await;
+}
+
 #[tokio::test]
 async fn a_half_typed_line_makes_the_shell_busy_until_it_is_deleted() {
     let agent = TestAgent::start().await;
     let id = ready_shell(&agent.client).await;
-    agent.client.input(&id, &b"ec"[..]).await.expect("input");
-    wait_for_shell(&agent.client, &id, ShellState::Typing).await;
-    expect_error(
-        agent.client.run(&id, &command("echo no")).await,
-        ErrorCode::ShellBusy,
-        "someone is typing",
-    );
-
     // Backspaces delete it: an empty prompt again, and nothing of "ec" reaches the command.
-    agent.client.input(&id, &b"\x7f\x7f"[..]).await.expect("input");
-    wait_for_shell(&agent.client, &id, ShellState::Prompt).await;
+    type_then_delete(&agent.client, &id).await;
     let result = run_ok(&agent.client, &id, "echo typed-'clean'").await;
     assert_eq!(result.output, "typed-clean\n");
     assert_eq!(result.exit_code, Some(0));
@@ -227,15 +232,7 @@ async fn a_background_job_printing_at_the_prompt_leaves_the_shell_free() {
     // A person typing under such output is still seen, and deleting it frees the shell.
     run_ok(&agent.client, &id, "(sleep 0.3; echo bg-three) &").await;
     read_until_text(&mut output, &mut seen, "bg-three").await;
-    agent.client.input(&id, &b"ec"[..]).await.expect("input");
-    wait_for_shell(&agent.client, &id, ShellState::Typing).await;
-    expect_error(
-        agent.client.run(&id, &command("echo no")).await,
-        ErrorCode::ShellBusy,
-        "someone is typing",
-    );
-    agent.client.input(&id, &b"\x7f\x7f"[..]).await.expect("input");
-    wait_for_shell(&agent.client, &id, ShellState::Prompt).await;
+    type_then_delete(&agent.client, &id).await;
     assert_eq!(run_ok(&agent.client, &id, "echo clean").await.output, "clean\n");
 }
 

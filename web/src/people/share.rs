@@ -9,7 +9,7 @@ use proto::people::{Invite, Role};
 use super::{Avatar, role_label};
 use crate::api;
 use crate::clipboard::Snippet;
-use crate::clock::{DEFAULT_LINK_LIFETIME_S, LINK_LIFETIMES};
+use crate::clock::{DEFAULT_LINK_LIFETIME_S, LifetimeSelect};
 use crate::confirm::ConfirmButton;
 use crate::notice::use_reporter;
 
@@ -156,25 +156,11 @@ pub fn ShareDialog(session: String, open: RwSignal<bool>) -> impl IntoView {
                                 <option value="editor" selected=true>"Can edit"</option>
                                 <option value="viewer">"Can view"</option>
                             </select>
-                            <select
-                                data-testid="share-expiry"
-                                on:change=move |ev| {
-                                    if let Ok(seconds) = event_target_value(&ev).parse() {
-                                        expires.set(seconds);
-                                    }
-                                }
-                            >
-                                {LINK_LIFETIMES
-                                    .iter()
-                                    .map(|(label, seconds)| {
-                                        view! {
-                                            <option value=seconds.to_string() selected=*seconds == DEFAULT_LINK_LIFETIME_S>
-                                                {format!("link works for {label}")}
-                                            </option>
-                                        }
-                                    })
-                                    .collect_view()}
-                            </select>
+                            <LifetimeSelect
+                                lifetime=expires
+                                testid="share-expiry".to_owned()
+                                prefix="link works for "
+                            />
                             <button
                                 class="button primary"
                                 data-testid="share-create"

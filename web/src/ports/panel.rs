@@ -10,7 +10,7 @@ use proto::api::{PreviewPort, ShareLink};
 use super::{PortStore, process_label};
 use crate::api;
 use crate::clipboard::{Copied, copy};
-use crate::clock::{DEFAULT_LINK_LIFETIME_S, LINK_LIFETIMES, Now, remaining};
+use crate::clock::{DEFAULT_LINK_LIFETIME_S, LifetimeSelect, Now, remaining};
 use crate::notice::use_reporter;
 
 /// The panel; `running` says whether the session runs (only then has it ports), `open`
@@ -252,32 +252,11 @@ fn PortRow(session: StoredValue<String>, port: u16) -> impl IntoView {
                     >
                         {move || if sharing.get() { "Sharing…" } else { "Share link" }}
                     </button>
-                    <select
-                        class="share-lifetime"
-                        data-testid=format!("port-share-lifetime-{port}")
-                        title="How long the next share link works"
-                        aria-label="How long the next share link works"
-                        disabled=move || sharing.get()
-                        on:change=move |ev| {
-                            if let Ok(seconds) = event_target_value(&ev).parse() {
-                                lifetime.set(seconds);
-                            }
-                        }
-                    >
-                        {LINK_LIFETIMES
-                            .iter()
-                            .map(|(label, seconds)| {
-                                view! {
-                                    <option
-                                        value=seconds.to_string()
-                                        selected=*seconds == DEFAULT_LINK_LIFETIME_S
-                                    >
-                                        {*label}
-                                    </option>
-                                }
-                            })
-                            .collect_view()}
-                    </select>
+                    <LifetimeSelect
+                        lifetime
+                        testid=format!("port-share-lifetime-{port}")
+                        disabled=sharing
+                    />
                 </span>
             </div>
             {move || made.get().map(|link| view! { <NewShare port link made /> })}
