@@ -185,6 +185,10 @@ pub struct Sessions {
     pool: Mutex<Vec<pool::Warm>>,
     /// Wakes the pool's refill task.
     pool_wake: tokio::sync::Notify,
+    /// Held while the refill task starts slots: the shutdown's drain waits for it.
+    pool_filling: tokio::sync::Mutex<()>,
+    /// The server is shutting down: no more pool slots are started.
+    pool_closed: std::sync::atomic::AtomicBool,
     /// The image directories of pool keys, read again when a spec changes.
     spec_dirs: crate::images::SpecDirs,
     /// Sessions and pool slots being started, counted against the capacity.
@@ -211,6 +215,8 @@ impl Sessions {
             network: std::sync::OnceLock::new(),
             pool: Mutex::default(),
             pool_wake: tokio::sync::Notify::new(),
+            pool_filling: tokio::sync::Mutex::new(()),
+            pool_closed: std::sync::atomic::AtomicBool::new(false),
             spec_dirs,
             starting: Mutex::default(),
             reserving: Mutex::default(),

@@ -8,7 +8,8 @@
 //! one (a create asking for `env` gets a fresh shell with it instead). A slot is taken out
 //! of the pool under its lock, so it is never handed out twice; a slot whose image changed
 //! (a new spec hash, so a new root filesystem) or whose sandbox died is discarded; the pool
-//! refills in the background. Pool slots have no record: a restart discards them.
+//! refills in the background. Pool slots have no record: a clean shutdown discards them (one
+//! being started too, once it is), and a start after a crash removes what is left.
 //!
 //! **Capacity.** CPUs, memory and sandboxes of running sessions **and pool slots** stay
 //! within the configured host capacity; a create beyond it is a 503 with the reason. A
@@ -26,6 +27,9 @@ use crate::sandbox::{self, Spec};
 
 /// How often the pool is checked when nothing wakes it.
 const REFILL_EVERY: Duration = Duration::from_secs(2);
+
+/// How long the shutdown waits for a pool slot being started, to discard it too.
+const DRAIN_WAIT: Duration = Duration::from_secs(30);
 
 /// What a pool slot is interchangeable by.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -232,8 +236,14 @@ impl Sessions {
         let _ = tokio::fs::remove_dir_all(self.session_dir(id)).await;
     }
 
-    /// Discards every pool slot (at shutdown: they are spare).
+    /// Discards every pool slot (at shutdown: they are spare). A slot being started is waited
+    /// for (at most [`DRAIN_WAIT`]) and discarded too, rather than left running with no server.
     pub async fn drain_pool(&self) {
+        self.pool_closed.store(true, std::sync::atomic::Ordering::SeqCst);
+        let filling = tokio::time::timeout(DRAIN_WAIT, self.pool_filling.lock()).await;
+        if filling.is_err() {
+            tracing::warn!("a pool slot was still starting at shutdown; the next start removes it");
+        }
         let slots: Vec<Warm> = self.pool.lock().await.drain(..).collect();
         for warm in slots {
             self.discard(warm).await;
@@ -298,6 +308,7 @@ impl Sessions {
     }
 
     async fn fill_pool_once(&self) {
+        let _filling = self.pool_filling.lock().await;
         let driver = self.config.drivers.default_driver().clone();
         let network = self.network.get().is_some();
         for image in &self.config.pool_images {
@@ -321,7 +332,8 @@ impl Sessions {
             }
             loop {
                 let ready = self.pool.lock().await.iter().filter(|w| w.key == key).count();
-                if ready >= self.config.pool_size {
+                let closed = self.pool_closed.load(std::sync::atomic::Ordering::SeqCst);
+                if ready >= self.config.pool_size || closed {
                     break;
                 }
                 let slot = crate::auth::random_id();

@@ -114,3 +114,29 @@ async fn a_full_host_answers_503_with_the_reason() {
     let list = server.get("/api/sessions", &auth[..1]).await.json();
     assert_eq!(list.as_array().map(Vec::len), Some(2), "{list}");
 }
+
+/// The sandboxes left in a data directory (each has a directory under `sessions/`).
+fn sandboxes_left(dir: &std::path::Path) -> Vec<String> {
+    std::fs::read_dir(dir.join("sessions"))
+        .map(|entries| entries.flatten().map(|e| e.file_name().to_string_lossy().into()).collect())
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn a_clean_shutdown_leaves_no_warm_sandbox_even_one_still_starting() {
+    let args = ["--pool-size", "2", "--pool-images", "test"];
+    // Stopped as soon as it answers: a slot is most likely being started then.
+    let early = tempfile::tempdir().expect("tempdir");
+    let server = TestServer::start_with(early.path(), &args);
+    let _ = server.bearer().await;
+    server.terminate();
+    assert_eq!(sandboxes_left(early.path()), Vec::<String>::new(), "a starting slot was left");
+    // Stopped with a full pool.
+    let full = tempfile::tempdir().expect("tempdir");
+    let server = TestServer::start_with(full.path(), &args);
+    let bearer = server.bearer().await;
+    wait_for_pool(&server, &bearer, 2).await;
+    assert_eq!(sandboxes_left(full.path()).len(), 2, "the two slots have their directories");
+    server.terminate();
+    assert_eq!(sandboxes_left(full.path()), Vec::<String>::new(), "a ready slot was left");
+}
