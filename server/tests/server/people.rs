@@ -274,8 +274,20 @@ async fn an_editor_types_a_viewer_watches_and_revoking_cuts_them_off() {
 async fn invite_links_are_checked_and_a_guest_stays_in_their_session() {
     let f = Fixture::new().await;
     // An expired link is refused.
-    let (_, short) = f.invite("editor", 1).await;
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let (short_id, short) = f.invite("editor", 1).await;
+    // Polled until the server's own expiry time has passed (the link's clock is the wall's).
+    let path = format!("/api/sessions/{}/invites", f.id);
+    let listed = f.server.get(&path, &[("cookie", f.owner.as_str())]).await.json();
+    let expires_ms = listed
+        .as_array()
+        .and_then(|all| all.iter().find(|i| i["id"] == short_id.as_str()))
+        .and_then(|i| i["expires_ms"].as_i64())
+        .expect("the short invite is listed with its expiry");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while server::store::now_ms() <= expires_ms {
+        assert!(std::time::Instant::now() < deadline, "the clock never passed {expires_ms}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let expired = f.accept(&short, "Late").await;
     expired.assert_error(StatusCode::GONE);
     assert!(expired.body.contains("expired"), "{}", expired.body);

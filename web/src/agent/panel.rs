@@ -12,6 +12,7 @@ use crate::api::{self, ApiToken};
 use crate::clock::{Now, span, start_duration, time_of_day};
 use crate::confirm::ConfirmButton;
 use crate::notice::use_reporter;
+use crate::workspace::HidePanel;
 
 /// Entries drawn: enough to scroll back over a working session; the feed keeps more, and a
 /// few hundred DOM rows keep the page light while an agent is busy.
@@ -60,14 +61,7 @@ pub fn ActivityPanel(
                     }}
                 </span>
                 <span class="spacer"></span>
-                <button
-                    class="icon-button"
-                    title="Hide the activity panel"
-                    aria-label="Hide the activity panel"
-                    on:click=move |_| open.set(false)
-                >
-                    "×"
-                </button>
+                <HidePanel name="activity" open />
             </div>
             {owner.then(|| view! { <TokenList session connect /> })}
             <div class="activity-list" data-testid="activity-list">

@@ -11,7 +11,7 @@ use std::rc::Rc;
 
 use super::tree::{self, ROOT, Row};
 use super::{Files, TREE_EVERY};
-use crate::workspace::MainView;
+use crate::workspace::{HidePanel, MainView};
 
 /// A row being edited in place.
 #[derive(Clone, Debug, PartialEq)]
@@ -164,14 +164,7 @@ pub fn FilesPanel(open: RwSignal<bool>, running: Memo<bool>) -> impl IntoView {
                 >
                     "⟳"
                 </button>
-                <button
-                    class="icon-button"
-                    title="Hide the files panel"
-                    aria-label="Hide the files panel"
-                    on:click=move |_| open.set(false)
-                >
-                    "×"
-                </button>
+                <HidePanel name="files" open />
             </div>
             <div class="files-tree" data-testid="files-tree" role="tree">
                 {new_row}

@@ -12,6 +12,7 @@ use crate::api;
 use crate::clipboard::{Copied, copy};
 use crate::clock::{DEFAULT_LINK_LIFETIME_S, LifetimeSelect, Now, remaining};
 use crate::notice::use_reporter;
+use crate::workspace::HidePanel;
 
 /// The panel; `running` says whether the session runs (only then has it ports), `open`
 /// hides the panel.
@@ -65,14 +66,7 @@ pub fn PortsPanel(session: String, running: Memo<bool>, open: RwSignal<bool>) ->
                     }}
                 </span>
                 <span class="spacer"></span>
-                <button
-                    class="icon-button"
-                    title="Hide the ports panel"
-                    aria-label="Hide the ports panel"
-                    on:click=move |_| open.set(false)
-                >
-                    "×"
-                </button>
+                <HidePanel name="ports" open />
             </div>
             <div class="ports-list" data-testid="ports-list">
                 <Show when=move || running.get()>

@@ -30,6 +30,7 @@ use crate::ports::PortStore;
 use crate::terminal::conn::{TermSignals, TerminalConn};
 
 pub use keys::{Shortcut, shortcut};
+pub use panels::HidePanel;
 
 /// A terminal tab.
 #[derive(Clone)]

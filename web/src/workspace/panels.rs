@@ -17,6 +17,22 @@ pub const PORTS_PANEL_KEY: &str = "flint.ports-panel";
 /// Where the files panel's is.
 pub const FILES_PANEL_KEY: &str = "flint.files-panel";
 
+/// The × at the end of a panel's head: hides the `name` panel.
+#[component]
+pub fn HidePanel(name: &'static str, open: RwSignal<bool>) -> impl IntoView {
+    let what = format!("Hide the {name} panel");
+    view! {
+        <button
+            class="icon-button"
+            title=what.clone()
+            aria-label=what
+            on:click=move |_| open.set(false)
+        >
+            "×"
+        </button>
+    }
+}
+
 /// A panel's last state; shown unless it was hidden.
 pub fn remembered(key: &str) -> bool {
     let stored = window().local_storage().ok().flatten().and_then(|s| s.get_item(key).ok());
