@@ -86,6 +86,11 @@ impl Drivers {
                 }
             }
         }
+        if matches!(drivers.default, Driver::Gvisor { .. })
+            && let Some(warning) = crate::sandbox::gvisor::version_warning().await
+        {
+            drivers.warnings.push(warning);
+        }
         for warning in &drivers.warnings {
             tracing::warn!("{warning}");
         }

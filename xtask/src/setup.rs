@@ -44,9 +44,6 @@ const DEBIAN_PACKAGES: &[&str] = &[
     "mmdebstrap",
     // The `process` sandbox driver: namespaces around the guest agent.
     "bubblewrap",
-    // The `gvisor` sandbox driver (the default where it works); its statx shim is built
-    // with the C compiler Rust links with.
-    "runsc",
     // Sessions' volumes (the disk cap): `mkfs.ext4` makes an ext4 image per session.
     "e2fsprogs",
     // Sandbox networking: namespaces, veths and routes (`ip`), Flint's own table (`nft`).
@@ -65,6 +62,7 @@ pub fn setup(sh: &Shell) -> anyhow::Result<()> {
     let names: Vec<&str> = REQUIRED_COMMANDS.iter().map(|(name, _)| *name).collect();
     eprintln!("setup: found {}", names.join(", "));
     ensure_debian_packages(sh, DEBIAN_PACKAGES)?;
+    ensure_runsc(sh)?;
     let python = ensure_mcp_python(sh)?;
     eprintln!("setup: MCP Python client in {}", python.display());
     Ok(())
@@ -168,6 +166,103 @@ pub fn ensure_debian_packages(sh: &Shell, packages: &[&str]) -> anyhow::Result<(
     Ok(())
 }
 
+/// The gVisor release sessions run on (`runsc --version`), pinned. bookworm's runsc
+/// (20221219) gives no real terminal: its pty line discipline ignores Ctrl-C and Ctrl-Z,
+/// refuses `tcsetattr(TCSAFLUSH)` (`top` dies) and leaves `npm` hanging at exit. Debian's
+/// trixie build of 20240729 fixes all three and installs on bookworm (a static binary, no
+/// dependencies); it is the newest gVisor in Debian. ARCHITECTURE.md has the measurements.
+pub const RUNSC_VERSION: &str = "0.0~20240729.0";
+
+/// Where the pinned runsc comes from: Debian's own archive, the suite that carries it.
+const RUNSC_SUITE: &str = "trixie";
+
+/// Installs the pinned runsc (`RUNSC_VERSION`) unless `runsc --version` already says so:
+/// downloads trixie's package with apt through a sources list and package lists of its own
+/// under the cache (the host's apt sources stay as they are; the archive's signature is
+/// checked against Debian's keyring as usual), installs it with `dpkg -i` and holds it, so
+/// an `apt-get upgrade` never swaps it for another build.
+fn ensure_runsc(sh: &Shell) -> anyhow::Result<()> {
+    let installed = installed_runsc(sh);
+    if installed.as_deref() == Some(RUNSC_VERSION) {
+        eprintln!("setup: runsc {RUNSC_VERSION} (gVisor, pinned)");
+        return Ok(());
+    }
+    if !running_as_root(sh)? {
+        bail!(
+            "runsc {RUNSC_VERSION} is needed (found {}): run `cargo xtask test setup` as root",
+            installed.as_deref().unwrap_or("none")
+        );
+    }
+    eprintln!(
+        "setup: installing runsc {RUNSC_VERSION} from Debian {RUNSC_SUITE} (found {})",
+        installed.as_deref().unwrap_or("none")
+    );
+    let apt = cache_dir()?.join("apt").join(RUNSC_SUITE);
+    let lists = apt.join("lists");
+    let archives = apt.join("archives");
+    sh.create_dir(lists.join("partial"))?;
+    sh.create_dir(archives.join("partial"))?;
+    let sources = apt.join("sources.list");
+    sh.write_file(
+        &sources,
+        format!(
+            "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] \
+             http://deb.debian.org/debian {RUNSC_SUITE} main\n"
+        ),
+    )?;
+    let options = [
+        format!("Dir::Etc::SourceList={}", sources.display()),
+        "Dir::Etc::SourceParts=/dev/null".to_owned(),
+        format!("Dir::State::Lists={}", lists.display()),
+        format!("Dir::Cache::Archives={}", archives.display()),
+        "APT::Sandbox::User=root".to_owned(),
+    ];
+    let options: Vec<String> = options.iter().flat_map(|o| ["-o".to_owned(), o.clone()]).collect();
+    cmd!(sh, "apt-get {options...} update").run()?;
+    let policy = cmd!(sh, "apt-cache {options...} policy runsc").read()?;
+    let candidate = policy
+        .lines()
+        .find_map(|line| line.trim().strip_prefix("Candidate:"))
+        .map(str::trim)
+        .unwrap_or_default()
+        .to_owned();
+    if !candidate.starts_with(&format!("{RUNSC_VERSION}-")) {
+        bail!(
+            "Debian {RUNSC_SUITE} offers runsc {candidate:?}, not {RUNSC_VERSION}: \
+             check the new build and update RUNSC_VERSION in xtask/src/setup.rs"
+        );
+    }
+    let _dir = sh.push_dir(&archives);
+    cmd!(sh, "apt-get {options...} download runsc={candidate}").run()?;
+    let deb = std::fs::read_dir(&archives)?
+        .flatten()
+        .map(|entry| entry.path())
+        .find(|path| {
+            path.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with(&format!("runsc_{candidate}_")) && n.ends_with(".deb"))
+        })
+        .context("apt-get download left no runsc package")?;
+    cmd!(sh, "dpkg -i {deb}").env("DEBIAN_FRONTEND", "noninteractive").run()?;
+    cmd!(sh, "apt-mark hold runsc").run()?;
+    let now = installed_runsc(sh);
+    if now.as_deref() != Some(RUNSC_VERSION) {
+        bail!("runsc --version says {now:?} after installing {RUNSC_VERSION}");
+    }
+    Ok(())
+}
+
+/// The version `runsc --version` prints (`runsc version 0.0~20240729.0`), if runsc runs.
+fn installed_runsc(sh: &Shell) -> Option<String> {
+    let output = cmd!(sh, "runsc --version").quiet().ignore_stderr().read().ok()?;
+    parse_runsc_version(&output)
+}
+
+/// The version in `runsc --version`'s first line.
+pub fn parse_runsc_version(output: &str) -> Option<String> {
+    output.lines().next()?.strip_prefix("runsc version ").map(|v| v.trim().to_owned())
+}
+
 fn running_as_root(sh: &Shell) -> anyhow::Result<bool> {
     Ok(cmd!(sh, "id -u").quiet().read()?.trim() == "0")
 }
@@ -208,7 +303,15 @@ fn lists_installed(crates_toml: &str, tool: &CargoTool) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::{CargoTool, lists_installed};
+    use super::{CargoTool, RUNSC_VERSION, lists_installed, parse_runsc_version};
+
+    #[test]
+    fn runsc_version_is_read_from_the_first_line() {
+        let output = "runsc version 0.0~20240729.0\nspec: 1.2.0\n";
+        assert_eq!(parse_runsc_version(output).as_deref(), Some(RUNSC_VERSION));
+        assert_eq!(parse_runsc_version("runsc version release-20221219.0\n").as_deref(), Some("release-20221219.0"));
+        assert_eq!(parse_runsc_version("bash: runsc: not found"), None);
+    }
 
     #[test]
     fn crates_toml_records_the_exact_version() {

@@ -19,9 +19,9 @@
 //!   the whole sandbox ends, and the server reports it as the session's failure.
 //! - **Checked after launch** ([`verify`]): every runsc process's command line and the
 //!   bundle's `config.json` read back; the sandbox is stopped unless they are as written.
-//! - **statx.** bookworm's runsc refuses `statx` with `AT_NO_AUTOMOUNT`, which coreutils
-//!   passes on every `ls -l`: a shim (`statx.c`, built by `build.rs`) that drops the flag is
-//!   preloaded through a read-only `/etc/ld.so.preload`.
+//! - **The preload shim** (`preload.c`, built by `build.rs`), preloaded through a read-only
+//!   `/etc/ld.so.preload`: opens the controlling terminal where runsc's `/dev/tty` fails
+//!   with EIO, and drops `AT_NO_AUTOMOUNT` from `statx` (which bookworm's runsc refused).
 //! - **Detached.** `setsid --fork`, `runsc --root` under the data directory, stdio through a
 //!   `cat` into the log (runsc garbles output written to a regular file at its own offset).
 
@@ -34,21 +34,26 @@ use serde_json::{Value, json};
 
 use crate::sandbox::{CAPABILITIES, Prepared, Spec};
 
-/// The statx shim (see the module's documentation).
-const STATX_SHIM: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/flint-statx.so"));
+/// The preload shim (see the module's documentation).
+const SHIM: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/flint-preload.so"));
 
 /// Where the shim is inside a sandbox.
-const STATX_SHIM_GUEST: &str = "/opt/flint/statx.so";
+const SHIM_GUEST: &str = "/opt/flint/preload.so";
+
+/// The shim's file beside runsc's state.
+fn shim_path(root: &Path) -> PathBuf {
+    root.join("flint-preload.so")
+}
 
 /// Writes the shim beside runsc's state (once per content) and returns its path.
-fn statx_shim(root: &Path) -> anyhow::Result<PathBuf> {
-    let path = root.join("flint-statx.so");
-    if std::fs::read(&path).is_ok_and(|bytes| bytes == STATX_SHIM) {
+fn shim(root: &Path) -> anyhow::Result<PathBuf> {
+    let path = shim_path(root);
+    if std::fs::read(&path).is_ok_and(|bytes| bytes == SHIM) {
         return Ok(path);
     }
-    let temp = root.join(format!("flint-statx.so.{}", std::process::id()));
-    std::fs::write(&temp, STATX_SHIM).context("writing the statx shim")?;
-    std::fs::rename(&temp, &path).context("installing the statx shim")?;
+    let temp = root.join(format!("flint-preload.so.{}", std::process::id()));
+    std::fs::write(&temp, SHIM).context("writing the preload shim")?;
+    std::fs::rename(&temp, &path).context("installing the preload shim")?;
     Ok(path)
 }
 
@@ -154,7 +159,7 @@ fn config(spec: &Spec, prepared: &Prepared, shim: &Path) -> Value {
               "options": ["rbind", "ro"] },
             { "destination": "/etc/resolv.conf", "type": "bind", "source": prepared.resolv_conf,
               "options": ["rbind", "ro"] },
-            { "destination": STATX_SHIM_GUEST, "type": "bind", "source": shim,
+            { "destination": SHIM_GUEST, "type": "bind", "source": shim,
               "options": ["rbind", "ro"] },
             { "destination": "/etc/ld.so.preload", "type": "bind", "source": preload(prepared),
               "options": ["rbind", "ro"] },
@@ -190,8 +195,8 @@ pub async fn launch(spec: &Spec, prepared: &Prepared, root: &Path) -> anyhow::Re
     super::mkdir(root, 0o700)?;
     let bundle = bundle(prepared);
     super::mkdir(&bundle, 0o700)?;
-    let shim = statx_shim(root)?;
-    std::fs::write(preload(prepared), format!("{STATX_SHIM_GUEST}\n"))
+    let shim = shim(root)?;
+    std::fs::write(preload(prepared), format!("{SHIM_GUEST}\n"))
         .context("writing ld.so.preload")?;
     let config = serde_json::to_vec_pretty(&config(spec, prepared, &shim))?;
     std::fs::write(bundle.join("config.json"), config).context("writing config.json")?;
@@ -392,7 +397,7 @@ pub async fn verify(root: &Path, spec: &Spec, prepared: &Prepared) -> anyhow::Re
         .and_then(|m| m["source"].as_str())
         .map(PathBuf::from)
         .unwrap_or_default();
-    let (shim, preload) = (root.join("flint-statx.so"), preload(prepared));
+    let (shim, preload) = (shim_path(root), preload(prepared));
     let allowed =
         [prepared.run.as_path(), &workspace, &agent, &prepared.resolv_conf, &shim, &preload];
     check_config(&config, &spec.rootfs, &allowed).map_err(|e| anyhow::anyhow!(e))?;
@@ -440,6 +445,42 @@ pub async fn forget(root: &Path, id: &str) {
                 std::fs::remove_file(&path)
             };
         }
+    }
+}
+
+/// The oldest gVisor release whose ptys are real terminals: bookworm's 20221219 ignores
+/// Ctrl-C and Ctrl-Z, refuses `tcsetattr(TCSAFLUSH)` and leaves `npm` hanging at exit.
+const FIRST_REAL_TERMINAL_RELEASE: u32 = 20240729;
+
+/// The release date in a `runsc --version` version (`0.0~20240729.0`, `release-20240729.0`).
+pub fn release_date(version: &str) -> Option<u32> {
+    let digits: String = version
+        .trim_start_matches("release-")
+        .trim_start_matches("0.0~")
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    (digits.len() == 8).then(|| digits.parse().ok()).flatten()
+}
+
+/// What is wrong with the installed runsc for a person at a terminal, if anything: said in
+/// the log and on the sessions page, as weak isolation is.
+pub async fn version_warning() -> Option<String> {
+    let output = tokio::process::Command::new("runsc")
+        .arg("--version")
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(RUNSC_DEADLINE, output).await.ok()?.ok()?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    let version = text.lines().next()?.strip_prefix("runsc version ")?.trim().to_owned();
+    match release_date(&version) {
+        Some(date) if date >= FIRST_REAL_TERMINAL_RELEASE => None,
+        _ => Some(format!(
+            "runsc {version} is older than {FIRST_REAL_TERMINAL_RELEASE}: under gVisor, Ctrl-C \
+             and Ctrl-Z reach nothing and full-screen programs fail; `cargo xtask test setup` \
+             installs Debian trixie's runsc"
+        )),
     }
 }
 
@@ -504,6 +545,15 @@ mod tests {
         let child =
             "runsc-gofer --root=/d --host-uds=create --ignore-cgroups=true gofer --bundle /b";
         assert_eq!(check_flags(&parse_flags(&argv(child))), Ok(()));
+    }
+
+    #[test]
+    fn release_dates_are_read_from_debian_and_upstream_versions() {
+        assert_eq!(release_date("0.0~20240729.0"), Some(20240729));
+        assert_eq!(release_date("0.0~20221219.0"), Some(20221219));
+        assert_eq!(release_date("release-20260608.0"), Some(20260608));
+        assert_eq!(release_date("garbage"), None);
+        assert_eq!(release_date("0.0~2024"), None);
     }
 
     #[test]
