@@ -78,6 +78,13 @@ export async function ensureImage(name, { log = (s) => process.stderr.write(s) }
   if (ms > 2000) log(`e2e: ${name} image ready after ${(ms / 1000).toFixed(1)} s\n`);
 }
 
+/**
+ * The sandbox driver of the suite's servers: gVisor, the default users get (a terminal that
+ * works only on the process driver is a bug no test would see), unless `FLINT_E2E_DRIVER`
+ * names another.
+ */
+export const E2E_DRIVER = process.env.FLINT_E2E_DRIVER || 'gvisor';
+
 /** The image every test uses (`images/test.toml`). */
 export async function ensureTestImage(options) {
   await ensureImage('test', options);
@@ -218,9 +225,9 @@ export async function startFlint({ name = 'e2e' } = {}) {
     p.flint,
     [
       'serve', '--listen', `127.0.0.1:${port}`, '--public-origin', origin, '--data-dir', dataDir,
-      // The UI is what is under test: sessions on the quick driver, no warm spares. The
-      // gVisor driver has its own suites (cargo's integration tests).
-      '--driver', 'process', '--pool-size', '0',
+      // Sessions on the driver users get (gVisor, `FLINT_E2E_DRIVER` for another), with no
+      // warm spares: tests make what they need.
+      '--driver', E2E_DRIVER, '--pool-size', '0',
     ],
     { env, stdio: ['ignore', 'pipe', logFd] },
   );

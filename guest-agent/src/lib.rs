@@ -17,6 +17,7 @@ pub mod error;
 pub mod listen;
 pub mod mcp;
 pub mod server;
+pub mod trust;
 
 mod attach;
 mod audit;

@@ -46,6 +46,11 @@ enum Command {
         /// terminal and command.
         #[arg(long)]
         guest_listen: Option<Listen>,
+        /// The host's CA bundle (PEM): its certificates join the sandbox's system store, and
+        /// `SSL_CERT_FILE`, `NODE_EXTRA_CA_CERTS` and the like name that store for every
+        /// terminal and command. A missing file is skipped.
+        #[arg(long)]
+        ca_bundle: Option<PathBuf>,
     },
     /// Speak MCP on stdin/stdout with the session's tools (run_command, read_screen, files,
     /// ...), through the agent's restricted socket: for an AI agent running inside the
@@ -79,6 +84,7 @@ fn main() -> anyhow::Result<()> {
             workdir,
             env_file,
             guest_listen,
+            ca_bundle,
         } => {
             let secret = std::fs::read_to_string(&secret_file)
                 .with_context(|| format!("reading secret file {}", secret_file.display()))?
@@ -109,6 +115,12 @@ fn main() -> anyhow::Result<()> {
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                     Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
                 }
+            }
+            if let Some(bundle) = ca_bundle
+                && let Err(e) = guest_agent::trust::install(&bundle, &mut config.env)
+            {
+                // HTTPS through an inspecting proxy fails then; everything else works.
+                tracing::warn!("trusting the host's certificate authorities: {e:#}");
             }
             tokio::runtime::Builder::new_multi_thread()
                 .enable_all()

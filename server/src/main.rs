@@ -62,6 +62,10 @@ struct SandboxArgs {
     /// Sandboxes (sessions and warm ones) at most; default 256.
     #[arg(long)]
     capacity_sandboxes: Option<usize>,
+    /// A PEM file of certificate authorities sandboxes trust besides the host's bundle
+    /// (repeatable): a TLS-inspecting proxy's, a company CA.
+    #[arg(long, value_name = "FILE")]
+    extra_ca: Vec<PathBuf>,
 }
 
 #[derive(clap::Args, Clone)]
@@ -200,6 +204,7 @@ struct Running {
     pool_size: usize,
     pool_images: Vec<String>,
     capacity: Capacity,
+    ca_bundle: Option<PathBuf>,
 }
 
 impl Running {
@@ -212,6 +217,7 @@ impl Running {
             pool_size: 0,
             pool_images: Vec::new(),
             capacity: Capacity::of_host(),
+            ca_bundle: None,
         }
     }
 }
@@ -224,7 +230,8 @@ async fn state(
     preview_port: Option<u16>,
     run: Running,
 ) -> anyhow::Result<AppState> {
-    let Running { idle_timeout, retention, drivers, pool_size, pool_images, capacity } = run;
+    let Running { idle_timeout, retention, drivers, pool_size, pool_images, capacity, ca_bundle } =
+        run;
     let preview_domain = preview_domain.trim_matches('.').to_ascii_lowercase();
     if preview_domain.is_empty() || !preview_domain.contains('.') && preview_domain != "localhost" {
         anyhow::bail!("--preview-domain {preview_domain:?} is not a domain name");
@@ -253,6 +260,7 @@ async fn state(
         pool_size,
         pool_images,
         capacity,
+        ca_bundle,
     };
     let sessions = Sessions::new(store.clone(), sessions_config, metrics.clone());
     let config = Config { listen, data_dir, public_origin, preview };
@@ -309,6 +317,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 capacity_cpus,
                 capacity_memory_mb,
                 capacity_sandboxes,
+                extra_ca,
             } = *sandboxes;
             let host = Capacity::of_host();
             let capacity = Capacity {
@@ -336,6 +345,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let bound = listener.local_addr()?;
             let idle = std::time::Duration::from_secs(idle_timeout_s);
             let retention = std::time::Duration::from_secs(retention_s);
+            std::fs::create_dir_all(&common.data_dir)
+                .with_context(|| format!("creating {}", common.data_dir.display()))?;
+            let ca_bundle = server::sandbox::trust::prepare(&common.data_dir, &extra_ca)?;
             let state = state(
                 bound,
                 common.data_dir,
@@ -349,6 +361,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     pool_size,
                     pool_images,
                     capacity,
+                    ca_bundle,
                 },
             )
             .await?;

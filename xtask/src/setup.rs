@@ -218,6 +218,7 @@ fn ensure_runsc(sh: &Shell) -> anyhow::Result<()> {
         "APT::Sandbox::User=root".to_owned(),
     ];
     let options: Vec<String> = options.iter().flat_map(|o| ["-o".to_owned(), o.clone()]).collect();
+    let options = &options;
     cmd!(sh, "apt-get {options...} update").run()?;
     let policy = cmd!(sh, "apt-cache {options...} policy runsc").read()?;
     let candidate = policy

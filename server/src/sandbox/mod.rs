@@ -14,6 +14,7 @@
 pub mod cgroup;
 pub mod gvisor;
 pub mod process;
+pub mod trust;
 pub mod volume;
 
 use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
@@ -123,6 +124,8 @@ pub struct Spec {
     pub net: Option<crate::net::SandboxNet>,
     /// Its preview URLs, `{port}` standing for the port (`guest-agent mcp` tells agents).
     pub preview_url: String,
+    /// The CA bundle it trusts besides its image's ([`trust`]), copied into `/run/flint`.
+    pub ca_bundle: Option<PathBuf>,
 }
 
 impl Spec {
@@ -222,6 +225,10 @@ pub async fn start(spec: &Spec) -> anyhow::Result<Sandbox> {
         None => "# Flint: this sandbox has no network.\n".to_owned(),
     };
     std::fs::write(&resolv_conf, text).context("writing resolv.conf")?;
+    if let Some(bundle) = &spec.ca_bundle {
+        std::fs::copy(bundle, run.join(trust::FILE_NAME))
+            .with_context(|| format!("copying the CA bundle {}", bundle.display()))?;
+    }
     let cgroup = Cgroup::at(&spec.cgroup)?;
     cgroup.create(spec.driver.host_limits(spec.limits))?;
     let prepared = Prepared {

@@ -59,7 +59,8 @@ exec bwrap \
   -- /usr/bin/tini -s -- /opt/flint/guest-agent serve \
      --listen unix:/run/flint/agent.sock --secret-file /run/flint/secret --remove-secret-file \
      --workdir /workspace \
-     --env-file /etc/environment --guest-listen unix:/run/flint/mcp.sock
+     --env-file /etc/environment --guest-listen unix:/run/flint/mcp.sock \
+     --ca-bundle /run/flint/ca-certificates.crt
 '
 "#;
 

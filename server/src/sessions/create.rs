@@ -211,6 +211,7 @@ impl Sessions {
             limits: cgroup_limits(&info.limits),
             net: None,
             preview_url: self.config.preview.url(&format!("{{port}}-{}", info.id), "/"),
+            ca_bundle: self.config.ca_bundle.clone(),
         };
         let network = if info.network { self.network.get() } else { None };
         let spec = match network {

@@ -62,6 +62,8 @@ pub struct SessionsConfig {
     pub pool_images: Vec<String>,
     /// What running sessions and pool slots may use together.
     pub capacity: pool::Capacity,
+    /// The CA bundle sandboxes trust besides their images' (`sandbox::trust`).
+    pub ca_bundle: Option<PathBuf>,
 }
 
 /// Default retention of a stopped session's `/workspace`: 7 days.

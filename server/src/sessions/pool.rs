@@ -387,6 +387,7 @@ impl Sessions {
             limits: super::cgroup_limits(&limits),
             net: None,
             preview_url: self.config.preview.url(&format!("{{port}}-{id}"), "/"),
+            ca_bundle: self.config.ca_bundle.clone(),
         };
         let network = if key.network { self.network.get() } else { None };
         let spec = match network {

@@ -35,6 +35,7 @@ fn spec(session_dir: &Path, id: &str, limits: Limits) -> Spec {
         limits,
         net: None,
         preview_url: String::new(),
+        ca_bundle: None,
     }
 }
 

@@ -23,6 +23,7 @@ fn spec(session_dir: &Path, id: &str) -> Spec {
         limits: Limits { memory_mb: 512, pids: 256, cpu_centis: 100 },
         net: None,
         preview_url: String::new(),
+        ca_bundle: None,
     }
 }
 

@@ -16,6 +16,7 @@ use crate::common::*;
 
 mod browser;
 mod python;
+mod terminal;
 
 type McpClient = RunningService<RoleClient, ClientConfig>;
 

@@ -119,6 +119,7 @@ fn config(spec: &Spec, prepared: &Prepared, shim: &Path) -> Value {
                 "--secret-file", "/run/flint/secret", "--remove-secret-file",
                 "--workdir", "/workspace", "--env-file", "/etc/environment",
                 "--guest-listen", "unix:/run/flint/mcp.sock",
+                "--ca-bundle", "/run/flint/ca-certificates.crt",
             ],
             "env": [
                 "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
