@@ -27,6 +27,7 @@ async function execOut(flint, session, script) {
 async function waitForProcess(flint, session, name) {
   await until(async () => (await execOut(flint, session, `pgrep -x ${name} || true`)).trim() !== '', {
     timeout: 20_000,
+    interval: 300,
     message: `no ${name} process started`,
   });
 }
@@ -109,7 +110,7 @@ test('full-screen programs draw and quit: top, htop, vim, less and git log', asy
   await waitForPrompt(page, id);
 
   await typeCommand(page, 'htop');
-  await waitForScreen(page, id, /F10\s*Quit/, 'htop');
+  await waitForScreen(page, id, /F1Help\s+F2Setup/, 'htop');
   await waitForScreen(page, id, /Mem\[/, 'htop meters');
   await shot(page, 'terminal-htop-gvisor');
   await page.keyboard.press('q');
@@ -120,6 +121,8 @@ test('full-screen programs draw and quit: top, htop, vim, less and git log', asy
   await waitForScreen(page, id, /notes\.txt/, 'vim');
   await page.keyboard.press('i');
   await page.keyboard.type('typed in vim under gvisor');
+  await waitForScreen(page, id, /^typed in vim under gvisor$/, "vim's text");
+  await waitForScreen(page, id, /-- INSERT --/, "vim's insert mode");
   await shot(page, 'terminal-vim-gvisor');
   await page.keyboard.press('Escape');
   await page.keyboard.type(':wq');
@@ -208,7 +211,8 @@ test('Ctrl-C stops a foreground Vite dev server', async ({ page, flint, sessions
   });
   await page.keyboard.press('Control+c');
   await waitForPrompt(page, id);
-  await until(async () => (await execOut(flint, session, 'pgrep -f "vite --port 5173" || echo none')) === 'none\n', {
+  await until(async () => (await execOut(flint, session, 'pgrep -f "[v]ite --port 5173" || echo none')) === 'none\n', {
+    interval: 500,
     message: 'vite still runs after Ctrl-C',
   });
 });

@@ -47,7 +47,10 @@ pub fn missing_from(system: &str, host: &str) -> Vec<String> {
     let key = |pem: &str| pem.split_whitespace().collect::<String>();
     let known: HashSet<String> = certificates(system).iter().map(|c| key(c)).collect();
     let mut seen = HashSet::new();
-    certificates(host).into_iter().filter(|c| !known.contains(&key(c)) && seen.insert(key(c))).collect()
+    certificates(host)
+        .into_iter()
+        .filter(|c| !known.contains(&key(c)) && seen.insert(key(c)))
+        .collect()
 }
 
 /// Adds the certificates of `bundle` that the system store lacks to it (and to
@@ -97,7 +100,11 @@ mod tests {
 
     #[test]
     fn certificates_are_cut_from_their_begin_to_their_end_line() {
-        let text = format!("# a comment\n{}\njunk\n{}\n-----BEGIN CERTIFICATE-----\nhalf", pem("AAA"), pem("BBB"));
+        let text = format!(
+            "# a comment\n{}\njunk\n{}\n-----BEGIN CERTIFICATE-----\nhalf",
+            pem("AAA"),
+            pem("BBB")
+        );
         assert_eq!(certificates(&text), [pem("AAA"), pem("BBB")]);
         assert!(certificates("nothing here").is_empty());
     }

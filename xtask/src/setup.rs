@@ -239,9 +239,9 @@ fn ensure_runsc(sh: &Shell) -> anyhow::Result<()> {
         .flatten()
         .map(|entry| entry.path())
         .find(|path| {
-            path.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with(&format!("runsc_{candidate}_")) && n.ends_with(".deb"))
+            path.file_name().and_then(|n| n.to_str()).is_some_and(|n| {
+                n.starts_with(&format!("runsc_{candidate}_")) && n.ends_with(".deb")
+            })
         })
         .context("apt-get download left no runsc package")?;
     cmd!(sh, "dpkg -i {deb}").env("DEBIAN_FRONTEND", "noninteractive").run()?;
@@ -310,7 +310,10 @@ mod tests {
     fn runsc_version_is_read_from_the_first_line() {
         let output = "runsc version 0.0~20240729.0\nspec: 1.2.0\n";
         assert_eq!(parse_runsc_version(output).as_deref(), Some(RUNSC_VERSION));
-        assert_eq!(parse_runsc_version("runsc version release-20221219.0\n").as_deref(), Some("release-20221219.0"));
+        assert_eq!(
+            parse_runsc_version("runsc version release-20221219.0\n").as_deref(),
+            Some("release-20221219.0")
+        );
         assert_eq!(parse_runsc_version("bash: runsc: not found"), None);
     }
 

@@ -46,21 +46,32 @@ async fn an_agent_interrupts_stops_and_drives_full_screen_programs_under_gvisor(
     let client = connect(&f.mcp_url(&f.session), &token).await;
 
     // The shell leads its session and /dev/tty is its terminal.
-    assert_eq!(run(&client, r#"test "$(ps -o sid= -p $$ | tr -d ' ')" = "$$" && echo leader"#).await, "leader");
-    assert_eq!(run(&client, "echo to-the-tty > /dev/tty && echo tty-ok").await, "to-the-tty\ntty-ok");
+    assert_eq!(
+        run(&client, r#"test "$(ps -o sid= -p $$ | tr -d ' ')" = "$$" && echo leader"#).await,
+        "leader"
+    );
+    assert_eq!(
+        run(&client, "echo to-the-tty > /dev/tty && echo tty-ok").await,
+        "to-the-tty\ntty-ok"
+    );
 
     // C-c interrupts what run_command gave up waiting for: the shell saw SIGINT (130).
-    let slow = call(&client, "run_command", json!({"command": "sleep 300", "timeout_ms": 500})).await;
+    let slow =
+        call(&client, "run_command", json!({"command": "sleep 300", "timeout_ms": 500})).await;
     assert_eq!(slow.structured_content.expect("structured")["timed_out"], true);
     keys(&client, json!({"keys": ["C-c"]})).await;
     wait_for_prompt(&client).await;
     assert_eq!(run(&client, "echo $?").await, "130");
 
     // C-z stops it; fg resumes it; C-c ends it.
-    let slow = call(&client, "run_command", json!({"command": "sleep 301", "timeout_ms": 500})).await;
+    let slow =
+        call(&client, "run_command", json!({"command": "sleep 301", "timeout_ms": 500})).await;
     assert_eq!(slow.structured_content.expect("structured")["timed_out"], true);
     keys(&client, json!({"keys": ["C-z"]})).await;
-    wait_for_screen(&client, "the stopped job", |s| s.contains("Stopped") && s.contains("sleep 301")).await;
+    wait_for_screen(&client, "the stopped job", |s| {
+        s.contains("Stopped") && s.contains("sleep 301")
+    })
+    .await;
     wait_for_prompt(&client).await;
     assert!(run(&client, "jobs").await.contains("Stopped"));
     let resumed = call(&client, "run_command", json!({"command": "fg", "timeout_ms": 500})).await;
@@ -93,10 +104,13 @@ async fn an_agent_interrupts_stops_and_drives_full_screen_programs_under_gvisor(
     assert_eq!(text_of(&read), "written by the agent in vim\n");
 
     // A password prompt does not echo what is typed.
-    keys(&client, json!({
-        "text": "python3 -c \"import getpass; print('length', len(getpass.getpass('pw: ')))\"",
-        "keys": ["Enter"],
-    }))
+    keys(
+        &client,
+        json!({
+            "text": "python3 -c \"import getpass; print('length', len(getpass.getpass('pw: ')))\"",
+            "keys": ["Enter"],
+        }),
+    )
     .await;
     wait_for_screen(&client, "the password prompt", |s| s.contains("pw:")).await;
     keys(&client, json!({"text": "open-sesame", "keys": ["Enter"]})).await;
