@@ -51,6 +51,10 @@ enum Command {
         /// terminal and command. A missing file is skipped.
         #[arg(long)]
         ca_bundle: Option<PathBuf>,
+        /// Send SIGWINCH to a terminal's process groups after a resize: for kernels whose pty
+        /// does not (gVisor), so that full-screen programs redraw at the new size.
+        #[arg(long)]
+        signal_resize: bool,
     },
     /// Speak MCP on stdin/stdout with the session's tools (run_command, read_screen, files,
     /// ...), through the agent's restricted socket: for an AI agent running inside the
@@ -85,6 +89,7 @@ fn main() -> anyhow::Result<()> {
             env_file,
             guest_listen,
             ca_bundle,
+            signal_resize,
         } => {
             let secret = std::fs::read_to_string(&secret_file)
                 .with_context(|| format!("reading secret file {}", secret_file.display()))?
@@ -109,6 +114,7 @@ fn main() -> anyhow::Result<()> {
                 );
             }
             config.guest_listen = guest_listen;
+            config.signal_resize = signal_resize;
             if let Some(path) = env_file {
                 match std::fs::read_to_string(&path) {
                     Ok(text) => config.env = guest_agent::server::parse_env_file(&text),

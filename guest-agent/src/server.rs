@@ -57,6 +57,9 @@ pub struct Config {
     pub env: std::collections::BTreeMap<String, String>,
     /// The restricted in-sandbox socket, if any (`guest-agent mcp` connects to it).
     pub guest_listen: Option<Listen>,
+    /// Send `SIGWINCH` to a terminal's process groups after resizing its pty, for a kernel
+    /// whose pty does not (gVisor's: full-screen programs would never redraw).
+    pub signal_resize: bool,
 }
 
 /// The variable that tells programs in the sandbox where the restricted socket is.
@@ -88,6 +91,7 @@ impl Config {
             port_poll: ports::POLL_INTERVAL,
             env: std::collections::BTreeMap::new(),
             guest_listen: None,
+            signal_resize: false,
         }
     }
 }

@@ -144,6 +144,8 @@ pub struct Terminal {
     pub(crate) master: Mutex<Box<dyn MasterPty + Send>>,
     pub(crate) attached: AtomicU32,
     pub(crate) next_attacher: AtomicU64,
+    /// Send `SIGWINCH` after a resize ([`crate::server::Config::signal_resize`]).
+    signal_resize: bool,
 }
 
 impl Terminal {
@@ -194,7 +196,36 @@ impl Terminal {
             self.state().screen.set_size(rows, cols);
         }
         self.sizes.send_replace(size);
+        if self.signal_resize {
+            self.signal_process_groups(Signal::SIGWINCH);
+        }
         Ok(())
+    }
+
+    /// Sends `signal` to every process group of the shell's session. Linux sends `SIGWINCH`
+    /// to the foreground group alone, but gVisor's pty sends none and will not name the
+    /// foreground group to a process outside the session (`TIOCGPGRP` is ENOTTY there, and
+    /// `tpgid` in `/proc/PID/stat` is 0): background jobs get one too, which programs
+    /// answer by reading the size again.
+    fn signal_process_groups(&self, signal: Signal) {
+        let Ok(sid) = i32::try_from(self.pid) else {
+            return;
+        };
+        let Ok(entries) = std::fs::read_dir("/proc") else {
+            return;
+        };
+        let groups: std::collections::BTreeSet<i32> = entries
+            .flatten()
+            .filter_map(|entry| entry.file_name().to_str()?.parse::<i32>().ok())
+            .filter_map(|pid| {
+                let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+                let (group, session) = group_and_session(&stat)?;
+                (session == sid).then_some(group)
+            })
+            .collect();
+        for group in groups {
+            let _ = killpg(Pid::from_raw(group), signal);
+        }
     }
 
     /// Waits until `incoming` more bytes overwrite nothing an attacher still has to send, or
@@ -262,9 +293,15 @@ impl Terminal {
 /// The session id field of a `/proc/PID/stat` line (after the parenthesised command name,
 /// which may itself hold spaces and parentheses).
 fn session_of(stat: &str) -> Option<i32> {
+    group_and_session(stat).map(|(_, session)| session)
+}
+
+/// The process group and session id fields of a `/proc/PID/stat` line.
+fn group_and_session(stat: &str) -> Option<(i32, i32)> {
     let after_comm = &stat[stat.rfind(')')? + 1..];
     // state ppid pgrp session
-    after_comm.split_whitespace().nth(3)?.parse().ok()
+    let mut fields = after_comm.split_whitespace().skip(2);
+    Some((fields.next()?.parse().ok()?, fields.next()?.parse().ok()?))
 }
 
 fn pty_size(size: Size) -> PtySize {
@@ -336,6 +373,7 @@ fn spawn(id: TerminalId, request: CreateTerminal, agent: &Agent) -> Result<Arc<T
         master: Mutex::new(pair.master),
         attached: AtomicU32::new(0),
         next_attacher: AtomicU64::new(1),
+        signal_resize: agent.config.signal_resize,
     });
     start_threads(&terminal, reader, writer, input_rx)?;
     Ok(terminal)
@@ -495,12 +533,13 @@ pub fn screen(agent: &Agent, id: &TerminalId) -> Result<Response<Body>> {
 
 #[cfg(test)]
 mod tests {
-    use super::session_of;
+    use super::{group_and_session, session_of};
 
     #[test]
     fn session_is_read_after_a_command_name_with_spaces_and_parentheses() {
         let stat = "4242 (my (odd) cmd) S 1 4242 4100 34816 4242 4194560 113 0";
         assert_eq!(session_of(stat), Some(4100));
+        assert_eq!(group_and_session(stat), Some((4242, 4100)));
         assert_eq!(session_of("garbage"), None);
     }
 }

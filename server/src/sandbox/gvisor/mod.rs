@@ -120,6 +120,8 @@ fn config(spec: &Spec, prepared: &Prepared, shim: &Path) -> Value {
                 "--workdir", "/workspace", "--env-file", "/etc/environment",
                 "--guest-listen", "unix:/run/flint/mcp.sock",
                 "--ca-bundle", "/run/flint/ca-certificates.crt",
+                // gVisor's pty sends no SIGWINCH on a resize.
+                "--signal-resize",
             ],
             "env": [
                 "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
