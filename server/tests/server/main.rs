@@ -15,3 +15,4 @@ mod sessions;
 #[path = "../support/mod.rs"]
 #[allow(dead_code)]
 mod support;
+mod trust;

@@ -197,6 +197,26 @@ impl Uplink {
         uplink
     }
 
+    /// Serves the world's web root over HTTPS on the fake internet host's port 443 with
+    /// `cert` and `key` (PEM), waiting until it answers.
+    pub fn serve_https(&mut self, cert: &Path, key: &Path) {
+        let script = format!(
+            "import http.server, ssl\n\
+             server = http.server.ThreadingHTTPServer(('{INTERNET}', 443), http.server.SimpleHTTPRequestHandler)\n\
+             context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)\n\
+             context.load_cert_chain({cert:?}, {key:?})\n\
+             server.socket = context.wrap_socket(server.socket, server_side=True)\n\
+             server.serve_forever()\n"
+        );
+        let (world, www) = (self.world.clone(), self.www());
+        self.spawn_in(&world, &["python3", "-c", &script], &www);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !self.reaches(INTERNET, 443) {
+            assert!(Instant::now() < deadline, "the HTTPS server did not come up in the world");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     fn spawn_in(&mut self, netns: &str, argv: &[&str], dir: &Path) {
         let child = Command::new("ip")
             .args(["netns", "exec", netns])
