@@ -57,6 +57,7 @@ pub fn run(sh: &Shell) -> anyhow::Result<()> {
     cmd!(sh, "cargo bench -p server --bench sessions").run()?;
     // The UI in headless Chromium against the release server the bench above built.
     crate::web::run_ui_bench(sh)?;
+    image_bench(sh, &dir)?;
 
     let metrics = merge(&dir)?;
     if metrics.is_empty() {
@@ -69,6 +70,45 @@ pub fn run(sh: &Shell) -> anyhow::Result<()> {
         .with_context(|| format!("writing {}", results_path.display()))?;
     println!("\n{}\n{}", results.machine, table(&results.metrics));
     println!("written to {}", results_path.display());
+    Ok(())
+}
+
+/// `image.default.build_s` and `image.default.size_mb`: the default image built from
+/// scratch (into a scratch data directory, removed afterwards) by the release `flint`, and
+/// the size of its root filesystem; written to `dir/images.json`.
+fn image_bench(sh: &Shell, dir: &Path) -> anyhow::Result<()> {
+    let flint = crate::target_dir(sh).join("release/flint");
+    let scratch = crate::target_dir(sh).join("bench-image-data");
+    let _ = std::fs::remove_dir_all(&scratch);
+    let started = std::time::Instant::now();
+    let printed = cmd!(sh, "{flint} image build images/default.toml --data-dir {scratch}")
+        .env("FLINT_LOG", "warn")
+        .read()?;
+    // It prints the root filesystem's path last.
+    let rootfs = printed.lines().last().context("flint image build printed no path")?.trim();
+    let build_s = started.elapsed().as_secs_f64();
+    let size = cmd!(sh, "du -sm {rootfs}").read()?;
+    let size_mb: f64 = size
+        .split_whitespace()
+        .next()
+        .and_then(|mb| mb.parse().ok())
+        .with_context(|| format!("du printed {size:?}"))?;
+    std::fs::remove_dir_all(&scratch)
+        .with_context(|| format!("removing {}", scratch.display()))?;
+    let metrics = [
+        Metric {
+            name: "image.default.build_s".to_owned(),
+            unit: "s".to_owned(),
+            figures: Figures::Value { value: (build_s * 10.0).round() / 10.0 },
+        },
+        Metric {
+            name: "image.default.size_mb".to_owned(),
+            unit: "MiB".to_owned(),
+            figures: Figures::Value { value: size_mb },
+        },
+    ];
+    std::fs::create_dir_all(dir)?;
+    std::fs::write(dir.join("images.json"), serde_json::to_string_pretty(&metrics)? + "\n")?;
     Ok(())
 }
 
