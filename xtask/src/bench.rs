@@ -93,8 +93,7 @@ fn image_bench(sh: &Shell, dir: &Path) -> anyhow::Result<()> {
         .next()
         .and_then(|mb| mb.parse().ok())
         .with_context(|| format!("du printed {size:?}"))?;
-    std::fs::remove_dir_all(&scratch)
-        .with_context(|| format!("removing {}", scratch.display()))?;
+    std::fs::remove_dir_all(&scratch).with_context(|| format!("removing {}", scratch.display()))?;
     let metrics = [
         Metric {
             name: "image.default.build_s".to_owned(),

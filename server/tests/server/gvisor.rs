@@ -128,18 +128,21 @@ fn sandbox_memory(session: &str) -> u64 {
 }
 
 /// Reads a terminal websocket until `needle` shows in the output, keeping only a tail (the
-/// output is 100 MB); the output bytes read.
+/// output is 100 MB); the terminal's output offset after the last byte read. A viewer that
+/// falls behind is resynced (a gap is read back from the scrollback, or announced as missed),
+/// so offsets, not bytes received, tell how much the shell wrote.
 async fn drain_until(ws: &mut Ws, needle: &str, limit: std::time::Duration) -> u64 {
     use futures_util::StreamExt as _;
     use tokio_tungstenite::tungstenite::Message;
     let mut tail: Vec<u8> = Vec::new();
-    let mut bytes = 0;
+    let mut end = 0;
     let read = async {
         loop {
             match ws.next().await {
                 Some(Ok(Message::Binary(data))) => {
-                    let output = &data[proto::api::OUTPUT_OFFSET_BYTES..];
-                    bytes += output.len() as u64;
+                    let (offset, output) = data.split_at(proto::api::OUTPUT_OFFSET_BYTES);
+                    let offset = u64::from_be_bytes(offset.try_into().expect("an 8-byte offset"));
+                    end = end.max(offset + output.len() as u64);
                     tail.extend_from_slice(output);
                     if tail.windows(needle.len()).any(|w| w == needle.as_bytes()) {
                         return;
@@ -153,7 +156,7 @@ async fn drain_until(ws: &mut Ws, needle: &str, limit: std::time::Duration) -> u
         }
     };
     assert!(tokio::time::timeout(limit, read).await.is_ok(), "no {needle:?} within {limit:?}");
-    bytes
+    end
 }
 
 #[tokio::test]
@@ -176,7 +179,7 @@ async fn a_gigabyte_through_a_terminal_leaves_the_sandboxs_memory_bounded() {
     let headers = [("authorization", bearer.as_str()), ("origin", origin.as_str())];
     let path = format!("/api/sessions/{id}/terminals/{terminal}/ws");
     let mut ws = server.ws(&path, &headers).await.expect("websocket");
-    drain_until(&mut ws, "\x1b]133;B", std::time::Duration::from_secs(30)).await;
+    let mut end = drain_until(&mut ws, "\x1b]133;B", std::time::Duration::from_secs(30)).await;
 
     // A person watches every byte; the first round warms the sentry up.
     let mut baseline = 0;
@@ -186,10 +189,14 @@ async fn a_gigabyte_through_a_terminal_leaves_the_sandboxs_memory_bounded() {
             "yes flint-flood-line-0123456789abcdef | head -c {ROUND_BYTES}; echo flo''od-{round}\r"
         );
         ws_type(&mut ws, &command).await;
-        let read =
-            drain_until(&mut ws, &format!("flood-{round}"), std::time::Duration::from_secs(180))
-                .await;
-        assert!(read >= ROUND_BYTES, "round {round}: only {read} bytes reached the viewer");
+        let limit = std::time::Duration::from_secs(180);
+        let now = drain_until(&mut ws, &format!("flood-{round}"), limit).await;
+        assert!(
+            now - end >= ROUND_BYTES,
+            "round {round}: the shell wrote only {} bytes",
+            now - end
+        );
+        end = now;
         let memory = sandbox_memory(&id);
         eprintln!("round {round}: the sandbox holds {} MiB", memory >> 20);
         if round == 1 {
