@@ -231,7 +231,7 @@ async fn an_editor_types_a_viewer_watches_and_revoking_cuts_them_off() {
         .await;
     assert_eq!(reply.status, StatusCode::NO_CONTENT, "{}", reply.body);
     assert_eq!(closed(&mut editor_term).await, Some(CloseCode::Library(4403)));
-    f.get(&editor, "/api/me").await.assert_error(StatusCode::UNAUTHORIZED);
+    assert_access_ended(&f.get(&editor, "/api/me").await, "revoked your invite");
     f.server
         .ws(
             &format!("/api/sessions/{}/terminals/{}/ws", f.id, f.terminal),
@@ -264,10 +264,34 @@ async fn an_editor_types_a_viewer_watches_and_revoking_cuts_them_off() {
         .await;
     assert_eq!(reply.status, StatusCode::NO_CONTENT, "{}", reply.body);
     assert_eq!(closed(&mut viewer_term).await, Some(CloseCode::Library(4403)));
-    f.get(&viewer, "/api/me").await.assert_error(StatusCode::UNAUTHORIZED);
+    assert_access_ended(&f.get(&viewer, "/api/me").await, "removed you");
     // The owner's own terminal carries on.
     ws_type(&mut owner_term, "echo still-$((1+1))\n").await;
     ws_read_until(&mut owner_term, "still-2").await;
+}
+
+/// A dead guest cookie is told why (its page says so), not to sign in: 401 `access_ended`.
+fn assert_access_ended(reply: &Reply, why: &str) {
+    reply.assert_error(StatusCode::UNAUTHORIZED);
+    let body = reply.json();
+    assert_eq!(body["code"], "access_ended", "{body}");
+    assert!(body["error"].as_str().is_some_and(|e| e.contains(why)), "{body}");
+}
+
+#[tokio::test]
+async fn a_guest_whose_session_was_deleted_is_told_so() {
+    let f = Fixture::new().await;
+    let (_, secret) = f.invite("viewer", 3600).await;
+    let guest = f.join(&secret, "Ada").await;
+    assert_eq!(f.get(&guest, "/api/me").await.status, StatusCode::OK);
+    let csrf = [("cookie", f.owner.as_str()), ("x-flint-csrf", "1")];
+    let deleted = f.server.request("DELETE", &format!("/api/sessions/{}", f.id), &csrf, "").await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT, "{}", deleted.body);
+    assert_access_ended(&f.get(&guest, "/api/me").await, "the session was deleted");
+    // Someone with neither cookie is still simply asked to sign in.
+    let nobody = f.server.get("/api/me", &[]).await;
+    nobody.assert_error(StatusCode::UNAUTHORIZED);
+    assert_eq!(nobody.json()["code"], "unauthorized");
 }
 
 #[tokio::test]
