@@ -83,7 +83,7 @@ pub fn SessionsPage() -> impl IntoView {
                     empty
                         .then(|| {
                             view! {
-                                <div class="empty">
+                                <div class="empty" data-testid="sessions-empty">
                                     "No sessions yet. Start one with "
                                     <strong>"+ New session"</strong>
                                     ": a disposable sandbox with a shell."
