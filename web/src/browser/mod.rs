@@ -111,7 +111,12 @@ pub fn BrowserPanel(session: String) -> impl IntoView {
             conn.send(&message);
         }
     };
-    let input = move |event: InputEvent| send(BrowserClientMessage::Input { event });
+    // A viewer's pointer and keys drive nothing (the server would refuse them with an error).
+    let input = move |event: InputEvent| {
+        if can_drive {
+            send(BrowserClientMessage::Input { event });
+        }
+    };
     // The page point under a mouse event, once a frame said the page's size.
     let point = move |event: &MouseEvent| -> Option<(f64, f64)> {
         let element = canvas.get_untracked()?;
@@ -226,6 +231,9 @@ pub fn BrowserPanel(session: String) -> impl IntoView {
     });
     let go = move |event: leptos::ev::SubmitEvent| {
         event.prevent_default();
+        if !can_drive {
+            return;
+        }
         let Some(field) = url_input.get_untracked() else { return };
         let url = field.value().trim().to_owned();
         if url.is_empty() {
@@ -408,7 +416,11 @@ fn BrowserTab(
             data-testid="browser-tab"
             data-active=if tab.active { "true" } else { "false" }
             title=tab.url.clone()
-            on:click=move |_| send(BrowserClientMessage::ActivateTab { tab: id })
+            on:click=move |_| {
+                if can_drive {
+                    send(BrowserClientMessage::ActivateTab { tab: id });
+                }
+            }
         >
             <span class="tab-label">{title}</span>
             <button
