@@ -172,6 +172,23 @@ async fn an_editor_types_a_viewer_watches_and_revoking_cuts_them_off() {
     let refused = next_text(&mut viewer_term, "an error", |m| m["type"] == "error").await;
     let message = refused["message"].as_str().unwrap_or_default();
     assert!(message.contains("403") && message.contains("viewer"), "{message}");
+    // Nor does a viewer's window size the shared terminal. The relay handles a socket's
+    // messages in order: once the keystrokes after it are refused, the resize was handled.
+    let size = || async {
+        let list = f.get(&f.owner, &format!("/api/sessions/{}/terminals", f.id)).await.json();
+        let terminal =
+            list.as_array().and_then(|l| l.iter().find(|t| t["id"] == f.terminal.as_str()));
+        terminal.map(|t| (t["cols"].clone(), t["rows"].clone())).expect("the terminal")
+    };
+    let before = size().await;
+    {
+        use futures_util::SinkExt as _;
+        let resize = json!({"type": "resize", "cols": 20, "rows": 5}).to_string();
+        viewer_term.send(Message::Text(resize.into())).await.expect("send");
+    }
+    ws_type(&mut viewer_term, "x").await;
+    next_text(&mut viewer_term, "the next refusal", |m| m["type"] == "error").await;
+    assert_eq!(size().await, before, "a viewer's window resized the terminal");
     // Everyone present, each once.
     let path = format!("/api/sessions/{}/people", f.id);
     let people = f.get(&viewer, &path).await.json();
