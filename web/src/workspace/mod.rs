@@ -455,6 +455,8 @@ fn WorkspaceView(id: String) -> impl IntoView {
             workspace.spawn(async move {
                 match api::session(&id).await {
                     Ok(session) => store.upsert(session),
+                    // Gone: the page already says so.
+                    Err(error) if error.status == 404 => {}
                     Err(error) => reporter.api("cannot open the session", &error),
                 }
             });
@@ -464,7 +466,7 @@ fn WorkspaceView(id: String) -> impl IntoView {
     let body = move || match phase.get() {
         Phase::Loading => view! { <Message spinner=true text="Loading…".into() /> }.into_any(),
         Phase::Missing => {
-            let text = "There is no such session (it may have been destroyed).".to_owned();
+            let text = "This session no longer exists: it was destroyed.".to_owned();
             view! { <Message text /> }.into_any()
         }
         Phase::Starting => {
