@@ -103,6 +103,13 @@ test('a viewer sees no buttons they cannot use', async ({ page, browser, flint, 
     }
     await expect(p.getByTestId('browser-url')).toHaveAttribute('readonly', '');
     await shot(p, 'viewer-buttons');
+    // The list: their one session to open, nothing to make, extend or destroy.
+    await p.goto('/');
+    const listed = p.locator(`[data-testid="session-row"][data-session-id="${session.id}"]`);
+    await expect(listed.getByTestId('open-session')).toBeVisible();
+    for (const testid of ['create-session', 'extend-session', 'destroy-session']) {
+      await expect(p.getByTestId(testid), testid).toHaveCount(0);
+    }
   } finally {
     await viewer.context.close();
   }
