@@ -1,18 +1,18 @@
 // Errors read as sentences, never as a blank page.
 import { test, expect, shot, freshContext } from './fixtures.js';
 
-test('an unknown session shows a readable error, not a blank page', async ({ page }) => {
+test('an unknown session is a plain 404 page with the way back, not a broken workspace', async ({ page }) => {
   await page.goto('/s/doesnotexist');
-  const banner = page.getByTestId('error-banner');
-  await expect(banner).toBeVisible();
-  const text = (await banner.innerText()).trim();
-  expect(text.length).toBeGreaterThan(10);
-  expect(text).not.toMatch(/^[{[]/); // not raw JSON
-  expect(text).not.toMatch(/undefined|\[object /);
-  // The page still has its frame (a way back), not only the banner.
-  expect((await page.locator('body').innerText()).trim().length).toBeGreaterThan(text.length);
-  test.info().annotations.push({ type: 'banner', description: text });
+  const notFound = page.getByTestId('not-found');
+  await expect(notFound).toBeVisible();
+  await expect(notFound).toContainText('No such session');
+  // No workspace around nothing: no tabs, no status bar, no error banner.
+  for (const testid of ['status-connection', 'new-terminal', 'files-panel', 'error-banner']) {
+    await expect(page.getByTestId(testid), testid).toHaveCount(0);
+  }
   await shot(page, 'error');
+  await notFound.getByTestId('not-found-back').click();
+  await expect(page.getByTestId('session-list')).toBeVisible();
 });
 
 test('a failed create shows the server\'s error and creates nothing', async ({ page, flint }) => {

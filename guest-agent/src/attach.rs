@@ -148,7 +148,9 @@ async fn pump_output(
     }
 }
 
-/// Applies what an attacher sends; problems go back to it as error frames.
+/// Applies what an attacher sends; problems go back to it as error frames. A viewer's
+/// window sizes nothing (ignored without a word: every window has a size); a viewer's keys
+/// are refused.
 async fn read_input(
     terminal: Arc<Terminal>,
     attacher: u64,
@@ -164,8 +166,10 @@ async fn read_input(
             }
         }
     };
+    let _left = Detach { terminal: terminal.clone(), attacher };
     let mut frames = FrameReader::new(body);
-    let mut size = None;
+    // This writer's window, as it last said.
+    let mut window = None;
     loop {
         let up = match frames.next::<AttachUp>().await {
             Ok(Some(up)) => up,
@@ -176,30 +180,41 @@ async fn read_input(
                 return;
             }
         };
-        if role == Role::Viewer {
-            complain("viewers cannot type or resize".to_owned()).await;
-            continue;
-        }
-        match up {
-            AttachUp::Input(data) => {
-                if let Err(e) = terminal.writer_active(attacher, size) {
+        match (role, up) {
+            (Role::Viewer, AttachUp::Input(_)) => {
+                complain("viewers cannot type".to_owned()).await;
+            }
+            (_, AttachUp::Resize(size)) if !size.is_valid() => {
+                complain(format!("size must be 1..={} each way", Size::MAX)).await;
+            }
+            (Role::Viewer, AttachUp::Resize(_)) => {}
+            (Role::Writer, AttachUp::Input(data)) => {
+                if let Err(e) = terminal.typed_by(attacher, window) {
                     complain(e.to_string()).await;
                 }
                 if terminal.send_input(Bytes::from(data.into_vec())).await.is_err() {
                     return;
                 }
             }
-            AttachUp::Resize(new_size) => {
-                if !new_size.is_valid() {
-                    complain(format!("size must be 1..={} each way", Size::MAX)).await;
-                    continue;
-                }
-                size = Some(new_size);
-                if let Err(e) = terminal.writer_active(attacher, size) {
+            (Role::Writer, AttachUp::Resize(size)) => {
+                window = Some(size);
+                if let Err(e) = terminal.window_resized(attacher, size) {
                     complain(e.to_string()).await;
                 }
             }
         }
+    }
+}
+
+/// Tells the terminal its attacher stopped sending (it may have been the typist).
+struct Detach {
+    terminal: Arc<Terminal>,
+    attacher: u64,
+}
+
+impl Drop for Detach {
+    fn drop(&mut self) {
+        self.terminal.detached(self.attacher);
     }
 }
 

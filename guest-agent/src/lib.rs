@@ -30,6 +30,7 @@ mod ports;
 mod ring;
 mod run;
 mod shell;
+mod sizing;
 mod terminal;
 mod tunnel;
 

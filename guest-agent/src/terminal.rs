@@ -37,6 +37,7 @@ use crate::http::{Body, json, read_json};
 use crate::ring::Ring;
 use crate::server::Agent;
 use crate::shell::{Marks, Shell, pieces};
+use crate::sizing::Sizing;
 
 /// Scrollback kept per terminal: 1 MiB, a long build log's worth of replay.
 pub const SCROLLBACK_BYTES: usize = 1 << 20;
@@ -86,7 +87,6 @@ pub(crate) struct State {
     pub(crate) screen: vt100::Parser<Marks>,
     /// What the shell is doing, from its OSC 133 marks.
     pub(crate) shell: Shell,
-    pub(crate) active_writer: Option<u64>,
     pub(crate) exit: Option<ExitStatus>,
     /// Where each attacher is; the reader waits (a little) for the ones not lagging.
     pub(crate) cursors: Vec<Arc<Cursor>>,
@@ -139,6 +139,9 @@ pub struct Terminal {
     /// Bumped whenever output arrives or the shell exits.
     pub(crate) output: watch::Sender<u64>,
     pub(crate) sizes: watch::Sender<Size>,
+    /// Who sizes the pty; held while a size it chose is applied, so two writers' decisions
+    /// never interleave.
+    sizing: Mutex<Sizing>,
     /// To the pty's writer; only through [`Terminal::send_input`].
     input: mpsc::Sender<Bytes>,
     pub(crate) master: Mutex<Box<dyn MasterPty + Send>>,
@@ -256,14 +259,33 @@ impl Terminal {
         }
     }
 
-    /// A writer typed or resized: it becomes the most recently active writer, and the
-    /// terminal takes its size.
-    pub(crate) fn writer_active(&self, attacher: u64, size: Option<Size>) -> Result<()> {
-        self.state().active_writer = Some(attacher);
-        match size {
+    fn sizing(&self) -> MutexGuard<'_, Sizing> {
+        self.sizing.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Writer `attacher` typed: they size the terminal from now on, and it takes their
+    /// window's size (`window`, the last they sent) at once. See [`crate::sizing`].
+    pub(crate) fn typed_by(&self, attacher: u64, window: Option<Size>) -> Result<()> {
+        let mut sizing = self.sizing();
+        match sizing.typed(attacher, window) {
             Some(size) => self.resize(size),
             None => Ok(()),
         }
+    }
+
+    /// Writer `attacher`'s window is now `window`: applied when they are the typist, or
+    /// nobody is.
+    pub(crate) fn window_resized(&self, attacher: u64, window: Size) -> Result<()> {
+        let mut sizing = self.sizing();
+        match sizing.window(attacher, window) {
+            Some(size) => self.resize(size),
+            None => Ok(()),
+        }
+    }
+
+    /// `attacher` stopped sending: when they were the typist, nobody is.
+    pub(crate) fn detached(&self, attacher: u64) {
+        self.sizing().left(attacher);
     }
 
     /// SIGKILLs every process in the shell's session: the shell made itself session leader,
@@ -362,13 +384,13 @@ fn spawn(id: TerminalId, request: CreateTerminal, agent: &Agent) -> Result<Arc<T
             ring: Ring::new(agent.terminals.scrollback_bytes),
             screen: vt100::Parser::new_with_callbacks(rows, cols, 0, Marks::default()),
             shell: Shell::new(),
-            active_writer: None,
             exit: None,
             cursors: Vec::new(),
         }),
         advanced: std::sync::Condvar::new(),
         output: watch::channel(0).0,
         sizes: watch::channel(size).0,
+        sizing: Mutex::default(),
         input,
         master: Mutex::new(pair.master),
         attached: AtomicU32::new(0),
@@ -509,7 +531,11 @@ pub async fn resize(agent: &Agent, id: &TerminalId, body: Incoming) -> Result<Re
     if !size.is_valid() {
         return Err(Error::bad_request(format!("size must be 1..={} each way", Size::MAX)));
     }
-    terminal.resize(size)?;
+    {
+        // A writer's size chosen meanwhile is applied before or after this, never half-way.
+        let _sizing = terminal.sizing();
+        terminal.resize(size)?;
+    }
     json(&terminal.info())
 }
 

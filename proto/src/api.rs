@@ -256,7 +256,9 @@ pub struct ExtendSession {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum TerminalServerMessage {
-    /// First message: the offset of the first output byte to come, and the size.
+    /// First message: the offset of the first output byte to come, and the pty's size. The
+    /// client shows exactly this size (letterboxed in a larger window, scrolled in a smaller
+    /// one), whatever its own window's.
     Attached {
         /// Offset.
         offset: u64,
@@ -272,7 +274,7 @@ pub enum TerminalServerMessage {
         /// Where output resumes.
         to: u64,
     },
-    /// The terminal was resized.
+    /// The pty's size changed (see [`TerminalClientMessage::Resize`] for who sizes it).
     Resized {
         /// Columns.
         cols: u16,
@@ -299,7 +301,9 @@ pub enum TerminalServerMessage {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum TerminalClientMessage {
-    /// The client's terminal size.
+    /// The size the client's window has room for. The pty takes it while this client is the
+    /// **typist** (the writer who typed last) or nobody has typed yet; typing brings it
+    /// along. A viewer's is ignored.
     Resize {
         /// Columns.
         cols: u16,

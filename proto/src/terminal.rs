@@ -174,10 +174,11 @@ impl Size {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
-    /// Input and resize are applied.
+    /// Input is applied; its window sizes the terminal while it is the typist.
     #[default]
     Writer,
-    /// Input and resize are refused with an error frame.
+    /// Input is refused with an error frame; resizes are ignored (a viewer's window never
+    /// sizes the terminal).
     Viewer,
 }
 
@@ -206,14 +207,16 @@ pub struct OutputQuery {
 pub enum AttachUp {
     /// Keystrokes, as bytes.
     Input(ByteBuf),
-    /// The client's terminal size; applied when this writer is the most recently active.
+    /// The size of the client's window. The pty takes it when this writer is the **typist**
+    /// (the writer who typed last) or nobody has typed yet; a writer's keystrokes bring its
+    /// last window size along. Ignored from a viewer.
     Resize(Size),
 }
 
 /// Frames the agent sends down an attach stream.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum AttachDown {
-    /// First frame: where the replay starts and the current size.
+    /// First frame: where the replay starts and the pty's size now.
     Attached {
         /// Offset of the first byte this stream will send.
         offset: u64,
@@ -236,7 +239,8 @@ pub enum AttachDown {
         /// Offset the stream resumes at.
         to: u64,
     },
-    /// The terminal was resized (by this or another writer).
+    /// The pty's size changed (the typist's window, or a resize through the API). Sent to
+    /// every attacher: each shows exactly this size, whatever its own window's.
     Resized(Size),
     /// A recoverable problem with a frame this client sent (the stream goes on).
     Error(String),

@@ -172,11 +172,12 @@ impl FromRequestParts<AppState> for Caller {
         let caller = match (caller, cookie_value(&parts.headers, GUEST_COOKIE_NAME)) {
             (Some(caller), _) => caller,
             (None, Some(cookie)) => {
-                let guest = state
-                    .store
-                    .guest_by_cookie(&hash_token(cookie))
-                    .await?
-                    .ok_or_else(AppError::unauthorized)?;
+                let hash = hash_token(cookie);
+                let Some(guest) = state.store.guest_by_cookie(&hash).await? else {
+                    // Only an invite ever set this cookie: tell its holder what happened,
+                    // rather than to sign in (a guest has nothing to sign in with).
+                    return Err(AppError::access_ended(state.store.guest_end(&hash).await?));
+                };
                 Caller {
                     user: User { id: guest.id.clone(), name: guest.name, is_admin: false },
                     via: Via::Guest {

@@ -75,8 +75,15 @@ async fn guard(
 ) -> Response {
     match admit(&state, session_id, request).await {
         Ok((request, revoked)) => {
+            let ends_session = request.method() == http::Method::DELETE;
             let response = next.run(request).await;
-            let (parts, body) = response.into_parts();
+            let (mut parts, body) = response.into_parts();
+            // rmcp answers a client's `DELETE` (end of its MCP session) with 202 Accepted, which
+            // the official Python SDK takes as a failure ("Session termination failed", on
+            // every close). The session is closed by then: say so.
+            if ends_session && parts.status == http::StatusCode::ACCEPTED {
+                parts.status = http::StatusCode::NO_CONTENT;
+            }
             let stream = body.into_data_stream().take_until(revoked.cancelled_owned());
             Response::from_parts(parts, Body::from_stream(stream))
         }

@@ -21,6 +21,8 @@ pub struct ApiError {
     pub status: u16,
     /// The server's `{"error": ...}` message, or what went wrong on the way.
     pub message: String,
+    /// The server's `code`, when it sent one.
+    pub code: Option<String>,
 }
 
 impl ApiError {
@@ -29,8 +31,18 @@ impl ApiError {
         self.status == 401
     }
 
+    /// A guest's access ended (their invite revoked, they were removed, the session
+    /// deleted): the message says which.
+    pub fn is_access_ended(&self) -> bool {
+        self.status == 401 && self.code.as_deref() == Some("access_ended")
+    }
+
     fn network(error: gloo_net::Error) -> ApiError {
-        ApiError { status: 0, message: format!("cannot reach the Flint server: {error}") }
+        ApiError {
+            status: 0,
+            message: format!("cannot reach the Flint server: {error}"),
+            code: None,
+        }
     }
 }
 
@@ -49,6 +61,8 @@ pub use proto::api::Me;
 #[derive(Deserialize)]
 struct ErrorBody {
     error: String,
+    #[serde(default)]
+    code: Option<String>,
 }
 
 /// One path segment, escaped (ids are URL-safe already; this keeps it so for anything else).
@@ -64,19 +78,20 @@ async fn send(request: Result<Request, gloo_net::Error>) -> ApiResult<Response> 
     }
     let status = response.status();
     let text = response.text().await.unwrap_or_default();
-    let message = match serde_json::from_str::<ErrorBody>(&text) {
-        Ok(body) => body.error,
-        Err(_) if status == 401 => "you are signed out".to_owned(),
+    let (message, code) = match serde_json::from_str::<ErrorBody>(&text) {
+        Ok(body) => (body.error, body.code),
+        Err(_) if status == 401 => ("you are signed out".to_owned(), None),
         Err(_) => {
             let status_text = response.status_text();
-            format!("the server answered {status} {status_text}")
+            (format!("the server answered {status} {status_text}"), None)
         }
     };
-    Err(ApiError { status, message })
+    Err(ApiError { status, message, code })
 }
 
 async fn json<T: DeserializeOwned>(response: Response) -> ApiResult<T> {
     response.json::<T>().await.map_err(|error| ApiError {
+        code: None,
         status: response.status(),
         message: format!("unexpected answer from the server: {error}"),
     })

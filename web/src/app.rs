@@ -6,7 +6,7 @@ use leptos_router::path;
 
 use crate::agent::ActivityStore;
 use crate::api::Me;
-use crate::auth::{Auth, AuthState, SignedOutPage, UnreachablePage, UserMenu};
+use crate::auth::{AccessEndedPage, Auth, AuthState, SignedOutPage, UnreachablePage, UserMenu};
 use crate::clock::Now;
 use crate::events::SessionStore;
 use crate::notice::{ErrorBanner, Notices, Toasts};
@@ -38,6 +38,7 @@ pub fn App() -> impl IntoView {
         .into_any(),
         Auth::SignedIn(me) => view! { <Shell me /> }.into_any(),
         Auth::SignedOut => view! { <SignedOutPage /> }.into_any(),
+        Auth::AccessEnded(why) => view! { <AccessEndedPage why /> }.into_any(),
         Auth::Unreachable(message) => view! { <UnreachablePage message /> }.into_any(),
     })
     .into_any()
@@ -62,14 +63,7 @@ fn Shell(me: Me) -> impl IntoView {
                 </header>
                 <ErrorBanner />
                 <Routes fallback=|| {
-                    view! {
-                        <main class="center-page">
-                            <div class="card narrow">
-                                <h1>"Not found"</h1>
-                                <a class="button" href="/">"All sessions"</a>
-                            </div>
-                        </main>
-                    }
+                    view! { <NotFound title="Not found" detail="There is no page at this address." /> }
                 }>
                     <Route path=path!("/") view=SessionsPage />
                     <Route path=path!("/s/:id") view=WorkspacePage />
@@ -77,5 +71,21 @@ fn Shell(me: Me) -> impl IntoView {
                 <Toasts />
             </div>
         </Router>
+    }
+}
+
+/// A plain 404 page: what is missing and the way back to the list.
+#[component]
+pub fn NotFound(title: &'static str, detail: &'static str) -> impl IntoView {
+    view! {
+        <main class="center-page" data-testid="not-found">
+            <div class="card narrow">
+                <h1>{title}</h1>
+                <p class="muted">{detail}</p>
+                <a class="button" href="/" data-testid="not-found-back">
+                    "← All sessions"
+                </a>
+            </div>
+        </main>
     }
 }

@@ -2,7 +2,8 @@
 //!
 //! Signing in happens outside the app: the login link printed by `flint serve` sets an
 //! HttpOnly cookie and redirects to `/`. Any 401 later (the cookie expired or was revoked)
-//! switches the whole tab to the signed-out page.
+//! switches the whole tab to the signed-out page; a guest, who has no sign-in link, gets the
+//! page saying their access ended and why (the server's `access_ended`).
 
 use leptos::prelude::*;
 use leptos::task::spawn_local;
@@ -18,6 +19,8 @@ pub enum Auth {
     SignedIn(Me),
     /// No valid cookie.
     SignedOut,
+    /// A guest's cookie stopped working: the server's words for why.
+    AccessEnded(String),
     /// The server could not be asked.
     Unreachable(String),
 }
@@ -40,19 +43,30 @@ impl AuthState {
         spawn_local(async move {
             let auth = match api::me().await {
                 Ok(me) => Auth::SignedIn(me),
-                Err(error) if error.is_unauthorized() => Auth::SignedOut,
+                Err(error) if error.is_unauthorized() => out(&error),
                 Err(error) => Auth::Unreachable(error.message),
             };
             self.0.set(auth);
         });
     }
 
-    /// A call answered 401.
-    pub fn signed_out(self) {
-        if self.0.get_untracked() != Auth::SignedOut {
-            self.0.set(Auth::SignedOut);
+    /// A call answered 401 with `error`.
+    pub fn signed_out(self, error: &api::ApiError) {
+        let auth = out(error);
+        if self.0.get_untracked() != auth {
+            self.0.set(auth);
         }
     }
+
+    /// The person signed out themselves.
+    pub fn left(self) {
+        self.0.set(Auth::SignedOut);
+    }
+}
+
+/// What a 401 means for the tab.
+fn out(error: &api::ApiError) -> Auth {
+    if error.is_access_ended() { Auth::AccessEnded(error.message.clone()) } else { Auth::SignedOut }
 }
 
 /// The page shown without a valid sign-in cookie.
@@ -70,6 +84,34 @@ pub fn SignedOutPage() -> impl IntoView {
                     "Open the sign-in link printed by " <code>"flint serve"</code>
                     ", or run " <code>"flint login-url"</code>
                     " on the server for a new one. Each link works once."
+                </p>
+            </div>
+        </main>
+    }
+}
+
+/// The page a guest lands on once their access ended: what happened, in the server's
+/// words, and what to do (they have no sign-in link of their own).
+#[component]
+pub fn AccessEndedPage(why: String) -> impl IntoView {
+    // "your access to this session ended: the session was deleted" → its reason, capitalised.
+    let reason = why.split_once(": ").map_or(why.as_str(), |(_, reason)| reason);
+    let mut chars = reason.chars();
+    let reason = match chars.next() {
+        Some(first) => format!("{}{}.", first.to_uppercase(), chars.as_str()),
+        None => String::new(),
+    };
+    view! {
+        <main class="center-page" data-testid="access-ended">
+            <div class="card narrow">
+                <div class="brand large">
+                    <span class="brand-mark">"◆"</span>
+                    " Flint"
+                </div>
+                <h1>"Your access to this session ended"</h1>
+                <p data-testid="access-ended-reason">{reason}</p>
+                <p class="muted">
+                    "To join again, ask the person who invited you for a new invite link."
                 </p>
             </div>
         </main>
@@ -103,7 +145,7 @@ pub fn UserMenu(me: Me) -> impl IntoView {
         signing_out.set(true);
         spawn_local(async move {
             match api::logout().await {
-                Ok(()) => auth.signed_out(),
+                Ok(()) => auth.left(),
                 Err(error) => {
                     signing_out.set(false);
                     reporter.api("cannot sign out", &error);

@@ -59,7 +59,7 @@ impl SessionStore {
             match api::sessions().await {
                 Ok(list) if !store.live.get_untracked() => store.replace(list),
                 Ok(_) => {}
-                Err(error) if error.is_unauthorized() => auth.signed_out(),
+                Err(error) if error.is_unauthorized() => auth.signed_out(&error),
                 Err(_) => {} // the socket reports the server's state
             }
         });
@@ -239,7 +239,7 @@ fn on_event(weak: &Weak<RefCell<EventsConn>>, event: SocketEvent) {
                     if let Err(error) = api::me().await
                         && error.is_unauthorized()
                     {
-                        auth.signed_out();
+                        auth.signed_out(&error);
                     }
                 });
             }

@@ -148,7 +148,7 @@ impl Reporter {
     /// Reports `error` met while `doing` (e.g. "cannot create the session").
     pub fn api(&self, doing: &str, error: &ApiError) {
         if error.is_unauthorized() {
-            self.auth.signed_out();
+            self.auth.signed_out(error);
         } else {
             self.notices.error(format!("{doing}: {error}"));
         }

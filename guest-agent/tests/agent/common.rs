@@ -184,6 +184,8 @@ pub struct Seen {
     pub exit: Option<proto::ExitStatus>,
     pub errors: Vec<String>,
     pub sizes: Vec<proto::terminal::Size>,
+    /// The size the first frame (`Attached`) gave.
+    pub attached_size: Option<proto::terminal::Size>,
 }
 
 impl Seen {
@@ -194,8 +196,9 @@ impl Seen {
     /// Applies one frame, checking that output offsets are contiguous.
     pub fn apply(&mut self, frame: AttachDown) {
         match frame {
-            AttachDown::Attached { offset, .. } => {
+            AttachDown::Attached { offset, size } => {
                 self.next_offset = Some(offset);
+                self.attached_size = Some(size);
             }
             AttachDown::Output { offset, data } => {
                 if let Some(expected) = self.next_offset {

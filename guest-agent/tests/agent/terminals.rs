@@ -1,5 +1,7 @@
-//! Shared terminals: fan-out, replay, resume, slow attachers, resize, screen, kill.
+//! Shared terminals: fan-out, replay, resume, slow attachers, resize (who sizes the pty),
+//! screen, kill.
 
+use guest_agent::client::{FrameSender, FrameStream};
 use proto::terminal::{AttachDown, AttachQuery, AttachUp, OutputQuery, Role, Size};
 
 use crate::common::*;
@@ -192,6 +194,73 @@ async fn resize_follows_the_most_recently_active_writer() {
     // A types: its size wins again.
     type_text(&a, "stty size\n").await;
     read_until_text(&mut b_out, &mut seen, "20 90").await;
+}
+
+/// Sends a frame the agent answers with an error: once the error is back, every frame this
+/// attacher sent before it was applied (each attacher's frames are handled in order).
+async fn fence(
+    input: &FrameSender<AttachUp>,
+    output: &mut FrameStream<AttachDown>,
+    seen: &mut Seen,
+) {
+    let errors = seen.errors.len();
+    input.send(&AttachUp::Resize(Size { cols: 0, rows: 0 })).await.expect("fence");
+    read_until(output, seen, "the fence's error", |s| s.errors.len() > errors).await;
+}
+
+async fn pty_size(agent: &TestAgent, id: &proto::terminal::TerminalId) -> Size {
+    let info = agent.client.terminal(id).await.expect("info");
+    Size { cols: info.cols, rows: info.rows }
+}
+
+#[tokio::test]
+async fn the_size_follows_the_last_typist_never_a_viewer_and_everyone_is_told() {
+    let agent = TestAgent::start().await;
+    let id = new_shell(&agent.client).await;
+    let (owner, mut owner_out) = attach(&agent.client, &id, AttachQuery::default()).await;
+    let (guest, mut guest_out) = attach(&agent.client, &id, AttachQuery::default()).await;
+    let viewer_query = AttachQuery { role: Role::Viewer, offset: None };
+    let (viewer, mut viewer_out) = attach(&agent.client, &id, viewer_query).await;
+    let (mut o, mut g, mut v) = (Seen::default(), Seen::default(), Seen::default());
+    let big = Size { cols: 160, rows: 48 };
+    let small = Size { cols: 50, rows: 15 };
+
+    // Nobody typed yet: a writer's window applies. Then the owner types and is the typist.
+    owner.send(&AttachUp::Resize(big)).await.expect("owner's window");
+    read_until(&mut owner_out, &mut o, "the owner's size", |s| s.sizes.last() == Some(&big)).await;
+    type_text(&owner, "echo owner-$(stty size | tr ' ' x)\n").await;
+    read_until_text(&mut owner_out, &mut o, "owner-48x160").await;
+
+    // Another writer's small window and a viewer's tiny one shrink nothing.
+    guest.send(&AttachUp::Resize(small)).await.expect("guest's window");
+    viewer.send(&AttachUp::Resize(Size { cols: 20, rows: 5 })).await.expect("viewer's window");
+    fence(&guest, &mut guest_out, &mut g).await;
+    fence(&viewer, &mut viewer_out, &mut v).await;
+    assert_eq!(pty_size(&agent, &id).await, big, "only the typist's window sizes the pty");
+    assert!(!v.errors.iter().any(|e| e.contains("viewer")), "a viewer's window is no error");
+
+    // The guest types: the pty takes the guest's window, and every attacher is told.
+    type_text(&guest, "echo guest-$(stty size | tr ' ' x)\n").await;
+    read_until_text(&mut guest_out, &mut g, "guest-15x50").await;
+    read_until(&mut owner_out, &mut o, "the new size", |s| s.sizes.last() == Some(&small)).await;
+    read_until(&mut viewer_out, &mut v, "the new size", |s| s.sizes.last() == Some(&small)).await;
+
+    // Now the owner's window changing is not the typist's.
+    owner.send(&AttachUp::Resize(Size { cols: 150, rows: 40 })).await.expect("owner's window");
+    fence(&owner, &mut owner_out, &mut o).await;
+    assert_eq!(pty_size(&agent, &id).await, small);
+
+    // Whoever attaches is told the size the pty has, in the first frame.
+    let (_late, mut late_out) = attach(&agent.client, &id, AttachQuery::default()).await;
+    let mut late = Seen::default();
+    read_until(&mut late_out, &mut late, "the attach frame", |s| s.attached_size.is_some()).await;
+    assert_eq!(late.attached_size, Some(small));
+
+    // The typist leaves: the next writer's window applies.
+    drop(guest);
+    drop(guest_out);
+    owner.send(&AttachUp::Resize(big)).await.expect("owner's window");
+    read_until(&mut owner_out, &mut o, "the owner's size", |s| s.sizes.last() == Some(&big)).await;
 }
 
 #[tokio::test]

@@ -183,6 +183,32 @@ impl Store {
         self.live_guest("cookie_hash", cookie_hash).await
     }
 
+    /// Why the guest cookie with this hash no longer lets anyone in, in words for them. A
+    /// guest's row goes with their session, so a cookie the store has never heard of (or no
+    /// longer has) is one whose session was deleted.
+    pub async fn guest_end(&self, cookie_hash: &str) -> Result<&'static str> {
+        let row = sqlx::query(
+            "SELECT g.removed_ms, g.expires_ms, i.revoked_ms FROM guests g \
+             JOIN invites i ON i.id = g.invite_id WHERE g.cookie_hash = ?",
+        )
+        .bind(cookie_hash)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else { return Ok("the session was deleted") };
+        let removed: Option<i64> = row.try_get("removed_ms")?;
+        let revoked: Option<i64> = row.try_get("revoked_ms")?;
+        let expires: i64 = row.try_get("expires_ms")?;
+        Ok(if removed.is_some() {
+            "the session's owner removed you from it"
+        } else if revoked.is_some() {
+            "the session's owner revoked your invite"
+        } else if expires <= now_ms() {
+            "your invite's time ran out"
+        } else {
+            "the session was deleted"
+        })
+    }
+
     /// A guest by id, while neither they were removed nor their invite revoked.
     pub async fn guest(&self, id: &str) -> Result<Option<GuestRecord>> {
         self.live_guest("id", id).await

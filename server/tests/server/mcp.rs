@@ -345,6 +345,36 @@ async fn the_endpoint_admits_only_the_sessions_own_tokens_from_our_origin() {
 }
 
 #[tokio::test]
+async fn a_client_ending_its_mcp_session_gets_a_success_status() {
+    let f = Fixture::new().await;
+    let (token, _) = make_token(&f.server, &f.cookie, Some(&f.session)).await;
+    let bearer = format!("Bearer {token}");
+    let opened = initialize(&f, &f.session, &[("authorization", &bearer)]).await;
+    assert_eq!(opened.status, StatusCode::OK, "{}", opened.body);
+    let id = opened.header("mcp-session-id").expect("an MCP session id").to_owned();
+    let path = format!("/api/sessions/{}/mcp", f.session);
+    let headers = [("authorization", bearer.as_str()), ("mcp-session-id", id.as_str())];
+    // The official Python SDK logs "Session termination failed" for anything but 200 or 204.
+    let ended = f.server.request("DELETE", &path, &headers, "").await;
+    assert!(
+        [StatusCode::OK, StatusCode::NO_CONTENT].contains(&ended.status),
+        "DELETE answered {}: {}",
+        ended.status,
+        ended.body
+    );
+    // And it did end: a request in that session is refused now.
+    let ping = json!({"jsonrpc": "2.0", "id": 2, "method": "ping"}).to_string();
+    let json_headers = [
+        headers[0],
+        headers[1],
+        ("content-type", "application/json"),
+        ("accept", "application/json, text/event-stream"),
+    ];
+    let after = f.server.request("POST", &path, &json_headers, &ping).await;
+    assert!(after.status.is_client_error(), "{} {}", after.status, after.body);
+}
+
+#[tokio::test]
 async fn revoking_the_token_cancels_the_call_in_flight_and_refuses_the_next() {
     let f = Fixture::new().await;
     let (token, token_id) = make_token(&f.server, &f.cookie, Some(&f.session)).await;

@@ -172,6 +172,23 @@ async fn an_editor_types_a_viewer_watches_and_revoking_cuts_them_off() {
     let refused = next_text(&mut viewer_term, "an error", |m| m["type"] == "error").await;
     let message = refused["message"].as_str().unwrap_or_default();
     assert!(message.contains("403") && message.contains("viewer"), "{message}");
+    // Nor does a viewer's window size the shared terminal. The relay handles a socket's
+    // messages in order: once the keystrokes after it are refused, the resize was handled.
+    let size = || async {
+        let list = f.get(&f.owner, &format!("/api/sessions/{}/terminals", f.id)).await.json();
+        let terminal =
+            list.as_array().and_then(|l| l.iter().find(|t| t["id"] == f.terminal.as_str()));
+        terminal.map(|t| (t["cols"].clone(), t["rows"].clone())).expect("the terminal")
+    };
+    let before = size().await;
+    {
+        use futures_util::SinkExt as _;
+        let resize = json!({"type": "resize", "cols": 20, "rows": 5}).to_string();
+        viewer_term.send(Message::Text(resize.into())).await.expect("send");
+    }
+    ws_type(&mut viewer_term, "x").await;
+    next_text(&mut viewer_term, "the next refusal", |m| m["type"] == "error").await;
+    assert_eq!(size().await, before, "a viewer's window resized the terminal");
     // Everyone present, each once.
     let path = format!("/api/sessions/{}/people", f.id);
     let people = f.get(&viewer, &path).await.json();
@@ -231,7 +248,7 @@ async fn an_editor_types_a_viewer_watches_and_revoking_cuts_them_off() {
         .await;
     assert_eq!(reply.status, StatusCode::NO_CONTENT, "{}", reply.body);
     assert_eq!(closed(&mut editor_term).await, Some(CloseCode::Library(4403)));
-    f.get(&editor, "/api/me").await.assert_error(StatusCode::UNAUTHORIZED);
+    assert_access_ended(&f.get(&editor, "/api/me").await, "revoked your invite");
     f.server
         .ws(
             &format!("/api/sessions/{}/terminals/{}/ws", f.id, f.terminal),
@@ -264,10 +281,34 @@ async fn an_editor_types_a_viewer_watches_and_revoking_cuts_them_off() {
         .await;
     assert_eq!(reply.status, StatusCode::NO_CONTENT, "{}", reply.body);
     assert_eq!(closed(&mut viewer_term).await, Some(CloseCode::Library(4403)));
-    f.get(&viewer, "/api/me").await.assert_error(StatusCode::UNAUTHORIZED);
+    assert_access_ended(&f.get(&viewer, "/api/me").await, "removed you");
     // The owner's own terminal carries on.
     ws_type(&mut owner_term, "echo still-$((1+1))\n").await;
     ws_read_until(&mut owner_term, "still-2").await;
+}
+
+/// A dead guest cookie is told why (its page says so), not to sign in: 401 `access_ended`.
+fn assert_access_ended(reply: &Reply, why: &str) {
+    reply.assert_error(StatusCode::UNAUTHORIZED);
+    let body = reply.json();
+    assert_eq!(body["code"], "access_ended", "{body}");
+    assert!(body["error"].as_str().is_some_and(|e| e.contains(why)), "{body}");
+}
+
+#[tokio::test]
+async fn a_guest_whose_session_was_deleted_is_told_so() {
+    let f = Fixture::new().await;
+    let (_, secret) = f.invite("viewer", 3600).await;
+    let guest = f.join(&secret, "Ada").await;
+    assert_eq!(f.get(&guest, "/api/me").await.status, StatusCode::OK);
+    let csrf = [("cookie", f.owner.as_str()), ("x-flint-csrf", "1")];
+    let deleted = f.server.request("DELETE", &format!("/api/sessions/{}", f.id), &csrf, "").await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT, "{}", deleted.body);
+    assert_access_ended(&f.get(&guest, "/api/me").await, "the session was deleted");
+    // Someone with neither cookie is still simply asked to sign in.
+    let nobody = f.server.get("/api/me", &[]).await;
+    nobody.assert_error(StatusCode::UNAUTHORIZED);
+    assert_eq!(nobody.json()["code"], "unauthorized");
 }
 
 #[tokio::test]

@@ -78,18 +78,12 @@ impl Feed {
     }
 }
 
-/// What a feed row calls an event: a tool's name for MCP calls (`mcp.run_command` →
-/// `run_command`), the kind itself otherwise.
-pub fn what(kind: &str) -> &str {
-    kind.strip_prefix("mcp.").unwrap_or(kind)
-}
-
 #[cfg(test)]
 mod tests {
     use proto::api::ActivityEvent;
     use proto::audit::ToolStatus;
 
-    use super::{FEED_CAP, Feed, what};
+    use super::{FEED_CAP, Feed};
 
     fn event(id: i64, status: ToolStatus, terminal: Option<&str>) -> ActivityEvent {
         ActivityEvent {
@@ -143,11 +137,5 @@ mod tests {
         }
         assert_eq!(feed.len(), FEED_CAP);
         assert_eq!(feed.entries()[0].id, 10);
-    }
-
-    #[test]
-    fn tool_calls_read_as_their_tool() {
-        assert_eq!(what("mcp.run_command"), "run_command");
-        assert_eq!(what("token.create"), "token.create");
     }
 }

@@ -9,6 +9,7 @@
 mod connect;
 mod feed;
 mod panel;
+mod words;
 
 use std::collections::{BTreeSet, HashMap};
 

@@ -7,7 +7,7 @@ use proto::api::ActivityEvent;
 use proto::audit::ToolStatus;
 
 use super::ActivityStore;
-use super::feed::what;
+use super::words::describe;
 use crate::api::{self, ApiToken};
 use crate::clock::{Now, span, start_duration, time_of_day};
 use crate::confirm::ConfirmButton;
@@ -104,6 +104,7 @@ fn Entry(event: ActivityEvent) -> impl IntoView {
     let duration =
         event.duration_ms.map(|ms| start_duration(i64::try_from(ms).unwrap_or(i64::MAX)));
     let title = event.token_id.as_ref().map(|id| format!("token {id}"));
+    let words = describe(&event.kind, &event.summary);
     view! {
         <div
             class=format!("activity-entry status-{}", status.as_str())
@@ -114,9 +115,9 @@ fn Entry(event: ActivityEvent) -> impl IntoView {
         >
             <div class="entry-head">
                 <span class="entry-time muted">{time_of_day(event.at_ms)}</span>
-                <span class="entry-actor" title=title>{event.actor}</span>
+                <span class="entry-actor" title=title>{words.actor.clone().unwrap_or(event.actor)}</span>
                 <span class="entry-what" data-testid="activity-what" title=event.kind.clone()>
-                    {what(&event.kind).to_owned()}
+                    {words.what}
                 </span>
                 {event
                     .guest_reported
@@ -138,11 +139,11 @@ fn Entry(event: ActivityEvent) -> impl IntoView {
                     {duration.map(|d| view! { <span class="muted">{format!(" · {d}")}</span> })}
                 </span>
             </div>
-            {(!event.summary.is_empty())
+            {(!words.detail.is_empty())
                 .then(|| {
                     view! {
                         <div class="entry-summary mono" data-testid="activity-summary">
-                            {event.summary}
+                            {words.detail}
                         </div>
                     }
                 })}

@@ -46,6 +46,8 @@ pub fn BrowserPanel(session: String) -> impl IntoView {
     let settle = StoredValue::new_local(None::<TimeoutHandle>);
     let last_move = StoredValue::new(0.0_f64);
     let session = StoredValue::new(session);
+    // A viewer watches: no buttons that drive (the server refuses a viewer's driving).
+    let can_drive = use_context::<crate::workspace::Workspace>().is_none_or(|w| w.can_edit);
 
     // Mount: connect, and follow the panel's size.
     Effect::new(move |_| {
@@ -109,7 +111,12 @@ pub fn BrowserPanel(session: String) -> impl IntoView {
             conn.send(&message);
         }
     };
-    let input = move |event: InputEvent| send(BrowserClientMessage::Input { event });
+    // A viewer's pointer and keys drive nothing (the server would refuse them with an error).
+    let input = move |event: InputEvent| {
+        if can_drive {
+            send(BrowserClientMessage::Input { event });
+        }
+    };
     // The page point under a mouse event, once a frame said the page's size.
     let point = move |event: &MouseEvent| -> Option<(f64, f64)> {
         let element = canvas.get_untracked()?;
@@ -224,6 +231,9 @@ pub fn BrowserPanel(session: String) -> impl IntoView {
     });
     let go = move |event: leptos::ev::SubmitEvent| {
         event.prevent_default();
+        if !can_drive {
+            return;
+        }
         let Some(field) = url_input.get_untracked() else { return };
         let url = field.value().trim().to_owned();
         if url.is_empty() {
@@ -291,22 +301,33 @@ pub fn BrowserPanel(session: String) -> impl IntoView {
     view! {
         <section class="browser-panel" data-testid="browser-panel">
             <div class="browser-toolbar">
-                <ToolButton title="Back" testid="browser-back" glyph="←" on_click=move || input(InputEvent::Back) />
-                <ToolButton
-                    title="Forward"
-                    testid="browser-forward"
-                    glyph="→"
-                    on_click=move || input(InputEvent::Forward)
-                />
-                <ToolButton
-                    title="Reload"
-                    testid="browser-reload"
-                    glyph="⟳"
-                    on_click=move || input(InputEvent::Reload)
-                />
+                {can_drive
+                    .then(|| {
+                        view! {
+                            <ToolButton
+                                title="Back"
+                                testid="browser-back"
+                                glyph="←"
+                                on_click=move || input(InputEvent::Back)
+                            />
+                            <ToolButton
+                                title="Forward"
+                                testid="browser-forward"
+                                glyph="→"
+                                on_click=move || input(InputEvent::Forward)
+                            />
+                            <ToolButton
+                                title="Reload"
+                                testid="browser-reload"
+                                glyph="⟳"
+                                on_click=move || input(InputEvent::Reload)
+                            />
+                        }
+                    })}
                 <form class="browser-url" on:submit=go>
                     <input
                         class="mono"
+                        readonly=!can_drive
                         node_ref=url_input
                         data-testid="browser-url"
                         placeholder="http://127.0.0.1:8000 (servers in the sandbox)"
@@ -323,17 +344,22 @@ pub fn BrowserPanel(session: String) -> impl IntoView {
                     key=|tab| (tab.id, tab.title.clone(), tab.active)
                     let:tab
                 >
-                    <BrowserTab tab send />
+                    <BrowserTab tab send can_drive />
                 </For>
-                <button
-                    class="tab-new"
-                    title="New tab"
-                    aria-label="New browser tab"
-                    data-testid="browser-new-tab"
-                    on:click=move |_| send(BrowserClientMessage::NewTab { url: None })
-                >
-                    "+"
-                </button>
+                {can_drive
+                    .then(|| {
+                        view! {
+                            <button
+                                class="tab-new"
+                                title="New tab"
+                                aria-label="New browser tab"
+                                data-testid="browser-new-tab"
+                                on:click=move |_| send(BrowserClientMessage::NewTab { url: None })
+                            >
+                                "+"
+                            </button>
+                        }
+                    })}
             </div>
             {error}
             <div class="browser-view" node_ref=view_box>
@@ -377,6 +403,7 @@ fn ToolButton(
 fn BrowserTab(
     tab: proto::browser::TabInfo,
     send: impl Fn(BrowserClientMessage) + Copy + Send + Sync + 'static,
+    can_drive: bool,
 ) -> impl IntoView {
     let id: TabId = tab.id;
     let title = if tab.title.is_empty() { tab.url.clone() } else { tab.title.clone() };
@@ -389,11 +416,16 @@ fn BrowserTab(
             data-testid="browser-tab"
             data-active=if tab.active { "true" } else { "false" }
             title=tab.url.clone()
-            on:click=move |_| send(BrowserClientMessage::ActivateTab { tab: id })
+            on:click=move |_| {
+                if can_drive {
+                    send(BrowserClientMessage::ActivateTab { tab: id });
+                }
+            }
         >
             <span class="tab-label">{title}</span>
             <button
                 class="tab-close"
+                class:hidden=!can_drive
                 title="Close tab"
                 aria-label="Close browser tab"
                 on:click=move |event: MouseEvent| {

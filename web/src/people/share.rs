@@ -1,6 +1,10 @@
 //! The owner's Share dialog: make an invite link (viewer or editor, with an expiry), copy it
-//! (shown once), and the live invites with the people who came through each, revocable
-//! (the link dies and its guests are out at once) or removable one by one.
+//! (the server shows it once: the page keeps every link it made, each in its invite's row,
+//! so a second link never hides the first), and the live invites with the people who came
+//! through each, revocable (the link dies and its guests are out at once) or removable one
+//! by one.
+
+use std::collections::HashMap;
 
 use leptos::prelude::*;
 use leptos::task::spawn_local;
@@ -21,7 +25,8 @@ pub fn ShareDialog(session: String, open: RwSignal<bool>) -> impl IntoView {
     let role = RwSignal::new(Role::Editor);
     let expires = RwSignal::new(DEFAULT_LINK_LIFETIME_S);
     let pending = RwSignal::new(false);
-    let made = RwSignal::new(None::<String>);
+    // Each link this page made, by invite id: the server never shows one again.
+    let made = RwSignal::new(HashMap::<String, String>::new());
     let invites = RwSignal::new(Vec::<Invite>::new());
     let load = move || {
         spawn_local(async move {
@@ -33,7 +38,6 @@ pub fn ShareDialog(session: String, open: RwSignal<bool>) -> impl IntoView {
     };
     Effect::new(move |_| {
         if open.get() {
-            made.set(None);
             load();
         }
     });
@@ -43,8 +47,6 @@ pub fn ShareDialog(session: String, open: RwSignal<bool>) -> impl IntoView {
             return;
         }
         pending.set(true);
-        // The last link goes: what shows next is the new one.
-        made.set(None);
         spawn_local(async move {
             let result = api::create_invite(
                 &session.get_value(),
@@ -55,7 +57,11 @@ pub fn ShareDialog(session: String, open: RwSignal<bool>) -> impl IntoView {
             pending.set(false);
             match result {
                 Ok(invite) => {
-                    made.set(invite.url);
+                    if let Some(url) = invite.url {
+                        made.update(|made| {
+                            made.insert(invite.id, url);
+                        });
+                    }
                     load();
                 }
                 Err(error) => reporter.api("cannot make an invite", &error),
@@ -83,8 +89,23 @@ pub fn ShareDialog(session: String, open: RwSignal<bool>) -> impl IntoView {
     let invite_row = move |invite: Invite| {
         let id = invite.id.clone();
         let left = crate::clock::remaining(invite.expires_ms, js_sys::Date::now() as i64);
+        let link = made.with_untracked(|made| made.get(&invite.id).cloned()).map(|url| {
+            view! {
+                <Snippet
+                    label="Invite link"
+                    testid="invite-link"
+                    copy_testid="invite-copy"
+                    text=url
+                />
+            }
+        });
         view! {
-            <div class="invite-row" data-testid="invite-row" data-role=role_label(invite.role)>
+            <div
+                class="invite-row"
+                data-testid="invite-row"
+                data-role=role_label(invite.role)
+                data-invite-id=invite.id.clone()
+            >
                 <div class="invite-head">
                     <span class="badge">{role_label(invite.role)}</span>
                     <span class="muted small">{format!("link: {left} left")}</span>
@@ -97,6 +118,7 @@ pub fn ShareDialog(session: String, open: RwSignal<bool>) -> impl IntoView {
                         on_confirm=move || revoke(id.clone())
                     />
                 </div>
+                {link}
                 {invite
                     .guests
                     .into_iter()
@@ -169,19 +191,6 @@ pub fn ShareDialog(session: String, open: RwSignal<bool>) -> impl IntoView {
                                 "Make an invite link"
                             </button>
                         </form>
-                        {move || {
-                            made.get()
-                                .map(|url| {
-                                    view! {
-                                        <Snippet
-                                            label="Invite link (shown once)"
-                                            testid="share-link"
-                                            copy_testid="share-copy"
-                                            text=url
-                                        />
-                                    }
-                                })
-                        }}
                         <div class="invite-list" data-testid="invite-list">
                             {move || invites.get().into_iter().map(invite_row).collect_view()}
                         </div>

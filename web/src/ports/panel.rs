@@ -85,6 +85,10 @@ pub fn PortsPanel(session: String, running: Memo<bool>, open: RwSignal<bool>) ->
 #[component]
 fn PortRow(session: StoredValue<String>, port: u16) -> impl IntoView {
     let store = expect_context::<PortStore>();
+    // A viewer opens and copies; changing visibility, sharing and the shared browser are
+    // an editor's (no button that would only be refused).
+    let workspace = use_context::<crate::workspace::Workspace>();
+    let can_edit = workspace.is_none_or(|w| w.can_edit);
     let reporter = use_reporter();
     let info = Memo::new(move |_| store.port(&session.get_value(), port));
     let field = move |f: fn(&PreviewPort) -> String| move || info.with(|p| p.as_ref().map(f));
@@ -189,19 +193,36 @@ fn PortRow(session: StoredValue<String>, port: u16) -> impl IntoView {
                     {field(|p| process_label(p).to_owned())}
                 </span>
                 <span class="spacer"></span>
-                <button
-                    class="port-toggle"
-                    class:public=public
-                    role="switch"
-                    aria-checked=public_attr
-                    data-testid=format!("port-public-{port}")
-                    title=public_title
-                    disabled=move || toggling.get()
-                    on:click=toggle
-                >
-                    <span class="dot"></span>
-                    {move || if public() { "Public" } else { "Private" }}
-                </button>
+                {if can_edit {
+                    view! {
+                        <button
+                            class="port-toggle"
+                            class:public=public
+                            role="switch"
+                            aria-checked=public_attr
+                            data-testid=format!("port-public-{port}")
+                            title=public_title
+                            disabled=move || toggling.get()
+                            on:click=toggle
+                        >
+                            <span class="dot"></span>
+                            {move || if public() { "Public" } else { "Private" }}
+                        </button>
+                    }
+                        .into_any()
+                } else {
+                    view! {
+                        <span
+                            class="port-toggle static"
+                            class:public=public
+                            data-testid=format!("port-visibility-{port}")
+                        >
+                            <span class="dot"></span>
+                            {move || if public() { "Public" } else { "Private" }}
+                        </span>
+                    }
+                        .into_any()
+                }}
             </div>
             <div class="port-url mono" data-testid=format!("port-url-{port}") node_ref=url_block>
                 {field(|p| p.url.clone())}
@@ -217,7 +238,8 @@ fn PortRow(session: StoredValue<String>, port: u16) -> impl IntoView {
                 >
                     "Open preview"
                 </a>
-                {use_context::<crate::workspace::Workspace>()
+                {workspace
+                    .filter(|_| can_edit)
                     .map(|workspace| {
                         view! {
                             <button
@@ -236,7 +258,7 @@ fn PortRow(session: StoredValue<String>, port: u16) -> impl IntoView {
                         other => other.label(),
                     }}
                 </button>
-                <span class="share-make">
+                <span class="share-make" class:hidden=!can_edit>
                     <button
                         class="button small"
                         data-testid=format!("port-share-{port}")
@@ -255,7 +277,7 @@ fn PortRow(session: StoredValue<String>, port: u16) -> impl IntoView {
             </div>
             {move || made.get().map(|link| view! { <NewShare port link made /> })}
             <For each=shares key=|share| share.id.clone() let:share>
-                <ShareRow port share revoke />
+                <ShareRow port share revoke can_edit />
             </For>
         </div>
     }
@@ -319,6 +341,7 @@ fn ShareRow(
     port: u16,
     share: ShareLink,
     revoke: impl Fn(String, RwSignal<bool>) + Copy + 'static,
+    can_edit: bool,
 ) -> impl IntoView {
     let now = expect_context::<Now>();
     let pending = RwSignal::new(false);
@@ -344,6 +367,7 @@ fn ShareRow(
             <span class="spacer"></span>
             <button
                 class="button small danger"
+                class:hidden=!can_edit
                 data-testid=format!("port-share-revoke-{}", share.id)
                 title="The link stops working at once"
                 disabled=move || pending.get()

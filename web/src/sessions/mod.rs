@@ -22,6 +22,12 @@ pub fn SessionsPage() -> impl IntoView {
     let (highlight, set_highlight) = signal(None::<String>);
     let (destroying, set_destroying) = signal(None::<SessionInfo>);
     let ids = move || store.list().into_iter().map(|s| s.id).collect::<Vec<_>>();
+    // A guest (an invite's cookie) sees their one session: they cannot make, extend or
+    // destroy sessions, so no button offers it.
+    let owner = match expect_context::<crate::auth::AuthState>().0.get_untracked() {
+        crate::auth::Auth::SignedIn(me) => me.role.is_none(),
+        _ => false,
+    };
 
     let live = move || match store.link.get() {
         Link::Connected => view! { <span class="live ok">"● live"</span> }.into_any(),
@@ -56,13 +62,18 @@ pub fn SessionsPage() -> impl IntoView {
                 <h1>"Sessions"</h1>
                 {live}
                 <div class="spacer"></div>
-                <button
-                    class="button primary"
-                    data-testid="create-session"
-                    on:click=move |_| creating.set(true)
-                >
-                    "+ New session"
-                </button>
+                {owner
+                    .then(|| {
+                        view! {
+                            <button
+                                class="button primary"
+                                data-testid="create-session"
+                                on:click=move |_| creating.set(true)
+                            >
+                                "+ New session"
+                            </button>
+                        }
+                    })}
             </div>
             <div class="session-list" data-testid="session-list">
                 <div class="session-row head">
@@ -76,14 +87,14 @@ pub fn SessionsPage() -> impl IntoView {
                     <div class="cell"></div>
                 </div>
                 <For each=ids key=|id| id.clone() let:id>
-                    <row::SessionRow id destroy=set_destroying highlight />
+                    <row::SessionRow id destroy=set_destroying highlight owner />
                 </For>
                 {move || {
                     let empty = store.loaded.get() && store.list().is_empty();
                     empty
                         .then(|| {
                             view! {
-                                <div class="empty">
+                                <div class="empty" data-testid="sessions-empty">
                                     "No sessions yet. Start one with "
                                     <strong>"+ New session"</strong>
                                     ": a disposable sandbox with a shell."

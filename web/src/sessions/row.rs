@@ -26,12 +26,14 @@ fn is_alive(state: SessionState) -> bool {
     matches!(state, SessionState::Creating | SessionState::Running)
 }
 
-/// The row of session `id` (reads the live store); `destroy` asks for confirmation.
+/// The row of session `id` (reads the live store); `destroy` asks for confirmation. Only
+/// its `owner` gets "+1 h" and "Destroy".
 #[component]
 pub fn SessionRow(
     id: String,
     destroy: WriteSignal<Option<SessionInfo>>,
     highlight: ReadSignal<Option<String>>,
+    owner: bool,
 ) -> impl IntoView {
     let store = expect_context::<SessionStore>();
     let now = expect_context::<Now>();
@@ -147,22 +149,27 @@ pub fn SessionRow(
                                 </a>
                             }
                         })}
-                    <button
-                        class="button small"
-                        data-testid="extend-session"
-                        title="stop one hour later"
-                        disabled=move || !alive || extending.get()
-                        on:click=extend
-                    >
-                        "+1 h"
-                    </button>
-                    <button
-                        class="button danger small"
-                        data-testid="destroy-session"
-                        on:click=move |_| destroy.set(Some(for_destroy.clone()))
-                    >
-                        "Destroy"
-                    </button>
+                    {owner
+                        .then(|| {
+                            view! {
+                                <button
+                                    class="button small"
+                                    data-testid="extend-session"
+                                    title="stop one hour later"
+                                    disabled=move || !alive || extending.get()
+                                    on:click=extend
+                                >
+                                    "+1 h"
+                                </button>
+                                <button
+                                    class="button danger small"
+                                    data-testid="destroy-session"
+                                    on:click=move |_| destroy.set(Some(for_destroy.clone()))
+                                >
+                                    "Destroy"
+                                </button>
+                            }
+                        })}
                 </div>
             </div>
         })

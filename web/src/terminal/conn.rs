@@ -3,13 +3,17 @@
 //!
 //! Server → browser: binary messages are an 8-byte big-endian offset and output bytes;
 //! text messages are [`TerminalServerMessage`]. Browser → server: keystrokes as binary
-//! messages, sizes as [`TerminalClientMessage`]. Close codes: 4404 no such terminal (final),
+//! messages, the room the pane has as [`TerminalClientMessage`].
+//!
+//! The tab shows exactly the pty's size, which the server tells on attach and on every
+//! change; the pane's own room is only asked for (the pty takes it while this person is the
+//! one who typed last: see `guest-agent/src/sizing.rs`). Close codes: 4404 no such terminal (final),
 //! 4502 the agent failed (retried).
 
 use std::cell::RefCell;
 use std::rc::{Rc, Weak};
 
-use js_sys::{ArrayBuffer, Reflect, Uint8Array};
+use js_sys::{ArrayBuffer, Uint8Array};
 use leptos::prelude::*;
 use proto::api::{OUTPUT_OFFSET_BYTES, TerminalClientMessage, TerminalServerMessage};
 use wasm_bindgen::prelude::*;
@@ -33,8 +37,10 @@ pub struct TermSignals {
     pub link: RwSignal<Link>,
     /// Why the link ended for good (the shell exited, the terminal is gone).
     pub ended: RwSignal<Option<String>>,
-    /// The terminal's size in cells.
+    /// The pty's size in cells, which the tab shows.
     pub size: RwSignal<(u16, u16)>,
+    /// The size the pane has room for (what this tab asks the pty to be).
+    pub room: RwSignal<(u16, u16)>,
 }
 
 impl TermSignals {
@@ -44,6 +50,7 @@ impl TermSignals {
             link: RwSignal::new(Link::Connecting),
             ended: RwSignal::new(None),
             size: RwSignal::new((0, 0)),
+            room: RwSignal::new((0, 0)),
         }
     }
 }
@@ -71,6 +78,10 @@ struct Inner {
     session: String,
     terminal: String,
     xterm: Xterm,
+    /// The element xterm is rendered into, which scrolls it: its box is the room there is.
+    pane: web_sys::HtmlElement,
+    /// The room last asked for on this connection.
+    asked: Option<(u16, u16)>,
     signals: TermSignals,
     hooks: Hooks,
     cursor: OutputCursor,
@@ -86,7 +97,6 @@ struct Inner {
 struct Closures {
     _data: Closure<dyn FnMut(String)>,
     _binary: Closure<dyn FnMut(String)>,
-    _resize: Closure<dyn FnMut(JsValue)>,
     _keys: Closure<dyn FnMut(KeyboardEvent) -> bool>,
 }
 
@@ -107,19 +117,17 @@ impl TerminalConn {
                 _binary: input_closure(weak.clone(), |text| {
                     text.chars().map(|c| c as u8).collect()
                 }),
-                _resize: resize_closure(weak.clone()),
                 _keys: keys_closure(weak.clone()),
             };
-            let listeners = vec![
-                xterm.term.on_data(&closures._data),
-                xterm.term.on_binary(&closures._binary),
-                xterm.term.on_resize(&closures._resize),
-            ];
+            let listeners =
+                vec![xterm.term.on_data(&closures._data), xterm.term.on_binary(&closures._binary)];
             xterm.term.attach_custom_key_event_handler(&closures._keys);
             RefCell::new(Inner {
                 session: session.to_owned(),
                 terminal: terminal.to_owned(),
                 xterm: xterm.clone(),
+                pane: parent.clone(),
+                asked: None,
                 signals,
                 hooks,
                 cursor: OutputCursor::default(),
@@ -132,18 +140,21 @@ impl TerminalConn {
         });
         xterm.term.open(parent);
         xterm::register(terminal, &xterm.term);
-        xterm.fit();
+        // Until the server tells the pty's size, the pane's own.
+        if let Some((cols, rows)) = xterm.room_in(parent) {
+            xterm.set_size(cols, rows);
+        }
         signals.size.set((xterm.term.cols(), xterm.term.rows()));
         let conn = TerminalConn(conn);
         conn.connect();
         conn
     }
 
-    /// Fits xterm to its container (a resize reaches the server through `onResize`).
-    pub fn fit(&self) {
-        // Not borrowed across the call: fitting fires `onResize`, which borrows.
-        let xterm = self.0.borrow().xterm.clone();
-        xterm.fit();
+    /// Measures the pane again (it changed size, or was shown) and asks for its room.
+    pub fn measure(&self) {
+        let inner = &mut *self.0.borrow_mut();
+        inner.xterm.frame();
+        ask_for_room(inner);
     }
 
     /// Gives the terminal the keyboard.
@@ -152,10 +163,13 @@ impl TerminalConn {
         xterm.term.focus();
     }
 
-    /// The size in cells.
+    /// The size in cells the pane has room for (else the pty's).
     pub fn size(&self) -> (u16, u16) {
         let inner = self.0.borrow();
-        (inner.xterm.term.cols(), inner.xterm.term.rows())
+        inner
+            .xterm
+            .room_in(&inner.pane)
+            .unwrap_or((inner.xterm.term.cols(), inner.xterm.term.rows()))
     }
 
     /// Retries now instead of waiting for the backoff.
@@ -190,6 +204,7 @@ impl TerminalConn {
         }
         let path =
             api::terminal_ws_path(&inner.session, &inner.terminal, inner.cursor.resume_offset());
+        inner.asked = None;
         match Socket::open(&path, move |event| on_event(&weak, event)) {
             Ok(socket) => inner.socket = Some(socket),
             Err(message) => {
@@ -277,21 +292,21 @@ fn output(inner: &mut Inner, buffer: &ArrayBuffer) {
 
 fn control(inner: &mut Inner, message: TerminalServerMessage) {
     match message {
-        TerminalServerMessage::Attached { offset, .. } => {
+        TerminalServerMessage::Attached { offset, cols, rows } => {
             inner.reconnect.connected();
             if let Some(gap) = inner.cursor.attached(offset) {
                 write_gap(inner, gap);
             }
-            // Our size wins: this tab is the one being looked at.
-            let (cols, rows) = (inner.xterm.term.cols(), inner.xterm.term.rows());
-            send_resize(inner, cols, rows);
+            show_size(inner, cols, rows);
+            inner.asked = None;
+            ask_for_room(inner);
         }
         TerminalServerMessage::Missed { from, to } => {
             if let Some(gap) = inner.cursor.missed(from, to) {
                 write_gap(inner, gap);
             }
         }
-        TerminalServerMessage::Resized { .. } => {}
+        TerminalServerMessage::Resized { cols, rows } => show_size(inner, cols, rows),
         TerminalServerMessage::Error { message } => (inner.hooks.error)(message),
         TerminalServerMessage::Exit { code, signal } => {
             let why = match (code, signal) {
@@ -316,13 +331,26 @@ fn write_gap(inner: &Inner, gap: Gap) {
     inner.xterm.term.write_str(&notice);
 }
 
-fn send_resize(inner: &Inner, cols: u16, rows: u16) {
-    if cols == 0 || rows == 0 {
+/// The pty's size: the tab shows exactly that (letterboxed or scrolled in its pane).
+fn show_size(inner: &Inner, cols: u16, rows: u16) {
+    inner.xterm.set_size(cols, rows);
+    inner.signals.size.set((inner.xterm.term.cols(), inner.xterm.term.rows()));
+}
+
+/// Tells the server how much room the pane has, when that changed since it was last told.
+/// A viewer's room is never asked for (the server would ignore it).
+fn ask_for_room(inner: &mut Inner) {
+    let Some(room) = inner.xterm.room_in(&inner.pane) else { return };
+    inner.signals.room.set(room);
+    if inner.hooks.read_only || inner.asked == Some(room) {
         return;
     }
+    let (cols, rows) = room;
     let message = TerminalClientMessage::Resize { cols, rows };
-    if let (Some(socket), Ok(text)) = (&inner.socket, serde_json::to_string(&message)) {
-        socket.send_text(&text);
+    if let (Some(socket), Ok(text)) = (&inner.socket, serde_json::to_string(&message))
+        && socket.send_text(&text)
+    {
+        inner.asked = Some(room);
     }
 }
 
@@ -341,19 +369,6 @@ fn input_closure(
         if let Some(socket) = &inner.socket {
             socket.send_bytes(&to_bytes(text));
         }
-    })
-}
-
-fn resize_closure(weak: Weak<RefCell<Inner>>) -> Closure<dyn FnMut(JsValue)> {
-    Closure::new(move |size: JsValue| {
-        let Some(this) = weak.upgrade() else { return };
-        let read = |key: &str| {
-            Reflect::get(&size, &key.into()).ok().and_then(|v| v.as_f64()).unwrap_or(0.0) as u16
-        };
-        let (cols, rows) = (read("cols"), read("rows"));
-        let Ok(inner) = this.try_borrow() else { return };
-        inner.signals.size.set((cols, rows));
-        send_resize(&inner, cols, rows);
     })
 }
 

@@ -1,6 +1,8 @@
-//! wasm-bindgen bindings to the parts of xterm.js 6 and its fit addon the app uses. Both
-//! come from npm as UMD bundles that `index.html` loads before the app: `globalThis.Terminal`
-//! and `globalThis.FitAddon.FitAddon`.
+//! wasm-bindgen bindings to the parts of xterm.js 6 the app uses (from npm, a UMD bundle
+//! that `index.html` loads before the app: `globalThis.Terminal`), and the sizing of a
+//! terminal to its pty: xterm always has exactly the pty's rows and columns, and its element
+//! exactly the size they take, so a larger pane letterboxes it (top-left, blank around it)
+//! and a smaller one scrolls it (the pane is `overflow: auto`), as tmux does.
 
 use js_sys::{Object, Reflect, Uint8Array};
 use wasm_bindgen::JsCast as _;
@@ -63,8 +65,13 @@ extern "C" {
     #[wasm_bindgen(method)]
     pub fn dispose(this: &Terminal);
 
-    #[wasm_bindgen(method, js_name = loadAddon)]
-    fn load_addon(this: &Terminal, addon: &Fit);
+    /// Changes the size in cells.
+    #[wasm_bindgen(method)]
+    pub fn resize(this: &Terminal, cols: u16, rows: u16);
+
+    /// The element xterm rendered into its parent (`.xterm`), once opened.
+    #[wasm_bindgen(method, getter)]
+    pub fn element(this: &Terminal) -> Option<HtmlElement>;
 
     /// A listener registration.
     pub type Disposable;
@@ -72,24 +79,11 @@ extern "C" {
     /// Removes the listener.
     #[wasm_bindgen(method)]
     pub fn dispose(this: &Disposable);
-
-    /// The fit addon: sizes the terminal to its container. (The Rust name differs from the
-    /// JS one: wasm-bindgen 0.2.130 breaks on a type named like its namespace.)
-    #[wasm_bindgen(js_name = FitAddon, js_namespace = FitAddon)]
-    #[derive(Clone)]
-    pub type Fit;
-
-    #[wasm_bindgen(constructor, js_class = "FitAddon", js_namespace = FitAddon)]
-    fn new() -> Fit;
-
-    /// Resizes the terminal to fill its container.
-    #[wasm_bindgen(method, catch)]
-    fn fit(this: &Fit) -> Result<(), JsValue>;
-
-    /// The size `fit` would apply; `undefined` while the container is not laid out.
-    #[wasm_bindgen(method, js_name = proposeDimensions)]
-    fn propose_dimensions(this: &Fit) -> JsValue;
 }
+
+/// Width of xterm's own scrollbar (its scrollback), right of the cells: xterm 6's
+/// `ViewportConstants.DEFAULT_SCROLL_BAR_WIDTH`.
+const SCROLLBAR_PX: f64 = 14.0;
 
 /// The dark theme, matching the app's CSS.
 fn options() -> JsValue {
@@ -120,30 +114,68 @@ fn options() -> JsValue {
     options.into()
 }
 
-/// A terminal with its fit addon loaded.
+/// A terminal, sized to its pty.
 #[derive(Clone)]
 pub struct Xterm {
     /// The terminal.
     pub term: Terminal,
-    fit: Fit,
 }
 
 impl Xterm {
     /// A new terminal (not yet opened into an element).
     pub fn create() -> Xterm {
-        let term = Terminal::new(&options());
-        let fit = Fit::new();
-        term.load_addon(&fit);
-        Xterm { term, fit }
+        Xterm { term: Terminal::new(&options()) }
     }
 
-    /// Fits the terminal to its container, when the container is laid out (a hidden tab
-    /// is not: it fits when shown). True when it fitted.
-    pub fn fit(&self) -> bool {
-        if self.fit.propose_dimensions().is_undefined() {
-            return false;
+    /// The size in cells `pane` has room for (its whole box: its scrollbars, when it shows
+    /// any, do not count, so the answer does not change when they come and go). `None`
+    /// while nothing is laid out (a hidden tab) or the font is not measured yet.
+    pub fn room_in(&self, pane: &HtmlElement) -> Option<(u16, u16)> {
+        let (cell_width, cell_height) = self.dimensions("cell")?;
+        let width = f64::from(pane.offset_width()) - SCROLLBAR_PX;
+        let height = f64::from(pane.offset_height());
+        if width <= 0.0 || height <= 0.0 {
+            return None;
         }
-        self.fit.fit().is_ok()
+        let cells = |room: f64, cell: f64, min: f64| {
+            (room / cell).floor().clamp(min, f64::from(proto::terminal::Size::MAX)) as u16
+        };
+        Some((cells(width, cell_width, 2.0), cells(height, cell_height, 1.0)))
+    }
+
+    /// Takes the pty's size: the cells, and an element exactly as large as they are.
+    pub fn set_size(&self, cols: u16, rows: u16) {
+        if cols == 0 || rows == 0 {
+            return;
+        }
+        if (self.term.cols(), self.term.rows()) != (cols, rows) {
+            self.term.resize(cols, rows);
+        }
+        self.frame();
+    }
+
+    /// Sizes xterm's element to its cells (and its scrollbar), as the font now measures.
+    pub fn frame(&self) {
+        let (Some(element), Some((width, height))) =
+            (self.term.element(), self.dimensions("canvas"))
+        else {
+            return;
+        };
+        let style = element.style();
+        let _ = style.set_property("width", &format!("{}px", (width + SCROLLBAR_PX).ceil()));
+        let _ = style.set_property("height", &format!("{}px", height.ceil()));
+    }
+
+    /// xterm's measured `cell` or `canvas` size in CSS pixels. Through its private render
+    /// service, as xterm's own fit addon does: no public API gives it.
+    fn dimensions(&self, what: &str) -> Option<(f64, f64)> {
+        let mut value: JsValue = self.term.clone().into();
+        for key in ["_core", "_renderService", "dimensions", "css", what] {
+            value = Reflect::get(&value, &key.into()).ok().filter(|v| v.is_object())?;
+        }
+        let read = |key: &str| Reflect::get(&value, &key.into()).ok().and_then(|v| v.as_f64());
+        let (width, height) = (read("width")?, read("height")?);
+        (width > 0.0 && height > 0.0).then_some((width, height))
     }
 }
 

@@ -6,9 +6,11 @@
 //! none). Tabs stay mounted while hidden, so a background shell keeps its screen and link.
 //! A terminal an agent starts typing into gets a tab too (the agent may open its own).
 
+mod close;
 mod keys;
 mod pane;
 mod panels;
+mod restore;
 mod status;
 mod tabs;
 
@@ -79,6 +81,8 @@ pub struct Workspace {
     pub connect_open: RwSignal<bool>,
     /// The Share dialog is shown.
     pub share_open: RwSignal<bool>,
+    /// A tab whose shell runs a command is being closed: asking first.
+    pub closing: RwSignal<Option<String>>,
     /// The signed-in person's role here: a guest's from their invite, else the owner.
     pub role: proto::people::Role,
     /// May type, write files and change ports (an editor or the owner).
@@ -138,7 +142,7 @@ impl Workspace {
 
     /// Opens a new shell in a new tab, the size of the current one.
     pub fn new_terminal(self) {
-        if self.creating.get_untracked() || !self.running.get_untracked() {
+        if self.creating.get_untracked() || !self.running.get_untracked() || !self.can_edit {
             return;
         }
         self.creating.set(true);
@@ -150,6 +154,28 @@ impl Workspace {
                 Err(error) => self.reporter.api("cannot open a terminal", &error),
             }
             self.creating.set(false);
+        });
+    }
+
+    /// Closes a tab, which kills its shell: at once when the shell is at a prompt (or
+    /// gone), after asking when it runs a command.
+    pub fn request_close(self, id: String) {
+        let session = self.session.get_value();
+        self.spawn(async move {
+            let running = match api::terminals(&session).await {
+                Ok(list) => list.iter().any(|terminal| {
+                    terminal.id.as_str() == id
+                        && terminal.exit.is_none()
+                        && terminal.shell == proto::terminal::ShellState::Running
+                }),
+                // Not knowing, ask: a kill cannot be undone.
+                Err(_) => true,
+            };
+            if running {
+                self.closing.set(Some(id));
+            } else {
+                self.close_terminal(id);
+            }
         });
     }
 
@@ -225,6 +251,16 @@ impl Workspace {
                     for info in list {
                         self.add_tab(info.id.to_string(), false);
                     }
+                    // After a reload: what this page showed before.
+                    match restore::remembered(&session) {
+                        Some(restore::Shown::Terminal(id))
+                            if self.tabs.with_untracked(|tabs| tabs.iter().any(|t| t.id == id)) =>
+                        {
+                            self.active.set(Some(id));
+                        }
+                        Some(restore::Shown::Browser) => self.main.set(MainView::Browser),
+                        _ => {}
+                    }
                 }
                 Err(error) => self.reporter.api("cannot list the terminals", &error),
             }
@@ -240,7 +276,54 @@ pub fn WorkspacePage() -> impl IntoView {
     // A new id is a new workspace: the old one's tabs close.
     move || {
         let id = id.get();
-        view! { <WorkspaceView id /> }
+        view! { <Existing id /> }
+    }
+}
+
+/// The workspace of a session that exists; a plain 404 page for an id the server does not
+/// know (a mistyped or stale link), rather than a workspace around nothing.
+#[component]
+fn Existing(id: String) -> impl IntoView {
+    let store = expect_context::<SessionStore>();
+    let reporter = use_reporter();
+    // None while asking.
+    let exists = RwSignal::new(store.session_untracked(&id).map(|_| true));
+    if exists.get_untracked().is_none() {
+        let id = id.clone();
+        leptos::task::spawn_local(async move {
+            let found = match api::session(&id).await {
+                Ok(session) => {
+                    store.upsert(session);
+                    true
+                }
+                Err(error) if error.status == 404 => false,
+                // The workspace says what it can (and a 401 switches the tab anyway).
+                Err(error) => {
+                    reporter.api("cannot open the session", &error);
+                    true
+                }
+            };
+            exists.try_set(Some(found));
+        });
+    }
+    move || match exists.get() {
+        None => view! {
+            <main class="center-page">
+                <span class="spinner"></span>
+            </main>
+        }
+        .into_any(),
+        Some(false) => view! {
+            <crate::app::NotFound
+                title="No such session"
+                detail="It may have been destroyed, or the link is wrong."
+            />
+        }
+        .into_any(),
+        Some(true) => {
+            let id = id.clone();
+            view! { <WorkspaceView id /> }.into_any()
+        }
     }
 }
 
@@ -278,6 +361,7 @@ fn WorkspaceView(id: String) -> impl IntoView {
         main: RwSignal::new(MainView::Terminal),
         connect_open: RwSignal::new(false),
         share_open: RwSignal::new(false),
+        closing: RwSignal::new(None),
         role,
         can_edit: role.may_edit(),
         conns: StoredValue::new_local(HashMap::new()),
@@ -319,6 +403,7 @@ fn WorkspaceView(id: String) -> impl IntoView {
         }
     });
     panels::remember(workspace);
+    restore::remember(workspace);
 
     // Ports exist while the session runs: loaded each time it starts running, then live.
     let ports = expect_context::<PortStore>();
@@ -370,6 +455,8 @@ fn WorkspaceView(id: String) -> impl IntoView {
             workspace.spawn(async move {
                 match api::session(&id).await {
                     Ok(session) => store.upsert(session),
+                    // Gone: the page already says so.
+                    Err(error) if error.status == 404 => {}
                     Err(error) => reporter.api("cannot open the session", &error),
                 }
             });
@@ -379,7 +466,7 @@ fn WorkspaceView(id: String) -> impl IntoView {
     let body = move || match phase.get() {
         Phase::Loading => view! { <Message spinner=true text="Loading…".into() /> }.into_any(),
         Phase::Missing => {
-            let text = "There is no such session (it may have been destroyed).".to_owned();
+            let text = "This session no longer exists: it was destroyed.".to_owned();
             view! { <Message text /> }.into_any()
         }
         Phase::Starting => {
@@ -414,6 +501,7 @@ fn WorkspaceView(id: String) -> impl IntoView {
             <status::StatusBar session />
             <ConnectDialog session=id.clone() open=workspace.connect_open />
             <ShareDialog session=id open=workspace.share_open />
+            <close::ConfirmClose />
         </div>
     }
 }

@@ -27,9 +27,9 @@ pub fn Panes() -> impl IntoView {
                     "No terminal is open."
                 }
             };
-            view! {
-                <div class="term-message">
-                    <span>{text}</span>
+            // A viewer cannot open one: no button that would only be refused.
+            let button = workspace.can_edit.then(|| {
+                view! {
                     <button
                         class="button primary small"
                         disabled=move || workspace.creating.get()
@@ -37,6 +37,12 @@ pub fn Panes() -> impl IntoView {
                     >
                         "New terminal"
                     </button>
+                }
+            });
+            view! {
+                <div class="term-message">
+                    <span>{text}</span>
+                    {button}
                 </div>
             }
         })
@@ -71,7 +77,7 @@ fn TerminalPane(tab: Tab) -> impl IntoView {
         Memo::new(move |_| workspace.agent_typing.with(|typing| typing.contains(&id)))
     };
 
-    // Mount: open xterm into the host, connect, fit whenever the host changes size.
+    // Mount: open xterm into the host, connect, measure the host whenever it changes size.
     Effect::new({
         let id = id.clone();
         move |_| {
@@ -105,14 +111,14 @@ fn TerminalPane(tab: Tab) -> impl IntoView {
                 opened.focus();
             }
 
-            let fit = Closure::<dyn FnMut()>::new(move || {
+            let measure = Closure::<dyn FnMut()>::new(move || {
                 if let Some(conn) = conn.try_get_value().flatten() {
-                    conn.fit();
+                    conn.measure();
                 }
             });
-            if let Ok(resize) = ResizeObserver::new(fit.as_ref().unchecked_ref()) {
+            if let Ok(resize) = ResizeObserver::new(measure.as_ref().unchecked_ref()) {
                 resize.observe(&element);
-                observer.set_value(Some((resize, fit)));
+                observer.set_value(Some((resize, measure)));
             }
         }
     });
@@ -123,7 +129,7 @@ fn TerminalPane(tab: Tab) -> impl IntoView {
             && let Some(conn) = conn.with_value(Clone::clone)
         {
             request_animation_frame(move || {
-                conn.fit();
+                conn.measure();
                 conn.focus();
             });
         }
@@ -132,7 +138,7 @@ fn TerminalPane(tab: Tab) -> impl IntoView {
     on_cleanup({
         let id = id.clone();
         move || {
-            if let Some((resize, _fit)) = observer.try_update_value(Option::take).flatten() {
+            if let Some((resize, _measure)) = observer.try_update_value(Option::take).flatten() {
                 resize.disconnect();
             }
             if let Some(conn) = conn.try_update_value(Option::take).flatten() {
@@ -150,12 +156,18 @@ fn TerminalPane(tab: Tab) -> impl IntoView {
                 view! {
                     <div class="term-banner ended">
                         <span>{why}</span>
-                        <button
-                            class="button small"
-                            on:click=move |_| workspace.close_terminal(close_id.clone())
-                        >
-                            "Close tab"
-                        </button>
+                        {workspace
+                            .can_edit
+                            .then(|| {
+                                view! {
+                                    <button
+                                        class="button small"
+                                        on:click=move |_| workspace.close_terminal(close_id.clone())
+                                    >
+                                        "Close tab"
+                                    </button>
+                                }
+                            })}
                     </div>
                 }
                 .into_any(),
@@ -192,7 +204,17 @@ fn TerminalPane(tab: Tab) -> impl IntoView {
             data-testid=move || is_active.get().then_some("terminal")
             data-terminal-id=id
         >
-            <div class="xterm-host" node_ref=host></div>
+            // A click in the letterbox around a smaller terminal still gives it the keyboard.
+            <div
+                class="xterm-host"
+                data-testid="terminal-scroller"
+                node_ref=host
+                on:mouseup=move |_| {
+                    if let Some(conn) = conn.with_value(Clone::clone) {
+                        conn.focus();
+                    }
+                }
+            ></div>
             {(!workspace.can_edit)
                 .then(|| {
                     view! {

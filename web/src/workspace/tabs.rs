@@ -47,18 +47,24 @@ pub fn TabBar(session: Memo<Option<SessionInfo>>) -> impl IntoView {
                 <For each=move || workspace.tabs.get() key=|tab| tab.id.clone() let:tab>
                     <TabButton tab />
                 </For>
-                <button
-                    class="tab-new"
-                    data-testid="new-terminal"
-                    title=new_title
-                    aria-label=new_title
-                    disabled=move || {
-                        workspace.creating.get() || !workspace.running.get() || !workspace.can_edit
-                    }
-                    on:click=move |_| workspace.new_terminal()
-                >
-                    "+"
-                </button>
+                {workspace
+                    .can_edit
+                    .then(|| {
+                        view! {
+                            <button
+                                class="tab-new"
+                                data-testid="new-terminal"
+                                title=new_title
+                                aria-label=new_title
+                                disabled=move || {
+                                    workspace.creating.get() || !workspace.running.get()
+                                }
+                                on:click=move |_| workspace.new_terminal()
+                            >
+                                "+"
+                            </button>
+                        }
+                    })}
                 <div
                     class="tab browser-tab"
                     class:active=move || browser_shown.get()
@@ -226,7 +232,7 @@ fn TabButton(tab: super::Tab) -> impl IntoView {
         let id = id.clone();
         move |event: leptos::ev::MouseEvent| {
             event.stop_propagation();
-            workspace.close_terminal(id.clone());
+            workspace.request_close(id.clone());
         }
     };
     let active_attr = {
@@ -268,16 +274,21 @@ fn TabButton(tab: super::Tab) -> impl IntoView {
                         }
                     })
             }}
-            <button
-                class="tab-close"
-                class:hidden=!workspace.can_edit
-                data-testid="close-terminal"
-                title="Close (kills the shell)"
-                aria-label="Close terminal"
-                on:click=close
-            >
-                "×"
-            </button>
+            {workspace
+                .can_edit
+                .then(|| {
+                    view! {
+                        <button
+                            class="tab-close"
+                            data-testid="close-terminal"
+                            title="Close (kills the shell)"
+                            aria-label="Close terminal"
+                            on:click=close
+                        >
+                            "×"
+                        </button>
+                    }
+                })}
         </div>
     }
 }

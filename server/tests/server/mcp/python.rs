@@ -115,6 +115,13 @@ async fn the_python_sdk_is_a_second_client() {
     if !matches!(status, Ok(Ok(s)) if s.success()) {
         py.fail(&format!("did not exit cleanly: {status:?}")).await;
     }
+    // Leaving its session, the SDK sends DELETE and warns on anything but 200 or 204.
+    let mut stderr = String::new();
+    if let Some(mut err) = py.child.stderr.take() {
+        use tokio::io::AsyncReadExt as _;
+        let _ = err.read_to_string(&mut stderr).await;
+    }
+    assert!(!stderr.contains("Session termination failed"), "{stderr}");
 
     let events = f.events().await;
     let log = serde_json::to_string(&events).expect("json");
