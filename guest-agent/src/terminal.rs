@@ -211,24 +211,30 @@ impl Terminal {
     /// `tpgid` in `/proc/PID/stat` is 0): background jobs get one too, which programs
     /// answer by reading the size again.
     fn signal_process_groups(&self, signal: Signal) {
+        let groups: std::collections::BTreeSet<i32> =
+            self.session_members().into_iter().map(|(_, group)| group).collect();
+        for group in groups {
+            let _ = killpg(Pid::from_raw(group), signal);
+        }
+    }
+
+    /// Every process of the shell's session, as (pid, process group), from `/proc`.
+    fn session_members(&self) -> Vec<(i32, i32)> {
         let Ok(sid) = i32::try_from(self.pid) else {
-            return;
+            return Vec::new();
         };
         let Ok(entries) = std::fs::read_dir("/proc") else {
-            return;
+            return Vec::new();
         };
-        let groups: std::collections::BTreeSet<i32> = entries
+        entries
             .flatten()
             .filter_map(|entry| entry.file_name().to_str()?.parse::<i32>().ok())
             .filter_map(|pid| {
                 let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
                 let (group, session) = group_and_session(&stat)?;
-                (session == sid).then_some(group)
+                (session == sid).then_some((pid, group))
             })
-            .collect();
-        for group in groups {
-            let _ = killpg(Pid::from_raw(group), signal);
-        }
+            .collect()
     }
 
     /// Waits until `incoming` more bytes overwrite nothing an attacher still has to send, or
@@ -295,30 +301,14 @@ impl Terminal {
             return;
         };
         let _ = killpg(Pid::from_raw(sid), Signal::SIGKILL);
-        let Ok(entries) = std::fs::read_dir("/proc") else {
-            return;
-        };
-        for entry in entries.flatten() {
-            let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
-                continue;
-            };
-            let session = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-                .ok()
-                .and_then(|stat| session_of(&stat));
-            if session == Some(sid) {
-                let _ = signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
-            }
+        for (pid, _) in self.session_members() {
+            let _ = signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
         }
     }
 }
 
-/// The session id field of a `/proc/PID/stat` line (after the parenthesised command name,
-/// which may itself hold spaces and parentheses).
-fn session_of(stat: &str) -> Option<i32> {
-    group_and_session(stat).map(|(_, session)| session)
-}
-
-/// The process group and session id fields of a `/proc/PID/stat` line.
+/// The process group and session id fields of a `/proc/PID/stat` line (after the
+/// parenthesised command name, which may itself hold spaces and parentheses).
 fn group_and_session(stat: &str) -> Option<(i32, i32)> {
     let after_comm = &stat[stat.rfind(')')? + 1..];
     // state ppid pgrp session
@@ -559,13 +549,12 @@ pub fn screen(agent: &Agent, id: &TerminalId) -> Result<Response<Body>> {
 
 #[cfg(test)]
 mod tests {
-    use super::{group_and_session, session_of};
+    use super::group_and_session;
 
     #[test]
     fn session_is_read_after_a_command_name_with_spaces_and_parentheses() {
         let stat = "4242 (my (odd) cmd) S 1 4242 4100 34816 4242 4194560 113 0";
-        assert_eq!(session_of(stat), Some(4100));
         assert_eq!(group_and_session(stat), Some((4242, 4100)));
-        assert_eq!(session_of("garbage"), None);
+        assert_eq!(group_and_session("garbage"), None);
     }
 }

@@ -59,18 +59,19 @@ static int open_tty(int dirfd, const char *path, int flags, mode_t mode) {
     return open_controlling_tty(flags);
 }
 
-/* The mode argument is there only when the flags ask for a new file. */
-#define TAKES_MODE(flags) (((flags) & O_CREAT) != 0 || ((flags) & __O_TMPFILE) == __O_TMPFILE)
+/* The mode argument is there only when the flags ask for a new file: `mode` gets it, or 0. */
+#define READ_MODE(mode, flags)                                                            \
+    mode_t mode = 0;                                                                      \
+    if (((flags) & O_CREAT) != 0 || ((flags) & __O_TMPFILE) == __O_TMPFILE) {             \
+        va_list args;                                                                     \
+        va_start(args, flags);                                                            \
+        mode = va_arg(args, mode_t);                                                      \
+        va_end(args);                                                                     \
+    }
 
 #define OPEN(name)                                                                        \
     int name(const char *path, int flags, ...) {                                          \
-        mode_t mode = 0;                                                                  \
-        if (TAKES_MODE(flags)) {                                                          \
-            va_list args;                                                                 \
-            va_start(args, flags);                                                        \
-            mode = va_arg(args, mode_t);                                                  \
-            va_end(args);                                                                 \
-        }                                                                                 \
+        READ_MODE(mode, flags);                                                           \
         if (is_dev_tty(path)) {                                                           \
             return open_tty(AT_FDCWD, path, flags, mode);                                 \
         }                                                                                 \
@@ -83,13 +84,7 @@ static int open_tty(int dirfd, const char *path, int flags, mode_t mode) {
 
 #define OPENAT(name)                                                                      \
     int name(int dirfd, const char *path, int flags, ...) {                               \
-        mode_t mode = 0;                                                                  \
-        if (TAKES_MODE(flags)) {                                                          \
-            va_list args;                                                                 \
-            va_start(args, flags);                                                        \
-            mode = va_arg(args, mode_t);                                                  \
-            va_end(args);                                                                 \
-        }                                                                                 \
+        READ_MODE(mode, flags);                                                           \
         if (is_dev_tty(path)) {                                                           \
             return open_tty(dirfd, path, flags, mode);                                    \
         }                                                                                 \
@@ -101,7 +96,7 @@ static int open_tty(int dirfd, const char *path, int flags, mode_t mode) {
     }
 
 /* _FORTIFY_SOURCE builds call these instead of open and openat. */
-#define OPEN_2(name, plain)                                                               \
+#define OPEN_2(name)                                                               \
     int name(const char *path, int flags) {                                               \
         if (is_dev_tty(path)) {                                                           \
             return open_tty(AT_FDCWD, path, flags, 0);                                    \
@@ -129,8 +124,8 @@ OPEN(open)
 OPEN(open64)
 OPENAT(openat)
 OPENAT(openat64)
-OPEN_2(__open_2, open)
-OPEN_2(__open64_2, open64)
+OPEN_2(__open_2)
+OPEN_2(__open64_2)
 OPENAT_2(__openat_2)
 OPENAT_2(__openat64_2)
 
