@@ -256,10 +256,16 @@ async fn the_size_follows_the_last_typist_never_a_viewer_and_everyone_is_told() 
     read_until(&mut late_out, &mut late, "the attach frame", |s| s.attached_size.is_some()).await;
     assert_eq!(late.attached_size, Some(small));
 
-    // The typist leaves: the next writer's window applies.
+    // The typist leaves: the next writer's window applies. The guest's leaving travels on its
+    // own connection, so the owner's window is sent again until the agent has seen it go.
     drop(guest);
     drop(guest_out);
-    owner.send(&AttachUp::Resize(big)).await.expect("owner's window");
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    while pty_size(&agent, &id).await != big {
+        assert!(tokio::time::Instant::now() < deadline, "the owner's window never applied");
+        owner.send(&AttachUp::Resize(big)).await.expect("owner's window");
+        fence(&owner, &mut owner_out, &mut o).await;
+    }
     read_until(&mut owner_out, &mut o, "the owner's size", |s| s.sizes.last() == Some(&big)).await;
 }
 
