@@ -34,7 +34,10 @@ use tokio_stream::wrappers::ReceiverStream;
 use crate::error::{Error, Result};
 use crate::http::FrameReader;
 use crate::listen::{Listen, Stream};
-use crate::server::{CONNECTION_WINDOW_BYTES, MAX_FRAME_BYTES, STREAM_WINDOW_BYTES};
+use crate::server::{
+    CONNECTION_WINDOW_BYTES, KEEPALIVE_INTERVAL, KEEPALIVE_TIMEOUT, MAX_FRAME_BYTES, MAX_STREAMS,
+    STREAM_WINDOW_BYTES,
+};
 
 /// Every request body the client sends.
 pub type ClientBody = BoxBody<Bytes, std::io::Error>;
@@ -122,8 +125,16 @@ impl Client {
             .initial_stream_window_size(STREAM_WINDOW_BYTES)
             .initial_connection_window_size(CONNECTION_WINDOW_BYTES)
             .max_frame_size(MAX_FRAME_BYTES)
-            .keep_alive_interval(std::time::Duration::from_secs(20))
-            .keep_alive_timeout(std::time::Duration::from_secs(20))
+            // Pinged while idle too: a wedged agent is noticed before anyone waits on it.
+            .keep_alive_interval(KEEPALIVE_INTERVAL)
+            .keep_alive_timeout(KEEPALIVE_TIMEOUT)
+            .keep_alive_while_idle(true)
+            // Streams cancelled here (a browser that aborted a download) still receive the
+            // DATA in flight: remember enough of them to drop it quietly, and never close the
+            // connection over the resets h2 sends for the rest (see `server::http2_builder`).
+            .max_concurrent_reset_streams(MAX_STREAMS as usize)
+            .max_local_error_reset_streams(None)
+            .max_pending_accept_reset_streams(Some(MAX_STREAMS as usize))
             .handshake(TokioIo::new(stream))
             .await
             .map_err(transport)?;
@@ -133,6 +144,12 @@ impl Client {
             }
         });
         Ok(Client { sender, authorization })
+    }
+
+    /// Whether the connection is gone (closed by either end, or its keepalive went
+    /// unanswered): every request on it would fail; connect again.
+    pub fn is_closed(&self) -> bool {
+        self.sender.is_closed()
     }
 
     /// A request with the secret set; for callers that need a route's raw response.

@@ -31,8 +31,22 @@ pub const STREAM_WINDOW_BYTES: u32 = 1 << 20;
 pub const CONNECTION_WINDOW_BYTES: u32 = 64 * STREAM_WINDOW_BYTES;
 
 /// Concurrent tunnels per agent (one agent per session); well below the
-/// connection window divided by the stream window.
+/// connection window divided by the stream window. The server queues its previews' tunnels
+/// below this; a tunnel asked for while all are open waits for one, at most
+/// [`TUNNEL_WAIT`].
 pub const MAX_TUNNELS: usize = 32;
+
+/// How long a tunnel waits for one of [`MAX_TUNNELS`] to close before it is refused.
+pub const TUNNEL_WAIT: Duration = Duration::from_secs(30);
+
+/// Keepalive of the agent link, both ends: a ping this often, even while idle, and the
+/// connection is closed when its answer takes longer than [`KEEPALIVE_TIMEOUT`]. The server
+/// then reconnects (a stopped or wedged agent shows as a degraded session, never as a
+/// running one that answers nothing).
+pub const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(5);
+
+/// See [`KEEPALIVE_INTERVAL`].
+pub const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Concurrent HTTP/2 streams of any kind.
 pub const MAX_STREAMS: u32 = 256;
@@ -205,8 +219,18 @@ pub fn http2_builder() -> hyper::server::conn::http2::Builder<TokioExecutor> {
         .max_concurrent_streams(MAX_STREAMS)
         .max_frame_size(MAX_FRAME_BYTES)
         .max_header_list_size(64 << 10)
-        .keep_alive_interval(Some(Duration::from_secs(20)))
-        .keep_alive_timeout(Duration::from_secs(20));
+        // h2 counts every stream it resets on its own (DATA still arriving for a stream
+        // already reset or forgotten: a browser that aborts downloads and uploads makes
+        // those in their thousands) and, by default, kills the connection at the 1024th:
+        // every terminal and preview of the session with it. The peer on this socket is the
+        // server (the socket is the host's), so there is no limit; those resets cost one
+        // frame each and nothing is kept.
+        .max_local_error_reset_streams(None)
+        // Streams the server cancels before the agent took them (a preview request aborted
+        // at once) would hit the default of 20 and close the connection too.
+        .max_pending_accept_reset_streams(Some(MAX_STREAMS as usize))
+        .keep_alive_interval(Some(KEEPALIVE_INTERVAL))
+        .keep_alive_timeout(KEEPALIVE_TIMEOUT);
     builder
 }
 

@@ -34,12 +34,22 @@ pub async fn open(agent: &Arc<Agent>, port: u16, mut body: Incoming) -> Result<R
             format!("port {port} is the shared browser's devtools port"),
         ));
     }
-    let permit = agent.tunnels.clone().try_acquire_owned().map_err(|_| {
-        Error::api(
-            ErrorCode::Busy,
-            format!("{} tunnels are open already", crate::server::MAX_TUNNELS),
-        )
-    })?;
+    // All open: wait for one to close (the server's own tunnels are released a moment
+    // before the agent sees them go), within a bound.
+    let acquire = agent.tunnels.clone().acquire_owned();
+    let permit = match tokio::time::timeout(crate::server::TUNNEL_WAIT, acquire).await {
+        Ok(Ok(permit)) => permit,
+        Ok(Err(_)) | Err(_) => {
+            return Err(Error::api(
+                ErrorCode::Busy,
+                format!(
+                    "{} tunnels stayed open for {}s",
+                    crate::server::MAX_TUNNELS,
+                    crate::server::TUNNEL_WAIT.as_secs()
+                ),
+            ));
+        }
+    };
     let address = match agent.ports.dial_address(port) {
         Some(address) => address,
         None => {

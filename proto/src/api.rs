@@ -11,6 +11,9 @@ pub enum SessionState {
     Creating,
     /// The sandbox's agent answers.
     Running,
+    /// The sandbox runs but its agent does not answer; the server keeps reconnecting and
+    /// `reason` says what failed. Back to `running` once it answers.
+    Degraded,
     /// Written before the sandbox is stopped.
     Stopping,
     /// The sandbox is gone; `/workspace` is kept until the session is deleted.
@@ -25,10 +28,17 @@ impl SessionState {
         match self {
             SessionState::Creating => "creating",
             SessionState::Running => "running",
+            SessionState::Degraded => "degraded",
             SessionState::Stopping => "stopping",
             SessionState::Stopped => "stopped",
             SessionState::Failed => "failed",
         }
+    }
+
+    /// Its sandbox runs, whether its agent answers now (`running`) or is being reconnected
+    /// (`degraded`): what it offers is used and retried, not given up.
+    pub fn is_up(self) -> bool {
+        matches!(self, SessionState::Running | SessionState::Degraded)
     }
 
     /// Parses a stored name.
@@ -36,6 +46,7 @@ impl SessionState {
         Some(match text {
             "creating" => SessionState::Creating,
             "running" => SessionState::Running,
+            "degraded" => SessionState::Degraded,
             "stopping" => SessionState::Stopping,
             "stopped" => SessionState::Stopped,
             "failed" => SessionState::Failed,

@@ -50,7 +50,7 @@ impl Metrics {
         );
         let websocket_clients = Gauge::default();
         registry.register("websocket_clients", "Open websocket clients", websocket_clients.clone());
-        for state in ["creating", "running", "stopping", "stopped", "failed"] {
+        for state in ["creating", "running", "degraded", "stopping", "stopped", "failed"] {
             sessions.get_or_create(&StateLabel { state: state.to_owned() }).set(0);
         }
         Arc::new(Metrics { registry, sessions, session_start_seconds, websocket_clients })
@@ -74,7 +74,7 @@ pub async fn metrics(
     // Sessions by state come from the store at scrape time: always exact, no bookkeeping.
     match state.store.count_sessions_by_state().await {
         Ok(counts) => {
-            for name in ["creating", "running", "stopping", "stopped", "failed"] {
+            for name in ["creating", "running", "degraded", "stopping", "stopped", "failed"] {
                 let n = counts.iter().find(|(s, _)| s == name).map(|(_, n)| *n).unwrap_or(0);
                 state.metrics.sessions.get_or_create(&StateLabel { state: name.to_owned() }).set(n);
             }

@@ -268,8 +268,9 @@ impl Store {
         Ok(())
     }
 
-    /// Moves a session to `state`, stamping `started_ms` (running) or `stopped_ms`
-    /// (stopped, failed) and keeping or setting the reason.
+    /// Moves a session to `state`, stamping `started_ms` (running, unless it comes back from
+    /// degraded) or `stopped_ms` (stopped, failed); `running` takes `reason` as it is (a
+    /// healed session has none), the other states keep or set it.
     pub async fn set_session_state(
         &self,
         id: &str,
@@ -278,12 +279,16 @@ impl Store {
     ) -> Result<()> {
         let now = now_ms();
         sqlx::query(
-            "UPDATE sessions SET state = ?, reason = COALESCE(?, reason), \
-             started_ms = CASE WHEN ? = 'running' THEN ? ELSE started_ms END, \
+            "UPDATE sessions SET state = ?, \
+             reason = CASE WHEN ? = 'running' THEN ? ELSE COALESCE(?, reason) END, \
+             started_ms = CASE WHEN ? = 'running' AND state <> 'degraded' THEN ? \
+                          ELSE started_ms END, \
              stopped_ms = CASE WHEN ? IN ('stopped', 'failed') THEN ? ELSE stopped_ms END \
              WHERE id = ?",
         )
         .bind(state.as_str())
+        .bind(state.as_str())
+        .bind(reason)
         .bind(reason)
         .bind(state.as_str())
         .bind(now)

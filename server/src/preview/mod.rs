@@ -193,7 +193,10 @@ async fn serve(
             }
         }
     }
-    if record.state != proto::api::SessionState::Running {
+    if !matches!(
+        record.state,
+        proto::api::SessionState::Running | proto::api::SessionState::Degraded
+    ) {
         return error_page(
             StatusCode::SERVICE_UNAVAILABLE,
             wants_html,

@@ -18,6 +18,9 @@ use super::{COOKIE, TOKEN_HEADER, Target, error_page};
 use crate::app::AppState;
 use crate::sessions::Sessions;
 
+/// Idle tunnels kept per session and port for the next request.
+const IDLE_TUNNELS_PER_PORT: usize = 8;
+
 /// The pooled client, one per server.
 #[derive(Clone)]
 pub struct Proxy {
@@ -29,7 +32,10 @@ impl Proxy {
     pub fn new(sessions: Arc<Sessions>) -> Proxy {
         let client = Client::builder(TokioExecutor::new())
             .set_host(false)
-            .pool_idle_timeout(std::time::Duration::from_secs(30))
+            // Idle tunnels hold their session's slots (`Sessions::tunnel_slot`): keep a few
+            // per port, briefly, so one port's burst never starves another's requests.
+            .pool_idle_timeout(std::time::Duration::from_secs(10))
+            .pool_max_idle_per_host(IDLE_TUNNELS_PER_PORT)
             .build(Tunnels { sessions });
         Proxy { client }
     }

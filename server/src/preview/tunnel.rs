@@ -35,8 +35,12 @@ pub struct Tunnels {
     pub sessions: Arc<Sessions>,
 }
 
-/// One tunnel, as a socket for hyper.
-pub struct TunnelConn(TokioIo<DuplexStream>);
+/// One tunnel, as a socket for hyper; it holds one of its session's tunnel slots
+/// ([`Sessions::tunnel_slot`]) until it is dropped.
+pub struct TunnelConn {
+    io: TokioIo<DuplexStream>,
+    _slot: tokio::sync::OwnedSemaphorePermit,
+}
 
 impl Connection for TunnelConn {
     fn connected(&self) -> Connected {
@@ -50,7 +54,7 @@ impl hyper::rt::Read for TunnelConn {
         cx: &mut Context<'_>,
         buf: hyper::rt::ReadBufCursor<'_>,
     ) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.0).poll_read(cx, buf)
+        Pin::new(&mut self.io).poll_read(cx, buf)
     }
 }
 
@@ -60,15 +64,15 @@ impl hyper::rt::Write for TunnelConn {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.0).poll_write(cx, buf)
+        Pin::new(&mut self.io).poll_write(cx, buf)
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.0).poll_flush(cx)
+        Pin::new(&mut self.io).poll_flush(cx)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.0).poll_shutdown(cx)
+        Pin::new(&mut self.io).poll_shutdown(cx)
     }
 }
 
@@ -91,6 +95,9 @@ impl tower_service::Service<Uri> for Tunnels {
         Box::pin(async move {
             let session = uri.host().unwrap_or_default().to_owned();
             let port = uri.port_u16().ok_or_else(|| TunnelError("no port".to_owned()))?;
+            // Beyond the session's tunnels, requests queue here (hyper's pool hands each the
+            // first connection that is free, a new one or an idle one).
+            let slot = sessions.tunnel_slot(&session).await.map_err(|e| TunnelError(e.message))?;
             let client = sessions.client(&session).await.map_err(|e| TunnelError(e.message))?;
             let (tx, mut incoming) = client.tunnel(port).await.map_err(|e| {
                 TunnelError(if e.code() == proto::error::ErrorCode::NotFound {
@@ -124,7 +131,7 @@ impl tower_service::Service<Uri> for Tunnels {
                 }
                 let _ = to_proxy.shutdown().await;
             });
-            Ok(TunnelConn(TokioIo::new(ours)))
+            Ok(TunnelConn { io: TokioIo::new(ours), _slot: slot })
         })
     }
 }

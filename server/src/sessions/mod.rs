@@ -22,6 +22,7 @@ use crate::store::{SessionRecord, Store, User, now_ms};
 
 mod create;
 mod follow;
+mod link;
 pub mod pool;
 mod watch;
 
@@ -83,14 +84,30 @@ struct Live {
     oom_kills: u64,
     /// Its limits (what it counts against the host's capacity).
     limits: SessionLimits,
+    /// Held while its agent is being reconnected (see [`link`]).
+    relinking: link::Relinking,
+    /// Its previews' tunnels open now (see [`Sessions::tunnel_slot`]).
+    tunnels: Arc<tokio::sync::Semaphore>,
 }
 
 impl Live {
     fn new(sandbox: Sandbox, client: Client, limits: SessionLimits) -> Live {
         let oom_kills = sandbox.oom_kills();
-        Live { sandbox, client, last_activity: Instant::now(), attached: 0, oom_kills, limits }
+        Live {
+            sandbox,
+            client,
+            last_activity: Instant::now(),
+            attached: 0,
+            oom_kills,
+            limits,
+            relinking: Arc::default(),
+            tunnels: Arc::new(tokio::sync::Semaphore::new(guest_agent::server::MAX_TUNNELS)),
+        }
     }
 }
+
+/// How long a preview request waits for one of its session's tunnels to be free.
+const TUNNEL_QUEUE_WAIT: Duration = Duration::from_secs(30);
 
 /// A session's limits as its cgroup takes them.
 fn cgroup_limits(limits: &SessionLimits) -> Limits {
@@ -361,11 +378,17 @@ impl Sessions {
         }
     }
 
-    /// The agent client of a running session.
+    /// The agent client of a running session; connected again first if its connection is
+    /// gone (503 while the agent does not answer: the session is then `degraded`).
     pub async fn client(&self, id: &str) -> Result<Client> {
-        if let Some(live) = self.live.lock().await.get_mut(id) {
-            live.last_activity = Instant::now();
-            return Ok(live.client.clone());
+        match self.open_client(id).await {
+            Some(Ok(client)) => return Ok(client),
+            Some(Err(())) => {
+                if let Some(result) = self.relink(id).await {
+                    return result;
+                }
+            }
+            None => {}
         }
         let record = self.record(id).await?;
         Err(AppError::new(
@@ -374,13 +397,38 @@ impl Sessions {
         ))
     }
 
+    /// A slot for one more preview tunnel into a running session: at most
+    /// [`guest_agent::server::MAX_TUNNELS`] are open at once (the agent's bound, which keeps
+    /// its connection window from filling); a request beyond waits for one to close, up to
+    /// [`TUNNEL_QUEUE_WAIT`], and then gets a 503. The slot is held as long as the tunnel.
+    pub async fn tunnel_slot(&self, id: &str) -> Result<tokio::sync::OwnedSemaphorePermit> {
+        let slots = self.live.lock().await.get(id).map(|live| live.tunnels.clone());
+        let Some(slots) = slots else {
+            // Not running: `client` says so.
+            return Err(self.client(id).await.err().unwrap_or_else(|| {
+                AppError::new(http::StatusCode::CONFLICT, format!("session {id} is not running"))
+            }));
+        };
+        match tokio::time::timeout(TUNNEL_QUEUE_WAIT, slots.acquire_owned()).await {
+            Ok(Ok(permit)) => Ok(permit),
+            Ok(Err(_)) | Err(_) => Err(AppError::new(
+                http::StatusCode::SERVICE_UNAVAILABLE,
+                format!(
+                    "all {} of the session's preview connections stayed busy for {}s",
+                    guest_agent::server::MAX_TUNNELS,
+                    TUNNEL_QUEUE_WAIT.as_secs()
+                ),
+            )),
+        }
+    }
+
     /// `/workspace` as a tar stream: from the agent while the session runs, from its volume
     /// once it stopped (kept until the session is deleted).
     pub async fn workspace_tar(&self, id: &str) -> Result<ByteStream> {
         use futures_util::{StreamExt as _, TryStreamExt as _};
         use http_body_util::BodyExt as _;
-        let client = self.live.lock().await.get(id).map(|live| live.client.clone());
-        if let Some(client) = client {
+        if self.live.lock().await.contains_key(id) {
+            let client = self.client(id).await?;
             let body = client.tar("/workspace").await.map_err(crate::core::agent_error)?;
             return Ok(body.into_data_stream().map_err(std::io::Error::other).boxed());
         }

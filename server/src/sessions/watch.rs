@@ -18,13 +18,20 @@ impl Sessions {
     pub async fn adopt_all(&self) -> Result<()> {
         let records = self
             .store
-            .sessions_in(&[SessionState::Creating, SessionState::Running, SessionState::Stopping])
+            .sessions_in(&[
+                SessionState::Creating,
+                SessionState::Running,
+                SessionState::Degraded,
+                SessionState::Stopping,
+            ])
             .await?;
         let mut networked = std::collections::HashSet::new();
         for record in records {
             let id = &record.info.id;
             let adopted = match record.info.state {
-                SessionState::Running => self.adopt(id, &record.info.driver)?,
+                SessionState::Running | SessionState::Degraded => {
+                    self.adopt(id, &record.info.driver)?
+                }
                 _ => None,
             };
             let client = match &adopted {
@@ -41,6 +48,9 @@ impl Sessions {
                     self.follow_ports(id, &client);
                     let live = Live::new(sandbox, client, record.info.limits);
                     self.live.lock().await.insert(id.clone(), live);
+                    if record.info.state == SessionState::Degraded {
+                        self.set_state(id, SessionState::Running, None).await?;
+                    }
                 }
                 (sandbox, _) => {
                     if let Some(sandbox) = sandbox {
@@ -105,6 +115,7 @@ impl Sessions {
             {
                 tracing::warn!("refreshing the host's addresses: {e:#}");
             }
+            self.relink_closed().await;
             if let Err(e) = self.watch_once().await {
                 tracing::warn!("session watch: {e}");
             }
@@ -115,7 +126,7 @@ impl Sessions {
         let now = now_ms();
         let mut to_stop: Vec<(String, String)> = self
             .store
-            .sessions_in(&[SessionState::Running])
+            .sessions_in(&[SessionState::Running, SessionState::Degraded])
             .await?
             .into_iter()
             .filter(|r| r.info.expires_ms <= now)

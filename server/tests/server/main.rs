@@ -12,6 +12,7 @@ mod people;
 mod pool;
 mod preview;
 mod sessions;
+mod sturdy;
 #[path = "../support/mod.rs"]
 #[allow(dead_code)]
 mod support;

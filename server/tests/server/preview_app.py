@@ -3,6 +3,7 @@
 GET /headers     the request's headers as JSON
 POST /hash       the sha256 of the request body, hex
 GET /big?mb=N    N MiB of zeros, streamed
+GET /pattern?mb=N  N MiB, MiB i being bytes 0..=255 repeated and rotated left by i % 256
 GET /sse         event 1, then event 2 once /tmp/sse-go exists
 Upgrade: echo    101, then every byte echoed back
 Upgrade: websocket  a WebSocket echo server (RFC 6455: text and binary messages echoed,
@@ -103,6 +104,16 @@ class Handler(BaseHTTPRequestHandler):
             chunk = b"\0" * (1 << 20)
             for _ in range(mb):
                 self.wfile.write(chunk)
+        elif url.path == "/pattern":
+            mb = int(parse_qs(url.query).get("mb", ["1"])[0])
+            self.send_response(200)
+            self.send_header("Content-Type", "application/octet-stream")
+            self.send_header("Content-Length", str(mb << 20))
+            self.end_headers()
+            block = bytes(range(256)) * 4096
+            for i in range(mb):
+                turn = i % 256
+                self.wfile.write(block[turn:] + block[:turn])
         elif url.path == "/sse":
             self.send_response(200)
             self.send_header("Content-Type", "text/event-stream")

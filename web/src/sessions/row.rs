@@ -23,7 +23,7 @@ pub fn isolation_label(session: &SessionInfo) -> String {
 
 /// A session that is (or will soon be) usable counts down its lifetime.
 fn is_alive(state: SessionState) -> bool {
-    matches!(state, SessionState::Creating | SessionState::Running)
+    state == SessionState::Creating || state.is_up()
 }
 
 /// The row of session `id` (reads the live store); `destroy` asks for confirmation. Only
@@ -115,7 +115,7 @@ pub fn SessionRow(
                 <div class="cell numeric">{age}</div>
                 <div class="cell numeric">{countdown}</div>
                 <div class="cell actions">
-                    {if state == SessionState::Running {
+                    {if state.is_up() {
                         view! {
                             <a class="button primary small" href=href data-testid="open-session">
                                 "Open"
@@ -135,7 +135,7 @@ pub fn SessionRow(
                         }
                             .into_any()
                     }}
-                    {matches!(state, SessionState::Running | SessionState::Stopped | SessionState::Failed)
+                    {(state.is_up() || matches!(state, SessionState::Stopped | SessionState::Failed))
                         .then(|| {
                             view! {
                                 <a

@@ -347,7 +347,7 @@ fn WorkspaceView(id: String) -> impl IntoView {
     };
     let workspace = Workspace {
         session: StoredValue::new(id.clone()),
-        running: Memo::new(move |_| state.get() == Some(SessionState::Running)),
+        running: Memo::new(move |_| state.get().is_some_and(SessionState::is_up)),
         tabs: RwSignal::new(Vec::new()),
         active: RwSignal::new(None),
         creating: RwSignal::new(false),
@@ -374,7 +374,7 @@ fn WorkspaceView(id: String) -> impl IntoView {
     // Terminals load once the session runs (it may still be starting).
     let loaded = StoredValue::new(false);
     Effect::new(move |_| {
-        if state.get() == Some(SessionState::Running) && !loaded.get_value() {
+        if state.get().is_some_and(SessionState::is_up) && !loaded.get_value() {
             loaded.set_value(true);
             workspace.load();
         }
@@ -435,7 +435,7 @@ fn WorkspaceView(id: String) -> impl IntoView {
         (None, true) => Phase::Missing,
         (Some(session), _) => match session.state {
             SessionState::Creating => Phase::Starting,
-            SessionState::Running => Phase::Running,
+            SessionState::Running | SessionState::Degraded => Phase::Running,
             state => Phase::Ended(match session.reason {
                 Some(reason) => format!("This session is {}: {reason}", state.as_str()),
                 None => format!("This session is {}.", state.as_str()),
@@ -490,8 +490,23 @@ fn WorkspaceView(id: String) -> impl IntoView {
         Phase::Ended(text) => view! { <Message text /> }.into_any(),
     };
 
+    // A degraded session keeps its panes (they reconnect by themselves); this says why.
+    let degraded = move || {
+        session.with(|s| {
+            s.as_ref().filter(|s| s.state == SessionState::Degraded).map(|s| {
+                let why = s.reason.clone().unwrap_or_else(|| "its agent does not answer".into());
+                view! {
+                    <div class="server-warning" role="status" data-testid="session-degraded">
+                        {format!("Reconnecting to the sandbox: {why}")}
+                    </div>
+                }
+            })
+        })
+    };
+
     view! {
         <div class="workspace">
+            {degraded}
             <tabs::TabBar session />
             <div class="ws-body">
                 <panels::FilesColumn />
