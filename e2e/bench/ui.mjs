@@ -3,7 +3,10 @@
 //   workspace's xterm;
 // - ui.save_to_shell: from Ctrl+S on a 1 MB file in the editor to `tail` in the session
 //   (exec through the API) showing the new content.
-// Writes target/bench/ui.json and prints each metric's p50.
+// Writes ui.json to $FLINT_BENCH_DIR (`cargo xtask bench` sets it; else target/bench) and
+// prints each metric's p50, and lists its server in servers.txt there, which `cargo xtask
+// bench` checks for leftovers at the end.
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { chromium } from '@playwright/test';
@@ -27,6 +30,8 @@ export function percentile(sorted, p) {
 }
 
 const round3 = (x) => Math.round(x * 1000) / 1000;
+
+const BENCH_DIR = process.env.FLINT_BENCH_DIR || path.join(REPO, 'target/bench');
 
 async function createToPrompt(page, name) {
   await page.goto('/');
@@ -120,6 +125,11 @@ async function main() {
   checkPrerequisites();
   await ensureTestImage();
   const flint = await startFlint({ name: 'bench' });
+  // The server's instance, as `flint serve` names it: sha256 of its data directory.
+  const instance = crypto.createHash('sha256').update(flint.dataDir).digest('hex').slice(0, 12);
+  fs.mkdirSync(BENCH_DIR, { recursive: true });
+  const manifest = path.join(BENCH_DIR, 'servers.txt');
+  fs.appendFileSync(manifest, `server ${instance} ${flint.dataDir}\n`);
   progress(`flint serve at ${flint.direct} (log ${flint.logPath})`);
   let browser;
   try {
@@ -146,8 +156,7 @@ async function main() {
 
     const metrics = [metricOf('ui.create_to_prompt', samples)];
     metrics.push(metricOf('ui.save_to_shell', await saveBench(page, flint)));
-    const out = path.join(REPO, 'target/bench/ui.json');
-    fs.mkdirSync(path.dirname(out), { recursive: true });
+    const out = path.join(BENCH_DIR, 'ui.json');
     fs.writeFileSync(out, `${JSON.stringify({ metrics }, null, 2)}\n`);
     for (const metric of metrics) console.log(`${metric.name} p50 ${metric.p50} ms`);
   } finally {

@@ -1,17 +1,29 @@
-//! `cargo bench -p server --bench sessions`: sessions on the `process` driver, measured over
-//! HTTP and websockets against the real `flint serve` (release build, release guest agent,
-//! the test image of `images/test.toml`; the default image for the shared browser).
+//! `cargo bench -p server --bench sessions`: sessions measured over HTTP and websockets
+//! against the real `flint serve` (release build, release guest agent, the test image of
+//! `images/test.toml`; the default image for the shared browser): per sandbox driver
+//! (`drivers.rs`: creates, memory, the terminal (`terminal.rs`) and the preview proxy
+//! (`proxy.rs`)), the anchors the same workloads run against without Flint (`anchors.rs`:
+//! a bare PTY and terminado; `proxy.rs`: the app reached directly and through nginx), then,
+//! on the `process` driver, networking, the shared browser and MCP.
 //!
 //! Prints a table to stdout, progress to stderr, and writes `target/bench/sessions.json`
 //! (`{"metrics": [{"name", "unit", "p50", "p95", "p99", "n"} | {"name", "unit", "value"}]}`).
-//! An argument that is not a flag runs only the metrics whose name contains it.
+//! An argument that is not a flag runs only the metrics whose name contains it. It leaves
+//! nothing behind: every server is stopped and what it left removed (`server.rs`), and the
+//! run fails if anything of its servers or namespaces is still there at the end
+//! (`leftovers.rs`).
 
+#[path = "sessions/anchors.rs"]
+mod anchors;
 #[path = "sessions/browser.rs"]
 mod browser;
 #[path = "../tests/support/client.rs"]
 mod client;
 #[path = "sessions/drivers.rs"]
 mod drivers;
+#[path = "sessions/leftovers.rs"]
+#[allow(dead_code, reason = "`cargo xtask bench` reads the manifest; this writes it")]
+mod leftovers;
 #[path = "sessions/mcp.rs"]
 mod mcp;
 #[path = "sessions/net.rs"]
@@ -22,20 +34,21 @@ mod proxy;
 mod report;
 #[path = "sessions/server.rs"]
 mod server;
+#[path = "sessions/terminal.rs"]
+mod terminal;
 #[path = "../tests/support/uplink.rs"]
 #[allow(dead_code)]
 mod uplink;
+#[path = "sessions/upstream.rs"]
+mod upstream;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail, ensure};
-use bytes::Bytes;
-use futures_util::{SinkExt as _, StreamExt as _};
-use proto::api::TerminalServerMessage;
 use report::Metric;
 use server::{Server, agent_bin, image_cache};
-use tokio_tungstenite::tungstenite::Message;
+use terminal::FlintTerminal;
 
 /// Sequential creates timed by `session.create_to_prompt.D`.
 const CREATES: usize = 20;
@@ -43,10 +56,6 @@ const CREATES: usize = 20;
 const CONCURRENT: usize = 10;
 /// How long the concurrent sessions sit idle before their memory is read.
 const IDLE: Duration = Duration::from_secs(2);
-/// Keystrokes timed by `ws.keystroke_rtt`.
-const KEYS: usize = 500;
-/// Keys typed between two unmeasured Ctrl-U that clear the line.
-const KEYS_PER_LINE: usize = 100;
 /// `run_command "true"` calls timed by `mcp.run_command`.
 const MCP_CALLS: usize = 200;
 /// Quiet time after which a terminal's output counts as settled.
@@ -60,7 +69,18 @@ const SESSION_BODY: &str = r#"{"image":"test","memory_mb":512,"network":false}"#
 const SESSION_BODY_NET: &str = r#"{"image":"test","memory_mb":512}"#;
 
 fn main() -> Result<()> {
-    report::main("sessions", |filter| async move { run(filter.as_deref()).await })
+    // Inside a sandbox, the bench binary is the preview's upstream app.
+    if let Some(port) = upstream::requested() {
+        return upstream::serve(port?);
+    }
+    report::main("sessions", |filter| async move {
+        let result = Box::pin(run(filter.as_deref())).await;
+        // Whatever happened, nothing of the run may stay.
+        let left = tokio::task::spawn_blocking(check_leftovers).await?;
+        let metrics = result?;
+        left?;
+        Ok(metrics)
+    })
 }
 
 async fn run(filter: Option<&str>) -> Result<Vec<Metric>> {
@@ -70,24 +90,62 @@ async fn run(filter: Option<&str>) -> Result<Vec<Metric>> {
     // Sandboxes egress through a namespace built here: nothing the bench sends leaves the
     // machine (MACHINE.md, "Network").
     let uplink = tokio::task::spawn_blocking(uplink::Uplink::build).await?;
+    // Its world namespace is named after it (`uplink.rs`).
+    server::record_netns(&uplink.name)?;
+    server::record_netns(&uplink.name.replacen("flt-up-", "flt-w-", 1))?;
     let mut metrics = Vec::new();
     for driver in ["process", "gvisor"] {
-        metrics.extend(drivers::measure(&cache, &agent, &uplink, driver, &wanted).await?);
+        metrics.extend(Box::pin(drivers::measure(&cache, &agent, &uplink, driver, &wanted)).await?);
     }
+    metrics.extend(anchors::measure(&wanted).await?);
     let browser_metrics = ["browser.fps", "browser.input_to_frame"];
     if browser_metrics.iter().any(|m| wanted(m)) {
         // Its Chromium (about 100 s to build the first time).
         server::build_image("default").await?;
     }
-    let args = ["--driver", "process", "--pool-size", "0"];
-    let server = Server::start(&cache, &agent, &uplink, &args).await?;
-    let result = Box::pin(measure(&server, &uplink, &wanted)).await;
-    // Sandboxes outlive their server: whatever a failed run left behind is deleted first.
-    let cleanup = server.delete_leftovers().await;
-    server.stop().await;
-    metrics.extend(result?);
-    cleanup?;
+    let rest = [
+        "session.create_to_prompt_net.process",
+        "net.egress_throughput",
+        "net.host_throughput",
+        "browser.fps",
+        "browser.input_to_frame",
+        "mcp.run_command",
+    ];
+    if rest.iter().any(|m| wanted(m)) {
+        let args = ["--driver", "process", "--pool-size", "0"];
+        let server = Server::start(&cache, &agent, &uplink, &args).await?;
+        let result = Box::pin(measure(&server, &uplink, &wanted)).await;
+        // Sandboxes outlive their server: whatever a failed run left behind is deleted first.
+        let cleanup = server.delete_leftovers().await;
+        let stopped = server.stop().await;
+        metrics.extend(result?);
+        cleanup?;
+        stopped?;
+    }
     Ok(metrics)
+}
+
+/// Fails, saying what, if anything of this run's servers or namespaces is still there.
+fn check_leftovers() -> Result<()> {
+    let started = server::started();
+    let mut left: Vec<String> = Vec::new();
+    for record in &started.servers {
+        left.extend(leftovers::find(record, None, true).iter().map(ToString::to_string));
+    }
+    left.extend(leftovers::find_netns(&started).iter().map(ToString::to_string));
+    if left.is_empty() {
+        eprintln!("bench: nothing left behind");
+        return Ok(());
+    }
+    // Said here too: a failed run returns its own error first.
+    let left = left.join("\n  ");
+    eprintln!("bench: left behind:\n  {left}");
+    bail!("the bench left behind:\n  {left}")
+}
+
+/// A metric's name for the report (which takes `'static` names; a handful per run).
+fn name(text: String) -> &'static str {
+    Box::leak(text.into_boxed_str())
 }
 
 async fn measure(
@@ -108,22 +166,6 @@ async fn measure(
     }
     if wanted("net.egress_throughput") || wanted("net.host_throughput") {
         metrics.extend(net::throughput(server, uplink, wanted).await?);
-    }
-    let proxy_metrics = [
-        "proxy.rps",
-        "proxy.direct_rps",
-        "proxy.latency",
-        "proxy.direct_latency",
-        "proxy.stream_throughput",
-        "proxy.direct_stream_throughput",
-    ];
-    if proxy_metrics.iter().any(|m| wanted(m)) {
-        metrics.extend(proxy::proxy(server, uplink, wanted).await?);
-    }
-    if wanted("ws.keystroke_rtt") {
-        eprintln!("bench: keystroke_rtt ({KEYS} keys)");
-        let samples = keystroke_rtt(server).await?;
-        metrics.push(Metric::ms("ws.keystroke_rtt", &samples));
     }
     if wanted("browser.fps") || wanted("browser.input_to_frame") {
         eprintln!("bench: the shared browser (browser.fps, browser.input_to_frame)");
@@ -147,8 +189,8 @@ async fn create_to_prompt(server: &Server) -> Result<(String, Duration)> {
 async fn create_to_prompt_with(server: &Server, body: &str) -> Result<(String, Duration)> {
     let start = Instant::now();
     let id = server.create_session_with(body).await?;
-    let mut ws = server.open_first_shell(&id).await?;
-    let text = read_until_prompt(&mut ws).await?;
+    let ws = server.open_first_shell(&id).await?;
+    let text = read_until_prompt(ws).await?;
     let elapsed = start.elapsed();
     eprintln!("bench:   {elapsed:.0?} to {:?}", tail(&text, 40));
     Ok((id, elapsed))
@@ -179,108 +221,13 @@ async fn create_concurrently(server: &Server, count: usize) -> Result<(Vec<Strin
     Ok((ids, wall))
 }
 
-async fn keystroke_rtt(server: &Server) -> Result<Vec<Duration>> {
-    let id = server.create_session().await?;
-    let mut ws = server.open_terminal(&id).await?;
-    read_until_prompt(&mut ws).await?;
-    let mut samples = Vec::with_capacity(KEYS);
-    for i in 0..KEYS {
-        if i > 0 && i % KEYS_PER_LINE == 0 {
-            send(&mut ws, b"\x15").await?;
-            settle(&mut ws).await?;
-        }
-        let key = b'a' + (i % 26) as u8;
-        let start = Instant::now();
-        send(&mut ws, &[key]).await?;
-        let echoed = async {
-            loop {
-                if output(&mut ws).await?.contains(&key) {
-                    return anyhow::Ok(());
-                }
-            }
-        };
-        tokio::time::timeout(WAIT, echoed)
-            .await
-            .with_context(|| format!("no echo of key {i} within {WAIT:?}"))??;
-        samples.push(start.elapsed());
-    }
-    drop(ws);
-    server.delete_session(&id).await?;
-    Ok(samples)
-}
-
 /// A terminal websocket.
 type Ws =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-async fn send(ws: &mut Ws, bytes: &[u8]) -> Result<()> {
-    ws.send(Message::Binary(Bytes::copy_from_slice(bytes))).await.context("sending keys")
-}
-
-/// The bytes of the next output message (after its offset), skipping control messages.
-async fn output(ws: &mut Ws) -> Result<Bytes> {
-    loop {
-        match ws.next().await {
-            Some(Ok(Message::Binary(bytes))) => {
-                ensure!(
-                    bytes.len() >= proto::api::OUTPUT_OFFSET_BYTES,
-                    "an output message of {} bytes",
-                    bytes.len()
-                );
-                return Ok(bytes.slice(proto::api::OUTPUT_OFFSET_BYTES..));
-            }
-            Some(Ok(Message::Text(text))) => {
-                match serde_json::from_str(&text).with_context(|| format!("message {text}"))? {
-                    TerminalServerMessage::Attached { .. }
-                    | TerminalServerMessage::Resized { .. } => {}
-                    TerminalServerMessage::Missed { from, to } => {
-                        bail!("missed output {from}..{to}")
-                    }
-                    TerminalServerMessage::Error { message } => bail!("terminal error: {message}"),
-                    TerminalServerMessage::Exit { code, signal } => {
-                        bail!("the shell exited: code {code:?}, signal {signal:?}")
-                    }
-                }
-            }
-            Some(Ok(Message::Close(close))) => bail!("the websocket closed: {close:?}"),
-            Some(Ok(_)) => {}
-            Some(Err(e)) => return Err(e).context("reading the websocket"),
-            None => bail!("the websocket ended"),
-        }
-    }
-}
-
-/// Reads output until it ends in a shell prompt (`# ` as root, `$ ` otherwise, then the
-/// images' invisible input-start mark, OSC 133 `B`); returns it.
-async fn read_until_prompt(ws: &mut Ws) -> Result<String> {
-    let mut text = String::new();
-    let read = async {
-        loop {
-            let shown = text.trim_end_matches("\x1b]133;B\x07");
-            if shown.ends_with("# ") || shown.ends_with("$ ") {
-                break;
-            }
-            text.push_str(&String::from_utf8_lossy(&output(ws).await?));
-        }
-        anyhow::Ok(())
-    };
-    match tokio::time::timeout(WAIT, read).await {
-        Ok(result) => result.with_context(|| format!("waiting for a prompt; saw {text:?}"))?,
-        Err(_) => bail!("no prompt within {WAIT:?}; saw {text:?}"),
-    }
-    Ok(text)
-}
-
-/// Reads output until none came for [`SETTLE`].
-async fn settle(ws: &mut Ws) -> Result<()> {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        ensure!(Instant::now() < deadline, "output did not settle within {WAIT:?}");
-        match tokio::time::timeout(SETTLE, output(ws)).await {
-            Err(_) => return Ok(()),
-            Ok(result) => drop(result?),
-        }
-    }
+/// Reads output until it ends in a shell prompt; returns it.
+async fn read_until_prompt(ws: Ws) -> Result<String> {
+    terminal::read_until_prompt(&mut FlintTerminal::new(ws)).await
 }
 
 /// The last `chars` characters of `text`.

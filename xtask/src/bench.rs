@@ -1,5 +1,9 @@
 //! `cargo xtask bench`: runs the benchmarks, merges the figures each one wrote to
 //! `target/bench/<bench>.json` into `target/bench/results.json` and prints them as a table.
+//! Then checks that the benches left nothing behind: every `flint serve` they started is
+//! listed in `target/bench/servers.txt`, and none may have left a process, namespace,
+//! address record, mount, loop device, cgroup, nftables table or data directory (the
+//! sessions bench's `leftovers.rs`, shared by path), nor a namespace of the benches' own.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -9,6 +13,15 @@ use serde::{Deserialize, Serialize};
 use xshell::{Shell, cmd};
 
 const RESULTS_FILE: &str = "results.json";
+
+/// Debian packages only the benches need: nginx, the preview proxy's anchor (a reverse
+/// proxy in front of the same app; Debian's package starts no service where
+/// `policy-rc.d` forbids it, and the bench runs its own on a port of its uplink namespace).
+const BENCH_PACKAGES: &[&str] = &["nginx"];
+
+#[path = "../../server/benches/sessions/leftovers.rs"]
+#[allow(dead_code, reason = "the bench removes leftovers; this only finds them")]
+mod leftovers;
 
 /// What `results.json` holds.
 #[derive(Debug, Serialize, Deserialize)]
@@ -47,9 +60,44 @@ enum BenchFile {
 
 pub fn run(sh: &Shell) -> anyhow::Result<()> {
     let dir = crate::target_dir(sh).join("bench");
-    // Stale figures of an earlier run must never show up as this run's.
+    // Stale figures of an earlier run must never show up as this run's, nor its servers.
     remove_json_files(&dir)?;
+    let manifest = dir.join(leftovers::MANIFEST);
+    if manifest.exists() {
+        std::fs::remove_file(&manifest)
+            .with_context(|| format!("removing {}", manifest.display()))?;
+    }
+    let benches = run_benches(sh, &dir);
+    // Also after a failed bench: what it left is what most needs saying.
+    let left = check_leftovers(&dir);
+    benches?;
+    left
+}
+
+/// Fails, naming each, if anything of the servers and namespaces the benches listed in
+/// `dir`'s manifest is still there.
+fn check_leftovers(dir: &Path) -> anyhow::Result<()> {
+    let manifest = leftovers::read_manifest(dir);
+    let mut left = Vec::new();
+    for server in &manifest.servers {
+        left.extend(leftovers::find(server, None, true));
+    }
+    left.extend(leftovers::find_netns(&manifest));
+    if left.is_empty() {
+        eprintln!(
+            "bench: nothing left behind ({} servers, {} namespaces checked)",
+            manifest.servers.len(),
+            manifest.netns.len()
+        );
+        return Ok(());
+    }
+    let left: Vec<String> = left.iter().map(ToString::to_string).collect();
+    bail!("the benches left behind:\n  {}", left.join("\n  "))
+}
+
+fn run_benches(sh: &Shell, dir: &Path) -> anyhow::Result<()> {
     crate::setup::setup(sh)?;
+    crate::setup::ensure_debian_packages(sh, BENCH_PACKAGES)?;
     // Before the server's build: a release `flint` embeds `web/dist`.
     crate::web::build_app(sh)?;
     cmd!(sh, "cargo bench -p guest-agent --bench agent").run()?;
@@ -57,9 +105,9 @@ pub fn run(sh: &Shell) -> anyhow::Result<()> {
     cmd!(sh, "cargo bench -p server --bench sessions").run()?;
     // The UI in headless Chromium against the release server the bench above built.
     crate::web::run_ui_bench(sh)?;
-    image_bench(sh, &dir)?;
+    image_bench(sh, dir)?;
 
-    let metrics = merge(&dir)?;
+    let metrics = merge(dir)?;
     if metrics.is_empty() {
         bail!("the benchmarks wrote no figures to {}", dir.display());
     }

@@ -66,6 +66,8 @@ pub fn run_e2e(sh: &Shell) -> anyhow::Result<()> {
 /// (Ctrl+S of a 1 MB file in the editor to the sandbox seeing it), in headless Chromium
 /// against the release server; writes `target/bench/ui.json`.
 pub fn run_ui_bench(sh: &Shell) -> anyhow::Result<()> {
+    // Where `bench` merges figures from and checks servers listed for leftovers.
+    let _dir = sh.push_env("FLINT_BENCH_DIR", crate::target_dir(sh).join("bench"));
     in_e2e(sh, "release", "node", &["bench/ui.mjs"])
 }
 

@@ -6,7 +6,9 @@
 //!   test image with networking), the pool refilled before each create;
 //! - `session.concurrent10_wall.D`: ten cold creates at once, until all run;
 //! - `session.idle_memory.D`: their resident memory on the host per sandbox after 2 s idle
-//!   (for gVisor: the sentry, the gofer and the ptrace stubs).
+//!   (for gVisor: the sentry, the gofer and the ptrace stubs);
+//! - the terminal's metrics (`terminal.rs`) and the preview proxy's (`proxy.rs`; on the
+//!   `process` driver's server also the direct and nginx anchors), on the cold server.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -17,13 +19,8 @@ use super::report::Metric;
 use super::server::Server;
 use super::{
     CONCURRENT, CREATES, IDLE, SESSION_BODY_NET, create_concurrently, create_to_prompt,
-    create_to_prompt_with, mib, session_rss, uplink,
+    create_to_prompt_with, mib, name, proxy, session_rss, terminal, uplink,
 };
-
-/// A metric's name for the report (which takes `'static` names; a handful per run).
-fn name(text: String) -> &'static str {
-    Box::leak(text.into_boxed_str())
-}
 
 /// Warm sandboxes the pool server keeps.
 const POOL: &str = "2";
@@ -40,14 +37,26 @@ pub async fn measure(
     let cold = name(format!("session.create_to_prompt.{driver}"));
     let concurrent = name(format!("session.concurrent10_wall.{driver}"));
     let memory = name(format!("session.idle_memory.{driver}"));
-    if [cold, concurrent, memory].iter().any(|m| wanted(m)) {
+    let live = ["ws.keystroke_rtt.", "terminal.", "proxy."].map(|m| format!("{m}{driver}"));
+    let anchors = driver == "process";
+    let live = live.iter().any(|m| wanted(m))
+        || (anchors && proxy::ANCHORS.iter().flatten().any(|m| wanted(m)));
+    if [cold, concurrent, memory].iter().any(|m| wanted(m)) || live {
         let args = ["--driver", driver, "--pool-size", "0"];
         let server = Server::start(cache, agent, uplink, &args).await?;
-        let result = cold_metrics(&server, driver, wanted).await;
+        let result = async {
+            let mut metrics = cold_metrics(&server, driver, wanted).await?;
+            metrics.extend(Box::pin(terminal::measure(&server, driver, wanted)).await?);
+            let preview = proxy::measure(&server, uplink, driver, anchors, wanted);
+            metrics.extend(Box::pin(preview).await?);
+            anyhow::Ok(metrics)
+        };
+        let result = Box::pin(result).await;
         let cleanup = server.delete_leftovers().await;
-        server.stop().await;
+        let stopped = server.stop().await;
         metrics.extend(result?);
         cleanup?;
+        stopped?;
     }
     let pool = name(format!("session.create_to_prompt_pool.{driver}"));
     if wanted(pool) {
@@ -55,9 +64,10 @@ pub async fn measure(
         let server = Server::start(cache, agent, uplink, &args).await?;
         let result = pool_samples(&server, driver).await;
         let cleanup = server.delete_leftovers().await;
-        server.stop().await;
+        let stopped = server.stop().await;
         metrics.push(Metric::ms(pool, &result?));
         cleanup?;
+        stopped?;
     }
     Ok(metrics)
 }

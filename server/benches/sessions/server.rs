@@ -1,5 +1,10 @@
 //! The bench's harness: a release `flint serve` on a free port with a fresh data
 //! directory (the test image linked in) and a user-wide token, and plain HTTP requests.
+//!
+//! A server is stopped as an operator stops it (SIGTERM: it discards its warm pool and
+//! removes its nftables table), then whatever it left of its sandboxes is found and
+//! removed ([`leftovers`]); each server is listed in the manifest `target/bench/servers.txt`
+//! that `cargo xtask bench` checks at the end.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -11,8 +16,38 @@ use http::StatusCode;
 use tokio::io::AsyncBufReadExt as _;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
 
+use super::leftovers::{self, Leftover, ServerRecord};
 use super::report::{target_dir, workspace};
 use super::{SESSION_BODY, WAIT, Ws, client, uplink};
+
+/// How long a server may take to stop after SIGTERM: it discards its warm sandboxes first
+/// (a gVisor sandbox takes a few hundred ms).
+const STOP_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Every server this run started: the run's last check looks at each again.
+static STARTED: Mutex<Vec<ServerRecord>> = Mutex::new(Vec::new());
+
+/// Namespaces this run made itself (its uplink's).
+static OWN_NETNS: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+/// The servers this run started, and its own namespaces: what its last check looks at.
+pub fn started() -> leftovers::Manifest {
+    let servers = STARTED.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+    let netns = OWN_NETNS.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+    leftovers::Manifest { servers, netns }
+}
+
+/// Lists a namespace this run made in the manifest.
+pub fn record_netns(name: &str) -> Result<()> {
+    OWN_NETNS.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(name.to_owned());
+    record(&format!("netns {name}"))
+}
+
+/// Lists `line` in the manifest `cargo xtask bench` checks.
+fn record(line: &str) -> Result<()> {
+    let dir = target_dir().join("bench");
+    leftovers::record(&dir, line).with_context(|| format!("writing {}", dir.display()))
+}
 
 /// The release guest-agent binary, built (or brought up to date: a stale agent would measure
 /// old code) by `cargo build --release -p guest-agent`, since `cargo bench -p server` does not
@@ -76,6 +111,10 @@ pub struct Inner {
     pub bearer: String,
     /// Sessions created and not deleted yet.
     pub sessions: Mutex<Vec<String>>,
+    /// Its instance and data directory.
+    pub record: ServerRecord,
+    /// The uplink namespace it was given (its table lives there).
+    uplink: String,
     _dir: tempfile::TempDir,
 }
 
@@ -101,7 +140,14 @@ impl Server {
         uplink: &uplink::Uplink,
         extra: &[&str],
     ) -> Result<Server> {
-        let dir = tempfile::tempdir().context("temporary directory")?;
+        let dir = tempfile::Builder::new()
+            .prefix("flint-bench-sessions-")
+            .tempdir()
+            .context("temporary directory")?;
+        let record =
+            ServerRecord { instance: instance_of(dir.path()), data_dir: dir.path().to_owned() };
+        self::record(&format!("server {} {}", record.instance, dir.path().display()))?;
+        STARTED.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(record.clone());
         std::os::unix::fs::symlink(cache.join("images"), dir.path().join("images"))
             .context("linking the image cache")?;
         let binary = env!("CARGO_BIN_EXE_flint");
@@ -146,6 +192,8 @@ impl Server {
                 addr,
                 bearer,
                 sessions: Mutex::default(),
+                record,
+                uplink: uplink.name.clone(),
                 _dir: dir,
             }),
         })
@@ -209,7 +257,7 @@ impl Server {
         self.attach(id, &tid).await
     }
 
-    async fn create_terminal(&self, id: &str) -> Result<String> {
+    pub async fn create_terminal(&self, id: &str) -> Result<String> {
         let headers = [("authorization", self.bearer()), ("content-type", "application/json")];
         let reply =
             self.request("POST", &format!("/api/sessions/{id}/terminals"), &headers, "{}").await?;
@@ -222,7 +270,8 @@ impl Server {
         Ok(reply.json()?["id"].as_str().context("no terminal id")?.to_owned())
     }
 
-    async fn attach(&self, id: &str, tid: &str) -> Result<Ws> {
+    /// Opens the websocket of terminal `tid` of session `id`.
+    pub async fn attach(&self, id: &str, tid: &str) -> Result<Ws> {
         self.websocket(&format!("/api/sessions/{id}/terminals/{tid}/ws")).await
     }
 
@@ -239,6 +288,39 @@ impl Server {
             .with_context(|| format!("opening {path} timed out"))?
             .with_context(|| format!("opening {path}"))?;
         Ok(ws)
+    }
+
+    /// Runs `argv` in session `id` (no pty, output collected); the reply
+    /// (`exit_code`, `stdout`, `stderr`).
+    pub async fn exec(&self, id: &str, argv: &[&str]) -> Result<serde_json::Value> {
+        let body = serde_json::json!({ "argv": argv, "env": {}, "timeout_ms": 120_000 });
+        let headers = [("authorization", self.bearer()), ("content-type", "application/json")];
+        let path = format!("/api/sessions/{id}/exec");
+        let reply = self.request("POST", &path, &headers, &body.to_string()).await?;
+        ensure!(reply.status == StatusCode::OK, "exec: {} {}", reply.status, reply.body);
+        reply.json()
+    }
+
+    /// `PUT path` with a binary body (a file's content), on a fresh connection.
+    pub async fn put_bytes(&self, path: &str, body: Vec<u8>) -> Result<()> {
+        use http_body_util::BodyExt as _;
+        let stream =
+            tokio::net::TcpStream::connect(&self.inner.addr).await.context("connecting")?;
+        let (mut sender, connection) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
+        tokio::spawn(connection);
+        let request = http::Request::put(path)
+            .header("host", &self.inner.addr)
+            .header("authorization", self.bearer())
+            .header("content-type", "application/octet-stream")
+            .body(http_body_util::Full::new(bytes::Bytes::from(body)))?;
+        let response = tokio::time::timeout(WAIT, sender.send_request(request))
+            .await
+            .with_context(|| format!("PUT {path}: no answer within {WAIT:?}"))??;
+        let status = response.status();
+        let body = response.into_body().collect().await?.to_bytes();
+        ensure!(status.is_success(), "PUT {path}: {status} {}", String::from_utf8_lossy(&body));
+        Ok(())
     }
 
     pub async fn delete_session(&self, id: &str) -> Result<()> {
@@ -268,9 +350,27 @@ impl Server {
         result
     }
 
-    pub async fn stop(&self) {
+    /// Stops the server (SIGTERM, then SIGKILL if it has not exited within [`STOP_WAIT`]),
+    /// then removes what it left, saying what that was. Fails only when something could
+    /// not be removed.
+    pub async fn stop(&self) -> Result<()> {
         let mut child = self.inner.child.lock().await;
-        let _ = child.kill().await;
+        if let Some(pid) = child.id() {
+            let pid = nix::unistd::Pid::from_raw(i32::try_from(pid).context("a pid")?);
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+            match tokio::time::timeout(STOP_WAIT, child.wait()).await {
+                Ok(Ok(status)) if status.success() => {}
+                Ok(Ok(status)) => eprintln!("bench: flint serve exited with {status}"),
+                Ok(Err(e)) => eprintln!("bench: waiting for flint serve: {e}"),
+                Err(_) => {
+                    eprintln!("bench: flint serve did not stop within {STOP_WAIT:?}: SIGKILL");
+                    let _ = child.kill().await;
+                }
+            }
+        }
+        drop(child);
+        let (record, uplink) = (self.inner.record.clone(), self.inner.uplink.clone());
+        tokio::task::spawn_blocking(move || remove_leftovers(&record, &uplink)).await?
     }
 
     pub fn bearer(&self) -> &str {
@@ -279,6 +379,62 @@ impl Server {
 
     pub fn sessions(&self) -> std::sync::MutexGuard<'_, Vec<String>> {
         self.inner.sessions.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// A server's instance, as `flint serve` names it from its data directory.
+fn instance_of(data_dir: &Path) -> String {
+    use sha2::Digest as _;
+    let digest = sha2::Sha256::digest(data_dir.to_string_lossy().as_bytes());
+    digest.iter().take(6).map(|b| format!("{b:02x}")).collect()
+}
+
+/// Removes what a stopped server left of its sandboxes, saying what it was: processes
+/// first, then, once they are gone (reaped: a zombie still holds its cgroup), the rest,
+/// found again (a loop device may have gone with its mount), each retried for a while.
+fn remove_leftovers(record: &ServerRecord, uplink: &str) -> Result<()> {
+    let found = leftovers::find(record, Some(uplink), false);
+    if found.is_empty() {
+        return Ok(());
+    }
+    eprintln!(
+        "bench: flint serve ({}) left {} things; removing them:",
+        record.instance,
+        found.len()
+    );
+    for leftover in &found {
+        eprintln!("bench:   {leftover}");
+    }
+    let deadline = Instant::now() + std::time::Duration::from_secs(10);
+    let mut failures = Vec::new();
+    loop {
+        let processes: Vec<Leftover> = leftovers::find(record, None, false)
+            .into_iter()
+            .filter(|l| matches!(l, Leftover::Process { .. }))
+            .collect();
+        if processes.is_empty() || Instant::now() > deadline {
+            failures.extend(processes.iter().map(|p| format!("{p} did not go")));
+            break;
+        }
+        for process in &processes {
+            let _ = leftovers::remove(process);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    loop {
+        let rest = leftovers::find(record, Some(uplink), false);
+        let errors: Vec<String> = rest.iter().filter_map(|l| leftovers::remove(l).err()).collect();
+        if errors.is_empty() || Instant::now() > deadline {
+            failures.extend(errors);
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    if failures.is_empty() {
+        eprintln!("bench:   all removed");
+        Ok(())
+    } else {
+        bail!("could not remove what flint serve left: {}", failures.join("; "))
     }
 }
 

@@ -1,0 +1,332 @@
+//! The terminal workloads, the same for Flint on each driver D and for terminado
+//! (`anchors.rs` runs them on a bare PTY too):
+//!
+//! - `ws.keystroke_rtt.D`: a key typed over the terminal's websocket to its echo arriving
+//!   there ([`KEYS`] keys at a bash prompt, the line cleared every [`KEYS_PER_LINE`]);
+//! - `terminal.output_1.D`: one viewer of a shell that `cat`s [`FLOOD_BYTES`] of text (see
+//!   [`FLOOD_SETUP`]): the bytes the viewer got from the command's Enter to the end marker
+//!   arriving, over that time, in MB/s; the median of [`FLOODS`] runs;
+//! - `terminal.output_5.D`: five viewers of the same shell, one of them typing; each must
+//!   get every byte (Flint's offsets are checked to be contiguous), and the rate is the
+//!   bytes over the time until the **last** of the five saw the marker: what each viewer
+//!   got per second.
+//!
+//! Flint's sessions are the test image's, made without network; each workload gets a
+//! terminal of its own.
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, Result, bail, ensure};
+use bytes::Bytes;
+use futures_util::{SinkExt as _, StreamExt as _};
+use proto::api::TerminalServerMessage;
+use tokio_tungstenite::tungstenite::Message;
+
+use super::report::Metric;
+use super::server::Server;
+use super::{SETTLE, WAIT, Ws, name};
+
+/// Keystrokes timed per shell.
+pub const KEYS: usize = 500;
+/// Keys typed between two unmeasured Ctrl-U that clear the line.
+pub const KEYS_PER_LINE: usize = 100;
+/// The longest a flood may take (64 MiB at 1 MB/s).
+const FLOOD_WAIT: Duration = Duration::from_secs(120);
+/// Floods per workload; the median rate counts.
+pub const FLOODS: usize = 3;
+/// Viewers of `output_5`.
+pub const VIEWERS: usize = 5;
+/// Random bytes behind the flood: base64 makes them 64 MiB of text.
+const FLOOD_RANDOM_BYTES: u64 = 48 << 20;
+/// The flood's size: 76 base64 characters and a newline per line (the pty adds a `\r`).
+pub const FLOOD_BYTES: u64 = FLOOD_RANDOM_BYTES / 3 * 4 * 77 / 76;
+/// Makes the flood file `$1`: random bytes as base64 in 76-column lines. Text (what a build
+/// log or a test run prints: printable lines, a newline each 77 bytes, nothing for the
+/// terminal to interpret), and it cannot be compressed much, so no transport can flatter
+/// it; generated before the timing starts, so the timed command is a `cat` and the
+/// figure is the terminal's path, not the generator's.
+pub const FLOOD_SETUP: &str = "head -c 50331648 /dev/urandom | base64 -w 76 > \"$1\"";
+/// The line the viewers wait for, printed after the flood. The typed command spells it
+/// differently (`$((6*7))`) so that its echo does not end the wait, and base64 has no `_`.
+pub const MARKER: &[u8] = b"FLOOD_42_END";
+
+/// The command typed to flood a terminal with `file`.
+pub fn flood_command(file: &str) -> String {
+    format!("cat {file}; echo FLOOD_$((6*7))_END\r")
+}
+
+/// A terminal client: keys in, output out.
+pub trait Terminal: Send + 'static {
+    /// Types `bytes`.
+    fn send(&mut self, bytes: &[u8]) -> impl Future<Output = Result<()>> + Send;
+    /// The next piece of output.
+    fn output(&mut self) -> impl Future<Output = Result<Bytes>> + Send;
+}
+
+/// A Flint terminal websocket; checks that output offsets follow each other.
+pub struct FlintTerminal {
+    ws: Ws,
+    /// The offset the next output must start at, once known.
+    next: Option<u64>,
+}
+
+impl FlintTerminal {
+    pub fn new(ws: Ws) -> FlintTerminal {
+        FlintTerminal { ws, next: None }
+    }
+}
+
+impl Terminal for FlintTerminal {
+    async fn send(&mut self, bytes: &[u8]) -> Result<()> {
+        self.ws.send(Message::Binary(Bytes::copy_from_slice(bytes))).await.context("sending keys")
+    }
+
+    async fn output(&mut self) -> Result<Bytes> {
+        loop {
+            match self.ws.next().await {
+                Some(Ok(Message::Binary(bytes))) => {
+                    let (head, _) = bytes
+                        .split_first_chunk::<{ proto::api::OUTPUT_OFFSET_BYTES }>()
+                        .with_context(|| format!("an output message of {} bytes", bytes.len()))?;
+                    let offset = u64::from_be_bytes(*head);
+                    let output = bytes.slice(proto::api::OUTPUT_OFFSET_BYTES..);
+                    if let Some(next) = self.next {
+                        ensure!(offset == next, "output jumped from offset {next} to {offset}");
+                    }
+                    self.next = Some(offset + output.len() as u64);
+                    return Ok(output);
+                }
+                Some(Ok(Message::Text(text))) => {
+                    match serde_json::from_str(&text).with_context(|| format!("message {text}"))? {
+                        TerminalServerMessage::Attached { offset, .. } => self.next = Some(offset),
+                        TerminalServerMessage::Resized { .. } => {}
+                        TerminalServerMessage::Missed { from, to } => {
+                            bail!("missed output {from}..{to}")
+                        }
+                        TerminalServerMessage::Error { message } => {
+                            bail!("terminal error: {message}")
+                        }
+                        TerminalServerMessage::Exit { code, signal } => {
+                            bail!("the shell exited: code {code:?}, signal {signal:?}")
+                        }
+                    }
+                }
+                Some(Ok(Message::Close(close))) => bail!("the websocket closed: {close:?}"),
+                Some(Ok(_)) => {}
+                Some(Err(e)) => return Err(e).context("reading the websocket"),
+                None => bail!("the websocket ended"),
+            }
+        }
+    }
+}
+
+/// Flint's terminal metrics of `driver` that `wanted` asks for, on `server`.
+pub async fn measure(
+    server: &Server,
+    driver: &str,
+    wanted: &dyn Fn(&str) -> bool,
+) -> Result<Vec<Metric>> {
+    let keystroke = name(format!("ws.keystroke_rtt.{driver}"));
+    let output_1 = name(format!("terminal.output_1.{driver}"));
+    let output_5 = name(format!("terminal.output_5.{driver}"));
+    let mut metrics = Vec::new();
+    if ![keystroke, output_1, output_5].iter().any(|m| wanted(m)) {
+        return Ok(metrics);
+    }
+    let id = server.create_session().await?;
+    if wanted(keystroke) {
+        eprintln!("bench: {keystroke} ({KEYS} keys)");
+        let mut term = FlintTerminal::new(server.open_terminal(&id).await?);
+        read_until_prompt(&mut term).await?;
+        metrics.push(Metric::ms(keystroke, &keystroke_rtt(&mut term).await?));
+    }
+    let file = "/tmp/flood.txt";
+    if wanted(output_1) || wanted(output_5) {
+        let reply = server.exec(&id, &["bash", "-c", FLOOD_SETUP, "flood", file]).await?;
+        ensure!(reply["exit_code"] == 0, "making the flood file: {reply}");
+    }
+    for (metric, viewers) in [(output_1, 1), (output_5, VIEWERS)] {
+        if !wanted(metric) {
+            continue;
+        }
+        eprintln!("bench: {metric} ({FLOODS} floods of {FLOOD_BYTES} bytes, {viewers} viewers)");
+        let tid = server.create_terminal(&id).await?;
+        let mut terms = Vec::with_capacity(viewers);
+        for _ in 0..viewers {
+            terms.push(FlintTerminal::new(server.attach(&id, &tid).await?));
+        }
+        read_until_prompt(&mut terms[0]).await?;
+        metrics.push(floods(metric, terms, &flood_command(file)).await?);
+    }
+    server.delete_session(&id).await?;
+    Ok(metrics)
+}
+
+/// [`FLOODS`] floods of `terms` (the first types); the median rate as `metric`.
+pub async fn floods<T: Terminal>(
+    metric: &'static str,
+    mut terms: Vec<T>,
+    command: &str,
+) -> Result<Metric> {
+    let mut rates = Vec::with_capacity(FLOODS);
+    for _ in 0..FLOODS {
+        let (back, bytes, elapsed) = flood(terms, command).await?;
+        terms = back;
+        let rate = bytes as f64 / 1e6 / elapsed.as_secs_f64();
+        eprintln!("bench:   {bytes} bytes in {elapsed:.2?} to each viewer: {rate:.1} MB/s");
+        ensure!(bytes >= FLOOD_BYTES, "{bytes} bytes arrived, less than the {FLOOD_BYTES} sent");
+        rates.push(rate);
+    }
+    rates.sort_by(f64::total_cmp);
+    Ok(Metric::value(metric, "MB/s", rates[rates.len() / 2]))
+}
+
+/// Keystroke round trips at a prompt.
+pub async fn keystroke_rtt<T: Terminal>(term: &mut T) -> Result<Vec<Duration>> {
+    let mut samples = Vec::with_capacity(KEYS);
+    for i in 0..KEYS {
+        if i > 0 && i % KEYS_PER_LINE == 0 {
+            term.send(b"\x15").await?;
+            settle(term).await?;
+        }
+        let key = b'a' + (i % 26) as u8;
+        let start = Instant::now();
+        term.send(&[key]).await?;
+        let echoed = async {
+            loop {
+                if term.output().await?.contains(&key) {
+                    return anyhow::Ok(());
+                }
+            }
+        };
+        tokio::time::timeout(WAIT, echoed)
+            .await
+            .with_context(|| format!("no echo of key {i} within {WAIT:?}"))??;
+        samples.push(start.elapsed());
+    }
+    term.send(b"\x15").await?;
+    settle(term).await?;
+    Ok(samples)
+}
+
+/// One flood: every terminal quiet first, then the first types `command` while all read
+/// until the marker. The terminals back, the bytes the slowest viewer got, and the time
+/// from the Enter until the last viewer saw the marker.
+async fn flood<T: Terminal>(mut terms: Vec<T>, command: &str) -> Result<(Vec<T>, u64, Duration)> {
+    for term in &mut terms {
+        settle(term).await?;
+    }
+    let (started, start) = tokio::sync::oneshot::channel();
+    let mut started = Some(started);
+    let mut tasks = Vec::with_capacity(terms.len());
+    for mut term in terms {
+        let typist = started.take().map(|started| (started, command.as_bytes().to_vec()));
+        tasks.push(tokio::spawn(async move {
+            if let Some((started, command)) = typist {
+                let _ = started.send(Instant::now());
+                term.send(&command).await?;
+            }
+            let read = async {
+                let mut scan = MarkerScan::default();
+                let mut bytes = 0u64;
+                loop {
+                    let output = term.output().await?;
+                    bytes += output.len() as u64;
+                    if scan.feed(&output) {
+                        return anyhow::Ok((term, bytes, Instant::now()));
+                    }
+                }
+            };
+            tokio::time::timeout(FLOOD_WAIT, read)
+                .await
+                .with_context(|| format!("the flood did not end within {FLOOD_WAIT:?}"))?
+        }));
+    }
+    let mut results = Vec::with_capacity(tasks.len());
+    for task in tasks {
+        results.push(task.await.context("a viewer's task"));
+    }
+    let start = start.await.context("the typist did not start")?;
+    let mut back = Vec::with_capacity(results.len());
+    let (mut least, mut slowest) = (u64::MAX, Duration::ZERO);
+    for result in results {
+        let (term, bytes, end) = result??;
+        least = least.min(bytes);
+        slowest = slowest.max(end - start);
+        back.push(term);
+    }
+    Ok((back, least, slowest))
+}
+
+/// Finds [`MARKER`] in a stream of pieces, also across two pieces.
+#[derive(Default)]
+pub struct MarkerScan {
+    /// The end of what came so far, shorter than the marker.
+    tail: Vec<u8>,
+}
+
+impl MarkerScan {
+    /// Whether the marker has come, `piece` included.
+    pub fn feed(&mut self, piece: &[u8]) -> bool {
+        let keep = MARKER.len() - 1;
+        let mut seam = std::mem::take(&mut self.tail);
+        let seam_len = seam.len();
+        seam.extend_from_slice(&piece[..piece.len().min(keep)]);
+        if contains(&seam, MARKER) || contains(piece, MARKER) {
+            return true;
+        }
+        // What the next piece may complete: the last `keep` bytes of all so far.
+        if piece.len() >= keep {
+            seam.clear();
+            seam.extend_from_slice(&piece[piece.len() - keep..]);
+        } else {
+            seam.truncate(seam_len);
+            seam.extend_from_slice(piece);
+            seam.drain(..seam.len().saturating_sub(keep));
+        }
+        self.tail = seam;
+        false
+    }
+}
+
+/// Whether `needle` occurs in `haystack`: a scan for its first byte, then a compare.
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    let Some((&first, _)) = needle.split_first() else { return true };
+    haystack.iter().enumerate().any(|(at, &b)| {
+        b == first && haystack.get(at..at + needle.len()).is_some_and(|w| w == needle)
+    })
+}
+
+/// Reads output until it ends in a shell prompt (`# ` as root, `$ ` otherwise, then, in
+/// Flint's images, the invisible input-start mark OSC 133 `B`); returns it.
+pub async fn read_until_prompt<T: Terminal>(term: &mut T) -> Result<String> {
+    let mut text = String::new();
+    let read = async {
+        loop {
+            let shown = text.trim_end_matches("\x1b]133;B\x07");
+            if shown.ends_with("# ") || shown.ends_with("$ ") {
+                break;
+            }
+            text.push_str(&String::from_utf8_lossy(&term.output().await?));
+        }
+        anyhow::Ok(())
+    };
+    match tokio::time::timeout(WAIT, read).await {
+        Ok(result) => result.with_context(|| format!("waiting for a prompt; saw {text:?}"))?,
+        Err(_) => bail!("no prompt within {WAIT:?}; saw {text:?}"),
+    }
+    Ok(text)
+}
+
+/// Reads output until none came for [`SETTLE`].
+pub async fn settle<T: Terminal>(term: &mut T) -> Result<()> {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        ensure!(Instant::now() < deadline, "output did not settle within {WAIT:?}");
+        match tokio::time::timeout(SETTLE, term.output()).await {
+            Err(_) => return Ok(()),
+            Ok(result) => drop(result?),
+        }
+    }
+}
