@@ -161,7 +161,7 @@ impl Drivers {
 /// The 64-bit kernel's largest `kernel.pid_max` (systemd's default).
 const PID_MAX: u64 = 4_194_304;
 
-/// gVisor's ptrace platform spends host tasks freely (see `Driver::host_limits`): a host
+/// gVisor's platforms spend host tasks freely (see `Driver::host_limits`): a host
 /// with the kernel's old default of 32768 pids would run out before a sandbox's limit. Like
 /// IPv4 forwarding for sandbox networking, this is a host setting any runtime host makes.
 fn raise_pid_max() {

@@ -6,7 +6,7 @@
 //!   test image with networking), the pool refilled before each create;
 //! - `session.concurrent10_wall.D`: ten cold creates at once, until all run;
 //! - `session.idle_memory.D`: their resident memory on the host per sandbox after 2 s idle
-//!   (for gVisor: the sentry, the gofer and the ptrace stubs);
+//!   (for gVisor: the sentry, the gofer and the platform's stubs);
 //! - the terminal's metrics (`terminal.rs`) and the preview proxy's (`proxy.rs`; on the
 //!   `process` driver's server also the direct and nginx anchors), on the cold server.
 

@@ -207,7 +207,7 @@ fn processes() -> Vec<(u32, String, String)> {
         // `/flint/<instance>/<session>` matches `/flint/<instance>/`; so does a process in
         // the instance's own cgroup once a slash is appended to each line.
         let cgroups = cgroups.lines().map(|l| format!("{l}/\n")).collect();
-        // A process without a command line (gVisor's ptrace stubs, a zombie) by its name.
+        // A process without a command line (gVisor's platform stubs, a zombie) by its name.
         let command = if command.is_empty() {
             let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
             format!("[{}]", comm.trim())

@@ -76,9 +76,9 @@ impl Driver {
         }
     }
 
-    /// The cgroup limits on the host for a sandbox with `limits`. Under gVisor's ptrace
-    /// platform every guest process costs up to a few dozen host tasks (a stub process with a
-    /// thread per sentry thread that ran it), and the sentry dies when it cannot make one.
+    /// The cgroup limits on the host for a sandbox with `limits`. Under gVisor's platforms
+    /// (ptrace, systrap) every guest process costs host tasks (stub processes and threads),
+    /// and the sentry dies when it cannot make one.
     /// So gVisor's own kernel enforces `limits.pids` inside (`RLIMIT_NPROC`: a fork bomb gets
     /// `EAGAIN`), and the host cgroup allows [`GVISOR_HOST_TASKS_PER_PID`] times as many.
     pub fn host_limits(&self, limits: Limits) -> Limits {

@@ -112,7 +112,8 @@ async fn an_agent_interrupts_stops_and_drives_full_screen_programs_under_gvisor(
         }),
     )
     .await;
-    wait_for_screen(&client, "the password prompt", |s| s.contains("pw:")).await;
+    // The prompt on a line of its own (the command line shows `pw: ` too, before Python runs).
+    wait_for_screen(&client, "the password prompt", |s| s.lines().any(|l| l.trim() == "pw:")).await;
     keys(&client, json!({"text": "open-sesame", "keys": ["Enter"]})).await;
     let screen = wait_for_screen(&client, "getpass's answer", |s| s.contains("length 11")).await;
     assert!(!screen.contains("open-sesame") && !screen.contains("Warning"), "{screen}");
