@@ -37,7 +37,18 @@ pub async fn measure(
     let cold = name(format!("session.create_to_prompt.{driver}"));
     let concurrent = name(format!("session.concurrent10_wall.{driver}"));
     let memory = name(format!("session.idle_memory.{driver}"));
-    let live = ["ws.keystroke_rtt.", "terminal.", "proxy."].map(|m| format!("{m}{driver}"));
+    let live = [
+        "ws.keystroke_rtt",
+        "terminal.output_1",
+        "terminal.output_5",
+        "proxy.rps_c32",
+        "proxy.errors_c32",
+        "proxy.latency_c32",
+        "proxy.stream_throughput",
+        "proxy.rps_c128",
+        "proxy.errors_c128",
+    ]
+    .map(|m| format!("{m}.{driver}"));
     let anchors = driver == "process";
     let live = live.iter().any(|m| wanted(m))
         || (anchors && proxy::ANCHORS.iter().flatten().any(|m| wanted(m)));

@@ -3,10 +3,13 @@
 //! control as JSON text ([`TerminalServerMessage`]); keystrokes come back as binary
 //! messages, resizes as [`TerminalClientMessage`].
 //!
-//! The relay always drains the agent's stream into a per-browser outbox bounded by bytes; a
-//! browser that reads too slowly gets, in place of what overflowed, the same range read back
-//! from the agent's scrollback when it catches up (or `missed` for what the scrollback no
-//! longer holds). A slow browser never pushes back on the agent, the shell or other clients.
+//! The relay drains the agent's stream into a per-browser outbox bounded by bytes. When it is
+//! full the relay waits for room a little ([`OUTBOX_GRACE`], like the agent's own wait for
+//! its attachers), so a browser that keeps up gets every byte even while the shell writes
+//! faster than it reads; a browser still behind after that gets, in place of what overflowed,
+//! the same range read back from the agent's scrollback when it catches up (or `missed` for
+//! what the scrollback no longer holds). A stalled browser holds up the agent, the shell
+//! and other clients for that grace at most, and not again until it has caught up.
 //!
 //! Close codes: 4404 no such terminal, 4502 the agent failed.
 
@@ -75,10 +78,14 @@ pub async fn terminal_ws(
         .into_response())
 }
 
-/// Output bytes a websocket may have queued before the relay stops queueing and records a
-/// gap instead: the relay always drains the agent, so a slow browser never pushes back on it
-/// (nor, through it, on the shell and the other clients).
+/// Output bytes a websocket may have queued before the relay waits for room, then records a
+/// gap instead.
 const OUTBOX_BYTES: usize = 512 << 10;
+
+/// How long the relay waits for a full outbox to make room before it records a gap: a
+/// browser that reads at all keeps every byte; one stalled longer stops holding up the
+/// shell (the agent waits as long for its attachers: its `STALL_GRACE`).
+const OUTBOX_GRACE: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// What waits to be sent to one browser.
 #[derive(Debug)]
@@ -135,6 +142,8 @@ impl Outbox {
 struct Shared {
     outbox: std::sync::Mutex<Outbox>,
     ready: tokio::sync::Notify,
+    /// Signalled as output leaves the outbox.
+    room: tokio::sync::Notify,
 }
 
 impl Shared {
@@ -151,8 +160,28 @@ impl Shared {
         loop {
             let item = self.outbox.lock().unwrap_or_else(std::sync::PoisonError::into_inner).pop();
             match item {
-                Some(item) => return item,
+                Some(item) => {
+                    self.room.notify_one();
+                    return item;
+                }
                 None => self.ready.notified().await,
+            }
+        }
+    }
+
+    /// Waits, up to [`OUTBOX_GRACE`], until `bytes` more output fit; at once when the
+    /// browser is behind already (a gap is queued: what follows joins it).
+    async fn wait_for_room(&self, bytes: usize) {
+        let deadline = tokio::time::Instant::now() + OUTBOX_GRACE;
+        loop {
+            let room = self.room.notified();
+            let full = {
+                let outbox = self.outbox.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                let behind = matches!(outbox.items.back(), Some(Item::Gap { .. }));
+                !behind && outbox.bytes > 0 && outbox.bytes + bytes > OUTBOX_BYTES
+            };
+            if !full || tokio::time::timeout_at(deadline, room).await.is_err() {
+                return;
             }
         }
     }
@@ -239,11 +268,13 @@ impl Drop for AbortOnDrop {
     }
 }
 
-/// Agent → outbox, as fast as the agent sends: never waits for the browser.
+/// Agent → outbox, as fast as the browser takes it, or the agent sends once the browser has
+/// been too slow for [`OUTBOX_GRACE`].
 async fn pump(mut output: FrameStream<AttachDown>, shared: std::sync::Arc<Shared>) {
     loop {
         let message = match output.next().await {
             Ok(Some(AttachDown::Output { offset, data })) => {
+                shared.wait_for_room(data.len()).await;
                 shared.with(|outbox| outbox.push_output(offset, &data));
                 continue;
             }

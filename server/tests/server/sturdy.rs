@@ -369,12 +369,27 @@ async fn flood(ws: &mut Ws) {
     ws_type(ws, "\x15").await;
 }
 
+/// The longest one step may take: a step that hangs fails, named, instead of the suite.
+const STEP_LIMIT: Duration = Duration::from_secs(240);
+
+/// Runs one step of the test with [`STEP_LIMIT`] and says how long it took.
+async fn step<T>(what: &str, work: impl std::future::Future<Output = T>) -> T {
+    let started = Instant::now();
+    match tokio::time::timeout(STEP_LIMIT, work).await {
+        Ok(result) => {
+            eprintln!("{what}: {:?}", started.elapsed());
+            result
+        }
+        Err(_) => panic!("{what} did not finish within {STEP_LIMIT:?}"),
+    }
+}
+
 #[tokio::test]
 async fn previews_on_gvisor_answer_under_load_survive_aborts_and_the_agent_link_heals() {
     let s = Session::start().await;
 
-    load(&s).await;
-    download_beside_small_requests(&s).await;
+    step("64 clients x 50 requests", load(&s)).await;
+    step("a download beside small requests", download_beside_small_requests(&s)).await;
 
     // A person's terminal stays attached through what follows: it streams over the agent's
     // connection, so it would end with it.
@@ -388,17 +403,17 @@ async fn previews_on_gvisor_answer_under_load_survive_aborts_and_the_agent_link_
     let mut ws = s.server.ws(&path, &headers).await.expect("websocket");
     ws_read_until(&mut ws, "\x1b]133;B").await;
 
-    abort_requests(&s).await;
+    step("2,000 aborted requests", abort_requests(&s)).await;
     // The agent's connection is still the one that answers: previews, commands, terminals.
     ws_type(&mut ws, "echo after-''aborts\r").await;
     ws_read_until(&mut ws, "after-aborts").await;
     let (status, body) = s.get("/headers", &[("x-probe", "after-aborts")]).await;
     assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
-    flood(&mut ws).await;
+    step("100 MB to a terminal", flood(&mut ws)).await;
     let (code, out, err) = s.sh("echo still-here").await;
     assert_eq!((code, out.as_str()), (0, "still-here\n"), "{err}");
     assert_eq!(s.record().await["state"], "running");
-    load(&s).await;
+    step("64 clients x 50 requests, again", load(&s)).await;
 
     // The agent stops answering (stopped from inside its own sandbox for 25 s): the session
     // says `degraded` with the reason while it does not answer, and `running` again once the
