@@ -59,9 +59,8 @@ pub fn BrowserPanel(session: String) -> impl IntoView {
         let give_up = Box::new(move || {
             let state = store.session_untracked(&id).map(|s| s.state);
             match state {
-                Some(SessionState::Running | SessionState::Degraded | SessionState::Creating) | None => {
-                    None
-                }
+                Some(SessionState::Running | SessionState::Degraded | SessionState::Creating)
+                | None => None,
                 Some(state) => Some(format!("the session is {}", state.as_str())),
             }
         });

@@ -90,9 +90,9 @@ fn TerminalPane(tab: Tab) -> impl IntoView {
                 give_up: Box::new(move || {
                     let state = store.session_untracked(&session).map(|s| s.state);
                     match state {
-                        Some(SessionState::Running | SessionState::Degraded | SessionState::Creating) => {
-                            None
-                        }
+                        Some(
+                            SessionState::Running | SessionState::Degraded | SessionState::Creating,
+                        ) => None,
                         Some(state) => Some(format!("the session is {}", state.as_str())),
                         None if store.loaded.get_untracked() => {
                             Some("the session no longer exists".to_owned())
