@@ -23,6 +23,16 @@ pub enum SessionState {
 }
 
 impl SessionState {
+    /// Every state, in the order of a session's life.
+    pub const ALL: [SessionState; 6] = [
+        SessionState::Creating,
+        SessionState::Running,
+        SessionState::Degraded,
+        SessionState::Stopping,
+        SessionState::Stopped,
+        SessionState::Failed,
+    ];
+
     /// The state's name, as stored and sent.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -12,6 +12,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
+use proto::api::SessionState;
+
 use crate::app::AppState;
 use crate::error::AppError;
 
@@ -50,8 +52,8 @@ impl Metrics {
         );
         let websocket_clients = Gauge::default();
         registry.register("websocket_clients", "Open websocket clients", websocket_clients.clone());
-        for state in ["creating", "running", "degraded", "stopping", "stopped", "failed"] {
-            sessions.get_or_create(&StateLabel { state: state.to_owned() }).set(0);
+        for state in SessionState::ALL {
+            sessions.get_or_create(&StateLabel { state: state.as_str().to_owned() }).set(0);
         }
         Arc::new(Metrics { registry, sessions, session_start_seconds, websocket_clients })
     }
@@ -74,7 +76,7 @@ pub async fn metrics(
     // Sessions by state come from the store at scrape time: always exact, no bookkeeping.
     match state.store.count_sessions_by_state().await {
         Ok(counts) => {
-            for name in ["creating", "running", "degraded", "stopping", "stopped", "failed"] {
+            for name in SessionState::ALL.map(SessionState::as_str) {
                 let n = counts.iter().find(|(s, _)| s == name).map(|(_, n)| *n).unwrap_or(0);
                 state.metrics.sessions.get_or_create(&StateLabel { state: name.to_owned() }).set(n);
             }

@@ -279,20 +279,15 @@ impl Store {
     ) -> Result<()> {
         let now = now_ms();
         sqlx::query(
-            "UPDATE sessions SET state = ?, \
-             reason = CASE WHEN ? = 'running' THEN ? ELSE COALESCE(?, reason) END, \
-             started_ms = CASE WHEN ? = 'running' AND state <> 'degraded' THEN ? \
+            "UPDATE sessions SET state = ?1, \
+             reason = CASE WHEN ?1 = 'running' THEN ?2 ELSE COALESCE(?2, reason) END, \
+             started_ms = CASE WHEN ?1 = 'running' AND state <> 'degraded' THEN ?3 \
                           ELSE started_ms END, \
-             stopped_ms = CASE WHEN ? IN ('stopped', 'failed') THEN ? ELSE stopped_ms END \
-             WHERE id = ?",
+             stopped_ms = CASE WHEN ?1 IN ('stopped', 'failed') THEN ?3 ELSE stopped_ms END \
+             WHERE id = ?4",
         )
         .bind(state.as_str())
-        .bind(state.as_str())
         .bind(reason)
-        .bind(reason)
-        .bind(state.as_str())
-        .bind(now)
-        .bind(state.as_str())
         .bind(now)
         .bind(id)
         .execute(&self.pool)

@@ -193,10 +193,7 @@ async fn serve(
             }
         }
     }
-    if !matches!(
-        record.state,
-        proto::api::SessionState::Running | proto::api::SessionState::Degraded
-    ) {
+    if !record.state.is_up() {
         return error_page(
             StatusCode::SERVICE_UNAVAILABLE,
             wants_html,

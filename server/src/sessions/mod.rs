@@ -390,11 +390,19 @@ impl Sessions {
             }
             None => {}
         }
-        let record = self.record(id).await?;
-        Err(AppError::new(
-            http::StatusCode::CONFLICT,
-            format!("session {id} is {}, not running", record.info.state.as_str()),
-        ))
+        Err(self.not_running(id).await)
+    }
+
+    /// Why session `id` has no agent to talk to: 404 if there is no such session, else 409
+    /// with its state.
+    async fn not_running(&self, id: &str) -> AppError {
+        match self.record(id).await {
+            Ok(record) => AppError::new(
+                http::StatusCode::CONFLICT,
+                format!("session {id} is {}, not running", record.info.state.as_str()),
+            ),
+            Err(e) => e,
+        }
     }
 
     /// A slot for one more preview tunnel into a running session: at most
@@ -404,10 +412,7 @@ impl Sessions {
     pub async fn tunnel_slot(&self, id: &str) -> Result<tokio::sync::OwnedSemaphorePermit> {
         let slots = self.live.lock().await.get(id).map(|live| live.tunnels.clone());
         let Some(slots) = slots else {
-            // Not running: `client` says so.
-            return Err(self.client(id).await.err().unwrap_or_else(|| {
-                AppError::new(http::StatusCode::CONFLICT, format!("session {id} is not running"))
-            }));
+            return Err(self.not_running(id).await);
         };
         match tokio::time::timeout(TUNNEL_QUEUE_WAIT, slots.acquire_owned()).await {
             Ok(Ok(permit)) => Ok(permit),

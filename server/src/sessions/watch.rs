@@ -29,9 +29,7 @@ impl Sessions {
         for record in records {
             let id = &record.info.id;
             let adopted = match record.info.state {
-                SessionState::Running | SessionState::Degraded => {
-                    self.adopt(id, &record.info.driver)?
-                }
+                state if state.is_up() => self.adopt(id, &record.info.driver)?,
                 _ => None,
             };
             let client = match &adopted {

@@ -38,6 +38,16 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
+    def send_mib(self, url, mib):
+        """`?mb=N` MiB as a stream, MiB i being `mib(i)`."""
+        mb = int(parse_qs(url.query).get("mb", ["1"])[0])
+        self.send_response(200)
+        self.send_header("Content-Type", "application/octet-stream")
+        self.send_header("Content-Length", str(mb << 20))
+        self.end_headers()
+        for i in range(mb):
+            self.wfile.write(mib(i))
+
     def websocket(self):
         key = self.headers.get("Sec-WebSocket-Key", "")
         accept = base64.b64encode(
@@ -96,24 +106,11 @@ class Handler(BaseHTTPRequestHandler):
             headers = {k.lower(): v for k, v in self.headers.items()}
             self.send_body(200, json.dumps(headers).encode())
         elif url.path == "/big":
-            mb = int(parse_qs(url.query).get("mb", ["1"])[0])
-            self.send_response(200)
-            self.send_header("Content-Type", "application/octet-stream")
-            self.send_header("Content-Length", str(mb << 20))
-            self.end_headers()
-            chunk = b"\0" * (1 << 20)
-            for _ in range(mb):
-                self.wfile.write(chunk)
+            zeros = b"\0" * (1 << 20)
+            self.send_mib(url, lambda i: zeros)
         elif url.path == "/pattern":
-            mb = int(parse_qs(url.query).get("mb", ["1"])[0])
-            self.send_response(200)
-            self.send_header("Content-Type", "application/octet-stream")
-            self.send_header("Content-Length", str(mb << 20))
-            self.end_headers()
             block = bytes(range(256)) * 4096
-            for i in range(mb):
-                turn = i % 256
-                self.wfile.write(block[turn:] + block[:turn])
+            self.send_mib(url, lambda i: block[i % 256 :] + block[: i % 256])
         elif url.path == "/sse":
             self.send_response(200)
             self.send_header("Content-Type", "text/event-stream")

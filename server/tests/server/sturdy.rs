@@ -41,17 +41,8 @@ impl Session {
     async fn start() -> Session {
         let dir = tempfile::tempdir().expect("tempdir");
         let server = TestServer::start_with(dir.path(), &["--driver", "gvisor"]);
-        let cookie = server.sign_in().await;
-        let reply = server
-            .request(
-                "POST",
-                "/api/tokens",
-                &[("cookie", &cookie), ("content-type", "application/json")],
-                r#"{"name":"sturdy"}"#,
-            )
-            .await;
-        let token = reply.json()["token"].as_str().expect("token").to_owned();
-        let bearer = format!("Bearer {token}");
+        let bearer = server.bearer().await;
+        let token = bearer.strip_prefix("Bearer ").expect("a bearer token").to_owned();
         let body = r#"{"image":"test","network":false,"memory_mb":1024}"#;
         let id = server.running_session(&bearer, body).await;
         let put = server
@@ -87,6 +78,26 @@ impl Session {
             .await;
         assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
         reply.json()
+    }
+
+    /// Polls the session's record while it is `from` until it is `to`, by `limit` after
+    /// `started`; the record then.
+    async fn state_turns(
+        &self,
+        from: &str,
+        to: &str,
+        started: Instant,
+        limit: Duration,
+    ) -> serde_json::Value {
+        loop {
+            let record = self.record().await;
+            if record["state"] == to {
+                return record;
+            }
+            assert_eq!(record["state"], from, "{record}");
+            assert!(started.elapsed() < limit, "never {to}: {record}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
     }
 
     fn host(&self) -> String {
@@ -424,6 +435,8 @@ async fn previews_on_gvisor_answer_under_load_survive_aborts_and_the_agent_link_
     let (code, agent, err) = s.sh(find_agent).await;
     let agent = agent.trim().to_owned();
     assert!(code == 0 && agent.parse::<u32>().is_ok(), "the agent's pid: {agent:?} {err}");
+    // The stopper waits a second first: this very command's answer must leave the agent
+    // before it stops (the 25 s are the outage being tested, not a wait for anything).
     let (code, _, err) = s
         .sh(&format!(
             "setsid -f sh -c 'sleep 1; kill -STOP {agent}; sleep 25; kill -CONT {agent}' \
@@ -433,15 +446,7 @@ async fn previews_on_gvisor_answer_under_load_survive_aborts_and_the_agent_link_
     assert_eq!(code, 0, "{err}");
 
     let started = Instant::now();
-    let degraded = loop {
-        let record = s.record().await;
-        if record["state"] == "degraded" {
-            break record;
-        }
-        assert_eq!(record["state"], "running", "{record}");
-        assert!(started.elapsed() < Duration::from_secs(25), "never degraded: {record}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    let degraded = s.state_turns("running", "degraded", started, Duration::from_secs(25)).await;
     let reason = degraded["reason"].as_str().unwrap_or_default().to_owned();
     assert!(reason.contains("agent does not answer"), "{degraded}");
     eprintln!("degraded after {:?}: {reason}", started.elapsed());
@@ -463,15 +468,7 @@ async fn previews_on_gvisor_answer_under_load_survive_aborts_and_the_agent_link_
         assert!(asked.elapsed() < Duration::from_secs(10), "took {:?}", asked.elapsed());
     }
 
-    let healed = loop {
-        let record = s.record().await;
-        if record["state"] == "running" {
-            break record;
-        }
-        assert_eq!(record["state"], "degraded", "{record}");
-        assert!(started.elapsed() < Duration::from_secs(60), "never healed: {record}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    let healed = s.state_turns("degraded", "running", started, Duration::from_secs(60)).await;
     assert!(healed["reason"].is_null(), "{healed}");
     eprintln!("running again after {:?}", started.elapsed());
     let (code, out, err) = s.sh("echo healed").await;
