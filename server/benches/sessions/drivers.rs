@@ -7,6 +7,9 @@
 //! - `session.concurrent10_wall.D`: ten cold creates at once, until all run;
 //! - `session.idle_memory.D`: their resident memory on the host per sandbox after 2 s idle
 //!   (for gVisor: the sentry, the gofer and the platform's stubs);
+//! - `sandbox.spawn.D`: one `fork` + `exec` of `/bin/true` by a shell in the sandbox (what
+//!   every command of a shell loop, a build or a script costs), beside `anchor.host.spawn`,
+//!   the same loop on the host;
 //! - the terminal's metrics (`terminal.rs`) and the preview proxy's (`proxy.rs`; on the
 //!   `process` driver's server also the direct and nginx anchors), on the cold server.
 
@@ -37,6 +40,7 @@ pub async fn measure(
     let cold = name(format!("session.create_to_prompt.{driver}"));
     let concurrent = name(format!("session.concurrent10_wall.{driver}"));
     let memory = name(format!("session.idle_memory.{driver}"));
+    let spawn = name(format!("sandbox.spawn.{driver}"));
     let live = [
         "ws.keystroke_rtt",
         "terminal.output_1",
@@ -52,11 +56,15 @@ pub async fn measure(
     let anchors = driver == "process";
     let live = live.iter().any(|m| wanted(m))
         || (anchors && proxy::ANCHORS.iter().flatten().any(|m| wanted(m)));
-    if [cold, concurrent, memory].iter().any(|m| wanted(m)) || live {
+    if [cold, concurrent, memory, spawn].iter().any(|m| wanted(m))
+        || (anchors && wanted(HOST_SPAWN))
+        || live
+    {
         let args = ["--driver", driver, "--pool-size", "0"];
         let server = Server::start(cache, agent, uplink, &args).await?;
         let result = async {
             let mut metrics = cold_metrics(&server, driver, wanted).await?;
+            metrics.extend(spawn_metrics(&server, driver, anchors, wanted).await?);
             metrics.extend(Box::pin(terminal::measure(&server, driver, wanted)).await?);
             let preview = proxy::measure(&server, uplink, driver, anchors, wanted);
             metrics.extend(Box::pin(preview).await?);
@@ -122,6 +130,61 @@ async fn cold_metrics(
         for id in &ids {
             server.delete_session(id).await?;
         }
+    }
+    Ok(metrics)
+}
+
+/// The host's figure beside `sandbox.spawn.D`.
+const HOST_SPAWN: &str = "anchor.host.spawn";
+
+/// Spawns per sample of `sandbox.spawn.D`, and samples.
+const SPAWNS: u32 = 100;
+const SPAWN_SAMPLES: usize = 5;
+
+/// A shell loop of [`SPAWNS`] `/bin/true`, timed by the shell itself: prints the
+/// microseconds it took.
+const SPAWN_LOOP: &str = "s=${EPOCHREALTIME/./}; for ((i = 0; i < $0; i++)); do /bin/true; done; \
+     echo $(( ${EPOCHREALTIME/./} - s ))";
+
+/// `sandbox.spawn.D` (and, on the anchors' server, `anchor.host.spawn`): the time per spawn
+/// of each sample.
+async fn spawn_metrics(
+    server: &Server,
+    driver: &str,
+    anchors: bool,
+    wanted: &dyn Fn(&str) -> bool,
+) -> Result<Vec<Metric>> {
+    let mut metrics = Vec::new();
+    let spawns = SPAWNS.to_string();
+    let argv = ["bash", "-c", SPAWN_LOOP, &spawns];
+    let per_spawn = |stdout: &str| -> Result<Duration> {
+        let micros: u64 = stdout.trim().parse().map_err(|e| anyhow::anyhow!("{stdout:?}: {e}"))?;
+        Ok(Duration::from_micros(micros) / SPAWNS)
+    };
+    let spawn = name(format!("sandbox.spawn.{driver}"));
+    if wanted(spawn) {
+        eprintln!("bench: {spawn} ({SPAWN_SAMPLES} × {SPAWNS} spawns in one sandbox)");
+        let id = server.create_session().await?;
+        let mut samples = Vec::with_capacity(SPAWN_SAMPLES);
+        for _ in 0..SPAWN_SAMPLES {
+            let reply = server.exec(&id, &argv).await?;
+            let stdout = reply["stdout"].as_str().unwrap_or_default();
+            samples.push(per_spawn(stdout)?);
+        }
+        server.delete_session(&id).await?;
+        metrics.push(Metric::ms(spawn, &samples));
+    }
+    if anchors && wanted(HOST_SPAWN) {
+        eprintln!("bench: {HOST_SPAWN} ({SPAWN_SAMPLES} × {SPAWNS} spawns on the host)");
+        let mut samples = Vec::with_capacity(SPAWN_SAMPLES);
+        for _ in 0..SPAWN_SAMPLES {
+            let output = tokio::process::Command::new("bash").args(&argv[1..]).output().await?;
+            if !output.status.success() {
+                bail!("{HOST_SPAWN}: bash failed: {}", String::from_utf8_lossy(&output.stderr));
+            }
+            samples.push(per_spawn(&String::from_utf8_lossy(&output.stdout))?);
+        }
+        metrics.push(Metric::ms(HOST_SPAWN, &samples));
     }
     Ok(metrics)
 }
