@@ -158,7 +158,7 @@ pub async fn forward(
             let message = match cause {
                 Some(cause) => cause,
                 None if e.is_connect() => format!("port {} could not be reached", target.port),
-                None => format!("the app on port {} did not answer: {e}", target.port),
+                None => format!("the app on port {} did not answer: {}", target.port, chain(&e)),
             };
             return error_page(StatusCode::BAD_GATEWAY, wants_html, &message);
         }
@@ -179,6 +179,19 @@ pub async fn forward(
     let (mut parts, body) = response.into_parts();
     strip_hop_by_hop(&mut parts.headers);
     Response::from_parts(parts, Body::new(body))
+}
+
+/// An error and its causes, outermost first: hyper-util's own says only "client error
+/// (SendRequest)", the cause says what happened to the connection.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 #[cfg(test)]
