@@ -275,6 +275,22 @@ impl Server {
         self.websocket(&format!("/api/sessions/{id}/terminals/{tid}/ws")).await
     }
 
+    /// Opens the websocket of terminal `tid` of session `id` offering permessage-deflate, as
+    /// browsers do; with it, the count of bytes read from its connection.
+    pub async fn attach_deflate(
+        &self,
+        id: &str,
+        tid: &str,
+    ) -> Result<(client::DeflateWs, std::sync::Arc<std::sync::atomic::AtomicU64>)> {
+        let path = format!("/api/sessions/{id}/terminals/{tid}/ws");
+        let origin = format!("http://{}", self.inner.addr);
+        let headers = [("authorization", self.bearer()), ("origin", origin.as_str())];
+        let open = client::deflate_websocket(&self.inner.addr, &path, &headers);
+        tokio::time::timeout(WAIT, open)
+            .await
+            .with_context(|| format!("opening {path} timed out"))?
+    }
+
     /// Opens a websocket of the API as the web app does (bearer, our `Origin`).
     pub async fn websocket(&self, path: &str) -> Result<Ws> {
         let url = format!("ws://{}{path}", self.inner.addr);

@@ -11,10 +11,19 @@
 //!   bytes over the time until the **last** of the five saw the marker: what each viewer
 //!   got per second.
 //!
+//! - `terminal.output_1_deflate.D`: `output_1` to a viewer that offers permessage-deflate,
+//!   as browsers do; `terminal.wire_ratio.D` the output bytes over the bytes its
+//!   connection carried (base64 of random bytes: little to gain);
+//! - `terminal.log_1.D` and `terminal.log_1_deflate.D`: the same with a build log's text
+//!   ([`LOG_SETUP`]: repetitive, as real logs are) to a plain and a deflating viewer, and
+//!   `terminal.log_wire_ratio.D`.
+//!
 //! Flint's sessions are the test image's, made without network; each workload gets a
 //! terminal of its own.
 
 use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail, ensure};
@@ -47,6 +56,9 @@ pub const FLOOD_BYTES: u64 = FLOOD_RANDOM_BYTES / 3 * 4 * 77 / 76;
 /// it; generated before the timing starts, so the timed command is a `cat` and the
 /// figure is the terminal's path, not the generator's.
 pub const FLOOD_SETUP: &str = "head -c 50331648 /dev/urandom | base64 -w 76 > \"$1\"";
+/// Makes the log file `$1`: 900,000 lines as cargo prints them (about 70 MB), text that
+/// compresses as real build and test output does.
+pub const LOG_SETUP: &str = "seq 900000 | sed 's|.*|   Compiling flint-crate-& v0.1.0 (/workspace/crates/flint-crate-&)|' > \"$1\"";
 /// The line the viewers wait for, printed after the flood. The typed command spells it
 /// differently (`$((6*7))`) so that its echo does not end the wait, and base64 has no `_`.
 pub const MARKER: &[u8] = b"FLOOD_42_END";
@@ -85,18 +97,7 @@ impl Terminal for FlintTerminal {
     async fn output(&mut self) -> Result<Bytes> {
         loop {
             match self.ws.next().await {
-                Some(Ok(Message::Binary(bytes))) => {
-                    let (head, _) = bytes
-                        .split_first_chunk::<{ proto::api::OUTPUT_OFFSET_BYTES }>()
-                        .with_context(|| format!("an output message of {} bytes", bytes.len()))?;
-                    let offset = u64::from_be_bytes(*head);
-                    let output = bytes.slice(proto::api::OUTPUT_OFFSET_BYTES..);
-                    if let Some(next) = self.next {
-                        ensure!(offset == next, "output jumped from offset {next} to {offset}");
-                    }
-                    self.next = Some(offset + output.len() as u64);
-                    return Ok(output);
-                }
+                Some(Ok(Message::Binary(bytes))) => return output_message(&bytes, &mut self.next),
                 Some(Ok(Message::Text(text))) => {
                     match serde_json::from_str(&text).with_context(|| format!("message {text}"))? {
                         TerminalServerMessage::Attached { offset, .. } => self.next = Some(offset),
@@ -121,6 +122,103 @@ impl Terminal for FlintTerminal {
     }
 }
 
+/// The output of a binary terminal message (an 8-byte offset, then the bytes), checked to
+/// begin where the one before ended (`next`, moved past it).
+fn output_message(bytes: &Bytes, next: &mut Option<u64>) -> Result<Bytes> {
+    let (head, _) = bytes
+        .split_first_chunk::<{ proto::api::OUTPUT_OFFSET_BYTES }>()
+        .with_context(|| format!("an output message of {} bytes", bytes.len()))?;
+    let offset = u64::from_be_bytes(*head);
+    let output = bytes.slice(proto::api::OUTPUT_OFFSET_BYTES..);
+    if let Some(next) = *next {
+        ensure!(offset == next, "output jumped from offset {next} to {offset}");
+    }
+    *next = Some(offset + output.len() as u64);
+    Ok(output)
+}
+
+/// A Flint terminal websocket that offers permessage-deflate; counts the output it got
+/// and the bytes its connection carried.
+pub struct DeflateTerminal {
+    ws: super::client::DeflateWs,
+    next: Option<u64>,
+    /// Output bytes received.
+    output: Arc<AtomicU64>,
+}
+
+impl Terminal for DeflateTerminal {
+    async fn send(&mut self, bytes: &[u8]) -> Result<()> {
+        self.ws.send(yawc::Frame::binary(bytes.to_vec())).await.context("sending keys")
+    }
+
+    async fn output(&mut self) -> Result<Bytes> {
+        loop {
+            let frame = self.ws.next().await.context("the websocket ended")?;
+            match frame.opcode() {
+                yawc::OpCode::Binary => {
+                    let output = output_message(&frame.into_payload(), &mut self.next)?;
+                    self.output.fetch_add(output.len() as u64, Ordering::Relaxed);
+                    return Ok(output);
+                }
+                yawc::OpCode::Text => {
+                    let message = serde_json::from_slice(frame.payload()).context("a message")?;
+                    match message {
+                        TerminalServerMessage::Attached { offset, .. } => self.next = Some(offset),
+                        TerminalServerMessage::Resized { .. } => {}
+                        other => bail!("terminal message {other:?}"),
+                    }
+                }
+                yawc::OpCode::Close => bail!("the websocket closed"),
+                _ => {}
+            }
+        }
+    }
+}
+
+/// `output_1` workloads through a deflating viewer and with a build log: each flood's metric
+/// and, for the deflating ones, the output over the wire bytes.
+async fn deflate_metrics(
+    server: &Server,
+    id: &str,
+    driver: &str,
+    wanted: &dyn Fn(&str) -> bool,
+) -> Result<Vec<Metric>> {
+    let floods_of = [
+        ("/tmp/flood.txt", FLOOD_SETUP, "output_1_deflate", Some("wire_ratio")),
+        ("/tmp/log.txt", LOG_SETUP, "log_1", None),
+        ("/tmp/log.txt", LOG_SETUP, "log_1_deflate", Some("log_wire_ratio")),
+    ];
+    let mut metrics = Vec::new();
+    for (file, setup, rate, ratio) in floods_of {
+        let rate = name(format!("terminal.{rate}.{driver}"));
+        let ratio = ratio.map(|ratio| name(format!("terminal.{ratio}.{driver}")));
+        if !wanted(rate) && !ratio.is_some_and(wanted) {
+            continue;
+        }
+        let test = format!("test -s {file} || {{ {setup}; }}");
+        let reply = server.exec(id, &["bash", "-c", &test, "flood", file]).await?;
+        ensure!(reply["exit_code"] == 0, "making {file}: {reply}");
+        eprintln!("bench: {rate} ({FLOODS} floods of {file})");
+        let tid = server.create_terminal(id).await?;
+        let command = flood_command(file);
+        let Some(ratio) = ratio else {
+            let mut term = FlintTerminal::new(server.attach(id, &tid).await?);
+            read_until_prompt(&mut term).await?;
+            metrics.push(floods(rate, vec![term], &command).await?);
+            continue;
+        };
+        let (ws, wire) = server.attach_deflate(id, &tid).await?;
+        let output = Arc::new(AtomicU64::new(0));
+        let mut term = DeflateTerminal { ws, next: None, output: output.clone() };
+        read_until_prompt(&mut term).await?;
+        metrics.push(floods(rate, vec![term], &command).await?);
+        let (output, wire) = (output.load(Ordering::Relaxed), wire.load(Ordering::Relaxed));
+        eprintln!("bench:   {output} bytes of output took {wire} bytes on the wire");
+        metrics.push(Metric::value(ratio, "x", output as f64 / wire.max(1) as f64));
+    }
+    Ok(metrics)
+}
+
 /// Flint's terminal metrics of `driver` that `wanted` asks for, on `server`.
 pub async fn measure(
     server: &Server,
@@ -131,7 +229,11 @@ pub async fn measure(
     let output_1 = name(format!("terminal.output_1.{driver}"));
     let output_5 = name(format!("terminal.output_5.{driver}"));
     let mut metrics = Vec::new();
-    if ![keystroke, output_1, output_5].iter().any(|m| wanted(m)) {
+    let deflate = ["output_1_deflate", "wire_ratio", "log_1", "log_1_deflate", "log_wire_ratio"]
+        .map(|m| format!("terminal.{m}.{driver}"));
+    if ![keystroke, output_1, output_5].iter().any(|m| wanted(m))
+        && !deflate.iter().any(|m| wanted(m))
+    {
         return Ok(metrics);
     }
     let id = server.create_session().await?;
@@ -159,6 +261,7 @@ pub async fn measure(
         read_until_prompt(&mut terms[0]).await?;
         metrics.push(floods(metric, terms, &flood_command(file)).await?);
     }
+    metrics.extend(deflate_metrics(server, &id, driver, wanted).await?);
     server.delete_session(&id).await?;
     Ok(metrics)
 }

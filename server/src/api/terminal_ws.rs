@@ -11,13 +11,19 @@
 //! what the scrollback no longer holds). A stalled browser holds up the agent, the shell
 //! and other clients for that grace at most, and not again until it has caught up.
 //!
+//! Output is compressed (permessage-deflate, RFC 7692) when the browser offers it, as
+//! Chromium and Firefox do: terminal text shrinks several times over, which is what a
+//! person on a slow link waits for. Messages under [`COMPRESS_FROM`] bytes (an echoed
+//! keystroke) go as they are.
+//!
 //! Close codes: 4404 no such terminal, 4502 the agent failed.
 
-use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
 use futures_util::{SinkExt as _, StreamExt as _};
 use std::collections::VecDeque;
+use yawc::close::CloseCode;
+use yawc::{CompressionLevel, Frame, HttpWebSocket as WebSocket, IncomingUpgrade, OpCode, Options};
 
 use guest_agent::client::{Client, FrameStream};
 use http::HeaderMap;
@@ -48,8 +54,10 @@ pub async fn terminal_ws(
     Path((id, tid)): Path<(String, String)>,
     Query(query): Query<WsQuery>,
     caller: Caller,
-    upgrade: WebSocketUpgrade,
+    upgrade: std::result::Result<IncomingUpgrade, http::StatusCode>,
 ) -> Result<Response> {
+    let upgrade =
+        upgrade.map_err(|_| AppError::bad_request("this route takes a websocket upgrade"))?;
     if !origin_allowed(&headers, &state) {
         return Err(AppError::forbidden("websocket origin is not this server's public origin"));
     }
@@ -67,16 +75,51 @@ pub async fn terminal_ws(
         Who { person: caller.person(role), people: state.people.clone(), session: id.clone() };
     let metrics = state.metrics.clone();
     let sessions = state.sessions.clone();
-    Ok(upgrade
-        .on_upgrade(move |socket| async move {
-            metrics.websocket_clients.inc();
-            sessions.attached(&id, true).await;
-            relay(socket, client, terminal, query.offset, who).await;
-            sessions.attached(&id, false).await;
-            metrics.websocket_clients.dec();
-        })
-        .into_response())
+    let (response, socket) = upgrade
+        .upgrade(socket_options())
+        .map_err(|e| AppError::bad_request(format!("websocket upgrade: {e}")))?;
+    tokio::spawn(async move {
+        let Ok(socket) = socket.await else {
+            return;
+        };
+        metrics.websocket_clients.inc();
+        sessions.attached(&id, true).await;
+        relay(socket, client, terminal, query.offset, who).await;
+        sessions.attached(&id, false).await;
+        metrics.websocket_clients.dec();
+    });
+    Ok(response.into_response())
 }
+
+/// Messages shorter than this are never compressed: an echoed keystroke goes at once, as
+/// it is.
+const COMPRESS_FROM: usize = 64;
+
+/// Largest message a browser may send (a paste): 4 MiB.
+const MAX_MESSAGE_BYTES: usize = 4 << 20;
+
+/// Compression when the browser offers it: deflate's fastest level (terminal text shrinks
+/// most of what it will at level 1, and the relay must keep up with the shell), context kept
+/// between messages (repeated prompts and paths compress against earlier output).
+fn socket_options() -> Options {
+    Options::default()
+        .with_limits(MAX_MESSAGE_BYTES, 2 * MAX_MESSAGE_BYTES)
+        .with_compression_level(CompressionLevel::fast())
+        .with_compression_threshold(COMPRESS_FROM)
+        .with_no_delay()
+}
+
+/// A close frame; its reason cut to what a control frame holds (123 bytes).
+fn close_frame(code: u16, reason: &str) -> Frame {
+    let mut end = reason.len().min(123);
+    while !reason.is_char_boundary(end) {
+        end -= 1;
+    }
+    Frame::close(CloseCode::from(code), &reason[..end])
+}
+
+/// The most output one message carries when queued pieces join.
+const MESSAGE_OUTPUT_BYTES: usize = 64 << 10;
 
 /// Output bytes a websocket may have queued before the relay waits for room, then records a
 /// gap instead.
@@ -88,19 +131,23 @@ const OUTBOX_BYTES: usize = 512 << 10;
 const OUTBOX_GRACE: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// What waits to be sent to one browser.
-#[derive(Debug)]
 enum Item {
-    /// A message ready to send, and the output bytes it counts against the budget.
-    Message(Message, usize),
+    /// Output from `offset`: pieces that follow each other join while they wait, up to
+    /// [`MESSAGE_OUTPUT_BYTES`], so a browser that is behind gets fewer, larger messages
+    /// (which also compress better: the shell's output reaches the relay in pieces of a few
+    /// hundred bytes under gVisor).
+    Output { offset: u64, data: Vec<u8> },
+    /// A control message ready to send.
+    Message(Frame),
     /// Output `from..to` dropped while the browser was slow: read back from the scrollback
     /// when its turn comes (what the scrollback lost by then is announced as `missed`).
     Gap { from: u64, to: u64 },
     /// The last message.
-    Close(Option<CloseFrame>),
+    Close(Frame),
 }
 
 /// One browser's queue, bounded by output bytes; control messages always fit.
-#[derive(Debug, Default)]
+#[derive(Default)]
 struct Outbox {
     items: VecDeque<Item>,
     bytes: usize,
@@ -121,7 +168,14 @@ impl Outbox {
             return;
         }
         self.bytes += data.len();
-        self.items.push_back(Item::Message(output_message(offset, data), data.len()));
+        if let Some(Item::Output { offset: start, data: queued }) = self.items.back_mut()
+            && *start + queued.len() as u64 == offset
+            && queued.len() + data.len() <= MESSAGE_OUTPUT_BYTES
+        {
+            queued.extend_from_slice(data);
+            return;
+        }
+        self.items.push_back(Item::Output { offset, data: data.to_vec() });
     }
 
     fn push(&mut self, item: Item) {
@@ -130,8 +184,8 @@ impl Outbox {
 
     fn pop(&mut self) -> Option<Item> {
         let item = self.items.pop_front()?;
-        if let Item::Message(_, bytes) = &item {
-            self.bytes -= bytes;
+        if let Item::Output { data, .. } = &item {
+            self.bytes -= data.len();
         }
         Some(item)
     }
@@ -214,8 +268,7 @@ async fn relay(
         Ok(streams) => streams,
         Err(e) => {
             let code = if e.code() == proto::error::ErrorCode::NotFound { 4404 } else { 4502 };
-            let close = CloseFrame { code, reason: e.to_string().into() };
-            let _ = to_browser.send(Message::Close(Some(close))).await;
+            let _ = to_browser.send(close_frame(code, &e.to_string())).await;
             return;
         }
     };
@@ -233,7 +286,7 @@ async fn relay(
                             who.person.name
                         ),
                     };
-                    shared.push(Item::Message(text(&error), 0));
+                    shared.push(Item::Message(text(&error)));
                     continue;
                 }
                 // A viewer's window does not resize the shared terminal.
@@ -254,9 +307,8 @@ async fn relay(
         () = attachment.cut.cancelled() => true,
     };
     if cut {
-        let reason = "your access to this session ended".into();
-        let close = CloseFrame { code: CLOSE_ACCESS_ENDED, reason };
-        let _ = to_browser.send(Message::Close(Some(close))).await;
+        let close = close_frame(CLOSE_ACCESS_ENDED, "your access to this session ended");
+        let _ = to_browser.send(close).await;
     }
 }
 
@@ -280,31 +332,35 @@ async fn pump(mut output: FrameStream<AttachDown>, shared: std::sync::Arc<Shared
             }
             Ok(Some(AttachDown::Exit(status))) => {
                 let exit = TerminalServerMessage::Exit { code: status.code, signal: status.signal };
-                shared.push(Item::Message(text(&exit), 0));
-                shared.push(Item::Close(None));
+                shared.push(Item::Message(text(&exit)));
+                shared.push(Item::Close(close_frame(1000, "")));
                 return;
             }
             Ok(Some(other)) => browser_message(other),
             Ok(None) | Err(_) => {
-                let close = CloseFrame { code: 4502, reason: "the agent stream ended".into() };
-                shared.push(Item::Close(Some(close)));
+                shared.push(Item::Close(close_frame(4502, "the agent stream ended")));
                 return;
             }
         };
-        shared.push(Item::Message(message, 0));
+        shared.push(Item::Message(message));
     }
 }
 
 /// Outbox → browser, at the browser's pace; gaps are filled from the agent's scrollback.
 async fn send_to_browser(
-    to_browser: &mut futures_util::stream::SplitSink<WebSocket, Message>,
+    to_browser: &mut futures_util::stream::SplitSink<WebSocket, Frame>,
     client: &Client,
     terminal: &TerminalId,
     shared: &Shared,
 ) {
     loop {
         match shared.pop().await {
-            Item::Message(message, _) => {
+            Item::Output { offset, data } => {
+                if to_browser.send(output_message(offset, &data)).await.is_err() {
+                    return;
+                }
+            }
+            Item::Message(message) => {
                 if to_browser.send(message).await.is_err() {
                     return;
                 }
@@ -313,8 +369,7 @@ async fn send_to_browser(
                 let mut range = match client.output(terminal, OutputQuery { from, to }).await {
                     Ok(range) => range,
                     Err(_) => {
-                        let close = CloseFrame { code: 4502, reason: "the agent failed".into() };
-                        let _ = to_browser.send(Message::Close(Some(close))).await;
+                        let _ = to_browser.send(close_frame(4502, "the agent failed")).await;
                         return;
                     }
                 };
@@ -338,7 +393,7 @@ async fn send_to_browser(
                 }
             }
             Item::Close(frame) => {
-                let _ = to_browser.send(Message::Close(frame)).await;
+                let _ = to_browser.send(frame).await;
                 return;
             }
         }
@@ -352,12 +407,11 @@ async fn receive_from_browser(
     shared: &Shared,
 ) -> Option<AttachUp> {
     loop {
-        return match from_browser.next().await {
-            Some(Ok(Message::Binary(bytes))) => {
-                Some(AttachUp::Input(ByteBuf::from(bytes.to_vec())))
-            }
-            Some(Ok(Message::Text(json))) => {
-                match serde_json::from_str::<TerminalClientMessage>(&json) {
+        let frame = from_browser.next().await?;
+        return match frame.opcode() {
+            OpCode::Binary => Some(AttachUp::Input(ByteBuf::from(frame.into_payload().to_vec()))),
+            OpCode::Text => {
+                match serde_json::from_slice::<TerminalClientMessage>(frame.payload()) {
                     Ok(TerminalClientMessage::Resize { cols, rows }) => {
                         Some(AttachUp::Resize(Size { cols, rows }))
                     }
@@ -365,19 +419,20 @@ async fn receive_from_browser(
                         let error = TerminalServerMessage::Error {
                             message: format!("invalid message: {e}"),
                         };
-                        shared.push(Item::Message(text(&error), 0));
+                        shared.push(Item::Message(text(&error)));
                         continue;
                     }
                 }
             }
-            Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
-            Some(Ok(Message::Close(_))) | Some(Err(_)) | None => None,
+            OpCode::Close => None,
+            // Pings are answered by the socket itself.
+            OpCode::Ping | OpCode::Pong | OpCode::Continuation => continue,
         };
     }
 }
 
 /// The browser's message for a frame of the agent.
-fn browser_message(frame: AttachDown) -> Message {
+fn browser_message(frame: AttachDown) -> Frame {
     text(&match frame {
         AttachDown::Output { offset, data } => return output_message(offset, &data),
         AttachDown::Attached { offset, size } => {
@@ -395,15 +450,15 @@ fn browser_message(frame: AttachDown) -> Message {
 }
 
 /// A binary output message: the 8-byte big-endian offset, then the bytes.
-fn output_message(offset: u64, data: &[u8]) -> Message {
+fn output_message(offset: u64, data: &[u8]) -> Frame {
     let mut bytes = Vec::with_capacity(OUTPUT_OFFSET_BYTES + data.len());
     bytes.extend_from_slice(&offset.to_be_bytes());
     bytes.extend_from_slice(data);
-    Message::Binary(bytes.into())
+    Frame::binary(bytes)
 }
 
-fn text(message: &TerminalServerMessage) -> Message {
-    Message::Text(serde_json::to_string(message).unwrap_or_default().into())
+fn text(message: &TerminalServerMessage) -> Frame {
+    Frame::text(serde_json::to_string(message).unwrap_or_default())
 }
 
 #[cfg(test)]
@@ -413,8 +468,8 @@ mod tests {
     fn kinds(outbox: &mut Outbox) -> Vec<String> {
         std::iter::from_fn(|| outbox.pop())
             .map(|item| match item {
-                Item::Message(Message::Binary(bytes), n) => format!("out {n}@{}", bytes.len()),
-                Item::Message(_, _) => "control".to_owned(),
+                Item::Output { offset, data } => format!("out {}@{offset}", data.len()),
+                Item::Message(_) => "control".to_owned(),
                 Item::Gap { from, to } => format!("gap {from}..{to}"),
                 Item::Close(_) => "close".to_owned(),
             })
@@ -431,7 +486,7 @@ mod tests {
         // Over budget: a gap, and what follows it joins the gap even when it would fit.
         outbox.push_output(full, &chunk);
         outbox.push_output(full + chunk.len() as u64, b"tail");
-        outbox.push(Item::Message(Message::Text("{}".into()), 0));
+        outbox.push(Item::Message(Frame::text("{}")));
         // After a control message, output queues normally again once there is room.
         assert_eq!(outbox.pop().map(|_| ()), Some(()));
         outbox.push_output(full * 3 / 2 + 4, b"more");
@@ -439,12 +494,37 @@ mod tests {
         assert_eq!(
             kinds(&mut outbox),
             vec![
-                format!("out {half}@{}", half + OUTPUT_OFFSET_BYTES),
+                format!("out {half}@{half}"),
                 format!("gap {full}..{}", full * 3 / 2 + 4),
                 "control".to_owned(),
-                format!("out 4@{}", 4 + OUTPUT_OFFSET_BYTES),
+                format!("out 4@{}", full * 3 / 2 + 4),
             ]
         );
         assert_eq!(outbox.bytes, 0, "the budget is given back as messages leave");
+    }
+
+    #[test]
+    fn waiting_pieces_that_follow_each_other_join_into_one_message() {
+        let mut outbox = Outbox::default();
+        let piece = vec![b'y'; 243];
+        let mut offset = 0;
+        while offset < MESSAGE_OUTPUT_BYTES as u64 + 1000 {
+            outbox.push_output(offset, &piece);
+            offset += piece.len() as u64;
+        }
+        outbox.push(Item::Message(Frame::text("{}")));
+        outbox.push_output(offset, b"after");
+        let first = MESSAGE_OUTPUT_BYTES / 243 * 243;
+        let rest = offset as usize - first;
+        assert_eq!(
+            kinds(&mut outbox),
+            vec![
+                format!("out {first}@0"),
+                format!("out {rest}@{first}"),
+                "control".to_owned(),
+                format!("out 5@{offset}"),
+            ]
+        );
+        assert_eq!(outbox.bytes, 0);
     }
 }

@@ -214,3 +214,96 @@ async fn a_gigabyte_through_a_terminal_leaves_the_sandboxs_memory_bounded() {
     let session = server.get(&format!("/api/sessions/{id}"), &[("authorization", &bearer)]).await;
     assert_eq!(session.json()["state"], "running", "{}", session.body);
 }
+
+/// The output a terminal websocket client received until `needle`, checked for order.
+async fn deflated_output_until(ws: &mut support::client::DeflateWs, needle: &str) -> Vec<u8> {
+    use futures_util::StreamExt as _;
+    let mut output = Vec::new();
+    let mut next = None;
+    let read = async {
+        while !output.windows(needle.len()).any(|w| w == needle.as_bytes()) {
+            let frame = ws.next().await.expect("the websocket ended");
+            match frame.opcode() {
+                yawc::OpCode::Binary => {
+                    let (offset, data) = frame.payload().split_at(proto::api::OUTPUT_OFFSET_BYTES);
+                    let offset = u64::from_be_bytes(offset.try_into().expect("8 bytes"));
+                    assert_eq!(next.unwrap_or(offset), offset, "output continues where it ended");
+                    next = Some(offset + data.len() as u64);
+                    output.extend_from_slice(data);
+                }
+                yawc::OpCode::Close => panic!("the websocket closed"),
+                _ => {}
+            }
+        }
+    };
+    let limit = std::time::Duration::from_secs(60);
+    assert!(tokio::time::timeout(limit, read).await.is_ok(), "no {needle:?} within {limit:?}");
+    output
+}
+
+#[tokio::test]
+async fn terminal_output_goes_compressed_to_a_browser_that_offers_deflate() {
+    use futures_util::{SinkExt as _, StreamExt as _};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = TestServer::start_with(dir.path(), &["--driver", "gvisor"]);
+    let bearer = server.bearer().await;
+    let id = server.running_session(&bearer, r#"{"image":"test","network":false}"#).await;
+    let json = [("authorization", bearer.as_str()), ("content-type", "application/json")];
+    let terminal =
+        server.request("POST", &format!("/api/sessions/{id}/terminals"), &json, "{}").await;
+    let terminal = terminal.json()["id"].as_str().expect("terminal id").to_owned();
+    let origin = server.origin();
+    let path = format!("/api/sessions/{id}/terminals/{terminal}/ws");
+
+    // A client offering permessage-deflate, as browsers do, and one that does not.
+    let headers = [("authorization", bearer.as_str()), ("origin", origin.as_str())];
+    let address = server.addr.to_string();
+    let (mut deflated, wire) = support::client::deflate_websocket(&address, &path, &headers)
+        .await
+        .expect("a websocket offering deflate");
+    let mut plain = server.ws(&path, &headers).await.expect("a websocket without deflate");
+
+    // Keystrokes go up through the compressing client; a build log's worth of text comes
+    // back.
+    let command = "seq -f 'line %g of the build log' 1 20000; echo log-''done\r";
+    deflated.send(yawc::Frame::binary(command.as_bytes().to_vec())).await.expect("type");
+    let compressed = deflated_output_until(&mut deflated, "log-done").await;
+    // What was read after the handshake: the scrollback and the output, all of it below.
+    let wire_bytes = wire.load(std::sync::atomic::Ordering::Relaxed);
+    let mut uncompressed = Vec::new();
+    let read = async {
+        use tokio_tungstenite::tungstenite::Message;
+        while !uncompressed.windows(8).any(|w| w == b"log-done") {
+            match plain.next().await {
+                Some(Ok(Message::Binary(data))) => {
+                    uncompressed.extend_from_slice(&data[proto::api::OUTPUT_OFFSET_BYTES..]);
+                }
+                Some(Ok(_)) => {}
+                other => panic!("the plain websocket ended: {other:?}"),
+            }
+        }
+    };
+    assert!(tokio::time::timeout(std::time::Duration::from_secs(60), read).await.is_ok());
+
+    // The same bytes reach both, in order and whole.
+    let cut = |bytes: &[u8]| {
+        let end = bytes.windows(8).position(|w| w == b"log-done").expect("log-done") + 8;
+        bytes[..end].to_vec()
+    };
+    let (compressed, uncompressed) = (cut(&compressed), cut(&uncompressed));
+    assert_eq!(compressed, uncompressed, "both clients see the same output");
+    let text = String::from_utf8_lossy(&compressed);
+    for n in [1, 9999, 20000] {
+        assert!(text.contains(&format!("line {n} of the build log\r\n")), "line {n} is missing");
+    }
+    eprintln!(
+        "{} bytes of output crossed the wire as {wire_bytes} bytes ({:.1}x)",
+        compressed.len(),
+        compressed.len() as f64 / wire_bytes.max(1) as f64
+    );
+    assert!(
+        wire_bytes * 3 < compressed.len() as u64,
+        "{} bytes of terminal text took {wire_bytes} bytes on the wire",
+        compressed.len()
+    );
+}

@@ -34,3 +34,72 @@ pub async fn request(
     let body = body.collect().await.context("body")?.to_bytes();
     Ok((head.status, head.headers, body))
 }
+
+/// A stream that counts the bytes read from it: what crossed the wire.
+pub struct Counted {
+    inner: tokio::net::TcpStream,
+    read: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+impl tokio::io::AsyncRead for Counted {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let poll = std::pin::Pin::new(&mut self.inner).poll_read(cx, buf);
+        let n = (buf.filled().len() - before) as u64;
+        self.read.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+        poll
+    }
+}
+
+impl tokio::io::AsyncWrite for Counted {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+/// A websocket client that offers permessage-deflate, as browsers do.
+pub type DeflateWs = yawc::WebSocket<Counted>;
+
+/// Opens a websocket at `path` offering permessage-deflate; with it, the count of bytes read
+/// from the connection since the handshake.
+pub async fn deflate_websocket(
+    addr: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> anyhow::Result<(DeflateWs, std::sync::Arc<std::sync::atomic::AtomicU64>)> {
+    let inner = tokio::net::TcpStream::connect(addr).await.context("connecting")?;
+    let read = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let mut request = yawc::HttpRequest::builder();
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let url = format!("ws://{addr}{path}").parse().context("websocket url")?;
+    let options = yawc::Options::default().with_low_latency_compression();
+    let stream = Counted { inner, read: read.clone() };
+    let ws = yawc::WebSocket::handshake_with_request(url, stream, options, request)
+        .await
+        .context("websocket handshake")?;
+    read.store(0, std::sync::atomic::Ordering::Relaxed);
+    Ok((ws, read))
+}
