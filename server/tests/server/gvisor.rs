@@ -243,7 +243,7 @@ async fn deflated_output_until(ws: &mut support::client::DeflateWs, needle: &str
 
 #[tokio::test]
 async fn terminal_output_goes_compressed_to_a_browser_that_offers_deflate() {
-    use futures_util::{SinkExt as _, StreamExt as _};
+    use futures_util::SinkExt as _;
     let dir = tempfile::tempdir().expect("tempdir");
     let server = TestServer::start_with(dir.path(), &["--driver", "gvisor"]);
     let bearer = server.bearer().await;
@@ -270,27 +270,14 @@ async fn terminal_output_goes_compressed_to_a_browser_that_offers_deflate() {
     let compressed = deflated_output_until(&mut deflated, "log-done").await;
     // What was read after the handshake: the scrollback and the output, all of it below.
     let wire_bytes = wire.load(std::sync::atomic::Ordering::Relaxed);
-    let mut uncompressed = Vec::new();
-    let read = async {
-        use tokio_tungstenite::tungstenite::Message;
-        while !uncompressed.windows(8).any(|w| w == b"log-done") {
-            match plain.next().await {
-                Some(Ok(Message::Binary(data))) => {
-                    uncompressed.extend_from_slice(&data[proto::api::OUTPUT_OFFSET_BYTES..]);
-                }
-                Some(Ok(_)) => {}
-                other => panic!("the plain websocket ended: {other:?}"),
-            }
-        }
-    };
-    assert!(tokio::time::timeout(std::time::Duration::from_secs(60), read).await.is_ok());
+    let uncompressed = ws_read_until(&mut plain, "log-done").await;
 
     // The same bytes reach both, in order and whole.
     let cut = |bytes: &[u8]| {
         let end = bytes.windows(8).position(|w| w == b"log-done").expect("log-done") + 8;
         bytes[..end].to_vec()
     };
-    let (compressed, uncompressed) = (cut(&compressed), cut(&uncompressed));
+    let (compressed, uncompressed) = (cut(&compressed), cut(uncompressed.as_bytes()));
     assert_eq!(compressed, uncompressed, "both clients see the same output");
     let text = String::from_utf8_lossy(&compressed);
     for n in [1, 9999, 20000] {

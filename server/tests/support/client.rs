@@ -40,6 +40,7 @@ pub struct Counted {
     inner: tokio::net::TcpStream,
     read: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
+
 impl tokio::io::AsyncRead for Counted {
     fn poll_read(
         mut self: std::pin::Pin<&mut Self>,
