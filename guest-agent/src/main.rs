@@ -55,6 +55,11 @@ enum Command {
         /// does not (gVisor), so that full-screen programs redraw at the new size.
         #[arg(long)]
         signal_resize: bool,
+        /// Start the first shell (terminal `1`, as `POST /v1/terminals` with no options
+        /// would) as the agent starts, its terminal routes waiting for it: a session's
+        /// prompt then comes while its server still connects, instead of after.
+        #[arg(long)]
+        first_shell: bool,
     },
     /// Speak MCP on stdin/stdout with the session's tools (run_command, read_screen, files,
     /// ...), through the agent's restricted socket: for an AI agent running inside the
@@ -90,6 +95,7 @@ fn main() -> anyhow::Result<()> {
             guest_listen,
             ca_bundle,
             signal_resize,
+            first_shell,
         } => {
             let secret = std::fs::read_to_string(&secret_file)
                 .with_context(|| format!("reading secret file {}", secret_file.display()))?
@@ -115,6 +121,7 @@ fn main() -> anyhow::Result<()> {
             }
             config.guest_listen = guest_listen;
             config.signal_resize = signal_resize;
+            config.first_shell = first_shell;
             if let Some(path) = env_file {
                 match std::fs::read_to_string(&path) {
                     Ok(text) => config.env = guest_agent::server::parse_env_file(&text),

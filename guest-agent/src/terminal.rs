@@ -73,12 +73,40 @@ pub struct Terminals {
     map: Mutex<BTreeMap<TerminalId, Arc<Terminal>>>,
     next_id: AtomicU64,
     scrollback_bytes: usize,
+    /// False while the first shell (`--first-shell`) is being started.
+    settled: watch::Sender<bool>,
 }
 
 impl Terminals {
     /// No terminals yet.
     pub fn new(scrollback_bytes: usize) -> Terminals {
-        Terminals { map: Mutex::default(), next_id: AtomicU64::new(1), scrollback_bytes }
+        Terminals {
+            map: Mutex::default(),
+            next_id: AtomicU64::new(1),
+            scrollback_bytes,
+            settled: watch::channel(true).0,
+        }
+    }
+
+    /// Returns once no first shell is being started: every terminal route waits here, so
+    /// none answers as if terminal `1` did not exist while it starts.
+    pub async fn settled(&self) {
+        let mut settled = self.settled.subscribe();
+        let _ = settled.wait_for(|s| *s).await;
+    }
+
+    /// Starts the first shell (terminal `1`) in the background; the terminal routes wait
+    /// for it meanwhile ([`Terminals::settled`]).
+    pub fn start_first_shell(agent: &Arc<Agent>) {
+        agent.terminals.settled.send_replace(false);
+        let agent = agent.clone();
+        tokio::spawn(async move {
+            if let Err(e) = open(&agent, CreateTerminal::default()).await {
+                // A session without its first shell, not without an agent: a client opens one.
+                tracing::warn!("starting the first shell: {e}");
+            }
+            agent.terminals.settled.send_replace(true);
+        });
     }
 
     fn map(&self) -> MutexGuard<'_, BTreeMap<TerminalId, Arc<Terminal>>> {
@@ -509,6 +537,11 @@ pub fn list(agent: &Agent) -> Result<Response<Body>> {
 /// `POST /v1/terminals`
 pub async fn create(agent: &Arc<Agent>, body: Incoming) -> Result<Response<Body>> {
     let request: CreateTerminal = read_json(body).await?;
+    json(&open(agent, request).await?.info())
+}
+
+/// Starts a terminal as `request` asks and makes it one of the agent's.
+pub async fn open(agent: &Arc<Agent>, request: CreateTerminal) -> Result<Arc<Terminal>> {
     let number = agent.terminals.next_id.fetch_add(1, Ordering::Relaxed);
     let id = TerminalId::parse(&number.to_string())
         .ok_or_else(|| Error::api(ErrorCode::Internal, "terminal id"))?;
@@ -518,7 +551,7 @@ pub async fn create(agent: &Arc<Agent>, body: Incoming) -> Result<Response<Body>
         .map_err(|e| Error::api(ErrorCode::Internal, format!("spawning shell: {e}")))??;
     agent.terminals.map().insert(terminal.id.clone(), terminal.clone());
     tracing::info!(terminal = %terminal.id, pid = terminal.pid, command = ?terminal.command, "terminal created");
-    json(&terminal.info())
+    Ok(terminal)
 }
 
 /// `GET /v1/terminals/{id}`

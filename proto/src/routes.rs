@@ -355,6 +355,23 @@ impl Route {
 }
 
 impl Route {
+    /// A route of `/v1/terminals`.
+    pub fn is_terminal(&self) -> bool {
+        matches!(
+            self,
+            Route::TerminalList
+                | Route::TerminalCreate
+                | Route::TerminalGet(_)
+                | Route::TerminalKill(_)
+                | Route::TerminalResize(_)
+                | Route::TerminalAttach(_)
+                | Route::TerminalScreen(_)
+                | Route::TerminalOutput(_)
+                | Route::TerminalRun(_)
+                | Route::TerminalInput(_)
+        )
+    }
+
     /// May this route be served on the agent's restricted in-sandbox socket (the one
     /// `guest-agent mcp` uses)? Exactly what the MCP tools need, plus reporting tool calls:
     /// no tunnels, no killing terminals, no attach, no tarballs, and never the

@@ -31,6 +31,11 @@ impl TestAgent {
 
     /// An agent with these extra environment variables.
     pub async fn start_with_env(env: &[(&str, &str)]) -> TestAgent {
+        TestAgent::start_with(env, &[]).await
+    }
+
+    /// An agent with these extra environment variables and `serve` flags.
+    pub async fn start_with(env: &[(&str, &str)], flags: &[&str]) -> TestAgent {
         let dir = tempfile::tempdir().expect("tempdir");
         let secret = format!("test-secret-{}", std::process::id());
         let secret_file = dir.path().join("secret");
@@ -53,6 +58,7 @@ impl TestAgent {
             .arg(&workdir)
             .arg("--guest-listen")
             .arg(format!("unix:{}", guest_socket.display()))
+            .args(flags)
             .env(
                 "FLINT_AGENT_LOG",
                 std::env::var("FLINT_TEST_AGENT_LOG").unwrap_or_else(|_| "warn".into()),

@@ -317,3 +317,18 @@ async fn exit_is_reported_and_kill_takes_background_jobs_with_it() {
     read_until(&mut output, &mut seen, "exit frame", |s| s.exit.is_some()).await;
     assert_eq!(seen.exit.and_then(|e| e.code), Some(3));
 }
+
+#[tokio::test]
+async fn with_first_shell_the_agent_answers_with_terminal_1_already_running() {
+    let flags = ["--first-shell", "--shell", "bash --noprofile --norc -i"];
+    let agent = TestAgent::start_with(&[], &flags).await;
+    // Started as the agent started; the first list already has it (terminal routes wait).
+    let terminals = agent.client.terminals().await.expect("terminals");
+    let ids: Vec<&str> = terminals.iter().map(|t| t.id.as_str()).collect();
+    assert_eq!(ids, ["1"], "{terminals:?}");
+    let (input, mut output) = attach(&agent.client, &terminals[0].id, AttachQuery::default()).await;
+    type_text(&input, "echo first-'shell'-$((6*7))\n").await;
+    read_until_text(&mut output, &mut Seen::default(), "first-shell-42").await;
+    // A terminal opened afterwards is the next one.
+    assert_eq!(new_shell(&agent.client).await.as_str(), "2");
+}

@@ -60,7 +60,10 @@ pub async fn measure(
     .map(|m| format!("{m}.{driver}"));
     let anchors = driver == "process";
     let live = live.iter().any(|m| wanted(m))
-        || (anchors && proxy::ANCHORS.iter().flatten().any(|m| wanted(m)));
+        || (anchors && proxy::ANCHORS.iter().flatten().any(|m| wanted(m)))
+        || proxy::direct_names(driver).is_some_and(|d| d.iter().any(|m| wanted(m)))
+        || wanted(&terminal::sandbox_pty_name(driver))
+        || wanted(&terminal::sandbox_keys_name(driver));
     if [cold, concurrent, memory, spawn].iter().any(|m| wanted(m))
         || (anchors && wanted(HOST_SPAWN))
         || live

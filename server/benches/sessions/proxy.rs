@@ -15,10 +15,14 @@
 //! - `anchor.direct.{rps_c32,latency_c32,stream_throughput}`: the app from the uplink
 //!   namespace straight to the sandbox's address (its veth);
 //! - `anchor.nginx.{rps_c32,latency_c32,stream_throughput}`: Debian's nginx in the uplink
-//!   namespace as a reverse proxy to the same app (keep-alive upstream).
+//!   namespace as a reverse proxy to the same app (keep-alive upstream);
+//! - `anchor.direct_gvisor.{rps_c32,latency_c32,stream_throughput}`: the same app in the
+//!   `gvisor` driver's sandbox, reached straight at its address: what the app serves through
+//!   gVisor's own network stack without Flint, the ceiling of any gVisor preview.
 //!
-//! The anchors use the `process` driver's sandbox, whose network is the host kernel's, so
-//! they measure the app and a proxy in front of it, not gVisor's network stack.
+//! `anchor.direct` and `anchor.nginx` use the `process` driver's sandbox, whose network is
+//! the host kernel's, so they measure the app and a proxy in front of it, not gVisor's
+//! network stack.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -55,6 +59,22 @@ pub const ANCHORS: [[&str; 3]; 2] = [
     ["anchor.direct.rps_c32", "anchor.direct.latency_c32", "anchor.direct.stream_throughput"],
     ["anchor.nginx.rps_c32", "anchor.nginx.latency_c32", "anchor.nginx.stream_throughput"],
 ];
+
+/// The app in the `gvisor` sandbox reached directly: `[rps, latency, throughput]`.
+pub const DIRECT_GVISOR: [&str; 3] = [
+    "anchor.direct_gvisor.rps_c32",
+    "anchor.direct_gvisor.latency_c32",
+    "anchor.direct_gvisor.stream_throughput",
+];
+
+/// The direct anchor's names on `driver`'s sandbox, if it has one.
+pub fn direct_names(driver: &str) -> Option<[&'static str; 3]> {
+    match driver {
+        "process" => Some(ANCHORS[0]),
+        "gvisor" => Some(DIRECT_GVISOR),
+        _ => None,
+    }
+}
 
 /// Where requests go: the preview host through the server, or an address reached from the
 /// uplink namespace (the sandbox itself, or nginx).
@@ -240,8 +260,8 @@ async fn stream(route: &Route, label: &str) -> Result<f64> {
     Ok(rate)
 }
 
-/// The preview metrics of `driver` that `wanted` asks for, and with `anchors` the direct
-/// and nginx ones, on one session's app.
+/// The preview metrics of `driver` that `wanted` asks for, the app reached directly in
+/// `driver`'s sandbox, and with `anchors` the nginx ones, on one session's app.
 pub async fn measure(
     server: &Server,
     uplink: &Uplink,
@@ -255,8 +275,9 @@ pub async fn measure(
     let throughput = name(format!("proxy.stream_throughput.{driver}"));
     let proxied: Vec<&str> =
         rps.iter().chain(&errors).chain([&latency, &throughput]).copied().collect();
-    let [direct, nginx] = ANCHORS;
-    let want_direct = anchors && direct.iter().any(|m| wanted(m));
+    let nginx = ANCHORS[1];
+    let direct = direct_names(driver);
+    let want_direct = direct.is_some_and(|d| d.iter().any(|m| wanted(m)));
     let want_nginx = anchors && nginx.iter().any(|m| wanted(m));
     let mut metrics = Vec::new();
     if !proxied.iter().any(|m| wanted(m)) && !want_direct && !want_nginx {
@@ -287,7 +308,7 @@ pub async fn measure(
         metrics.push(Metric::value(errors[1], "errors", found.errors as f64));
     }
     let app = SocketAddr::from((address, APP_PORT));
-    if want_direct {
+    if let Some(direct) = direct.filter(|_| want_direct) {
         let route = Route::Uplink { netns: uplink.name.clone(), addr: app };
         metrics.extend(anchor(&route, direct, "the app reached directly").await?);
     }

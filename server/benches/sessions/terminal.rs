@@ -16,7 +16,11 @@
 //!   connection carried (base64 of random bytes: little to gain);
 //! - `terminal.log_1.D` and `terminal.log_1_deflate.D`: the same with a build log's text
 //!   ([`LOG_SETUP`]: repetitive, as real logs are) to a plain and a deflating viewer, and
-//!   `terminal.log_wire_ratio.D`.
+//!   `terminal.log_wire_ratio.D`;
+//! - `anchor.sandbox_pty.output_1.D`: the same flood read from a pty inside D's sandbox by
+//!   a loop that does nothing else (Python, no Flint), and
+//!   `anchor.sandbox_pty.keystroke_rtt.D` the same keys typed there: the sandbox's own
+//!   ceilings.
 //!
 //! Flint's sessions are the test image's, made without network; each workload gets a
 //! terminal of its own.
@@ -231,7 +235,9 @@ pub async fn measure(
     let mut metrics = Vec::new();
     let deflate = ["output_1_deflate", "wire_ratio", "log_1", "log_1_deflate", "log_wire_ratio"]
         .map(|m| format!("terminal.{m}.{driver}"));
-    if ![keystroke, output_1, output_5].iter().any(|m| wanted(m))
+    let sandbox_pty = name(sandbox_pty_name(driver));
+    let anchors = [sandbox_pty, name(sandbox_keys_name(driver))];
+    if ![keystroke, output_1, output_5].iter().chain(&anchors).any(|m| wanted(m))
         && !deflate.iter().any(|m| wanted(m))
     {
         return Ok(metrics);
@@ -244,7 +250,7 @@ pub async fn measure(
         metrics.push(Metric::ms(keystroke, &keystroke_rtt(&mut term).await?));
     }
     let file = "/tmp/flood.txt";
-    if wanted(output_1) || wanted(output_5) {
+    if wanted(output_1) || wanted(output_5) || wanted(sandbox_pty) {
         let reply = server.exec(&id, &["bash", "-c", FLOOD_SETUP, "flood", file]).await?;
         ensure!(reply["exit_code"] == 0, "making the flood file: {reply}");
     }
@@ -261,9 +267,123 @@ pub async fn measure(
         read_until_prompt(&mut terms[0]).await?;
         metrics.push(floods(metric, terms, &flood_command(file)).await?);
     }
+    if wanted(sandbox_pty) {
+        metrics.push(sandbox_pty_rate(server, &id, sandbox_pty, file).await?);
+    }
+    if wanted(anchors[1]) {
+        metrics.push(sandbox_keys(server, &id, anchors[1]).await?);
+    }
     metrics.extend(deflate_metrics(server, &id, driver, wanted).await?);
     server.delete_session(&id).await?;
     Ok(metrics)
+}
+
+/// `anchor.sandbox_pty.output_1.D`: the flood `cat` into a fresh pty inside `driver`'s
+/// sandbox and read from its master by a loop that does nothing else, without Flint: the
+/// ceiling of any terminal in that sandbox (under gVisor, its line discipline's).
+pub fn sandbox_pty_name(driver: &str) -> String {
+    format!("anchor.sandbox_pty.output_1.{driver}")
+}
+
+/// `anchor.sandbox_pty.keystroke_rtt.D`: [`KEYS`] keys written to the master of a pty in
+/// the sandbox whose `bash --noprofile --norc -i` echoes them, as at Flint's prompt.
+pub fn sandbox_keys_name(driver: &str) -> String {
+    format!("anchor.sandbox_pty.keystroke_rtt.{driver}")
+}
+
+/// In a fresh pty (the default termios, as a shell's: `OPOST` and `ONLCR` on): with
+/// `output FILE N`, reads `cat FILE` from the master N times and prints the median MB/s;
+/// with `keys N PER_LINE`, types N keys at bash's prompt (the line cleared every PER_LINE)
+/// and prints each echo's round trip in microseconds, one a line.
+const SANDBOX_PTY: &str = r#"
+import os, pty, select, subprocess, sys, time
+
+def output(path, floods):
+    rates = []
+    for _ in range(floods):
+        master, replica = pty.openpty()
+        start = time.monotonic()
+        cat = subprocess.Popen(["cat", path], stdin=replica, stdout=replica, stderr=replica)
+        os.close(replica)
+        got = 0
+        while True:
+            try:
+                piece = os.read(master, 65536)
+            except OSError:
+                break
+            if not piece:
+                break
+            got += len(piece)
+        cat.wait()
+        os.close(master)
+        rates.append(got / 1e6 / (time.monotonic() - start))
+        print(f"{got} bytes: {rates[-1]:.1f} MB/s", file=sys.stderr)
+    rates.sort()
+    print(rates[len(rates) // 2])
+
+def until(master, needle):
+    seen = b""
+    while needle not in seen:
+        select.select([master], [], [], 10)
+        seen += os.read(master, 65536)
+
+def keys(count, per_line):
+    pid, master = pty.fork()
+    if pid == 0:
+        os.environ["PS1"] = "$ "
+        os.execvp("bash", ["bash", "--noprofile", "--norc", "-i"])
+    until(master, b"$ ")
+    for i in range(count):
+        if i and i % per_line == 0:
+            os.write(master, b"")
+            time.sleep(0.05)
+            while select.select([master], [], [], 0)[0]:
+                os.read(master, 65536)
+        key = bytes([ord("a") + i % 26])
+        start = time.monotonic()
+        os.write(master, key)
+        until(master, key)
+        print(round((time.monotonic() - start) * 1e6))
+
+if sys.argv[1] == "output":
+    output(sys.argv[2], int(sys.argv[3]))
+else:
+    keys(int(sys.argv[2]), int(sys.argv[3]))
+"#;
+
+/// Runs [`SANDBOX_PTY`] with `args` in session `id`; its standard output.
+async fn sandbox_pty(server: &Server, id: &str, args: &[&str]) -> Result<String> {
+    let argv: Vec<&str> = ["python3", "-c", SANDBOX_PTY].iter().chain(args).copied().collect();
+    let reply = server.exec(id, &argv).await?;
+    ensure!(reply["exit_code"] == 0, "the sandbox's pty anchor: {reply}");
+    Ok(reply["stdout"].as_str().context("the anchor's output")?.to_owned())
+}
+
+/// `anchor.sandbox_pty.output_1.D` on the flood `file` in session `id`.
+async fn sandbox_pty_rate(
+    server: &Server,
+    id: &str,
+    metric: &'static str,
+    file: &str,
+) -> Result<Metric> {
+    eprintln!("bench: {metric} ({FLOODS} floods of {file} read by python3 inside the sandbox)");
+    let stdout = sandbox_pty(server, id, &["output", file, &FLOODS.to_string()]).await?;
+    let rate: f64 = stdout.trim().parse().with_context(|| format!("the reader said {stdout:?}"))?;
+    Ok(Metric::value(metric, "MB/s", rate))
+}
+
+/// `anchor.sandbox_pty.keystroke_rtt.D` in session `id`.
+async fn sandbox_keys(server: &Server, id: &str, metric: &'static str) -> Result<Metric> {
+    eprintln!("bench: {metric} ({KEYS} keys typed by python3 inside the sandbox)");
+    let stdout =
+        sandbox_pty(server, id, &["keys", &KEYS.to_string(), &KEYS_PER_LINE.to_string()]).await?;
+    let samples = stdout
+        .lines()
+        .map(|l| l.trim().parse::<u64>().map(Duration::from_micros))
+        .collect::<Result<Vec<_>, _>>()
+        .with_context(|| format!("the typist said {stdout:?}"))?;
+    ensure!(samples.len() == KEYS, "{} round trips of {KEYS}", samples.len());
+    Ok(Metric::ms(metric, &samples))
 }
 
 /// [`FLOODS`] floods of `terms` (the first types); the median rate as `metric`.

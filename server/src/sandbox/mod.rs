@@ -193,10 +193,12 @@ pub async fn start(spec: &Spec) -> anyhow::Result<Sandbox> {
             dir.display()
         );
     }
+    let begun = Instant::now();
     let volume = Volume::of(&spec.session_dir);
     if !volume.exists() {
         volume.create(spec.disk_mb).await?;
     }
+    let volume_ms = begun.elapsed().as_millis();
     let (mountpoint, merged, run) = (dir.join("volume"), dir.join("merged"), dir.join("run"));
     for path in [&mountpoint, &merged] {
         mkdir(path, 0o755)?;
@@ -254,21 +256,27 @@ pub async fn start(spec: &Spec) -> anyhow::Result<Sandbox> {
         Driver::Process => process::launch(spec, &prepared).await,
         Driver::Gvisor { root } => gvisor::launch(spec, &prepared, root).await,
     };
+    let launched_ms = begun.elapsed().as_millis();
     let ready = match launched {
         Ok(()) => sandbox.wait_for_agent().await,
         Err(e) => Err(e),
     };
+    let ready_ms = begun.elapsed().as_millis();
     if let Err(e) = ready {
         let log = sandbox.log_tail();
         let _ = stop(&sandbox).await;
         bail!("{e:#}; sandbox log: {log}");
     }
     if let Driver::Gvisor { root } = &spec.driver
-        && let Err(e) = gvisor::verify(root, spec, &prepared).await
+        && let Err(e) = gvisor::verify(root, spec, &prepared)
     {
         let _ = stop(&sandbox).await;
         return Err(e.context("the gVisor sandbox failed its launch check and was stopped"));
     }
+    tracing::debug!(
+        session = %spec.id, volume_ms, launched_ms, ready_ms,
+        checked_ms = begun.elapsed().as_millis(), "sandbox started"
+    );
     Ok(sandbox)
 }
 

@@ -60,7 +60,7 @@ exec bwrap \
      --listen unix:/run/flint/agent.sock --secret-file /run/flint/secret --remove-secret-file \
      --workdir /workspace \
      --env-file /etc/environment --guest-listen unix:/run/flint/mcp.sock \
-     --ca-bundle /run/flint/ca-certificates.crt
+     --ca-bundle /run/flint/ca-certificates.crt --first-shell
 '
 "#;
 

@@ -175,7 +175,6 @@ impl Sessions {
             live.sandbox.set_limits(cgroup_limits(&info.limits))?;
             live.limits = info.limits;
             if !env.is_empty() {
-                live.client.kill_terminal(&warm.terminal).await?;
                 pool::first_shell(&live, env).await?;
             }
             anyhow::Ok(())

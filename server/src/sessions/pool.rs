@@ -421,19 +421,30 @@ impl Sessions {
     }
 }
 
-/// Starts a shell in the sandbox and waits until it is at a prompt.
+/// The sandbox's first shell at its prompt: the one its agent started (`--first-shell`),
+/// or, when the session asks for `env` (which that shell lacks) or the agent started none,
+/// a new one in its place.
 pub(super) async fn first_shell(
     live: &Live,
     env: &std::collections::BTreeMap<String, String>,
 ) -> anyhow::Result<TerminalId> {
-    let request = CreateTerminal { env: env.clone(), ..CreateTerminal::default() };
-    let terminal = live.client.create_terminal(&request).await?;
+    let started = live.client.terminals().await?;
+    let terminal = match started.first() {
+        Some(first) if env.is_empty() => first.id.clone(),
+        _ => {
+            for stale in &started {
+                live.client.kill_terminal(&stale.id).await?;
+            }
+            let request = CreateTerminal { env: env.clone(), ..CreateTerminal::default() };
+            live.client.create_terminal(&request).await?.id
+        }
+    };
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     loop {
         let info = live.client.terminals().await?;
-        let ready = info.iter().any(|t| t.id == terminal.id && t.shell == ShellState::Prompt);
+        let ready = info.iter().any(|t| t.id == terminal && t.shell == ShellState::Prompt);
         if ready {
-            return Ok(terminal.id);
+            return Ok(terminal);
         }
         if tokio::time::Instant::now() > deadline {
             anyhow::bail!("the first shell did not reach a prompt in 10 s");

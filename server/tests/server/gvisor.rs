@@ -294,3 +294,38 @@ async fn terminal_output_goes_compressed_to_a_browser_that_offers_deflate() {
         compressed.len()
     );
 }
+
+#[tokio::test]
+async fn a_cold_gvisor_session_comes_with_its_first_shell_whose_login_starts_no_programs() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // No warm pool: the sandbox starts with the create.
+    let server = TestServer::start_with(dir.path(), &["--driver", "gvisor", "--pool-size", "0"]);
+    let bearer = server.bearer().await;
+    let session = server.create_session(&bearer, r#"{"image":"test","network":false}"#).await;
+    let id = session["id"].as_str().expect("id");
+    // The agent started the first shell before it answered: it is there when the create
+    // returns, and gets to its prompt without anyone asking.
+    let auth = [("authorization", bearer.as_str())];
+    let path = format!("/api/sessions/{id}/terminals");
+    let list = server.get(&path, &auth).await.json();
+    let ids: Vec<&str> =
+        list.as_array().into_iter().flatten().filter_map(|t| t["id"].as_str()).collect();
+    assert_eq!(ids, ["1"], "{list}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while server.get(&path, &auth).await.json()[0]["shell"] != "prompt" {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no prompt: {}",
+            server.get(&path, &auth).await.body
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    // A login shell runs none of the programs Debian's /etc/profile would (`id -u`,
+    // `run-parts`), each ~30 ms under gVisor: functions of those names would say so.
+    let script = "id() { echo RAN-id; }; run-parts() { echo RAN-run-parts; }; \
+                  export -f id run-parts; bash -lic 'echo login-$((6*7)) \"$PATH\"' 2>&1";
+    let (code, out, err) = server.sh(&bearer, id, script).await;
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("login-42 /usr/local/sbin:"), "root's PATH: {out}");
+    assert!(!out.contains("RAN-"), "the login shell ran a program: {out}");
+}

@@ -130,6 +130,8 @@ fn config(spec: &Spec, prepared: &Prepared, shim: &Path) -> Value {
                 "--ca-bundle", "/run/flint/ca-certificates.crt",
                 // gVisor's pty sends no SIGWINCH on a resize.
                 "--signal-resize",
+                // The prompt is ready sooner (see the agent's `--first-shell`).
+                "--first-shell",
             ],
             "env": [
                 "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
@@ -257,20 +259,6 @@ async fn runsc(
         .await
         .with_context(|| format!("runsc {} timed out", args.join(" ")))?
         .context("running runsc (Debian package runsc)")
-}
-
-/// The host pid of a container's sandbox process (`runsc state`).
-async fn sandbox_pid(root: &Path, netns: Option<&Path>, id: &str) -> anyhow::Result<i32> {
-    let output = runsc(root, netns, &["state", id]).await?;
-    ensure!(
-        output.status.success(),
-        "runsc state {id}: {}",
-        String::from_utf8_lossy(&output.stderr).trim()
-    );
-    let state: Value = serde_json::from_slice(&output.stdout).context("runsc state's output")?;
-    ensure!(state["status"] == "running", "the container is {}, not running", state["status"]);
-    let pid = state["pid"].as_i64().context("runsc state has no pid")?;
-    i32::try_from(pid).context("runsc state's pid")
 }
 
 /// Kills the container (`runsc delete --force`); what is left dies with the cgroup.
