@@ -108,6 +108,16 @@ pub struct Caller {
 }
 
 impl Caller {
+    /// Fired when the credential this call came with is revoked (a bearer token): a
+    /// websocket or stream opened with it closes then. Never fired for the sign-in cookie
+    /// and guests, whose ends reach their sockets through presence (`People::attach`).
+    pub fn revoked(&self, state: &AppState) -> tokio_util::sync::CancellationToken {
+        match &self.via {
+            Via::Token { id, .. } => state.revocations.watch(id),
+            _ => tokio_util::sync::CancellationToken::new(),
+        }
+    }
+
     /// The session this caller is confined to, if any.
     pub fn session_scope(&self) -> Option<&str> {
         match &self.via {

@@ -16,7 +16,8 @@
 //! person on a slow link waits for. Messages under [`COMPRESS_FROM`] bytes (an echoed
 //! keystroke) go as they are.
 //!
-//! Close codes: 4404 no such terminal, 4502 the agent failed.
+//! Close codes: 4404 no such terminal, 4502 the agent failed, 4403 the person's access
+//! ended, 4401 the bearer token it was opened with was revoked.
 
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
@@ -73,6 +74,7 @@ pub async fn terminal_ws(
     let role = caller.role_in(&id, &owner).unwrap_or(proto::people::Role::Viewer);
     let who =
         Who { person: caller.person(role), people: state.people.clone(), session: id.clone() };
+    let revoked = caller.revoked(&state);
     let metrics = state.metrics.clone();
     let sessions = state.sessions.clone();
     let (response, socket) = upgrade
@@ -84,7 +86,7 @@ pub async fn terminal_ws(
         };
         metrics.websocket_clients.inc();
         sessions.attached(&id, true).await;
-        relay(socket, client, terminal, query.offset, who).await;
+        relay(socket, client, terminal, query.offset, who, revoked).await;
         sessions.attached(&id, false).await;
         metrics.websocket_clients.dec();
     });
@@ -251,12 +253,16 @@ struct Who {
 /// Close code: the person's access to the session ended (invite revoked, removed).
 pub const CLOSE_ACCESS_ENDED: u16 = 4403;
 
+/// Close code: the bearer token the socket was opened with was revoked.
+pub const CLOSE_REVOKED: u16 = 4401;
+
 async fn relay(
     socket: WebSocket,
     client: Client,
     terminal: TerminalId,
     offset: Option<u64>,
     who: Who,
+    revoked: tokio_util::sync::CancellationToken,
 ) {
     let (mut to_browser, mut from_browser) = socket.split();
     let attachment = who.people.attach(&who.session, who.person.clone(), true);
@@ -301,13 +307,17 @@ async fn relay(
             }
         }
     };
-    let cut = tokio::select! {
-        () = sender => false,
-        () = receiver => false,
-        () = attachment.cut.cancelled() => true,
+    let close = tokio::select! {
+        () = sender => None,
+        () = receiver => None,
+        () = attachment.cut.cancelled() => {
+            Some(close_frame(CLOSE_ACCESS_ENDED, "your access to this session ended"))
+        }
+        () = revoked.cancelled() => {
+            Some(close_frame(CLOSE_REVOKED, "the token this terminal was opened with was revoked"))
+        }
     };
-    if cut {
-        let close = close_frame(CLOSE_ACCESS_ENDED, "your access to this session ended");
+    if let Some(close) = close {
         let _ = to_browser.send(close).await;
     }
 }

@@ -220,3 +220,63 @@ async fn the_web_app_is_served_at_every_non_api_path() {
         assert!(home.body.contains("cargo xtask run"), "{}", home.body);
     }
 }
+
+/// The close code `ws` ends with within `within` (frames before it are skipped).
+async fn close_code(ws: &mut Ws, within: std::time::Duration) -> Option<u16> {
+    use futures_util::StreamExt as _;
+    use tokio_tungstenite::tungstenite::Message;
+    let closed = tokio::time::timeout(within, async {
+        loop {
+            match ws.next().await {
+                Some(Ok(Message::Close(frame))) => return frame.map(|f| u16::from(f.code)),
+                Some(Ok(_)) => {}
+                Some(Err(_)) | None => return None,
+            }
+        }
+    });
+    closed.await.unwrap_or_else(|_| panic!("the websocket was still open after {within:?}"))
+}
+
+#[tokio::test]
+async fn revoking_a_token_closes_the_websockets_opened_with_it_within_a_second() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = TestServer::start(dir.path());
+    let cookie = server.sign_in().await;
+    let created = server
+        .request(
+            "POST",
+            "/api/tokens",
+            &[("cookie", &cookie), ("content-type", "application/json")],
+            r#"{"name":"agent"}"#,
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    let bearer = format!("Bearer {}", created.json()["token"].as_str().expect("token"));
+    let token_id = created.json()["id"].as_str().expect("id").to_owned();
+    let session = server.create_session(&bearer, r#"{"image":"test","network":false}"#).await;
+    let id = session["id"].as_str().expect("id");
+    let origin = server.origin();
+    let headers = [("authorization", bearer.as_str()), ("origin", origin.as_str())];
+    // The session's first shell, and the caller's session events.
+    let mut terminal =
+        server.ws(&format!("/api/sessions/{id}/terminals/1/ws"), &headers).await.expect("terminal");
+    ws_type(&mut terminal, "echo before-$((6*7))\n").await;
+    ws_read_until(&mut terminal, "before-42").await;
+    let mut events = server.ws("/api/events/ws", &headers).await.expect("events");
+
+    let revoked = server
+        .request(
+            "DELETE",
+            &format!("/api/tokens/{token_id}"),
+            &[("cookie", &cookie), ("x-flint-csrf", "1")],
+            "",
+        )
+        .await;
+    assert_eq!(revoked.status, StatusCode::NO_CONTENT, "{}", revoked.body);
+    let second = std::time::Duration::from_secs(1);
+    assert_eq!(close_code(&mut terminal, second).await, Some(4401), "the terminal's close code");
+    close_code(&mut events, second).await;
+    // Nor does the token open a new one.
+    let again = server.ws(&format!("/api/sessions/{id}/terminals/1/ws"), &headers).await;
+    assert_eq!(again.err(), Some(StatusCode::UNAUTHORIZED));
+}
