@@ -133,7 +133,7 @@ impl Sessions {
                 let started = self.start_sandbox(&info, &spec_path, driver).await;
                 match started {
                     Ok(live) if !env.is_empty() => {
-                        pool::first_shell(&live, &env).await.map(|_| live)
+                        pool::first_shell(&live, &env).await.map(|()| live)
                     }
                     other => other,
                 }

@@ -19,7 +19,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use proto::api::SessionLimits;
-use proto::terminal::{CreateTerminal, ShellState, TerminalId};
+use proto::terminal::{CreateTerminal, ShellState};
 
 use super::{Live, Sessions};
 use crate::error::{AppError, Result};
@@ -52,9 +52,8 @@ pub struct Warm {
     pub id: String,
     /// What it is.
     pub key: PoolKey,
+    /// Its first shell is at a prompt.
     pub(super) live: Live,
-    /// Its first shell, at a prompt.
-    pub terminal: TerminalId,
 }
 
 /// The host's capacity for sessions (pool slots included).
@@ -410,14 +409,11 @@ impl Sessions {
                 return Err(e);
             }
         };
-        let terminal = match first_shell(&live, &Default::default()).await {
-            Ok(terminal) => terminal,
-            Err(e) => {
-                self.discard_sandbox(&id, &live.sandbox).await;
-                return Err(e);
-            }
-        };
-        Ok(Warm { id, key: key.clone(), live, terminal })
+        if let Err(e) = first_shell(&live, &Default::default()).await {
+            self.discard_sandbox(&id, &live.sandbox).await;
+            return Err(e);
+        }
+        Ok(Warm { id, key: key.clone(), live })
     }
 }
 
@@ -427,7 +423,7 @@ impl Sessions {
 pub(super) async fn first_shell(
     live: &Live,
     env: &std::collections::BTreeMap<String, String>,
-) -> anyhow::Result<TerminalId> {
+) -> anyhow::Result<()> {
     let started = live.client.terminals().await?;
     let terminal = match started.first() {
         Some(first) if env.is_empty() => first.id.clone(),
@@ -444,7 +440,7 @@ pub(super) async fn first_shell(
         let info = live.client.terminals().await?;
         let ready = info.iter().any(|t| t.id == terminal && t.shell == ShellState::Prompt);
         if ready {
-            return Ok(terminal);
+            return Ok(());
         }
         if tokio::time::Instant::now() > deadline {
             anyhow::bail!("the first shell did not reach a prompt in 10 s");

@@ -105,11 +105,19 @@ fn cmdline(pid: i32) -> Option<Vec<String>> {
     )
 }
 
+/// Whether `argv` is a runsc process's command line.
+fn is_runsc(argv: &[String]) -> bool {
+    argv.first().is_some_and(|a| a.contains("runsc"))
+}
+
+/// Whether `argv` is a runsc sandbox process's (gVisor's kernel).
+fn is_sentry_argv(argv: &[String]) -> bool {
+    is_runsc(argv) && argv.iter().any(|a| a == "boot")
+}
+
 /// Whether `pid` is a runsc sandbox process (gVisor's kernel).
 pub fn is_sentry(pid: i32) -> bool {
-    cmdline(pid).is_some_and(|argv| {
-        argv.first().is_some_and(|a| a.contains("runsc")) && argv.iter().any(|a| a == "boot")
-    })
+    cmdline(pid).is_some_and(|argv| is_sentry_argv(&argv))
 }
 
 fn netns_inode(path: &Path) -> anyhow::Result<u64> {
@@ -124,18 +132,16 @@ fn netns_inode(path: &Path) -> anyhow::Result<u64> {
 /// joined before it ran runsc: reading `/proc` costs nothing where asking `runsc state`
 /// started another runsc (~25 ms of every cold start).
 pub fn verify(root: &Path, spec: &Spec, prepared: &Prepared) -> anyhow::Result<()> {
-    let mut checked = 0;
     let mut sentries = Vec::new();
     for process in prepared.cgroup.pids() {
         let Some(argv) = cmdline(process) else { continue };
-        if !argv.first().is_some_and(|a| a.contains("runsc")) {
+        if !is_runsc(&argv) {
             continue;
         }
         let flags = parse_flags(&argv);
         check_flags(&flags)
             .map_err(|e| anyhow::anyhow!("runsc pid {process} ({}): {e}", argv.join(" ")))?;
-        checked += 1;
-        if argv.iter().any(|a| a == "boot") {
+        if is_sentry_argv(&argv) {
             sentries.push(process);
         }
     }
@@ -144,7 +150,6 @@ pub fn verify(root: &Path, spec: &Spec, prepared: &Prepared) -> anyhow::Result<(
         [] => anyhow::bail!("no sentry (runsc boot) in the sandbox's cgroup"),
         _ => anyhow::bail!("{} sentries in the sandbox's cgroup: {sentries:?}", sentries.len()),
     };
-    ensure!(checked > 0, "no runsc process found in the sandbox's cgroup");
     let text =
         std::fs::read(bundle(prepared).join("config.json")).context("reading config.json")?;
     let config: Value = serde_json::from_slice(&text).context("parsing config.json")?;
