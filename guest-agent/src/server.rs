@@ -39,6 +39,12 @@ pub const MAX_TUNNELS: usize = 32;
 /// How long a tunnel waits for one of [`MAX_TUNNELS`] to close before it is refused.
 pub const TUNNEL_WAIT: Duration = Duration::from_secs(30);
 
+/// How long a tunnel waits for the app to accept its connection. An app whose listen queue
+/// is full (Python's `http.server` queues 5) has its SYNs dropped and retried with backoff
+/// (3, 7, 15, 31, 63 s under gVisor): without a bound the person's request would hang for
+/// minutes with a tunnel slot held; with it they get a clear error.
+pub const CONNECT_WAIT: Duration = Duration::from_secs(10);
+
 /// Keepalive of the agent link, both ends: a ping this often, even while idle, and the
 /// connection is closed when its answer takes longer than [`KEEPALIVE_TIMEOUT`]. The server
 /// then reconnects (a stopped or wedged agent shows as a degraded session, never as a

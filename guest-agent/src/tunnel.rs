@@ -61,9 +61,22 @@ pub async fn open(agent: &Arc<Agent>, port: u16, mut body: Incoming) -> Result<R
                 .ok_or_else(|| Error::not_found(format!("nothing listens on port {port}")))?
         }
     };
-    let socket = tokio::net::TcpStream::connect((address, port))
-        .await
-        .map_err(|e| Error::io(&format!("connecting to {address} port {port}"), e))?;
+    let connect = tokio::net::TcpStream::connect((address, port));
+    let socket = match tokio::time::timeout(crate::server::CONNECT_WAIT, connect).await {
+        Ok(socket) => {
+            socket.map_err(|e| Error::io(&format!("connecting to {address} port {port}"), e))?
+        }
+        Err(_) => {
+            return Err(Error::api(
+                ErrorCode::Timeout,
+                format!(
+                    "the app on port {port} did not accept a connection within {}s \
+                     (its listen queue is full: it accepts too slowly or queues too few)",
+                    crate::server::CONNECT_WAIT.as_secs()
+                ),
+            ));
+        }
+    };
     let _ = socket.set_nodelay(true);
     let (mut from_guest, mut to_guest) = socket.into_split();
     let (tx, response) = streaming("application/octet-stream", QUEUE_CHUNKS);

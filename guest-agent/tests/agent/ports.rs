@@ -128,3 +128,44 @@ async fn a_tunnel_to_a_port_nobody_listens_on_is_refused_clearly() {
     assert_eq!(err.code(), ErrorCode::NotFound);
     assert!(err.to_string().contains("nothing listens"), "{err}");
 }
+
+/// An app whose listen queue is full (it accepts nothing; Python's `http.server` queues only
+/// 5) drops the tunnel's SYNs: the tunnel is refused with a timeout that names the cause
+/// within [`CONNECT_WAIT`], instead of hanging for minutes of SYN retries.
+#[tokio::test]
+async fn a_tunnel_to_an_app_whose_listen_queue_is_full_is_refused_within_the_bound() {
+    use guest_agent::server::CONNECT_WAIT;
+    let agent = TestAgent::start().await;
+    let port = free_port();
+    // Listens with a queue of one, fills it, and never accepts.
+    let script = format!(
+        "import socket, time\n\
+         s = socket.socket(); s.bind(('127.0.0.1', {port})); s.listen(0)\n\
+         held = []\n\
+         for _ in range(4):\n    c = socket.socket(); c.setblocking(False)\n    \
+         c.connect_ex(('127.0.0.1', {port})); held.append(c)\n\
+         print('full', flush=True)\n\
+         time.sleep(600)\n"
+    );
+    let mut child = Command::new("python3")
+        .args(["-c", &script])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("python3");
+    let mut line = String::new();
+    let stdout = child.stdout.take().expect("stdout");
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line).expect("read");
+    assert_eq!(line.trim(), "full");
+    let _app = Server(child);
+
+    let started = std::time::Instant::now();
+    let err = tokio::time::timeout(CONNECT_WAIT * 3, agent.client.tunnel(port))
+        .await
+        .expect("the tunnel is answered within its bound")
+        .expect_err("the app accepts nothing");
+    let took = started.elapsed();
+    assert_eq!(err.code(), ErrorCode::Timeout, "{err}");
+    assert!(err.to_string().contains("listen queue is full"), "{err}");
+    assert!(took >= CONNECT_WAIT && took < CONNECT_WAIT * 2, "took {took:?}");
+}

@@ -154,13 +154,18 @@ pub async fn forward(
         Err(e) => {
             let cause = std::error::Error::source(&e)
                 .and_then(|s| s.downcast_ref::<TunnelError>())
-                .map(|t| t.0.clone());
-            let message = match cause {
+                .map(|t| (t.status, t.message.clone()));
+            let (status, message) = match cause {
                 Some(cause) => cause,
-                None if e.is_connect() => format!("port {} could not be reached", target.port),
-                None => format!("the app on port {} did not answer: {}", target.port, chain(&e)),
+                None if e.is_connect() => {
+                    (StatusCode::BAD_GATEWAY, format!("port {} could not be reached", target.port))
+                }
+                None => (
+                    StatusCode::BAD_GATEWAY,
+                    format!("the app on port {} did not answer: {}", target.port, chain(&e)),
+                ),
             };
-            return error_page(StatusCode::BAD_GATEWAY, wants_html, &message);
+            return error_page(status, wants_html, &message);
         }
     };
     if response.status() == StatusCode::SWITCHING_PROTOCOLS

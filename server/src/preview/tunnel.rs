@@ -76,10 +76,21 @@ impl hyper::rt::Write for TunnelConn {
     }
 }
 
-/// Why a tunnel could not be opened, as the error page says it.
+/// Why a tunnel could not be opened, as the error page says it, and the status it gets:
+/// 503 while the session's tunnels stay busy, 504 when the app does not accept in time,
+/// else 502.
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct TunnelError(pub String);
+#[error("{message}")]
+pub struct TunnelError {
+    pub status: http::StatusCode,
+    pub message: String,
+}
+
+impl TunnelError {
+    fn bad_gateway(message: String) -> TunnelError {
+        TunnelError { status: http::StatusCode::BAD_GATEWAY, message }
+    }
+}
 
 impl tower_service::Service<Uri> for Tunnels {
     type Response = TunnelConn;
@@ -94,17 +105,23 @@ impl tower_service::Service<Uri> for Tunnels {
         let sessions = self.sessions.clone();
         Box::pin(async move {
             let session = uri.host().unwrap_or_default().to_owned();
-            let port = uri.port_u16().ok_or_else(|| TunnelError("no port".to_owned()))?;
+            let port =
+                uri.port_u16().ok_or_else(|| TunnelError::bad_gateway("no port".to_owned()))?;
             // Beyond the session's tunnels, requests queue here (hyper's pool hands each the
             // first connection that is free, a new one or an idle one).
-            let slot = sessions.tunnel_slot(&session).await.map_err(|e| TunnelError(e.message))?;
-            let client = sessions.client(&session).await.map_err(|e| TunnelError(e.message))?;
-            let (tx, mut incoming) = client.tunnel(port).await.map_err(|e| {
-                TunnelError(if e.code() == proto::error::ErrorCode::NotFound {
-                    format!("nothing is listening on port {port} in this session")
-                } else {
-                    format!("port {port}: {e}")
-                })
+            let from_app =
+                |e: crate::error::AppError| TunnelError { status: e.status, message: e.message };
+            let slot = sessions.tunnel_slot(&session).await.map_err(from_app)?;
+            let client = sessions.client(&session).await.map_err(from_app)?;
+            let (tx, mut incoming) = client.tunnel(port).await.map_err(|e| match e.code() {
+                proto::error::ErrorCode::NotFound => TunnelError::bad_gateway(format!(
+                    "nothing is listening on port {port} in this session"
+                )),
+                proto::error::ErrorCode::Timeout => TunnelError {
+                    status: http::StatusCode::GATEWAY_TIMEOUT,
+                    message: e.to_string(),
+                },
+                _ => TunnelError::bad_gateway(format!("port {port}: {e}")),
             })?;
             let (ours, theirs) = tokio::io::duplex(BUFFER);
             let (mut from_proxy, mut to_proxy) = tokio::io::split(theirs);

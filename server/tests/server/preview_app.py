@@ -145,6 +145,10 @@ class Handler(BaseHTTPRequestHandler):
 
 class Server(ThreadingHTTPServer):
     daemon_threads = True
+    # Queue connections as Node's servers do (511) rather than socketserver's 5: with 5,
+    # a burst of connections has its SYNs dropped and retried for seconds (the agent's
+    # tunnel then answers 504 after its connect bound), which tests the app, not Flint.
+    request_queue_size = 511
 
 
 if __name__ == "__main__":

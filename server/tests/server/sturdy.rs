@@ -298,7 +298,7 @@ async fn abort_requests(s: &Session) {
                 );
                 stream.write_all(head.as_bytes()).await.expect("send");
                 // Read until the body has begun, then go away. An answer other than 200
-                // (the app, flooded with threads, may fail one: Flint then answers 502) is
+                // (the app, flooded with threads, may fail one: Flint then answers 5xx) is
                 // whole once its head is in, and its connection stays open for the next.
                 let mut head = Vec::new();
                 let mut buf = vec![0u8; 1 << 16];
