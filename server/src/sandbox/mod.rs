@@ -10,10 +10,20 @@
 //! process of the sandbox lives in (so "empty" means "dead"), the agent's socket in a
 //! per-sandbox directory, and detached launching (`setsid --fork`, stdio to a log), so a
 //! server restart finds the sandbox alive and re-adopts it.
+//!
+//! **What the guest can write on the host.** The per-sandbox directory (`SESSION/sandbox`:
+//! launcher, bundle, secret, log, sockets) is a tmpfs of [`SANDBOX_DIR_BYTES`] mounted
+//! `nosuid,nodev,noexec` on the host; the guest sees only its `run/` (at `/run/flint`). So
+//! what the guest writes there (and the log it can make the agent write) stops at the cap,
+//! and a device node or setuid file planted there is inert on the host. The guest can still
+//! replace `agent.sock` inside it: the server connects only to the socket whose device and
+//! inode it recorded when the agent first answered (kept beside, out of the guest's view),
+//! opened without following links, and refuses anything else.
 
 pub mod cgroup;
 pub mod gvisor;
 pub mod process;
+mod seccomp;
 pub mod trust;
 pub mod volume;
 
@@ -23,13 +33,22 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use guest_agent::client::Client;
-use guest_agent::listen::Listen;
 
 use crate::sandbox::cgroup::{Cgroup, Limits};
 use crate::sandbox::volume::Volume;
 
 /// How long a sandbox may take to answer on its agent socket.
 pub const START_DEADLINE: Duration = Duration::from_secs(30);
+
+/// The size of a sandbox's host directory (a tmpfs): the launcher, bundle, secret and CA
+/// bundle (well under 1 MiB), the sandbox's log (the agent's warnings and errors), and
+/// whatever the guest writes in `/run/flint`. A guest that fills it gets ENOSPC; the host's
+/// disk never sees it. The pages count against the session's memory cgroup.
+pub const SANDBOX_DIR_BYTES: u64 = 8 << 20;
+
+/// Where the server records the agent socket's identity, beside the socket (out of the
+/// guest's view).
+const SOCKET_ID_FILE: &str = "agent.sock.id";
 
 /// How long stopping may take to kill every process.
 pub const STOP_DEADLINE: Duration = Duration::from_secs(10);
@@ -165,6 +184,9 @@ pub struct Sandbox {
     pub driver: Driver,
     /// Its agent's socket on the host.
     pub socket: PathBuf,
+    /// The socket's identity, recorded when the agent first answered: the server connects
+    /// to nothing else (the guest can replace the file).
+    socket_id: Option<SocketId>,
     secret: String,
     cgroup: Cgroup,
     sandbox_dir: PathBuf,
@@ -173,6 +195,104 @@ pub struct Sandbox {
 
 fn sandbox_dir(session_dir: &Path) -> PathBuf {
     session_dir.join("sandbox")
+}
+
+/// A socket file's device and inode.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct SocketId {
+    dev: u64,
+    ino: u64,
+}
+
+impl SocketId {
+    fn parse(text: &str) -> Option<SocketId> {
+        let (dev, ino) = text.trim().split_once(' ')?;
+        Some(SocketId { dev: dev.parse().ok()?, ino: ino.parse().ok()? })
+    }
+
+    fn text(self) -> String {
+        format!("{} {}\n", self.dev, self.ino)
+    }
+}
+
+/// Opens the agent's socket file without following a link and checks that it is a socket,
+/// and `expected` if given; returns the open `O_PATH` descriptor and the identity.
+fn open_socket(
+    path: &Path,
+    expected: Option<SocketId>,
+) -> anyhow::Result<(std::os::fd::OwnedFd, SocketId)> {
+    use nix::fcntl::{OFlag, open};
+    use nix::sys::stat::{Mode, SFlag, fstat};
+    let fd = open(path, OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC, Mode::empty())
+        .with_context(|| format!("opening {}", path.display()))?;
+    let stat = fstat(&fd).with_context(|| format!("inspecting {}", path.display()))?;
+    let kind = SFlag::from_bits_truncate(stat.st_mode) & SFlag::S_IFMT;
+    if kind != SFlag::S_IFSOCK {
+        bail!(
+            "the agent's socket {} is not a socket (a link or a file put there from inside \
+             the sandbox?): refusing to connect",
+            path.display()
+        );
+    }
+    let id = SocketId { dev: stat.st_dev, ino: stat.st_ino };
+    if let Some(expected) = expected
+        && expected != id
+    {
+        bail!(
+            "the agent's socket {} was replaced since the sandbox started (not the socket \
+             recorded then): refusing to connect",
+            path.display()
+        );
+    }
+    Ok((fd, id))
+}
+
+/// Connects to the socket open at `fd` (through `/proc/self/fd`, so the path is never
+/// resolved again) and speaks to the agent.
+async fn connect_fd(fd: &std::os::fd::OwnedFd, secret: &str) -> anyhow::Result<Client> {
+    use std::os::fd::AsRawFd as _;
+    let path = format!("/proc/self/fd/{}", fd.as_raw_fd());
+    let stream = tokio::net::UnixStream::connect(&path).await.context("connecting to the agent")?;
+    Ok(Client::handshake(Box::new(stream), secret).await?)
+}
+
+/// Mounts the sandbox's host directory: a tmpfs of [`SANDBOX_DIR_BYTES`], `nosuid,nodev,
+/// noexec`, mode 0700.
+fn mount_sandbox_dir(dir: &Path) -> anyhow::Result<()> {
+    use nix::mount::{MsFlags, mount};
+    let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+    let options = format!("size={SANDBOX_DIR_BYTES},mode=0700");
+    mount(Some("flint-sandbox"), dir, Some("tmpfs"), flags, Some(options.as_str()))
+        .with_context(|| format!("mounting a tmpfs on {}", dir.display()))
+}
+
+/// Removes a sandbox's host directory `dir`: unmounts its tmpfs (if mounted) and removes
+/// what is left. Nothing if it is gone.
+fn remove_sandbox_dir(dir: &Path) -> anyhow::Result<()> {
+    // Lazily: a sandbox process that still holds it lets go as it dies.
+    match nix::mount::umount2(dir, nix::mount::MntFlags::MNT_DETACH) {
+        Ok(()) | Err(nix::errno::Errno::EINVAL | nix::errno::Errno::ENOENT) => {}
+        Err(e) => return Err(e).with_context(|| format!("unmounting {}", dir.display())),
+    }
+    match std::fs::remove_dir_all(dir) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e).with_context(|| format!("removing {}", dir.display())),
+    }
+}
+
+/// Removes a session's directory, its sandbox's tmpfs unmounted first.
+pub async fn remove_session_dir(session_dir: &Path) -> anyhow::Result<()> {
+    let session_dir = session_dir.to_owned();
+    tokio::task::spawn_blocking(move || {
+        remove_sandbox_dir(&sandbox_dir(&session_dir))?;
+        match std::fs::remove_dir_all(&session_dir) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e).with_context(|| format!("removing {}", session_dir.display())),
+        }
+    })
+    .await?
 }
 
 /// Creates `path` and its parents with `mode`.
@@ -199,6 +319,29 @@ pub async fn start(spec: &Spec) -> anyhow::Result<Sandbox> {
         volume.create(spec.disk_mb).await?;
     }
     let volume_ms = begun.elapsed().as_millis();
+    mkdir(&dir, 0o700)?;
+    mount_sandbox_dir(&dir)?;
+    match start_in(spec, &dir, volume).await {
+        Ok(sandbox) => {
+            tracing::debug!(
+                session = %spec.id, volume_ms, checked_ms = begun.elapsed().as_millis(),
+                "sandbox started"
+            );
+            Ok(sandbox)
+        }
+        Err(e) => {
+            if let Err(e) = remove_sandbox_dir(&dir) {
+                tracing::warn!(session = %spec.id, "removing a sandbox that did not start: {e:#}");
+            }
+            Err(e)
+        }
+    }
+}
+
+/// [`start`] once the sandbox's directory is mounted.
+async fn start_in(spec: &Spec, dir: &Path, volume: Volume) -> anyhow::Result<Sandbox> {
+    let begun = Instant::now();
+    let dir = dir.to_owned();
     let (mountpoint, merged, run) = (dir.join("volume"), dir.join("merged"), dir.join("run"));
     for path in [&mountpoint, &merged] {
         mkdir(path, 0o755)?;
@@ -243,10 +386,11 @@ pub async fn start(spec: &Spec) -> anyhow::Result<Sandbox> {
         cgroup: cgroup.clone(),
         volume: volume.clone(),
     };
-    let sandbox = Sandbox {
+    let mut sandbox = Sandbox {
         id: spec.id.clone(),
         driver: spec.driver.clone(),
         socket: run.join("agent.sock"),
+        socket_id: None,
         secret,
         cgroup,
         sandbox_dir: dir,
@@ -262,10 +406,13 @@ pub async fn start(spec: &Spec) -> anyhow::Result<Sandbox> {
         Err(e) => Err(e),
     };
     let ready_ms = begun.elapsed().as_millis();
-    if let Err(e) = ready {
-        let log = sandbox.log_tail();
-        let _ = stop(&sandbox).await;
-        bail!("{e:#}; sandbox log: {log}");
+    match ready {
+        Ok(id) => sandbox.socket_id = Some(id),
+        Err(e) => {
+            let log = sandbox.log_tail();
+            let _ = stop(&sandbox).await;
+            bail!("{e:#}; sandbox log: {log}");
+        }
     }
     if let Driver::Gvisor { root } = &spec.driver
         && let Err(e) = gvisor::verify(root, spec, &prepared)
@@ -273,10 +420,7 @@ pub async fn start(spec: &Spec) -> anyhow::Result<Sandbox> {
         let _ = stop(&sandbox).await;
         return Err(e.context("the gVisor sandbox failed its launch check and was stopped"));
     }
-    tracing::debug!(
-        session = %spec.id, volume_ms, launched_ms, ready_ms,
-        checked_ms = begun.elapsed().as_millis(), "sandbox started"
-    );
+    tracing::debug!(session = %spec.id, launched_ms, ready_ms, "sandbox answered");
     Ok(sandbox)
 }
 
@@ -324,14 +468,21 @@ impl Prepared {
 }
 
 impl Sandbox {
-    async fn wait_for_agent(&self) -> anyhow::Result<()> {
+    /// Waits until the agent answers on its socket; records the socket's identity (beside
+    /// it, for a server that adopts the sandbox later) and returns it.
+    async fn wait_for_agent(&self) -> anyhow::Result<SocketId> {
         let started = Instant::now();
         loop {
-            if self.socket.exists()
-                && let Ok(client) = self.client().await
-                && client.info().await.is_ok()
-            {
-                return Ok(());
+            if std::fs::symlink_metadata(&self.socket).is_ok() {
+                // Nothing but the agent runs in the sandbox yet: this is its socket.
+                let (fd, id) = open_socket(&self.socket, None)?;
+                if let Ok(client) = connect_fd(&fd, &self.secret).await
+                    && client.info().await.is_ok()
+                {
+                    std::fs::write(self.sandbox_dir.join(SOCKET_ID_FILE), id.text())
+                        .context("recording the agent socket's identity")?;
+                    return Ok(id);
+                }
             }
             // The launcher is in the cgroup from its first instruction: empty means dead.
             if started.elapsed() > Duration::from_millis(500) && self.cgroup.pids().is_empty() {
@@ -344,9 +495,13 @@ impl Sandbox {
         }
     }
 
-    /// A new connection to the sandbox's agent.
+    /// A new connection to the sandbox's agent, on the socket recorded at its start only.
     pub async fn client(&self) -> anyhow::Result<Client> {
-        Ok(Client::connect(&Listen::Unix(self.socket.clone()), &self.secret).await?)
+        let Some(expected) = self.socket_id else {
+            bail!("the agent's socket has no recorded identity: refusing to connect");
+        };
+        let (fd, _) = open_socket(&self.socket, Some(expected))?;
+        connect_fd(&fd, &self.secret).await
     }
 
     /// How many times the OOM killer struck inside the sandbox.
@@ -403,10 +558,16 @@ impl Sandbox {
         if cgroup.pids().is_empty() {
             return Ok(None);
         }
+        // Missing or unreadable (a sandbox of an older Flint): every connection is refused
+        // and the session fails with the reason.
+        let socket_id = std::fs::read_to_string(dir.join(SOCKET_ID_FILE))
+            .ok()
+            .and_then(|text| SocketId::parse(&text));
         Ok(Some(Sandbox {
             id: id.to_owned(),
             driver,
             socket: run.join("agent.sock"),
+            socket_id,
             secret,
             cgroup,
             sandbox_dir: dir,
@@ -424,12 +585,9 @@ pub async fn stop(sandbox: &Sandbox) -> anyhow::Result<()> {
     let dir = sandbox.sandbox_dir.clone();
     tokio::task::spawn_blocking(move || {
         cgroup.kill_and_remove(STOP_DEADLINE)?;
-        // The mounts lived in the sandbox's mount namespace and went with its last process.
-        match std::fs::remove_dir_all(&dir) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(e).with_context(|| format!("removing {}", dir.display())),
-        }
+        // The volume and overlay lived in the sandbox's mount namespace and went with its
+        // last process; the directory's tmpfs is the host's.
+        remove_sandbox_dir(&dir)
     })
     .await??;
     if let Driver::Gvisor { root } = &sandbox.driver {

@@ -3,8 +3,10 @@
 //! upper), inside a cgroup with memory, pids and CPU limits.
 //!
 //! **Weak isolation.** There is no user namespace: sandbox root is host uid 0 with a reduced
-//! capability set (Docker's default set, no `CAP_SYS_ADMIN`, no `CAP_NET_ADMIN`) and
-//! `no_new_privs` (bubblewrap sets it). A single-uid user namespace would make every
+//! capability set (Docker's default set without `CAP_MKNOD`, no `CAP_SYS_ADMIN`, no
+//! `CAP_NET_ADMIN`) and
+//! `no_new_privs` (bubblewrap sets it), and seccomp filters ([`super::seccomp`]: no
+//! keyring, eBPF, modules or new user namespaces). A single-uid user namespace would make every
 //! root-owned image file `nobody` inside (apt and `/etc` break), and a full id-range mapping
 //! needs the image shifted; until then this driver is labelled weak isolation in the API.
 //!
@@ -17,6 +19,8 @@
 //! goes with it.
 
 use std::ffi::OsStr;
+
+use anyhow::Context as _;
 
 use crate::sandbox::{CAPABILITIES, Prepared, Spec};
 
@@ -50,6 +54,7 @@ exec bwrap \
   --hostname "$FLINT_HOSTNAME" \
   --new-session \
   --cap-drop ALL $FLINT_CAPS \
+  --add-seccomp-fd 8 --add-seccomp-fd 9 \
   --clearenv \
   --setenv PATH /usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
   --setenv HOME /root --setenv LANG C.UTF-8 --setenv TERM xterm-256color \
@@ -60,15 +65,29 @@ exec bwrap \
      --listen unix:/run/flint/agent.sock --secret-file /run/flint/secret --remove-secret-file \
      --workdir /workspace \
      --env-file /etc/environment --guest-listen unix:/run/flint/mcp.sock \
-     --ca-bundle /run/flint/ca-certificates.crt --first-shell
+     --ca-bundle /run/flint/ca-certificates.crt --first-shell \
+  8<"$FLINT_SECCOMP_DENY" 9<"$FLINT_SECCOMP_ABSENT"
 '
 "#;
 
 /// Writes the launcher and runs it detached; [`super::start`] waits for the agent.
 pub async fn launch(spec: &Spec, prepared: &Prepared) -> anyhow::Result<()> {
-    let caps: Vec<String> = CAPABILITIES.iter().map(|c| format!("--cap-add {c}")).collect();
+    // Without `CAP_MKNOD`: root here is the host's root, and a device node it made in a
+    // path the host sees would be a real one (its `/dev` is bubblewrap's, made for it).
+    let caps: Vec<String> = CAPABILITIES
+        .iter()
+        .filter(|c| **c != "CAP_MKNOD")
+        .map(|c| format!("--cap-add {c}"))
+        .collect();
     let (hostname, caps) = (spec.hostname(), caps.join(" "));
-    let env: [(&str, &OsStr); 6] = [
+    let [deny, absent] = super::seccomp::programs()?;
+    let (deny_path, absent_path) =
+        (prepared.dir.join("seccomp-deny.bpf"), prepared.dir.join("seccomp-absent.bpf"));
+    std::fs::write(&deny_path, deny).context("writing the seccomp filter")?;
+    std::fs::write(&absent_path, absent).context("writing the seccomp filter")?;
+    let env: [(&str, &OsStr); 8] = [
+        ("FLINT_SECCOMP_DENY", deny_path.as_ref()),
+        ("FLINT_SECCOMP_ABSENT", absent_path.as_ref()),
         ("FLINT_HOSTNAME", hostname.as_ref()),
         ("FLINT_AGENT", spec.agent_bin.as_ref()),
         ("FLINT_RUN", prepared.run.as_ref()),

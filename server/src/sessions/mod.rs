@@ -489,12 +489,8 @@ impl Sessions {
     pub async fn delete(&self, id: &str) -> Result<()> {
         self.stop(id, None).await?;
         let dir = self.session_dir(id);
-        match tokio::fs::remove_dir_all(&dir).await {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => {
-                return Err(AppError::internal(format!("removing {}: {e}", dir.display())));
-            }
+        if let Err(e) = sandbox::remove_session_dir(&dir).await {
+            return Err(AppError::internal(format!("{e:#}")));
         }
         let owner_id = self.record(id).await?.owner_id;
         self.store.delete_session(id).await?;

@@ -232,7 +232,7 @@ impl Sessions {
         if let Some(network) = self.network.get() {
             network.detach(id).await;
         }
-        let _ = tokio::fs::remove_dir_all(self.session_dir(id)).await;
+        let _ = sandbox::remove_session_dir(&self.session_dir(id)).await;
     }
 
     /// Discards every pool slot (at shutdown: they are spare). A slot being started is waited
@@ -405,7 +405,7 @@ impl Sessions {
                 if let Some(network) = network {
                     network.detach(&id).await;
                 }
-                let _ = tokio::fs::remove_dir_all(self.session_dir(&id)).await;
+                let _ = sandbox::remove_session_dir(&self.session_dir(&id)).await;
                 return Err(e);
             }
         };

@@ -33,11 +33,11 @@ impl Sessions {
                 _ => None,
             };
             let client = match &adopted {
-                Some(sandbox) => sandbox.client().await.ok(),
+                Some(sandbox) => Some(sandbox.client().await),
                 None => None,
             };
             match (adopted, client) {
-                (Some(sandbox), Some(client)) => {
+                (Some(sandbox), Some(Ok(client))) => {
                     tracing::info!(session = %id, "re-adopted a running sandbox");
                     if record.info.network {
                         networked.insert(id.clone());
@@ -50,14 +50,21 @@ impl Sessions {
                         self.set_state(id, SessionState::Running, None).await?;
                     }
                 }
-                (sandbox, _) => {
+                (sandbox, client) => {
                     if let Some(sandbox) = sandbox {
                         let _ = sandbox::stop(&sandbox).await;
                     }
-                    let reason = format!(
-                        "the sandbox was lost while the server was down (it was {})",
-                        record.info.state.as_str()
-                    );
+                    let reason = match client {
+                        // A socket that is not the agent's is refused, and said why.
+                        Some(Err(e)) => {
+                            tracing::warn!(session = %id, "not re-adopted: {e:#}");
+                            format!("the sandbox could not be re-adopted and was stopped: {e:#}")
+                        }
+                        _ => format!(
+                            "the sandbox was lost while the server was down (it was {})",
+                            record.info.state.as_str()
+                        ),
+                    };
                     self.set_state(id, SessionState::Failed, Some(&reason)).await?;
                 }
             }
@@ -95,8 +102,8 @@ impl Sessions {
                 tracing::info!(slot = %id, "removing a sandbox with no session (a warm one)");
                 let _ = sandbox::stop(&sandbox).await;
             }
-            if let Err(e) = std::fs::remove_dir_all(entry.path()) {
-                tracing::warn!(slot = %id, "removing an orphan's directory: {e}");
+            if let Err(e) = sandbox::remove_session_dir(&entry.path()).await {
+                tracing::warn!(slot = %id, "removing an orphan's directory: {e:#}");
             }
         }
     }

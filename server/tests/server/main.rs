@@ -5,6 +5,8 @@ mod browser;
 mod common;
 mod files;
 mod gvisor;
+mod host_dir;
+mod kernel_surface;
 mod mcp;
 mod network;
 mod openapi;
