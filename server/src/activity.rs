@@ -5,7 +5,8 @@
 //! server wrote it or the sandbox reported it.
 
 use std::collections::HashMap;
-use std::sync::{LazyLock, Mutex};
+use std::sync::{Arc, LazyLock, Mutex};
+use std::time::{Duration, Instant};
 
 use proto::audit::ToolReport;
 use regex::Regex;
@@ -100,25 +101,73 @@ pub fn sanitize_report(mut report: ToolReport) -> ToolReport {
     report
 }
 
-/// Revocation signals of bearer tokens: a call made with a token watches its signal, and
-/// revoking the token fires it, cutting the call and the token's MCP streams at once. A
-/// revoked token's signal stays fired, so a request that authenticated just before the
-/// revocation and watches just after it is cut all the same.
+/// Revocation signals of credentials (bearer tokens by id, sign-ins as `web:` and their
+/// cookie's hash): a call made with one watches its signal, and ending the credential fires
+/// it, cutting the call, its websockets and its MCP streams at once. A fired signal stays
+/// fired for [`REVOKED_KEPT`], so a request that authenticated just before the revocation
+/// and watches just after it is cut all the same; after that the store refuses the
+/// credential itself. Signals nobody watches are forgotten: the map holds only what live
+/// calls watch and what was revoked within [`REVOKED_KEPT`].
 #[derive(Debug, Default)]
 pub struct Revocations {
-    tokens: Mutex<HashMap<String, CancellationToken>>,
+    inner: Mutex<RevocationsInner>,
 }
 
+#[derive(Debug, Default)]
+struct RevocationsInner {
+    /// Watched signals, weakly: a signal whose watchers are gone is pruned.
+    watched: HashMap<String, std::sync::Weak<CancellationToken>>,
+    /// Fired signals, kept for [`REVOKED_KEPT`] after they fired.
+    revoked: HashMap<String, (Arc<CancellationToken>, Instant)>,
+    /// `watched.len()` after the last pruning: the next prunes at twice as many.
+    pruned_at: usize,
+}
+
+/// How long a fired signal is kept for late watchers (see [`Revocations`]).
+pub const REVOKED_KEPT: Duration = Duration::from_secs(60);
+
 impl Revocations {
-    /// The signal of token `id`, fired when it is (or was) revoked.
-    pub fn watch(&self, id: &str) -> CancellationToken {
-        let mut tokens = self.tokens.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        tokens.entry(id.to_owned()).or_default().clone()
+    /// The signal of credential `id`, fired when it is (or was, lately) revoked.
+    pub fn watch(&self, id: &str) -> Arc<CancellationToken> {
+        let mut inner = self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        inner.prune();
+        if let Some((signal, _)) = inner.revoked.get(id) {
+            return signal.clone();
+        }
+        if let Some(signal) = inner.watched.get(id).and_then(std::sync::Weak::upgrade) {
+            return signal;
+        }
+        let signal = Arc::new(CancellationToken::new());
+        inner.watched.insert(id.to_owned(), Arc::downgrade(&signal));
+        signal
     }
 
-    /// Fires token `id`'s signal, for good.
+    /// Fires credential `id`'s signal.
     pub fn revoke(&self, id: &str) {
-        self.watch(id).cancel();
+        let mut inner = self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let signal = match inner.watched.remove(id).and_then(|weak| weak.upgrade()) {
+            Some(signal) => signal,
+            None => Arc::new(CancellationToken::new()),
+        };
+        signal.cancel();
+        inner.revoked.insert(id.to_owned(), (signal, Instant::now()));
+        inner.prune();
+    }
+
+    /// Signals held: watched ones (not yet pruned) and lately revoked ones.
+    pub fn held(&self) -> usize {
+        let inner = self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        inner.watched.len() + inner.revoked.len()
+    }
+}
+
+impl RevocationsInner {
+    fn prune(&mut self) {
+        self.revoked.retain(|_, (_, at)| at.elapsed() < REVOKED_KEPT);
+        if self.watched.len() >= (2 * self.pruned_at).max(64) {
+            self.watched.retain(|_, weak| weak.strong_count() > 0);
+            self.pruned_at = self.watched.len();
+        }
     }
 }
 
@@ -203,5 +252,18 @@ mod tests {
         assert!(a.is_cancelled() && b.is_cancelled());
         assert!(revocations.watch("t1").is_cancelled());
         assert!(!other.is_cancelled());
+    }
+
+    #[test]
+    fn signals_nobody_watches_are_forgotten() {
+        let revocations = Revocations::default();
+        let kept = revocations.watch("kept");
+        for n in 0..1_000 {
+            drop(revocations.watch(&format!("t{n}")));
+        }
+        assert!(revocations.held() <= 128, "{} signals held", revocations.held());
+        revocations.revoke("kept");
+        assert!(kept.is_cancelled());
+        assert!(revocations.watch("kept").is_cancelled(), "a late watcher is cut too");
     }
 }

@@ -75,7 +75,12 @@ pub async fn login_url(state: &AppState, user: &User) -> Result<String> {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Via {
     /// The sign-in cookie.
-    Cookie,
+    Cookie {
+        /// The sign-in's id (its cookie's hash); empty for the server's own calls.
+        web_session: String,
+        /// When it expires (ms since the epoch; 0: never).
+        expires_ms: i64,
+    },
     /// A bearer token; `session` set when the token is scoped to one session.
     Token {
         /// The token's id.
@@ -108,13 +113,27 @@ pub struct Caller {
 }
 
 impl Caller {
-    /// Fired when the credential this call came with is revoked (a bearer token): a
-    /// websocket or stream opened with it closes then. Never fired for the sign-in cookie
-    /// and guests, whose ends reach their sockets through presence (`People::attach`).
-    pub fn revoked(&self, state: &AppState) -> tokio_util::sync::CancellationToken {
+    /// Ends when the credential this call came with ends: a bearer token revoked, a
+    /// sign-in signed out or expired. A websocket or stream opened with it closes then.
+    /// Guests' ends reach their sockets through presence (`People::attach`).
+    pub fn credential_end(&self, state: &AppState) -> CredentialEnd {
         match &self.via {
-            Via::Token { id, .. } => state.revocations.watch(id),
-            _ => tokio_util::sync::CancellationToken::new(),
+            Via::Token { id, .. } => CredentialEnd {
+                signal: Some(state.revocations.watch(id)),
+                expires: None,
+                revoked: "the token it was opened with was revoked",
+            },
+            Via::Cookie { web_session, expires_ms } if !web_session.is_empty() => {
+                let left = u64::try_from(expires_ms - now_ms()).unwrap_or(0);
+                CredentialEnd {
+                    signal: Some(state.revocations.watch(&web_revocation(web_session))),
+                    expires: (*expires_ms > 0).then(|| {
+                        tokio::time::Instant::now() + std::time::Duration::from_millis(left)
+                    }),
+                    revoked: "you signed out",
+                }
+            }
+            _ => CredentialEnd { signal: None, expires: None, revoked: "" },
         }
     }
 
@@ -140,6 +159,41 @@ impl Caller {
     pub fn person(&self, role: proto::people::Role) -> proto::people::Person {
         proto::people::Person { id: self.user.id.clone(), name: self.user.name.clone(), role }
     }
+}
+
+/// The end of a caller's credential, for a websocket or a stream opened with it.
+pub struct CredentialEnd {
+    signal: Option<std::sync::Arc<tokio_util::sync::CancellationToken>>,
+    expires: Option<tokio::time::Instant>,
+    revoked: &'static str,
+}
+
+impl CredentialEnd {
+    /// Resolves when the credential ends, with the reason for a person (never, for one that
+    /// cannot end).
+    pub async fn ended(&self) -> &'static str {
+        let revoked = async {
+            match &self.signal {
+                Some(signal) => signal.cancelled().await,
+                None => std::future::pending().await,
+            }
+        };
+        let expired = async {
+            match self.expires {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            () = revoked => self.revoked,
+            () = expired => "your sign-in expired",
+        }
+    }
+}
+
+/// The revocation signal's name of a sign-in (`Revocations` holds tokens' too).
+fn web_revocation(web_session: &str) -> String {
+    format!("web:{web_session}")
 }
 
 fn cookie_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
@@ -172,11 +226,13 @@ impl FromRequestParts<AppState> for Caller {
             });
         }
         let caller = match cookie_value(&parts.headers, COOKIE_NAME) {
-            Some(cookie) => state
-                .store
-                .web_session_user(&hash_token(cookie))
-                .await?
-                .map(|user| Caller { user, via: Via::Cookie }),
+            Some(cookie) => {
+                let web_session = hash_token(cookie);
+                state.store.web_session(&web_session).await?.map(|(user, expires_ms)| Caller {
+                    user,
+                    via: Via::Cookie { web_session, expires_ms },
+                })
+            }
             None => None,
         };
         let caller = match (caller, cookie_value(&parts.headers, GUEST_COOKIE_NAME)) {
@@ -225,7 +281,9 @@ impl FromRequestParts<AppState> for Caller {
 /// sign-in hint instead of a 401).
 pub async fn cookie_user(state: &AppState, headers: &HeaderMap) -> Result<Option<User>> {
     match cookie_value(headers, COOKIE_NAME) {
-        Some(cookie) => state.store.web_session_user(&hash_token(cookie)).await,
+        Some(cookie) => {
+            Ok(state.store.web_session(&hash_token(cookie)).await?.map(|(user, _)| user))
+        }
         None => Ok(None),
     }
 }
@@ -336,8 +394,11 @@ pub(crate) async fn logout(
     caller: Caller,
     headers: HeaderMap,
 ) -> Result<Response> {
-    if let (Via::Cookie, Some(cookie)) = (&caller.via, cookie_value(&headers, COOKIE_NAME)) {
-        state.store.delete_web_session(&hash_token(cookie)).await?;
+    if let (Via::Cookie { .. }, Some(cookie)) = (&caller.via, cookie_value(&headers, COOKIE_NAME)) {
+        let web_session = hash_token(cookie);
+        state.store.delete_web_session(&web_session).await?;
+        // What was opened with it closes now.
+        state.revocations.revoke(&web_revocation(&web_session));
     }
     let mut response = StatusCode::NO_CONTENT.into_response();
     response.headers_mut().insert(
@@ -350,6 +411,28 @@ pub(crate) async fn logout(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_sign_in_ends_for_its_sockets_when_it_expires_or_is_signed_out() {
+        let soon = tokio::time::Instant::now() + std::time::Duration::from_millis(20);
+        let expiring = CredentialEnd { signal: None, expires: Some(soon), revoked: "" };
+        let ended = tokio::time::timeout(std::time::Duration::from_secs(5), expiring.ended());
+        assert_eq!(ended.await.ok(), Some("your sign-in expired"));
+
+        let signal = std::sync::Arc::new(tokio_util::sync::CancellationToken::new());
+        let far = tokio::time::Instant::now() + std::time::Duration::from_secs(3600);
+        let signed_out = CredentialEnd {
+            signal: Some(signal.clone()),
+            expires: Some(far),
+            revoked: "you signed out",
+        };
+        signal.cancel();
+        assert_eq!(signed_out.ended().await, "you signed out");
+
+        let never = CredentialEnd { signal: None, expires: None, revoked: "" };
+        let waited = tokio::time::timeout(std::time::Duration::from_millis(50), never.ended());
+        assert!(waited.await.is_err(), "a credential that cannot end ended");
+    }
 
     #[test]
     fn host_ports_and_brackets_are_stripped() {

@@ -202,7 +202,7 @@ pub async fn perform(state: &AppState, caller: &Caller, action: Action) -> Resul
             name: caller.user.name.clone(),
             is_admin: caller.user.is_admin,
             via: match caller.via {
-                crate::auth::Via::Cookie => "cookie".to_owned(),
+                crate::auth::Via::Cookie { .. } => "cookie".to_owned(),
                 crate::auth::Via::Token { .. } => "token".to_owned(),
                 crate::auth::Via::Guest { .. } => "guest".to_owned(),
             },

@@ -435,7 +435,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             )
             .await?;
             let admin = state.store.ensure_admin().await?;
-            let caller = Caller { user: admin, via: Via::Cookie };
+            let caller = Caller {
+                user: admin,
+                via: Via::Cookie { web_session: String::new(), expires_ms: 0 },
+            };
             match perform(&state, &caller, Action::CreateToken { name, session_id: session }).await
             {
                 Ok(Outcome::NewToken(new)) => {

@@ -43,7 +43,7 @@ struct McpCaller {
     session_id: String,
     token_id: String,
     token_name: String,
-    revoked: CancellationToken,
+    revoked: Arc<CancellationToken>,
 }
 
 /// The endpoint, behind its guard.
@@ -84,7 +84,9 @@ async fn guard(
             if ends_session && parts.status == http::StatusCode::ACCEPTED {
                 parts.status = http::StatusCode::NO_CONTENT;
             }
-            let stream = body.into_data_stream().take_until(revoked.cancelled_owned());
+            // The stream holds the signal (`Revocations` forgets signals nobody holds).
+            let ended = async move { revoked.cancelled().await };
+            let stream = body.into_data_stream().take_until(ended);
             Response::from_parts(parts, Body::from_stream(stream))
         }
         Err(err) => {
@@ -104,7 +106,7 @@ async fn admit(
     state: &AppState,
     session_id: String,
     request: Request,
-) -> Result<(Request, CancellationToken), AppError> {
+) -> Result<(Request, Arc<CancellationToken>), AppError> {
     // The MCP transport spec: a server must validate `Origin` (DNS rebinding from a page).
     if request.headers().contains_key(header::ORIGIN) && !origin_allowed(request.headers(), state) {
         return Err(AppError::forbidden("Origin is not this server's public origin"));

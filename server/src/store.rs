@@ -134,17 +134,17 @@ impl Store {
         Ok(())
     }
 
-    /// The user of a live browser sign-in.
-    pub async fn web_session_user(&self, hash: &str) -> Result<Option<User>> {
+    /// The user of a live browser sign-in, and when it expires.
+    pub async fn web_session(&self, hash: &str) -> Result<Option<(User, i64)>> {
         let row = sqlx::query(
-            "SELECT u.id, u.name, u.is_admin FROM web_sessions w JOIN users u ON u.id = w.user_id \
-             WHERE w.cookie_hash = ? AND w.expires_ms > ?",
+            "SELECT u.id, u.name, u.is_admin, w.expires_ms FROM web_sessions w \
+             JOIN users u ON u.id = w.user_id WHERE w.cookie_hash = ? AND w.expires_ms > ?",
         )
         .bind(hash)
         .bind(now_ms())
         .fetch_optional(&self.pool)
         .await?;
-        row.map(|r| user_from(&r)).transpose()
+        row.map(|r| Ok((user_from(&r)?, r.try_get::<i64, _>("expires_ms")?))).transpose()
     }
 
     /// Ends a browser sign-in.

@@ -111,7 +111,7 @@ pub async fn browser_ws(
     let owner = state.sessions.record(&id).await?.owner_id;
     let role = caller.role_in(&id, &owner).unwrap_or(proto::people::Role::Viewer);
     let attachment = state.people.attach(&id, caller.person(role), true);
-    let revoked = caller.revoked(&state);
+    let credential = caller.credential_end(&state);
     let viewer = Viewer {
         client,
         session_id: id,
@@ -128,10 +128,9 @@ pub async fn browser_ws(
             let session_id = viewer.session_id.clone();
             tokio::select! {
                 () = viewer.relay(socket) => {}
-                // Access ended or the token was revoked: dropping the relay closes the
-                // socket.
+                // Access or the credential ended: dropping the relay closes the socket.
                 () = attachment.cut.cancelled() => {}
-                () = revoked.cancelled() => {}
+                _ = credential.ended() => {}
             }
             state.sessions.attached(&session_id, false).await;
             state.metrics.websocket_clients.dec();

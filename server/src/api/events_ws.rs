@@ -48,7 +48,7 @@ async fn relay(socket: WebSocket, state: &AppState, caller: &Caller) -> anyhow::
         _ => None,
     };
     let cut = attachment.as_ref().map(|a| a.cut.clone()).unwrap_or_default();
-    let revoked = caller.revoked(state);
+    let credential = caller.credential_end(state);
     // Subscribed before the snapshot is read: no change can fall between the two.
     let mut changes = state.sessions.subscribe();
     to_browser.send(snapshot(state, caller).await?).await?;
@@ -74,7 +74,7 @@ async fn relay(socket: WebSocket, state: &AppState, caller: &Caller) -> anyhow::
                 to_browser.send(message).await?;
             }
             () = cut.cancelled() => return Ok(()),
-            () = revoked.cancelled() => return Ok(()),
+            _ = credential.ended() => return Ok(()),
             incoming = from_browser.next() => match incoming {
                 Some(Ok(Message::Close(_)) | Err(_)) | None => return Ok(()),
                 // Nothing to say upstream: pings are answered by axum, the rest ignored.

@@ -17,7 +17,8 @@
 //! keystroke) go as they are.
 //!
 //! Close codes: 4404 no such terminal, 4502 the agent failed, 4403 the person's access
-//! ended, 4401 the bearer token it was opened with was revoked.
+//! ended, 4401 the credential it was opened with ended (a token revoked, a sign-in signed
+//! out or expired).
 
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
@@ -74,7 +75,7 @@ pub async fn terminal_ws(
     let role = caller.role_in(&id, &owner).unwrap_or(proto::people::Role::Viewer);
     let who =
         Who { person: caller.person(role), people: state.people.clone(), session: id.clone() };
-    let revoked = caller.revoked(&state);
+    let credential = caller.credential_end(&state);
     let metrics = state.metrics.clone();
     let sessions = state.sessions.clone();
     let (response, socket) = upgrade
@@ -86,7 +87,7 @@ pub async fn terminal_ws(
         };
         metrics.websocket_clients.inc();
         sessions.attached(&id, true).await;
-        relay(socket, client, terminal, query.offset, who, revoked).await;
+        relay(socket, client, terminal, query.offset, who, credential).await;
         sessions.attached(&id, false).await;
         metrics.websocket_clients.dec();
     });
@@ -253,7 +254,8 @@ struct Who {
 /// Close code: the person's access to the session ended (invite revoked, removed).
 pub const CLOSE_ACCESS_ENDED: u16 = 4403;
 
-/// Close code: the bearer token the socket was opened with was revoked.
+/// Close code: the credential the socket was opened with ended (a bearer token revoked, a
+/// sign-in signed out or expired).
 pub const CLOSE_REVOKED: u16 = 4401;
 
 async fn relay(
@@ -262,7 +264,7 @@ async fn relay(
     terminal: TerminalId,
     offset: Option<u64>,
     who: Who,
-    revoked: tokio_util::sync::CancellationToken,
+    credential: crate::auth::CredentialEnd,
 ) {
     let (mut to_browser, mut from_browser) = socket.split();
     let attachment = who.people.attach(&who.session, who.person.clone(), true);
@@ -313,9 +315,7 @@ async fn relay(
         () = attachment.cut.cancelled() => {
             Some(close_frame(CLOSE_ACCESS_ENDED, "your access to this session ended"))
         }
-        () = revoked.cancelled() => {
-            Some(close_frame(CLOSE_REVOKED, "the token this terminal was opened with was revoked"))
-        }
+        why = credential.ended() => Some(close_frame(CLOSE_REVOKED, why)),
     };
     if let Some(close) = close {
         let _ = to_browser.send(close).await;

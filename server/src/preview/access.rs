@@ -50,7 +50,7 @@ pub(super) struct SessionFacts {
 pub(super) struct TokenFacts {
     pub(super) user_id: String,
     pub(super) scope: Option<String>,
-    revoked: tokio_util::sync::CancellationToken,
+    revoked: std::sync::Arc<tokio_util::sync::CancellationToken>,
 }
 
 /// Tickets and cookies handed out for preview hosts (in memory: after a restart a browser is

@@ -280,3 +280,41 @@ async fn revoking_a_token_closes_the_websockets_opened_with_it_within_a_second()
     let again = server.ws(&format!("/api/sessions/{id}/terminals/1/ws"), &headers).await;
     assert_eq!(again.err(), Some(StatusCode::UNAUTHORIZED));
 }
+
+#[tokio::test]
+async fn signing_out_closes_the_websockets_opened_with_that_sign_in_within_a_second() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = TestServer::start(dir.path());
+    let cookie = server.sign_in().await;
+    // A second sign-in of the same person (another browser), from a new link.
+    let url = flint(&["login-url"], dir.path());
+    let other = server.get(&url[url.find("/login").expect("login url")..], &[]).await;
+    let other_tab = other.header("set-cookie").expect("set-cookie");
+    let other_tab = other_tab.split(';').next().expect("pair").to_owned();
+    let json = [("cookie", cookie.as_str()), ("content-type", "application/json")];
+    let body = r#"{"image":"test","network":false}"#;
+    let session = server.request("POST", "/api/sessions", &json, body).await.json();
+    let id = session["id"].as_str().expect("id").to_owned();
+    let origin = server.origin();
+    let headers = [("cookie", cookie.as_str()), ("origin", origin.as_str())];
+    let mut terminal =
+        server.ws(&format!("/api/sessions/{id}/terminals/1/ws"), &headers).await.expect("terminal");
+    ws_type(&mut terminal, "echo signed-$((6*7))\n").await;
+    ws_read_until(&mut terminal, "signed-42").await;
+    let mut events = server.ws("/api/events/ws", &headers).await.expect("events");
+    // Another sign-in of the same person keeps its sockets.
+    let kept = [("cookie", other_tab.as_str()), ("origin", origin.as_str())];
+    let mut other =
+        server.ws(&format!("/api/sessions/{id}/terminals/1/ws"), &kept).await.expect("other");
+
+    let signed_out = [("cookie", cookie.as_str()), ("x-flint-csrf", "1")];
+    let out = server.request("POST", "/api/logout", &signed_out, "").await;
+    assert_eq!(out.status, StatusCode::NO_CONTENT, "{}", out.body);
+    let second = std::time::Duration::from_secs(1);
+    assert_eq!(close_code(&mut terminal, second).await, Some(4401), "the terminal's close code");
+    close_code(&mut events, second).await;
+    ws_type(&mut other, "echo still-$((6*7))\n").await;
+    ws_read_until(&mut other, "still-42").await;
+    let again = server.ws(&format!("/api/sessions/{id}/terminals/1/ws"), &headers).await;
+    assert_eq!(again.err(), Some(StatusCode::UNAUTHORIZED));
+}

@@ -8,7 +8,7 @@
 //! The tab shows exactly the pty's size, which the server tells on attach and on every
 //! change; the pane's own room is only asked for (the pty takes it while this person is the
 //! one who typed last: see `guest-agent/src/sizing.rs`). Close codes: 4404 no such terminal (final),
-//! 4502 the agent failed (retried).
+//! 4401 the credential ended (final), 4502 the agent failed (retried).
 
 use std::cell::RefCell;
 use std::rc::{Rc, Weak};
@@ -29,6 +29,10 @@ const CLOSE_NO_SUCH_TERMINAL: u16 = 4404;
 
 /// Close code: the person's access to the session ended (final).
 const CLOSE_ACCESS_ENDED: u16 = 4403;
+
+/// Close code (final): the credential the socket was opened with ended (signed out here or
+/// in another tab, the sign-in expired, the token revoked); the reason says which.
+const CLOSE_CREDENTIAL_ENDED: u16 = 4401;
 
 /// What the tab shows about its link (all reactive, all `Copy`).
 #[derive(Clone, Copy)]
@@ -256,6 +260,14 @@ fn on_event(weak: &Weak<RefCell<Inner>>, event: SocketEvent) {
                 if code == CLOSE_ACCESS_ENDED && !inner.done {
                     end(&mut inner, "your access to this session ended".to_owned());
                     (inner.hooks.access_ended)();
+                }
+                if code == CLOSE_CREDENTIAL_ENDED && !inner.done {
+                    let why = if reason.is_empty() {
+                        "your sign-in ended".into()
+                    } else {
+                        reason.clone()
+                    };
+                    end(&mut inner, why);
                 }
                 if code == CLOSE_NO_SUCH_TERMINAL && !inner.done {
                     let why =
