@@ -193,6 +193,10 @@ const DEFAULT_EXEC_TIMEOUT_MS: u64 = 60_000;
 /// Longest token name accepted.
 const TOKEN_NAME_MAX: usize = 100;
 
+/// Tokens one person may hold at once: each is a row and a credential to watch; a script
+/// that mints in a loop is stopped here (revoking one makes room).
+pub const TOKENS_PER_USER_MAX: usize = 100;
+
 /// Performs `action` for `caller`.
 pub async fn perform(state: &AppState, caller: &Caller, action: Action) -> Result<Outcome> {
     match action {
@@ -219,6 +223,29 @@ pub async fn perform(state: &AppState, caller: &Caller, action: Action) -> Resul
                 return Err(AppError::bad_request(format!(
                     "name must be 1 to {TOKEN_NAME_MAX} characters"
                 )));
+            }
+            match &session_id {
+                // Only the owner confines a token to a session (else 404, as for any).
+                Some(id) => {
+                    authorize(state, caller, id, Need::Own).await?;
+                }
+                // A leaked token must not breed: user-wide ones come from a sign-in only.
+                None if matches!(caller.via, crate::auth::Via::Token { .. }) => {
+                    return Err(AppError::forbidden(
+                        "a token cannot make a user-wide token: sign in to the web app, or run \
+                         `flint token create` on the server (a token may make session tokens)",
+                    ));
+                }
+                None => {}
+            }
+            if state.store.api_tokens(&caller.user.id).await?.len() >= TOKENS_PER_USER_MAX {
+                return Err(AppError::new(
+                    http::StatusCode::CONFLICT,
+                    format!(
+                        "you hold {TOKENS_PER_USER_MAX} tokens, the most one person may: revoke \
+                     one first"
+                    ),
+                ));
             }
             let token = format!("{API_TOKEN_PREFIX}{}", random_hex());
             let record = ApiToken {

@@ -104,19 +104,25 @@ async fn tokens_are_made_used_scoped_and_revoked() {
     let bearer = format!("Bearer {token}");
     let me = server.get("/api/me", &[("authorization", &bearer)]).await;
     assert_eq!(me.json()["via"], "token");
-    // Bearer requests are not subject to the cookie's CSRF rule.
-    let scoped = server
-        .request(
-            "POST",
-            "/api/tokens",
-            &[("authorization", &bearer), ("content-type", "application/json")],
-            r#"{"name":"agent","session_id":"abc"}"#,
-        )
-        .await;
+    // Bearer requests are not subject to the cookie's CSRF rule. A token makes tokens
+    // confined to its person's sessions, never to another's nor to one that does not exist,
+    // and never a user-wide one: a leaked token must not breed.
+    let bearer_json = [("authorization", bearer.as_str()), ("content-type", "application/json")];
+    let session = server.create_session(&bearer, r#"{"image":"test","network":false}"#).await;
+    let session = session["id"].as_str().expect("id").to_owned();
+    for (body, status) in [
+        (r#"{"name":"agent","session_id":"abc"}"#.to_owned(), StatusCode::NOT_FOUND),
+        (r#"{"name":"breeds"}"#.to_owned(), StatusCode::FORBIDDEN),
+    ] {
+        let refused = server.request("POST", "/api/tokens", &bearer_json, &body).await;
+        refused.assert_error(status);
+    }
+    let body = format!(r#"{{"name":"agent","session_id":"{session}"}}"#);
+    let scoped = server.request("POST", "/api/tokens", &bearer_json, &body).await;
     assert_eq!(scoped.status, StatusCode::CREATED, "{}", scoped.body);
     let scoped_bearer = format!("Bearer {}", scoped.json()["token"].as_str().expect("token"));
     let me = server.get("/api/me", &[("authorization", &scoped_bearer)]).await;
-    assert_eq!(me.json()["session_scope"], "abc");
+    assert_eq!(me.json()["session_scope"], session.as_str());
     let widen = server
         .request(
             "POST",
@@ -156,6 +162,20 @@ async fn tokens_are_made_used_scoped_and_revoked() {
     let cli_token = flint(&["token", "create", "--name", "from-cli"], dir.path());
     let me = server.get("/api/me", &[("authorization", &format!("Bearer {cli_token}"))]).await;
     assert_eq!(me.status, StatusCode::OK, "{}", me.body);
+
+    // One person holds at most 100 tokens: minting in a loop stops with a clear error.
+    let cookie_json = [("cookie", cookie.as_str()), ("content-type", "application/json")];
+    let mut made = 0;
+    let refused = loop {
+        let reply = server.request("POST", "/api/tokens", &cookie_json, r#"{"name":"n"}"#).await;
+        if reply.status != StatusCode::CREATED {
+            break reply;
+        }
+        made += 1;
+        assert!(made <= 100, "more than 100 tokens were made");
+    };
+    refused.assert_error(StatusCode::CONFLICT);
+    assert!(refused.body.contains("revoke one"), "{}", refused.body);
 }
 
 #[tokio::test]
