@@ -79,6 +79,31 @@ pub fn redact(text: &str) -> String {
     truncate(&one_line, SUMMARY_MAX_CHARS)
 }
 
+/// A command's arguments as the audit log may keep them: each redacted as [`redact`] does,
+/// and the value after a secret flag given apart (`--password`, `hunter2`) too. At most
+/// [`ARGV_MAX`] arguments are kept, the rest counted.
+pub fn redact_argv(argv: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = argv.iter().take(ARGV_MAX).map(|arg| redact(arg)).collect();
+    for i in 1..out.len() {
+        let (flag, value) = (&argv[i - 1], &argv[i]);
+        let pair = format!("{flag} {value}");
+        let redacted = redact(&pair);
+        if redacted != pair
+            && let Some(rest) = redacted.strip_prefix(&format!("{flag} "))
+            && !rest.contains(value.as_str())
+        {
+            out[i] = rest.to_owned();
+        }
+    }
+    if argv.len() > ARGV_MAX {
+        out.push(format!("… {} more", argv.len() - ARGV_MAX));
+    }
+    out
+}
+
+/// Arguments of one command kept in the audit log.
+pub const ARGV_MAX: usize = 64;
+
 /// At most `max` characters, with an ellipsis when cut.
 pub fn truncate(text: &str, max: usize) -> String {
     match text.char_indices().nth(max) {
@@ -241,6 +266,30 @@ mod tests {
         assert_eq!(clean.tool, "run_commandscript");
         assert!(!clean.summary.contains("x1y2z3"));
         assert!(!clean.error.unwrap_or_default().contains("abcdefghij"));
+    }
+
+    #[test]
+    fn a_commands_secrets_are_redacted_argument_by_argument() {
+        let argv: Vec<String> = [
+            "mysql",
+            "--password",
+            "hunter22",
+            "-e",
+            "select 1",
+            "sh",
+            "-c",
+            "export TOKEN=abc123secret && make",
+        ]
+        .map(str::to_owned)
+        .to_vec();
+        let kept = redact_argv(&argv);
+        let text = kept.join(" ");
+        assert!(!text.contains("hunter22") && !text.contains("abc123secret"), "{text}");
+        assert_eq!(&kept[..2], ["mysql", "--password"]);
+        assert_eq!(kept[4], "select 1");
+        let many: Vec<String> = (0..100).map(|n| n.to_string()).collect();
+        let kept = redact_argv(&many);
+        assert_eq!((kept.len(), kept[ARGV_MAX].as_str()), (ARGV_MAX + 1, "… 36 more"));
     }
 
     #[test]

@@ -53,6 +53,20 @@ pub fn app(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// The router of `--preview-listen`: previews only. Any other host (`localhost` included)
+/// gets a 404 there, never the API, the login page or the web app: a listener exposed for
+/// previews opens nothing else.
+pub fn previews_only(state: AppState) -> Router {
+    let origin = state.config.public_origin.to_origin_string();
+    Router::new()
+        .fallback(move || async move {
+            AppError::not_found(format!("this address serves previews only; Flint is at {origin}"))
+                .into_response()
+        })
+        .layer(axum::middleware::from_fn_with_state(state.clone(), crate::preview::dispatch))
+        .with_state(state)
+}
+
 async fn healthz() -> &'static str {
     "ok\n"
 }

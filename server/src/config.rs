@@ -82,6 +82,25 @@ impl PreviewBase {
     }
 }
 
+/// Creates the data directory if needed and makes it, and its `sessions/`, root's alone
+/// (0700): session volumes, logs and the database are nobody else's to read.
+pub fn prepare_data_dir(data_dir: &std::path::Path) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    use std::os::unix::fs::{DirBuilderExt as _, PermissionsExt as _};
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(data_dir)
+        .with_context(|| format!("creating {}", data_dir.display()))?;
+    for dir in [data_dir.to_owned(), data_dir.join("sessions")] {
+        if dir.exists() {
+            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))
+                .with_context(|| format!("making {} private", dir.display()))?;
+        }
+    }
+    Ok(())
+}
+
 /// `$FLINT_DATA_DIR`, else `~/.local/share/flint`.
 pub fn default_data_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os("FLINT_DATA_DIR").filter(|d| !d.is_empty()) {

@@ -333,7 +333,7 @@ pub async fn perform(state: &AppState, caller: &Caller, action: Action) -> Resul
         Action::Exec { id, command } => {
             authorize(state, caller, &id, Need::Edit).await?;
             let client = state.sessions.client(&id).await?;
-            let detail = serde_json::json!({ "argv": command.argv });
+            let detail = serde_json::json!({ "argv": crate::activity::redact_argv(&command.argv) });
             state.sessions.audit(Some(&caller.user.id), Some(&id), "exec", &detail).await?;
             let request = ExecRequest {
                 argv: command.argv,

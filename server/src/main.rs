@@ -390,17 +390,17 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("Flint is listening on http://{bound}");
             println!("Sign in: {url}");
             tracing::info!(%bound, "serving");
-            let router = app(state);
             if let Some(previews) = preview_listener {
                 tracing::info!(bound = %previews.local_addr()?, "serving previews");
-                let service = router.clone().into_make_service_with_connect_info::<SocketAddr>();
+                let service = server::app::previews_only(state.clone())
+                    .into_make_service_with_connect_info::<SocketAddr>();
                 tokio::spawn(async move {
                     if let Err(e) = axum::serve(previews, service).await {
                         tracing::error!("the preview listener failed: {e}");
                     }
                 });
             }
-            let service = router.into_make_service_with_connect_info::<SocketAddr>();
+            let service = app(state).into_make_service_with_connect_info::<SocketAddr>();
             axum::serve(listener, service).with_graceful_shutdown(shutdown()).await?;
             // Warm sandboxes are spare: they go, and the table with them if nothing runs.
             sessions.drain_pool().await;

@@ -51,7 +51,19 @@ pub struct Store {
 impl Store {
     /// Opens (creating if needed) `flint.db` in `data_dir` and migrates it.
     pub async fn open(data_dir: &Path) -> anyhow::Result<Store> {
-        std::fs::create_dir_all(data_dir)?;
+        crate::config::prepare_data_dir(data_dir)?;
+        // Only root reads the database (its SQLite journal files take its mode).
+        let path = data_dir.join("flint.db");
+        {
+            use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+            std::fs::OpenOptions::new().append(true).create(true).mode(0o600).open(&path)?;
+            for suffix in ["", "-wal", "-shm"] {
+                let file = data_dir.join(format!("flint.db{suffix}"));
+                if file.exists() {
+                    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600))?;
+                }
+            }
+        }
         let options = SqliteConnectOptions::new()
             .filename(data_dir.join("flint.db"))
             .create_if_missing(true)

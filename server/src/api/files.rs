@@ -143,12 +143,36 @@ pub async fn read(
 ) -> Result<Response> {
     let client = agent(&state, &caller, id, Need::Read).await?;
     let query = ReadQuery { path: resolve(&q.path), offset: q.offset, length: q.length };
+    let name = query.path.rsplit('/').next().unwrap_or_default().to_owned();
     let body = client.read_stream(&query).await.map_err(agent_error)?;
     let mut response = Response::new(Body::new(body));
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
+    let headers = response.headers_mut();
+    // Bytes from the sandbox, never a page of the app's origin: a browser opening this URL
+    // saves the file instead of rendering it (an `.html` written by anyone in the session
+    // would otherwise run as Flint).
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
+    headers.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
+    headers.insert(header::CONTENT_DISPOSITION, attachment(&name));
     Ok(response)
+}
+
+/// `attachment` with the file's name: an ASCII fallback and the exact name (RFC 6266).
+fn attachment(name: &str) -> HeaderValue {
+    let ascii: String = name
+        .chars()
+        .map(|c| if c.is_ascii_graphic() && c != '"' && c != '\\' { c } else { '_' })
+        .collect();
+    let mut exact = String::new();
+    for byte in name.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
+            exact.push(byte as char);
+        } else {
+            exact.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    let ascii = if ascii.is_empty() { "file".to_owned() } else { ascii };
+    HeaderValue::from_str(&format!("attachment; filename=\"{ascii}\"; filename*=UTF-8''{exact}"))
+        .unwrap_or_else(|_| HeaderValue::from_static("attachment"))
 }
 
 /// `PUT /api/sessions/{id}/files/content?path=&mode=&if_modified_ms=&if_absent=`: the body
@@ -237,4 +261,21 @@ pub async fn ports(
     Path(id): Path<String>,
 ) -> Result<Response> {
     json(&state, &caller, Action::ListPorts { id }).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_files_name_goes_into_its_attachment_safely() {
+        let value = |name: &str| attachment(name).to_str().map(str::to_owned).unwrap_or_default();
+        assert_eq!(value("a.html"), "attachment; filename=\"a.html\"; filename*=UTF-8''a.html");
+        assert_eq!(
+            value("x\" y\\.txt"),
+            "attachment; filename=\"x__y_.txt\"; filename*=UTF-8''x%22%20y%5C.txt"
+        );
+        assert_eq!(value("é\r\n"), "attachment; filename=\"___\"; filename*=UTF-8''%C3%A9%0D%0A");
+        assert_eq!(value(""), "attachment; filename=\"file\"; filename*=UTF-8''");
+    }
 }

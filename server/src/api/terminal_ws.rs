@@ -285,16 +285,21 @@ async fn relay(
     let _stop_pump = AbortOnDrop(pump.abort_handle());
     let sender = send_to_browser(&mut to_browser, &client, &terminal, &shared);
     let receiver = async {
+        // A viewer's keystrokes are refused with one answer, not one each: a viewer typing
+        // fast (or a client that sends without reading) grows nothing.
+        let mut refused = false;
         while let Some(up) = receive_from_browser(&mut from_browser, &shared).await {
             match &up {
                 AttachUp::Input(_) if !writer => {
-                    let error = TerminalServerMessage::Error {
-                        message: format!(
-                            "forbidden (403): {} is a viewer of this session and cannot type",
-                            who.person.name
-                        ),
-                    };
-                    shared.push(Item::Message(text(&error)));
+                    if !std::mem::replace(&mut refused, true) {
+                        let error = TerminalServerMessage::Error {
+                            message: format!(
+                                "forbidden (403): {} is a viewer of this session and cannot type",
+                                who.person.name
+                            ),
+                        };
+                        shared.push(Item::Message(text(&error)));
+                    }
                     continue;
                 }
                 // A viewer's window does not resize the shared terminal.

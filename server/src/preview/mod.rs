@@ -32,6 +32,24 @@ pub const DEFAULT_DOMAIN: &str = "preview.localhost";
 /// The proxy's cookie on a preview host.
 pub const COOKIE: &str = "flint_preview";
 
+/// Its name over HTTPS: `__Host-` makes browsers refuse it unless it is `Secure`, for `/`
+/// and host-only, so no other host (nor the app over plain HTTP) can set one.
+pub const SECURE_COOKIE: &str = "__Host-flint_preview";
+
+/// The preview cookie's name for this server's scheme.
+fn cookie_name(state: &AppState) -> &'static str {
+    if state.config.public_origin.is_https() { SECURE_COOKIE } else { COOKIE }
+}
+
+/// Whether a cookie is Flint's own (never forwarded to an app, nor set by one): ours all
+/// start `flint_`, also behind a `__Host-` or `__Secure-` prefix.
+pub fn is_flint_cookie(name: &str) -> bool {
+    let name = name.trim();
+    let bare =
+        name.strip_prefix("__Host-").or_else(|| name.strip_prefix("__Secure-")).unwrap_or(name);
+    bare.to_ascii_lowercase().starts_with("flint_")
+}
+
 /// Scripts' credential on a preview host.
 pub const TOKEN_HEADER: &str = "x-flint-token";
 
@@ -66,7 +84,11 @@ impl Target {
         };
         let label = name.strip_suffix(domain)?.strip_suffix('.')?;
         let (port, session) = label.split_once('-')?;
-        let port: u16 = port.parse().ok().filter(|p| *p != 0)?;
+        // One spelling per port: digits only (`u16::from_str` takes `+8000`), no leading zero.
+        if port.is_empty() || port.starts_with('0') || !port.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        let port: u16 = port.parse().ok()?;
         let valid = !session.is_empty()
             && session.len() <= 40
             && session.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
@@ -120,7 +142,7 @@ async fn serve(
     // address bar.
     if let Some(ticket) = query_param(request.uri(), TICKET_PARAM) {
         return match state.previews.redeem(&ticket, &target) {
-            Some(cookie) => with_cookie(state, request.uri(), TICKET_PARAM, &cookie),
+            Some(cookie) => with_cookie(state, &target, request.uri(), TICKET_PARAM, &cookie),
             None => error_page(
                 StatusCode::FORBIDDEN,
                 wants_html,
@@ -134,7 +156,7 @@ async fn serve(
         return match share {
             Some(share) if share.session_id == target.session && share.port == target.port => {
                 let cookie = state.previews.cookie_for(Holder::Share(share.id), &target);
-                with_cookie(state, request.uri(), SHARE_PARAM, &cookie)
+                with_cookie(state, &target, request.uri(), SHARE_PARAM, &cookie)
             }
             _ => error_page(
                 StatusCode::FORBIDDEN,
@@ -208,12 +230,21 @@ async fn serve(
     proxy::forward(state, &target, peer, request, wants_html).await
 }
 
-/// Sets the preview cookie and redirects to the URL without `param`.
-fn with_cookie(state: &AppState, uri: &http::Uri, param: &str, cookie: &str) -> Response {
-    let location = without_param(uri, param);
+/// Sets the preview cookie and redirects to the URL without `param`. The location is
+/// absolute, on the preview's own host: a path such as `//evil.example/` or `/\evil.example`
+/// as a relative location would send the browser to another site.
+fn with_cookie(
+    state: &AppState,
+    target: &Target,
+    uri: &http::Uri,
+    param: &str,
+    cookie: &str,
+) -> Response {
+    let location = url(state, target, &without_param(uri, param));
     let secure = if state.config.public_origin.is_https() { "; Secure" } else { "" };
     let set_cookie = format!(
-        "{COOKIE}={cookie}; Path=/; HttpOnly; SameSite=Lax; Max-Age={}{secure}",
+        "{}={cookie}; Path=/; HttpOnly; SameSite=Lax; Max-Age={}{secure}",
+        cookie_name(state),
         COOKIE_TTL.as_secs()
     );
     let mut response = redirect(&location);
@@ -244,13 +275,17 @@ async fn credential(
             None => Err("the token in X-Flint-Token is not valid".to_owned()),
         };
     }
-    let cookie = headers
+    // Any valid one of several: a page can add its own cookie of the same name (a script
+    // on the preview's host), and the browser sends both.
+    let name = cookie_name(state);
+    let holder = headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
-        .find_map(|pair| pair.trim().strip_prefix(COOKIE)?.strip_prefix('='));
-    Ok(cookie.and_then(|c| state.previews.cookie_holder(c, target)))
+        .filter_map(|pair| pair.trim().strip_prefix(name)?.strip_prefix('='))
+        .find_map(|cookie| state.previews.cookie_holder(cookie, target));
+    Ok(holder)
 }
 
 /// Sends a browser to the app, which knows who it is, for a ticket.
@@ -452,6 +487,10 @@ mod tests {
             "8000-.preview.localhost",
             "8000-a_b.preview.localhost",
             "8000-abc.evilpreview.localhost",
+            "08000-abc.preview.localhost",
+            "+8000-abc.preview.localhost",
+            "-8000-abc.preview.localhost",
+            " 8000-abc.preview.localhost.",
         ] {
             assert_eq!(Target::parse(host, DEFAULT_DOMAIN), None, "{host}");
         }

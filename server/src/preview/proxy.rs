@@ -14,7 +14,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 
 use super::tunnel::{TunnelError, Tunnels, upstream_uri};
-use super::{COOKIE, TOKEN_HEADER, Target, error_page};
+use super::{TOKEN_HEADER, Target, error_page, is_flint_cookie};
 use crate::app::AppState;
 use crate::sessions::Sessions;
 
@@ -79,6 +79,31 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
+/// Drops the app's `Set-Cookie`s that would reach past its own host or into Flint's: one
+/// naming a Flint cookie, or with a `Domain` (it would be sent to every preview of every
+/// session under that domain).
+fn strip_foreign_set_cookies(headers: &mut HeaderMap) {
+    let kept: Vec<HeaderValue> = headers
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .filter(|value| {
+            let Ok(text) = value.to_str() else { return false };
+            let mut parts = text.split(';');
+            let name = parts.next().unwrap_or_default().split('=').next().unwrap_or_default();
+            let domain = parts.any(|attribute| {
+                let key = attribute.split('=').next().unwrap_or_default();
+                key.trim().eq_ignore_ascii_case("domain")
+            });
+            !is_flint_cookie(name) && !domain
+        })
+        .cloned()
+        .collect();
+    headers.remove(header::SET_COOKIE);
+    for value in kept {
+        headers.append(header::SET_COOKIE, value);
+    }
+}
+
 /// Removes Flint's cookies from `Cookie`, keeping the app's own.
 fn strip_flint_cookies(headers: &mut HeaderMap) {
     let kept: Vec<String> = headers
@@ -89,7 +114,7 @@ fn strip_flint_cookies(headers: &mut HeaderMap) {
         .map(str::trim)
         .filter(|pair| {
             let name = pair.split('=').next().unwrap_or_default();
-            !pair.is_empty() && name != COOKIE && name != crate::auth::COOKIE_NAME
+            !pair.is_empty() && !is_flint_cookie(name)
         })
         .map(str::to_owned)
         .collect();
@@ -178,11 +203,13 @@ pub async fn forward(
                 let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
             }
         });
-        let (parts, _) = response.into_parts();
+        let (mut parts, _) = response.into_parts();
+        strip_foreign_set_cookies(&mut parts.headers);
         return Response::from_parts(parts, Body::empty());
     }
     let (mut parts, body) = response.into_parts();
     strip_hop_by_hop(&mut parts.headers);
+    strip_foreign_set_cookies(&mut parts.headers);
     Response::from_parts(parts, Body::new(body))
 }
 
@@ -208,6 +235,10 @@ mod tests {
         let mut headers = HeaderMap::new();
         headers.insert(header::COOKIE, HeaderValue::from_static("a=1; flint_preview=secret; b=2"));
         headers.append(header::COOKIE, HeaderValue::from_static("flint_session=s"));
+        headers.append(
+            header::COOKIE,
+            HeaderValue::from_static("flint_guest=g; __Host-flint_preview=h"),
+        );
         headers.insert(header::CONNECTION, HeaderValue::from_static("keep-alive, x-private"));
         headers.insert("x-private", HeaderValue::from_static("1"));
         headers.insert(header::TE, HeaderValue::from_static("trailers"));
@@ -221,6 +252,25 @@ mod tests {
             headers.get(header::AUTHORIZATION).map(|v| v.as_bytes()),
             Some(&b"Bearer app-own"[..])
         );
+    }
+
+    #[test]
+    fn an_app_sets_no_cookie_for_other_hosts_nor_for_flint() {
+        let mut headers = HeaderMap::new();
+        for value in [
+            "mine=1; Path=/; HttpOnly",
+            "flint_session=stolen; Path=/",
+            "__Host-flint_preview=forged; Secure; Path=/",
+            "wide=1; Path=/; Domain=preview.localhost",
+            "wide2=1; domain =.localhost; Path=/",
+            "also=2",
+        ] {
+            headers.append(header::SET_COOKIE, HeaderValue::from_static(value));
+        }
+        strip_foreign_set_cookies(&mut headers);
+        let kept: Vec<&str> =
+            headers.get_all(header::SET_COOKIE).iter().filter_map(|v| v.to_str().ok()).collect();
+        assert_eq!(kept, ["mine=1; Path=/; HttpOnly", "also=2"]);
     }
 
     #[test]

@@ -437,7 +437,12 @@ impl Prepared {
         env: &[(&str, &std::ffi::OsStr)],
     ) -> anyhow::Result<()> {
         std::fs::write(&self.launcher, script).context("writing the launcher")?;
-        let log = std::fs::File::create(self.dir.join("sandbox.log"))
+        let log = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(self.dir.join("sandbox.log"))
             .context("creating the sandbox log")?;
         let netns = spec.net.as_ref().map(|n| n.netns.as_os_str()).unwrap_or_default();
         let status = tokio::process::Command::new("setsid")

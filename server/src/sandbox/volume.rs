@@ -9,6 +9,7 @@
 //! read-write mounts of one image would corrupt it, so the host side waits until no loop
 //! device still holds the image before it mounts.
 
+use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -52,7 +53,11 @@ impl Volume {
     /// Creates an empty ext4 image of `size_mb` (sparse: it takes host disk only as it fills).
     pub async fn create(&self, size_mb: u64) -> anyhow::Result<()> {
         if let Some(parent) = self.image.parent() {
-            std::fs::create_dir_all(parent)
+            // The session's directory (and `sessions/` with it): root's alone.
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(parent)
                 .with_context(|| format!("creating {}", parent.display()))?;
         }
         std::fs::create_dir_all(&self.mountpoint)
@@ -60,6 +65,7 @@ impl Volume {
         let file = std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
+            .mode(0o600)
             .open(&self.image)
             .with_context(|| format!("creating {}", self.image.display()))?;
         file.set_len(size_mb * 1024 * 1024).context("sizing the volume")?;

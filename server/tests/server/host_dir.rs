@@ -121,3 +121,28 @@ async fn a_replaced_agent_socket_is_refused_after_a_restart() {
         other => panic!("the server connected to the link's target: {other:?}"),
     }
 }
+
+/// What the server keeps on the host is root's alone: the data directory, `sessions/` and
+/// each session's directory 0700; the database, volumes and logs 0600.
+#[tokio::test]
+async fn the_hosts_files_of_flint_are_roots_alone() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let server = TestServer::start(&data);
+    let bearer = server.bearer().await;
+    let id = server.running_session(&bearer, r#"{"image":"test","network":false}"#).await;
+    let session = data.join("sessions").join(&id);
+    let mode = |path: &Path| {
+        path.metadata().unwrap_or_else(|e| panic!("{}: {e}", path.display())).permissions().mode()
+            & 0o777
+    };
+    for path in [data.clone(), data.join("sessions"), session.clone()] {
+        assert_eq!(mode(&path), 0o700, "{}", path.display());
+    }
+    for path in
+        [data.join("flint.db"), session.join("volume.img"), session.join("sandbox/sandbox.log")]
+    {
+        assert_eq!(mode(&path), 0o600, "{}", path.display());
+    }
+}

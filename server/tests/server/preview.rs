@@ -164,7 +164,8 @@ async fn a_port_is_private_and_opened_by_ticket_cookie_or_token() {
     assert!(path.starts_with("/a?b=1&flint_ticket="), "{path}");
     let exchanged = f.preview(8001, "GET", path, &[("accept", "text/html")]).await;
     assert_eq!(exchanged.status, StatusCode::SEE_OTHER);
-    assert_eq!(exchanged.header("location"), Some("/a?b=1"), "the ticket leaves the URL");
+    let back = format!("{prefix}/a?b=1");
+    assert_eq!(exchanged.header("location"), Some(back.as_str()), "the ticket leaves the URL");
     let set_cookie = exchanged.header("set-cookie").expect("a cookie").to_owned();
     assert!(set_cookie.contains("HttpOnly") && set_cookie.contains("SameSite=Lax"), "{set_cookie}");
     assert!(!set_cookie.to_ascii_lowercase().contains("domain="), "host-only: {set_cookie}");
@@ -173,6 +174,10 @@ async fn a_port_is_private_and_opened_by_ticket_cookie_or_token() {
     again.assert_error(StatusCode::FORBIDDEN);
     let by_cookie = f.preview(8001, "GET", "/", &[("cookie", &cookie)]).await;
     assert_eq!(by_cookie.status, StatusCode::OK);
+    // A page may set a cookie of the same name (a script on its host): the valid one counts.
+    let both = format!("flint_preview=forged-by-the-page; {cookie}");
+    let by_either = f.preview(8001, "GET", "/", &[("cookie", &both)]).await;
+    assert_eq!(by_either.status, StatusCode::OK, "{}", by_either.body);
     // The preview cookie is for its own host only; the app's cookie is no key at all.
     let other_port = f
         .preview(8000, "GET", "/headers", &[("cookie", &cookie), ("accept", "application/json")])
@@ -181,6 +186,19 @@ async fn a_port_is_private_and_opened_by_ticket_cookie_or_token() {
     let app_cookie =
         f.preview(8001, "GET", "/", &[("cookie", &f.cookie), ("accept", "application/json")]).await;
     app_cookie.assert_error(StatusCode::UNAUTHORIZED);
+
+    // No path sends the browser off the preview host, in the app's redirect nor in the
+    // preview's (a relative `//evil.example/` would).
+    for evil in ["%2F%2Fevil.example%2F", "%2F%5Cevil.example", "%2F%2F%2Fevil.example"] {
+        let open = format!("/preview/open?session={}&port=8001&path={evil}", f.id);
+        let minted = f.server.get(&open, &[("cookie", &f.cookie)]).await;
+        let location = minted.header("location").expect("location").to_owned();
+        let path = location.strip_prefix(&prefix).expect("to the preview host");
+        assert!(path.starts_with('/'), "{location}");
+        let exchanged = f.preview(8001, "GET", path, &[("accept", "text/html")]).await;
+        let location = exchanged.header("location").expect("location");
+        assert!(location.starts_with(&format!("{prefix}/")), "{evil}: off the host: {location}");
+    }
 
     // A token scoped to another session opens nothing here.
     let other = create(&f.server, &f.bearer).await;
@@ -247,7 +265,7 @@ async fn a_port_is_private_and_opened_by_ticket_cookie_or_token() {
             "/headers",
             &[
                 ("x-flint-token", &token),
-                ("cookie", &format!("{cookie}; theme=dark")),
+                ("cookie", &format!("{cookie}; theme=dark; flint_guest=g; __Host-flint_x=y")),
                 ("authorization", "Bearer the-apps-own"),
             ],
         )
@@ -262,6 +280,14 @@ async fn a_port_is_private_and_opened_by_ticket_cookie_or_token() {
     assert_eq!(seen["cookie"], "theme=dark");
     assert!(seen.get("x-flint-token").is_none(), "{seen}");
     assert!(!echoed.body.contains(&token) && !echoed.body.contains("flint_preview"), "{seen}");
+    // Nor may the app set a cookie for Flint, or for every preview under the domain.
+    let set =
+        "/cookies?c=mine%3D1&c=flint_session%3Dstolen&c=wide%3D1%3B%20Domain%3Dpreview.localhost";
+    let cookies = f.preview(8000, "GET", set, &[("x-flint-token", &token)]).await;
+    assert_eq!(cookies.status, StatusCode::NO_CONTENT, "{}", cookies.body);
+    let set: Vec<&str> =
+        cookies.headers.get_all("set-cookie").iter().filter_map(|v| v.to_str().ok()).collect();
+    assert_eq!(set, ["mine=1"]);
 
     // Clear errors: a closed port, an unknown session, a stopped one.
     let closed = f.preview(8009, "GET", "/", &[("x-flint-token", &token)]).await;
@@ -347,7 +373,8 @@ async fn public_ports_and_share_links_open_without_an_account_until_revoked() {
     let path = &url[url.find("/?flint_share=").expect("a share path")..];
     let exchanged = f.preview(8001, "GET", path, &[("accept", "text/html")]).await;
     assert_eq!(exchanged.status, StatusCode::SEE_OTHER, "{}", exchanged.body);
-    assert_eq!(exchanged.header("location"), Some("/"));
+    let home = format!("http://{}/", f.host(8001));
+    assert_eq!(exchanged.header("location"), Some(home.as_str()));
     let cookie =
         exchanged.header("set-cookie").expect("cookie").split(';').next().expect("pair").to_owned();
     assert_eq!(f.preview(8001, "GET", "/", &[("cookie", &cookie)]).await.status, StatusCode::OK);
@@ -585,4 +612,63 @@ async fn previews_can_have_a_listener_of_their_own() {
     assert_eq!(response.status(), StatusCode::OK);
     let page = response.into_body().collect().await.expect("body").to_bytes();
     assert!(String::from_utf8_lossy(&page).contains("Directory listing"));
+    // It serves previews only: the app's own hosts get nothing there, not even the login.
+    for (host, path) in [
+        (format!("localhost:{port}"), "/api/me".to_owned()),
+        (format!("127.0.0.1:{port}"), server.login_path()),
+        (format!("localhost:{port}"), "/".to_owned()),
+        (format!("localhost:{port}"), "/healthz".to_owned()),
+    ] {
+        let request = Request::builder()
+            .uri(&path)
+            .header("host", &host)
+            .header("authorization", &bearer)
+            .body(Full::new(Bytes::new()))
+            .expect("request");
+        let stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.expect("connect");
+        let (mut sender, connection) =
+            hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.expect("handshake");
+        tokio::spawn(connection);
+        let response = sender.send_request(request).await.expect("response");
+        assert_eq!(response.status(), StatusCode::NOT_FOUND, "{host}{path}");
+        let page = response.into_body().collect().await.expect("body").to_bytes();
+        assert!(String::from_utf8_lossy(&page).contains("previews only"), "{host}{path}");
+    }
+}
+
+/// Behind HTTPS (`--public-origin https://…`) the preview cookie is `__Host-` prefixed and
+/// `Secure`: no other host, nor the app over plain HTTP, can set one the proxy accepts.
+#[tokio::test]
+async fn over_https_the_preview_cookie_is_host_prefixed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server =
+        TestServer::start_with(dir.path(), &["--public-origin", "https://flint.localhost"]);
+    let app = ("host", "flint.localhost");
+    let login = server.get(&server.login_path(), &[app]).await;
+    assert_eq!(login.status, StatusCode::SEE_OTHER, "{}", login.body);
+    let cookie = login.header("set-cookie").expect("cookie").split(';').next().expect("pair");
+    let cookie = cookie.to_owned();
+    let json = [app, ("cookie", cookie.as_str()), ("content-type", "application/json")];
+    let body = r#"{"image":"test","network":false}"#;
+    let session = server.request("POST", "/api/sessions", &json, body).await.json();
+    let id = session["id"].as_str().expect("id").to_owned();
+
+    let open = format!("/preview/open?session={id}&port=8000");
+    let minted = server.get(&open, &[app, ("cookie", &cookie)]).await;
+    let location = minted.header("location").expect("location").to_owned();
+    let host = format!("8000-{id}.preview.localhost");
+    let path = location.strip_prefix(&format!("https://{host}")).expect("the preview over https");
+    let exchanged = server.get(path, &[("host", &host), ("accept", "text/html")]).await;
+    let set = exchanged.header("set-cookie").expect("a cookie").to_owned();
+    assert!(set.starts_with("__Host-flint_preview=") && set.contains("; Secure"), "{set}");
+    let value = set.split(';').next().expect("pair").split_once('=').expect("value").1;
+    // The prefixed cookie is the key (nothing listens: the proxy got as far as the port);
+    // the same value under the plain name is none.
+    let json = ("accept", "application/json");
+    let prefixed = format!("__Host-flint_preview={value}");
+    let through = server.get("/", &[("host", &host), ("cookie", &prefixed), json]).await;
+    through.assert_error(StatusCode::BAD_GATEWAY);
+    let plain = format!("flint_preview={value}");
+    let refused = server.get("/", &[("host", &host), ("cookie", &plain), json]).await;
+    refused.assert_error(StatusCode::UNAUTHORIZED);
 }

@@ -5,6 +5,7 @@ POST /hash       the sha256 of the request body, hex
 GET /big?mb=N    N MiB of zeros, streamed
 GET /pattern?mb=N  N MiB, MiB i being bytes 0..=255 repeated and rotated left by i % 256
 GET /sse         event 1, then event 2 once /tmp/sse-go exists
+GET /cookies     sets the cookies in its query (`?c=a%3D1&c=b%3D2`), one Set-Cookie each
 Upgrade: echo    101, then every byte echoed back
 Upgrade: websocket  a WebSocket echo server (RFC 6455: text and binary messages echoed,
                     ping answered, close returned)
@@ -105,6 +106,12 @@ class Handler(BaseHTTPRequestHandler):
         if url.path == "/headers":
             headers = {k.lower(): v for k, v in self.headers.items()}
             self.send_body(200, json.dumps(headers).encode())
+        elif url.path == "/cookies":
+            self.send_response(204)
+            for cookie in parse_qs(url.query).get("c", []):
+                self.send_header("Set-Cookie", cookie)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
         elif url.path == "/big":
             zeros = b"\0" * (1 << 20)
             self.send_mib(url, lambda i: zeros)

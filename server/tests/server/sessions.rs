@@ -421,6 +421,10 @@ async fn files_exec_and_ports_round_trip_over_rest() {
     assert_eq!(written.json()["size"], 8);
     let read = server.get(&format!("{base}/files/content?path=/workspace/hello.txt"), &auth).await;
     assert_eq!((read.status, read.body.as_str()), (StatusCode::OK, "hi there"));
+    // Saved by a browser, never rendered on the app's origin.
+    assert_eq!(read.header("x-content-type-options"), Some("nosniff"));
+    let disposition = read.header("content-disposition").unwrap_or_default();
+    assert!(disposition.starts_with("attachment; filename=\"hello.txt\""), "{disposition}");
     let listing = server.get(&format!("{base}/files?path=/workspace"), &auth).await;
     assert!(listing.body.contains("/workspace/hello.txt"), "{}", listing.body);
 
@@ -551,11 +555,19 @@ async fn an_out_of_memory_kill_is_recorded_as_a_session_event() {
         kinds.contains(&"session.create".to_owned()) && kinds.contains(&"exec".to_owned()),
         "{kinds:?}"
     );
-    // The session itself survives its process's death.
-    let alive = server
-        .request("POST", &format!("/api/sessions/{id}/exec"), &json, r#"{"argv":["true"]}"#)
-        .await;
+    // The session itself survives its process's death; a command's secrets stay out of
+    // the audit log, however they are passed.
+    let secret =
+        r#"{"argv":["sh","-c","export TOKEN=abc123secret; true","--password","hunter22"]}"#;
+    let alive = server.request("POST", &format!("/api/sessions/{id}/exec"), &json, secret).await;
     assert_eq!(alive.json()["exit_code"], 0);
+    let events = server.get(&format!("/api/sessions/{id}/events"), &json[..1]).await;
+    assert!(events.body.contains("[redacted]"), "{}", events.body);
+    assert!(
+        !events.body.contains("abc123secret") && !events.body.contains("hunter22"),
+        "{}",
+        events.body
+    );
     server.request("DELETE", &format!("/api/sessions/{id}"), &json[..1], "").await;
 }
 
