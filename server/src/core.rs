@@ -259,7 +259,7 @@ pub async fn perform(state: &AppState, caller: &Caller, action: Action) -> Resul
             let detail = serde_json::json!({ "token_id": record.id, "name": record.name });
             state
                 .sessions
-                .audit(Some(&caller.user.id), record.session_id.as_deref(), "token.create", &detail)
+                .audit_by(caller, record.session_id.as_deref(), "token.create", &detail)
                 .await?;
             Ok(Outcome::NewToken(NewToken { token, record }))
         }
@@ -277,7 +277,7 @@ pub async fn perform(state: &AppState, caller: &Caller, action: Action) -> Resul
             let detail = serde_json::json!({ "token_id": id, "name": token.name });
             state
                 .sessions
-                .audit(Some(&caller.user.id), token.session_id.as_deref(), "token.revoke", &detail)
+                .audit_by(caller, token.session_id.as_deref(), "token.revoke", &detail)
                 .await?;
             Ok(Outcome::Done)
         }
@@ -334,7 +334,7 @@ pub async fn perform(state: &AppState, caller: &Caller, action: Action) -> Resul
             authorize(state, caller, &id, Need::Edit).await?;
             let client = state.sessions.client(&id).await?;
             let detail = serde_json::json!({ "argv": crate::activity::redact_argv(&command.argv) });
-            state.sessions.audit(Some(&caller.user.id), Some(&id), "exec", &detail).await?;
+            state.sessions.audit_by(caller, Some(&id), "exec", &detail).await?;
             let request = ExecRequest {
                 argv: command.argv,
                 cwd: Some(command.cwd.unwrap_or_else(|| "/workspace".to_owned())),
@@ -403,10 +403,7 @@ pub async fn perform(state: &AppState, caller: &Caller, action: Action) -> Resul
             state.store.set_public(&id, port, public).await?;
             state.previews.changed(&id);
             let detail = serde_json::json!({ "port": port, "public": public });
-            state
-                .sessions
-                .audit(Some(&caller.user.id), Some(&id), "preview.visibility", &detail)
-                .await?;
+            state.sessions.audit_by(caller, Some(&id), "preview.visibility", &detail).await?;
             state.sessions.publish_ports(&id).await;
             let previews = state.sessions.previews(&id).await.unwrap_or_default();
             let preview = previews.into_iter().find(|p| p.port == port).unwrap_or_else(|| {
@@ -439,10 +436,7 @@ pub async fn perform(state: &AppState, caller: &Caller, action: Action) -> Resul
             state.store.insert_share(&share, &crate::auth::hash_token(&secret)).await?;
             let detail =
                 serde_json::json!({ "port": port, "share": share.id, "expires_s": expires_s });
-            state
-                .sessions
-                .audit(Some(&caller.user.id), Some(&id), "preview.share", &detail)
-                .await?;
+            state.sessions.audit_by(caller, Some(&id), "preview.share", &detail).await?;
             state.sessions.publish_ports(&id).await;
             let target = crate::preview::Target { port, session: id };
             let path = format!("/?{}={secret}", crate::preview::SHARE_PARAM);
@@ -458,10 +452,7 @@ pub async fn perform(state: &AppState, caller: &Caller, action: Action) -> Resul
                 return Err(AppError::not_found(format!("no share link {share} on port {port}")));
             }
             let detail = serde_json::json!({ "port": port, "share": share });
-            state
-                .sessions
-                .audit(Some(&caller.user.id), Some(&id), "preview.unshare", &detail)
-                .await?;
+            state.sessions.audit_by(caller, Some(&id), "preview.unshare", &detail).await?;
             state.sessions.publish_ports(&id).await;
             Ok(Outcome::Done)
         }

@@ -60,7 +60,7 @@ pub async fn create(
     state.store.insert_invite(&invite, &id, &caller.user.id, &hash_token(&secret)).await?;
     let detail =
         serde_json::json!({ "invite": invite.id, "role": invite.role, "expires_s": expires_s });
-    state.sessions.audit(Some(&caller.user.id), Some(&id), "invite.create", &detail).await?;
+    state.sessions.audit_by(&caller, Some(&id), "invite.create", &detail).await?;
     invite.url = Some(format!("{}/join/{secret}", state.config.public_origin.to_origin_string()));
     Ok((StatusCode::CREATED, Json(invite)).into_response())
 }
@@ -99,7 +99,7 @@ pub async fn revoke(
     // Revoked first: a request racing the cut fails its authentication anyway.
     state.people.cut(&id, |person| guests.contains(&person.id));
     let detail = serde_json::json!({ "invite": invite, "guests": guests.len() });
-    state.sessions.audit(Some(&caller.user.id), Some(&id), "invite.revoke", &detail).await?;
+    state.sessions.audit_by(&caller, Some(&id), "invite.revoke", &detail).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -116,7 +116,7 @@ pub async fn remove(
     }
     state.people.cut(&id, |person| person.id == guest);
     let detail = serde_json::json!({ "guest": guest });
-    state.sessions.audit(Some(&caller.user.id), Some(&id), "guest.remove", &detail).await?;
+    state.sessions.audit_by(&caller, Some(&id), "guest.remove", &detail).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -272,6 +272,24 @@ impl Sessions {
         Ok(())
     }
 
+    /// [`Sessions::audit`] of what `caller` did: under their user, or a guest's display
+    /// name (a guest is no user).
+    pub async fn audit_by(
+        &self,
+        caller: &crate::auth::Caller,
+        session_id: Option<&str>,
+        kind: &str,
+        detail: &serde_json::Value,
+    ) -> Result<()> {
+        let (user_id, actor) = match &caller.via {
+            crate::auth::Via::Guest { .. } => (None, Some(caller.user.name.as_str())),
+            _ => (Some(caller.user.id.as_str()), None),
+        };
+        let event = self.store.audit_as(user_id, actor, session_id, kind, detail).await?;
+        self.publish_activity(event).await;
+        Ok(())
+    }
+
     /// Shows a feed entry to the live views of its session's owner, looked up.
     pub async fn publish_activity(&self, event: proto::api::ActivityEvent) {
         let Some(session_id) = event.session_id.as_deref() else { return };

@@ -195,13 +195,27 @@ impl Store {
         kind: &str,
         detail: &serde_json::Value,
     ) -> Result<ActivityEvent> {
+        self.audit_as(user_id, None, session_id, kind, detail).await
+    }
+
+    /// [`Store::audit`] with the name the feed shows for whoever did it, when it is not a
+    /// user's (a guest's display name).
+    pub async fn audit_as(
+        &self,
+        user_id: Option<&str>,
+        actor: Option<&str>,
+        session_id: Option<&str>,
+        kind: &str,
+        detail: &serde_json::Value,
+    ) -> Result<ActivityEvent> {
         let at_ms = now_ms();
-        let done = sqlx::query("INSERT INTO audit_events (at_ms, user_id, session_id, kind, detail_json) VALUES (?, ?, ?, ?, ?)")
+        let done = sqlx::query("INSERT INTO audit_events (at_ms, user_id, session_id, kind, detail_json, actor) VALUES (?, ?, ?, ?, ?, ?)")
             .bind(at_ms)
             .bind(user_id)
             .bind(session_id)
             .bind(kind)
             .bind(detail.to_string())
+            .bind(actor)
             .execute(&self.pool)
             .await?;
         let row = sqlx::query(concat!("SELECT ", activity_columns!(), " WHERE e.id = ?"))

@@ -153,6 +153,16 @@ async fn an_editor_types_a_viewer_watches_and_revoking_cuts_them_off() {
         listed.as_array().expect("list").iter().filter_map(|s| s["id"].as_str()).collect();
     assert_eq!(ids, [f.id.as_str()]);
 
+    // What a guest does through the API is in the feed under their name.
+    let exec = json!({ "argv": ["true"] }).to_string();
+    let path = format!("/api/sessions/{}/exec", f.id);
+    let headers = [("cookie", editor.as_str()), ("content-type", "application/json")];
+    let ran = f.server.request("POST", &path, &headers, &exec).await;
+    assert_eq!(ran.status, StatusCode::OK, "{}", ran.body);
+    let feed = f.get(&f.owner, &format!("/api/sessions/{}/events", f.id)).await.json();
+    let exec = feed.as_array().expect("feed").iter().rev().find(|e| e["kind"] == "exec");
+    assert_eq!(exec.map(|e| &e["actor"]), Some(&json!("Grace")), "{feed}");
+
     // The editor types into the shared shell; the owner sees it, and who typed last.
     let mut editor_term = f.terminal_ws(&editor).await;
     ws_type(&mut editor_term, "echo from-$((40+2))-grace\n").await;
