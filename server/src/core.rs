@@ -433,7 +433,11 @@ pub async fn perform(state: &AppState, caller: &Caller, action: Action) -> Resul
                 port,
                 expires_ms: crate::store::now_ms() + (expires_s as i64) * 1000,
             };
-            state.store.insert_share(&share, &crate::auth::hash_token(&secret)).await?;
+            let creator = match &caller.via {
+                crate::auth::Via::Guest { id, .. } => Some(id.as_str()),
+                _ => None,
+            };
+            state.store.insert_share(&share, &crate::auth::hash_token(&secret), creator).await?;
             let detail =
                 serde_json::json!({ "port": port, "share": share.id, "expires_s": expires_s });
             state.sessions.audit_by(caller, Some(&id), "preview.share", &detail).await?;

@@ -65,11 +65,17 @@ impl Store {
         Ok(())
     }
 
-    /// Records a share link.
-    pub async fn insert_share(&self, share: &Share, secret_hash: &str) -> Result<()> {
+    /// Records a share link; `creator_guest_id` when a guest made it (it ends with them).
+    pub async fn insert_share(
+        &self,
+        share: &Share,
+        secret_hash: &str,
+        creator_guest_id: Option<&str>,
+    ) -> Result<()> {
         sqlx::query(
-            "INSERT INTO share_links (id, session_id, port, secret_hash, created_ms, expires_ms) \
-             VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO share_links \
+             (id, session_id, port, secret_hash, created_ms, expires_ms, creator_guest_id) \
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&share.id)
         .bind(&share.session_id)
@@ -77,6 +83,7 @@ impl Store {
         .bind(secret_hash)
         .bind(now_ms())
         .bind(share.expires_ms)
+        .bind(creator_guest_id)
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -86,22 +93,32 @@ impl Store {
     pub async fn shares_of(&self, session_id: &str) -> Result<Vec<Share>> {
         let rows = sqlx::query(
             "SELECT id, session_id, port, expires_ms FROM share_links \
-             WHERE session_id = ? AND expires_ms > ? ORDER BY port, expires_ms, id",
+             WHERE session_id = ? AND expires_ms > ? \
+             AND (creator_guest_id IS NULL OR EXISTS (SELECT 1 FROM guests g \
+             JOIN invites i ON i.id = g.invite_id WHERE g.id = creator_guest_id \
+             AND g.removed_ms IS NULL AND i.revoked_ms IS NULL AND g.expires_ms > ?)) \
+             ORDER BY port, expires_ms, id",
         )
         .bind(session_id)
+        .bind(now_ms())
         .bind(now_ms())
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(share_from).collect()
     }
 
-    /// The valid share link with this secret.
+    /// The valid share link with this secret (unexpired, and its guest creator's access
+    /// not ended).
     pub async fn share_by_secret(&self, secret_hash: &str) -> Result<Option<Share>> {
         let row = sqlx::query(
             "SELECT id, session_id, port, expires_ms FROM share_links \
-             WHERE secret_hash = ? AND expires_ms > ?",
+             WHERE secret_hash = ? AND expires_ms > ? \
+             AND (creator_guest_id IS NULL OR EXISTS (SELECT 1 FROM guests g \
+             JOIN invites i ON i.id = g.invite_id WHERE g.id = creator_guest_id \
+             AND g.removed_ms IS NULL AND i.revoked_ms IS NULL AND g.expires_ms > ?))",
         )
         .bind(secret_hash)
+        .bind(now_ms())
         .bind(now_ms())
         .fetch_optional(&self.pool)
         .await?;
@@ -111,9 +128,14 @@ impl Store {
     /// The valid share link with this id.
     pub async fn share(&self, id: &str) -> Result<Option<Share>> {
         let row = sqlx::query(
-            "SELECT id, session_id, port, expires_ms FROM share_links WHERE id = ? AND expires_ms > ?",
+            "SELECT id, session_id, port, expires_ms FROM share_links \
+             WHERE id = ? AND expires_ms > ? \
+             AND (creator_guest_id IS NULL OR EXISTS (SELECT 1 FROM guests g \
+             JOIN invites i ON i.id = g.invite_id WHERE g.id = creator_guest_id \
+             AND g.removed_ms IS NULL AND i.revoked_ms IS NULL AND g.expires_ms > ?))",
         )
         .bind(id)
+        .bind(now_ms())
         .bind(now_ms())
         .fetch_optional(&self.pool)
         .await?;

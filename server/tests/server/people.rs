@@ -88,6 +88,13 @@ impl Fixture {
     }
 }
 
+/// Whether a share link's path lets a browser in (the preview trades it for a cookie).
+async fn share_opens(f: &Fixture, path: &str) -> bool {
+    let host = format!("8000-{}.preview.localhost", f.id);
+    let reply = f.server.get(path, &[("host", &host), ("accept", "text/html")]).await;
+    reply.status == StatusCode::SEE_OTHER
+}
+
 /// Reads text messages until one satisfies `pick`.
 async fn next_text(ws: &mut Ws, what: &str, pick: impl Fn(&Value) -> bool) -> Value {
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -266,6 +273,18 @@ async fn an_editor_types_a_viewer_watches_and_revoking_cuts_them_off() {
         .await;
     delete.assert_error(StatusCode::FORBIDDEN);
 
+    // A share link the editor made, and one the owner made: both open the port now.
+    let shares = format!("/api/sessions/{}/previews/8000/shares", f.id);
+    let mut share_paths = Vec::new();
+    for cookie in [&editor, &f.owner] {
+        let headers = [("cookie", cookie.as_str()), ("content-type", "application/json")];
+        let share = f.server.request("POST", &shares, &headers, "{}").await;
+        assert_eq!(share.status, StatusCode::CREATED, "{}", share.body);
+        let url = share.json()["url"].as_str().expect("url").to_owned();
+        share_paths.push(url[url.find("/?flint_share=").expect("a share path")..].to_owned());
+    }
+    assert!(share_opens(&f, &share_paths[0]).await, "the editor's share link opens");
+
     // Revoking the editor's invite closes their websocket at once; their cookie is dead.
     let revoke = format!("/api/sessions/{}/invites/{editor_invite}", f.id);
     let reply = f
@@ -287,6 +306,9 @@ async fn an_editor_types_a_viewer_watches_and_revoking_cuts_them_off() {
     })
     .await;
     assert!(names(&gone["presence"]).contains(&"Linus".to_owned()), "{gone}");
+    // The share link the editor made ended with them; the owner's did not.
+    assert!(!share_opens(&f, &share_paths[0]).await, "the editor's share link outlived them");
+    assert!(share_opens(&f, &share_paths[1]).await, "the owner's share link ended too");
     // The revoked link no longer lets anyone in; the viewer is unaffected.
     f.accept(&editor_secret, "Mallory").await.assert_error(StatusCode::GONE);
     assert_eq!(f.get(&viewer, "/api/me").await.status, StatusCode::OK);
