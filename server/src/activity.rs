@@ -152,6 +152,21 @@ struct RevocationsInner {
 pub const REVOKED_KEPT: Duration = Duration::from_secs(60);
 
 impl Revocations {
+    /// The signal's name of a sign-in (by its cookie's hash).
+    pub fn web_key(web_session: &str) -> String {
+        format!("web:{web_session}")
+    }
+
+    /// The signal's name of a guest (fired when their invite is revoked or they are removed).
+    pub fn guest_key(guest_id: &str) -> String {
+        format!("guest:{guest_id}")
+    }
+
+    /// The signal's name of a share link (fired when it is revoked).
+    pub fn share_key(share_id: &str) -> String {
+        format!("share:{share_id}")
+    }
+
     /// The signal of credential `id`, fired when it is (or was, lately) revoked.
     pub fn watch(&self, id: &str) -> Arc<CancellationToken> {
         let mut inner = self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner());

@@ -126,7 +126,11 @@ impl Caller {
             Via::Cookie { web_session, expires_ms } if !web_session.is_empty() => {
                 let left = u64::try_from(expires_ms - now_ms()).unwrap_or(0);
                 CredentialEnd {
-                    signal: Some(state.revocations.watch(&web_revocation(web_session))),
+                    signal: Some(
+                        state
+                            .revocations
+                            .watch(&crate::activity::Revocations::web_key(web_session)),
+                    ),
                     expires: (*expires_ms > 0).then(|| {
                         tokio::time::Instant::now() + std::time::Duration::from_millis(left)
                     }),
@@ -189,11 +193,6 @@ impl CredentialEnd {
             () = expired => "your sign-in expired",
         }
     }
-}
-
-/// The revocation signal's name of a sign-in (`Revocations` holds tokens' too).
-fn web_revocation(web_session: &str) -> String {
-    format!("web:{web_session}")
 }
 
 fn cookie_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
@@ -286,6 +285,11 @@ pub async fn cookie_user(state: &AppState, headers: &HeaderMap) -> Result<Option
         }
         None => Ok(None),
     }
+}
+
+/// The sign-in id (its cookie's hash) of these headers' sign-in cookie, if any.
+pub fn cookie_web_session(headers: &HeaderMap) -> Option<String> {
+    cookie_value(headers, COOKIE_NAME).map(hash_token)
 }
 
 /// The live guest of these headers' guest cookie, if any.
@@ -398,7 +402,7 @@ pub(crate) async fn logout(
         let web_session = hash_token(cookie);
         state.store.delete_web_session(&web_session).await?;
         // What was opened with it closes now.
-        state.revocations.revoke(&web_revocation(&web_session));
+        state.revocations.revoke(&crate::activity::Revocations::web_key(&web_session));
     }
     let mut response = StatusCode::NO_CONTENT.into_response();
     response.headers_mut().insert(

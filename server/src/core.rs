@@ -455,6 +455,8 @@ pub async fn perform(state: &AppState, caller: &Caller, action: Action) -> Resul
             if !state.store.delete_share(&id, port, &share).await? {
                 return Err(AppError::not_found(format!("no share link {share} on port {port}")));
             }
+            // What it opened (an upgraded connection) closes now.
+            state.revocations.revoke(&crate::activity::Revocations::share_key(&share));
             let detail = serde_json::json!({ "port": port, "share": share });
             state.sessions.audit_by(caller, Some(&id), "preview.unshare", &detail).await?;
             state.sessions.publish_ports(&id).await;

@@ -98,6 +98,9 @@ pub async fn revoke(
     }
     // Revoked first: a request racing the cut fails its authentication anyway.
     state.people.cut(&id, |person| guests.contains(&person.id));
+    for guest in &guests {
+        state.revocations.revoke(&crate::activity::Revocations::guest_key(guest));
+    }
     let detail = serde_json::json!({ "invite": invite, "guests": guests.len() });
     state.sessions.audit_by(&caller, Some(&id), "invite.revoke", &detail).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -115,6 +118,7 @@ pub async fn remove(
         return Err(AppError::not_found(format!("no guest {guest}")));
     }
     state.people.cut(&id, |person| person.id == guest);
+    state.revocations.revoke(&crate::activity::Revocations::guest_key(&guest));
     let detail = serde_json::json!({ "guest": guest });
     state.sessions.audit_by(&caller, Some(&id), "guest.remove", &detail).await?;
     Ok(StatusCode::NO_CONTENT)

@@ -27,6 +27,10 @@ struct Grant {
     holder: Holder,
     target: Target,
     expires: Instant,
+    /// The revocation signal of the credential it was minted from (`Revocations`): a
+    /// sign-in's, a guest's or a share link's. What it opened (an upgraded connection)
+    /// ends with it.
+    ends: Option<String>,
 }
 
 /// How long the proxy trusts what it read from the store about a session (owner, state) or a
@@ -50,7 +54,7 @@ pub(super) struct SessionFacts {
 pub(super) struct TokenFacts {
     pub(super) user_id: String,
     pub(super) scope: Option<String>,
-    revoked: std::sync::Arc<tokio_util::sync::CancellationToken>,
+    pub(super) revoked: std::sync::Arc<tokio_util::sync::CancellationToken>,
 }
 
 /// Tickets and cookies handed out for preview hosts (in memory: after a restart a browser is
@@ -72,13 +76,19 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 impl Previews {
     /// A single-use ticket for `user` on `target`.
     pub fn ticket(&self, user_id: &str, target: &Target) -> String {
-        self.ticket_for(Holder::User(user_id.to_owned()), target)
+        self.ticket_for(Holder::User(user_id.to_owned()), target, None)
     }
 
-    /// A single-use ticket for `holder` on `target`.
-    pub(super) fn ticket_for(&self, holder: Holder, target: &Target) -> String {
+    /// A single-use ticket for `holder` on `target`, ending with signal `ends`.
+    pub(super) fn ticket_for(
+        &self,
+        holder: Holder,
+        target: &Target,
+        ends: Option<String>,
+    ) -> String {
         let ticket = crate::auth::random_hex();
-        let grant = Grant { holder, target: target.clone(), expires: Instant::now() + TICKET_TTL };
+        let expires = Instant::now() + TICKET_TTL;
+        let grant = Grant { holder, target: target.clone(), expires, ends };
         let mut tickets = lock(&self.tickets);
         tickets.retain(|_, g| g.expires > Instant::now());
         tickets.insert(hash_token(&ticket), grant);
@@ -91,22 +101,34 @@ impl Previews {
         if grant.expires < Instant::now() || grant.target != *target {
             return None;
         }
-        Some(self.cookie_for(grant.holder, target))
+        Some(self.cookie_for(grant.holder, target, grant.ends))
     }
 
-    pub(super) fn cookie_for(&self, holder: Holder, target: &Target) -> String {
+    pub(super) fn cookie_for(
+        &self,
+        holder: Holder,
+        target: &Target,
+        ends: Option<String>,
+    ) -> String {
         let cookie = crate::auth::random_hex();
-        let grant = Grant { holder, target: target.clone(), expires: Instant::now() + COOKIE_TTL };
+        let expires = Instant::now() + COOKIE_TTL;
+        let grant = Grant { holder, target: target.clone(), expires, ends };
         let mut cookies = lock(&self.cookies);
         cookies.retain(|_, g| g.expires > Instant::now());
         cookies.insert(hash_token(&cookie), grant);
         cookie
     }
 
-    pub(super) fn cookie_holder(&self, cookie: &str, target: &Target) -> Option<Holder> {
+    /// Who a cookie is for on `target`, and the signal its credential ends with.
+    pub(super) fn cookie_holder(
+        &self,
+        cookie: &str,
+        target: &Target,
+    ) -> Option<(Holder, Option<String>)> {
         let cookies = lock(&self.cookies);
         let grant = cookies.get(&hash_token(cookie))?;
-        (grant.expires > Instant::now() && grant.target == *target).then(|| grant.holder.clone())
+        (grant.expires > Instant::now() && grant.target == *target)
+            .then(|| (grant.holder.clone(), grant.ends.clone()))
     }
 
     /// A session's state or a port's visibility changed: read them again.

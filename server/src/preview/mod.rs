@@ -155,7 +155,8 @@ async fn serve(
         let share = state.store.share_by_secret(&hash_token(&secret)).await.ok().flatten();
         return match share {
             Some(share) if share.session_id == target.session && share.port == target.port => {
-                let cookie = state.previews.cookie_for(Holder::Share(share.id), &target);
+                let ends = Some(crate::activity::Revocations::share_key(&share.id));
+                let cookie = state.previews.cookie_for(Holder::Share(share.id), &target, ends);
                 with_cookie(state, &target, request.uri(), SHARE_PARAM, &cookie)
             }
             _ => error_page(
@@ -169,9 +170,15 @@ async fn serve(
         Ok(public) => public,
         Err(e) => return error_page(e.status, wants_html, &e.message),
     };
+    // What the request's credential ends with: an upgraded connection closes then.
+    let mut ends = None;
     if !public {
         let holder = match credential(state, request.headers(), &target).await {
-            Ok(holder) => holder,
+            Ok(Some((holder, signal))) => {
+                ends = signal;
+                Some(holder)
+            }
+            Ok(None) => None,
             Err(message) => return error_page(StatusCode::UNAUTHORIZED, wants_html, &message),
         };
         match holder {
@@ -227,7 +234,7 @@ async fn serve(
         );
     }
     state.sessions.touch(&target.session).await;
-    proxy::forward(state, &target, peer, request, wants_html).await
+    proxy::forward(state, &target, peer, request, wants_html, ends).await
 }
 
 /// Sets the preview cookie and redirects to the URL without `param`. The location is
@@ -254,13 +261,16 @@ fn with_cookie(
     response
 }
 
-/// Who the request's Flint credential is: `X-Flint-Token` or the preview cookie. `Err` for a
-/// credential that is present but invalid.
+/// The signal a credential ends with.
+type Ends = std::sync::Arc<tokio_util::sync::CancellationToken>;
+
+/// Who the request's Flint credential is (`X-Flint-Token` or the preview cookie) and the
+/// signal it ends with. `Err` for a credential that is present but invalid.
 async fn credential(
     state: &AppState,
     headers: &HeaderMap,
     target: &Target,
-) -> Result<Option<Holder>, String> {
+) -> Result<Option<(Holder, Option<Ends>)>, String> {
     if let Some(value) = headers.get(TOKEN_HEADER) {
         let token = value.to_str().unwrap_or_default().trim();
         let token = token.strip_prefix("Bearer ").unwrap_or(token);
@@ -270,7 +280,7 @@ async fn credential(
                 Some(scope) if scope != target.session => {
                     Err("this token is scoped to another session".to_owned())
                 }
-                _ => Ok(Some(Holder::User(facts.user_id))),
+                _ => Ok(Some((Holder::User(facts.user_id), Some(facts.revoked)))),
             },
             None => Err("the token in X-Flint-Token is not valid".to_owned()),
         };
@@ -284,7 +294,8 @@ async fn credential(
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|pair| pair.trim().strip_prefix(name)?.strip_prefix('='))
-        .find_map(|cookie| state.previews.cookie_holder(cookie, target));
+        .find_map(|cookie| state.previews.cookie_holder(cookie, target))
+        .map(|(holder, ends)| (holder, ends.map(|key| state.revocations.watch(&key))));
     Ok(holder)
 }
 
@@ -364,11 +375,19 @@ pub async fn open(
     headers: HeaderMap,
     Query(query): Query<OpenQuery>,
 ) -> Response {
-    // The app's sign-in cookie, else a guest's (for their one session).
-    let holder = match crate::auth::cookie_user(&state, &headers).await {
-        Ok(Some(user)) => Holder::User(user.id),
+    // The app's sign-in cookie, else a guest's (for their one session); what the preview
+    // opens ends with it.
+    use crate::activity::Revocations;
+    let (holder, ends) = match crate::auth::cookie_user(&state, &headers).await {
+        Ok(Some(user)) => {
+            let web = crate::auth::cookie_web_session(&headers).map(|s| Revocations::web_key(&s));
+            (Holder::User(user.id), web)
+        }
         Ok(None) => match crate::auth::cookie_guest(&state, &headers).await {
-            Ok(Some(guest)) if guest.session_id == query.session => Holder::Guest(guest.id),
+            Ok(Some(guest)) if guest.session_id == query.session => {
+                let ends = Some(Revocations::guest_key(&guest.id));
+                (Holder::Guest(guest.id), ends)
+            }
             Ok(_) => {
                 return error_page(
                     StatusCode::UNAUTHORIZED,
@@ -397,7 +416,7 @@ pub async fn open(
     };
     let target = Target { port: query.port, session: record.info.id };
     let path = query.path.filter(|p| p.starts_with('/')).unwrap_or_else(|| "/".to_owned());
-    let ticket = state.previews.ticket_for(holder, &target);
+    let ticket = state.previews.ticket_for(holder, &target, ends);
     let separator = if path.contains('?') { '&' } else { '?' };
     redirect(&url(&state, &target, &format!("{path}{separator}{TICKET_PARAM}={ticket}")))
 }
@@ -506,7 +525,10 @@ mod tests {
         let ticket = previews.ticket("u1", &target);
         let cookie = previews.redeem(&ticket, &target).expect("a cookie");
         assert_eq!(previews.redeem(&ticket, &target), None, "used up");
-        assert_eq!(previews.cookie_holder(&cookie, &target), Some(Holder::User("u1".to_owned())));
+        assert_eq!(
+            previews.cookie_holder(&cookie, &target),
+            Some((Holder::User("u1".to_owned()), None))
+        );
         assert_eq!(previews.cookie_holder(&cookie, &other), None);
         previews.forget_session("s1");
         assert_eq!(previews.cookie_holder(&cookie, &target), None);

@@ -133,6 +133,7 @@ pub async fn forward(
     peer: Option<SocketAddr>,
     mut request: Request,
     wants_html: bool,
+    ends: Option<std::sync::Arc<tokio_util::sync::CancellationToken>>,
 ) -> Response {
     let upgrade = is_upgrade(request.headers());
     let original_host = request.headers().get(header::HOST).cloned();
@@ -200,7 +201,19 @@ pub async fn forward(
         tokio::spawn(async move {
             if let (Ok(client), Ok(upstream)) = tokio::join!(client_upgrade, upstream_upgrade) {
                 let (mut client, mut upstream) = (TokioIo::new(client), TokioIo::new(upstream));
-                let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
+                let spliced = tokio::io::copy_bidirectional(&mut client, &mut upstream);
+                // The credential it was opened with ended (a token revoked, a sign-out, a
+                // guest removed, a share link revoked): both ends are dropped, closed.
+                let ended = async {
+                    match &ends {
+                        Some(signal) => signal.cancelled().await,
+                        None => std::future::pending().await,
+                    }
+                };
+                tokio::select! {
+                    _ = spliced => {}
+                    () = ended => {}
+                }
             }
         });
         let (mut parts, _) = response.into_parts();

@@ -672,3 +672,95 @@ async fn over_https_the_preview_cookie_is_host_prefixed() {
     let refused = server.get("/", &[("host", &host), ("cookie", &plain), json]).await;
     refused.assert_error(StatusCode::UNAUTHORIZED);
 }
+
+/// An upgraded connection to port 8000's echo protocol with `credential` (a header line).
+async fn echo_upgrade(f: &Fixture, credential: &str) -> tokio::net::TcpStream {
+    let mut socket = tokio::net::TcpStream::connect(f.server.addr).await.expect("connect");
+    let head = format!(
+        "GET /echo HTTP/1.1\r\nHost: {}\r\n{credential}\r\nConnection: Upgrade\r\n\
+         Upgrade: echo\r\n\r\n",
+        f.host(8000),
+    );
+    socket.write_all(head.as_bytes()).await.expect("write");
+    let mut answer = Vec::new();
+    while !answer.windows(4).any(|w| w == b"\r\n\r\n") {
+        let mut buf = [0u8; 1];
+        let n = socket.read(&mut buf).await.expect("read");
+        assert!(n > 0, "closed: {}", String::from_utf8_lossy(&answer));
+        answer.extend_from_slice(&buf[..n]);
+    }
+    assert!(answer.starts_with(b"HTTP/1.1 101"), "{}", String::from_utf8_lossy(&answer));
+    socket.write_all(b"ping").await.expect("write");
+    let mut echo = [0u8; 4];
+    tokio::time::timeout(Duration::from_secs(10), socket.read_exact(&mut echo))
+        .await
+        .expect("echo in time")
+        .expect("echo");
+    socket
+}
+
+/// Whether the connection is closed within a second (it reads EOF or an error).
+async fn closed_within_a_second(socket: &mut tokio::net::TcpStream) -> bool {
+    let mut buf = [0u8; 64];
+    match tokio::time::timeout(Duration::from_secs(1), socket.read(&mut buf)).await {
+        Ok(Ok(0) | Err(_)) => true,
+        Ok(Ok(_)) | Err(_) => false,
+    }
+}
+
+/// A websocket (any upgrade) through a preview ends with the credential it was opened
+/// with: a token revoked, a share link revoked. One opened otherwise stays.
+#[tokio::test]
+async fn an_upgraded_preview_connection_ends_with_its_credential() {
+    let f = Fixture::new().await;
+    let json = [("cookie", f.cookie.as_str()), ("content-type", "application/json")];
+    let minted = f.server.request("POST", "/api/tokens", &json, r#"{"name":"ws"}"#).await;
+    let (token, token_id) = {
+        let minted = minted.json();
+        (
+            minted["token"].as_str().expect("token").to_owned(),
+            minted["id"].as_str().expect("id").to_owned(),
+        )
+    };
+    let mut by_token = echo_upgrade(&f, &format!("X-Flint-Token: {token}")).await;
+    // A share link's cookie.
+    let shares = format!("/api/sessions/{}/previews/8000/shares", f.id);
+    let share = f.server.request("POST", &shares, &json, "{}").await.json();
+    let share_id = share["id"].as_str().expect("id").to_owned();
+    let url = share["url"].as_str().expect("url");
+    let path = &url[url.find("/?flint_share=").expect("a share path")..];
+    let traded = f.preview(8000, "GET", path, &[("accept", "text/html")]).await;
+    let cookie = traded.header("set-cookie").expect("cookie").split(';').next().expect("pair");
+    let mut by_share = echo_upgrade(&f, &format!("Cookie: {cookie}")).await;
+    let mut by_other = echo_upgrade(&f, &format!("X-Flint-Token: {}", f.token)).await;
+    // A preview cookie got through a second sign-in of the owner's, in another browser.
+    let url = flint(&["login-url"], f._dir.path());
+    let login = f.server.get(&url[url.find("/login").expect("login url")..], &[]).await;
+    let sign_in = login.header("set-cookie").expect("cookie").split(';').next().expect("pair");
+    let sign_in = sign_in.to_owned();
+    let open = format!("/preview/open?session={}&port=8000", f.id);
+    let minted = f.server.get(&open, &[("cookie", &sign_in)]).await;
+    let location = minted.header("location").expect("location").to_owned();
+    let ticket = &location[location.find("/?flint_ticket=").expect("a ticket")..];
+    let traded = f.preview(8000, "GET", ticket, &[("accept", "text/html")]).await;
+    let cookie = traded.header("set-cookie").expect("cookie").split(';').next().expect("pair");
+    let mut by_sign_in = echo_upgrade(&f, &format!("Cookie: {cookie}")).await;
+    let out = [("cookie", sign_in.as_str()), ("x-flint-csrf", "1")];
+    let signed_out = f.server.request("POST", "/api/logout", &out, "").await;
+    assert_eq!(signed_out.status, StatusCode::NO_CONTENT, "{}", signed_out.body);
+    assert!(closed_within_a_second(&mut by_sign_in).await, "open after its sign-in ended");
+
+    let csrf = [("cookie", f.cookie.as_str()), ("x-flint-csrf", "1")];
+    let revoked = f.server.request("DELETE", &format!("/api/tokens/{token_id}"), &csrf, "").await;
+    assert_eq!(revoked.status, StatusCode::NO_CONTENT, "{}", revoked.body);
+    assert!(closed_within_a_second(&mut by_token).await, "open after its token was revoked");
+    let unshared = format!("{shares}/{share_id}");
+    let revoked = f.server.request("DELETE", &unshared, &csrf, "").await;
+    assert!(revoked.status.is_success(), "{}", revoked.body);
+    assert!(closed_within_a_second(&mut by_share).await, "open after its link was revoked");
+    // The other still echoes.
+    by_other.write_all(b"pong").await.expect("write");
+    let mut echo = [0u8; 4];
+    by_other.read_exact(&mut echo).await.expect("still open");
+    assert_eq!(&echo, b"pong");
+}
