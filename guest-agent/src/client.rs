@@ -77,6 +77,28 @@ fn transport(e: impl std::fmt::Display) -> Error {
     Error::Transport(e.to_string())
 }
 
+/// The largest JSON answer read from an agent (a deep file listing, a command's collected
+/// output): the server holds it whole, and the agent is the guest's, so it is bounded.
+pub const JSON_RESPONSE_MAX: usize = 16 << 20;
+
+/// The largest file read whole (`Client::read`, for an agent's MCP tools; the REST API
+/// streams) and the largest screenshot.
+pub const WHOLE_BODY_MAX: usize = 32 << 20;
+
+/// `body` whole, refused past `max` bytes with `TooLarge` naming the limit.
+async fn collect_limited(body: Incoming, max: usize, what: &str) -> Result<Bytes> {
+    match Limited::new(body, max).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
+            Err(Error::api(
+                ErrorCode::TooLarge,
+                format!("the agent's {what} is over the limit of {} MiB", max >> 20),
+            ))
+        }
+        Err(e) => Err(transport(e)),
+    }
+}
+
 /// One HTTP/2 connection to an agent.
 #[derive(Clone)]
 pub struct Client {
@@ -196,8 +218,8 @@ impl Client {
         query: Option<String>,
         body: ClientBody,
     ) -> Result<T> {
-        let bytes =
-            self.call(route, query, body).await?.collect().await.map_err(transport)?.to_bytes();
+        let body = self.call(route, query, body).await?;
+        let bytes = collect_limited(body, JSON_RESPONSE_MAX, "answer").await?;
         serde_json::from_slice(&bytes).map_err(|e| transport(format!("invalid response: {e}")))
     }
 
@@ -320,7 +342,7 @@ impl Client {
     pub async fn read(&self, path: &str) -> Result<Bytes> {
         let query = ReadQuery { path: path.to_owned(), offset: None, length: None };
         let body = self.read_stream(&query).await?;
-        Ok(body.collect().await.map_err(transport)?.to_bytes())
+        collect_limited(body, WHOLE_BODY_MAX, "file").await
     }
 
     /// `PUT /v1/files/write` from any body.
@@ -399,7 +421,7 @@ impl Client {
     /// `GET /v1/browser/screenshot`: a PNG of the active tab's viewport.
     pub async fn browser_screenshot(&self) -> Result<Bytes> {
         let body = self.call(Route::BrowserScreenshot, None, empty()).await?;
-        Ok(body.collect().await.map_err(transport)?.to_bytes())
+        collect_limited(body, WHOLE_BODY_MAX, "screenshot").await
     }
 
     /// `GET /v1/browser/text`: the active tab's visible text, URL and title.
@@ -519,5 +541,37 @@ impl<T: DeserializeOwned> FrameStream<T> {
     /// The next frame, or `None` at the end of the stream.
     pub async fn next(&mut self) -> Result<Option<T>> {
         self.reader.next::<T>().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A peer claiming to be an agent answers `/v1/info` with `size` bytes.
+    async fn answering(size: usize) -> Client {
+        let (ours, theirs) = tokio::io::duplex(1 << 16);
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |_request| async move {
+                let body = Full::new(Bytes::from(vec![b' '; size]));
+                Ok::<_, std::convert::Infallible>(Response::new(body))
+            });
+            let _ = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+                .serve_connection(TokioIo::new(theirs), service)
+                .await;
+        });
+        Client::handshake(Box::new(ours), "secret").await.expect("handshake")
+    }
+
+    #[tokio::test]
+    async fn an_agents_answer_past_the_limit_is_refused_with_the_limit() {
+        let client = answering(JSON_RESPONSE_MAX + 1).await;
+        let error = client.info().await.expect_err("over the limit");
+        assert_eq!(error.code(), ErrorCode::TooLarge, "{error}");
+        assert!(error.to_string().contains("16 MiB"), "{error}");
+        // Under it, the answer is read (and here is no JSON).
+        let client = answering(1 << 20).await;
+        let error = client.info().await.expect_err("not JSON");
+        assert_ne!(error.code(), ErrorCode::TooLarge, "{error}");
     }
 }
