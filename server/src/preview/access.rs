@@ -1,9 +1,17 @@
 //! Who may open a preview: single-use tickets and host-only cookies handed out for preview
 //! hosts, and what the proxy read from the store lately (owner, state, public ports,
 //! verified tokens), kept briefly because every proxied request needs it.
+//!
+//! **Bounded.** A cookie is signed, not stored (HMAC-SHA256 with a key made at start: after
+//! a restart a browser is bounced through the app once more): however many a share link's
+//! visitors trade for, the server holds nothing for them. Tickets are single-use, so they
+//! are held: at most [`TICKETS_MAX`], oldest first out, expired ones dropped from the front
+//! of their queue (never a scan of all under the lock).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
+
+use hmac::Mac as _;
 use std::time::{Duration, Instant};
 
 use super::{COOKIE_TTL, TICKET_TTL, Target};
@@ -60,14 +68,45 @@ pub(super) struct TokenFacts {
 /// Tickets and cookies handed out for preview hosts (in memory: after a restart a browser is
 /// bounced through the app once more, which it does by itself), and what the proxy read from
 /// the store lately (every proxied request needs it; the store is a round trip each).
-#[derive(Default)]
 pub struct Previews {
-    tickets: Mutex<HashMap<String, Grant>>,
-    cookies: Mutex<HashMap<String, Grant>>,
+    tickets: Mutex<Tickets>,
+    /// Signs cookies (made at start, never stored).
+    key: [u8; 32],
     sessions: Mutex<HashMap<String, (Instant, SessionFacts)>>,
     public: Mutex<HashMap<(String, u16), (Instant, bool)>>,
     tokens: Mutex<HashMap<String, (Instant, TokenFacts)>>,
 }
+
+/// Tickets not used yet, at most [`TICKETS_MAX`]: by hash, and in the order they were made
+/// (which is the order they expire in).
+#[derive(Default)]
+struct Tickets {
+    by_hash: HashMap<String, Grant>,
+    order: VecDeque<(Instant, String)>,
+}
+
+/// Tickets waiting to be used, at most: each is one `/preview/open` by a signed-in person or
+/// a guest, used within seconds; past this the oldest go.
+pub const TICKETS_MAX: usize = 10_000;
+
+impl Default for Previews {
+    fn default() -> Previews {
+        let mut key = [0u8; 32];
+        // The OS random source failing is not recoverable; a zero key must never sign.
+        if let Err(e) = getrandom::fill(&mut key) {
+            panic!("the OS random source failed: {e}");
+        }
+        Previews {
+            tickets: Mutex::default(),
+            key,
+            sessions: Mutex::default(),
+            public: Mutex::default(),
+            tokens: Mutex::default(),
+        }
+    }
+}
+
+type Signer = hmac::Hmac<sha2::Sha256>;
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -88,47 +127,85 @@ impl Previews {
     ) -> String {
         let ticket = crate::auth::random_hex();
         let expires = Instant::now() + TICKET_TTL;
+        let hash = hash_token(&ticket);
         let grant = Grant { holder, target: target.clone(), expires, ends };
         let mut tickets = lock(&self.tickets);
-        tickets.retain(|_, g| g.expires > Instant::now());
-        tickets.insert(hash_token(&ticket), grant);
+        let now = Instant::now();
+        while let Some((at, first)) = tickets.order.front().cloned()
+            && (at <= now || tickets.order.len() >= TICKETS_MAX)
+        {
+            tickets.order.pop_front();
+            tickets.by_hash.remove(&first);
+        }
+        tickets.order.push_back((expires, hash.clone()));
+        tickets.by_hash.insert(hash, grant);
         ticket
     }
 
     /// Uses a ticket up: a cookie value for its host, if it was valid for `target`.
     pub(super) fn redeem(&self, ticket: &str, target: &Target) -> Option<String> {
-        let grant = lock(&self.tickets).remove(&hash_token(ticket))?;
+        // Its place in the queue goes when it comes to the front.
+        let grant = lock(&self.tickets).by_hash.remove(&hash_token(ticket))?;
         if grant.expires < Instant::now() || grant.target != *target {
             return None;
         }
         Some(self.cookie_for(grant.holder, target, grant.ends))
     }
 
+    /// A signed cookie for `holder` on `target`: `v1.{kind}.{id}.{session}.{port}.{expires
+    /// ms}.{ends or -}.{HMAC, hex}`. Ids and signal names hold no dots.
     pub(super) fn cookie_for(
         &self,
         holder: Holder,
         target: &Target,
         ends: Option<String>,
     ) -> String {
-        let cookie = crate::auth::random_hex();
-        let expires = Instant::now() + COOKIE_TTL;
-        let grant = Grant { holder, target: target.clone(), expires, ends };
-        let mut cookies = lock(&self.cookies);
-        cookies.retain(|_, g| g.expires > Instant::now());
-        cookies.insert(hash_token(&cookie), grant);
-        cookie
+        let (kind, id) = match &holder {
+            Holder::User(id) => ("u", id),
+            Holder::Guest(id) => ("g", id),
+            Holder::Share(id) => ("s", id),
+        };
+        let expires = crate::store::now_ms() + COOKIE_TTL.as_millis() as i64;
+        let ends = ends.unwrap_or_else(|| "-".to_owned());
+        let payload = format!("v1.{kind}.{id}.{}.{}.{expires}.{ends}", target.session, target.port);
+        format!("{payload}.{}", self.sign(&payload))
     }
 
-    /// Who a cookie is for on `target`, and the signal its credential ends with.
+    fn sign(&self, payload: &str) -> String {
+        let mut mac = Signer::new_from_slice(&self.key).unwrap_or_else(|_| unreachable_key());
+        mac.update(payload.as_bytes());
+        mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// Who a cookie is for on `target`, and the signal its credential ends with: `None`
+    /// unless its signature holds, it is for `target` and it has not expired.
     pub(super) fn cookie_holder(
         &self,
         cookie: &str,
         target: &Target,
     ) -> Option<(Holder, Option<String>)> {
-        let cookies = lock(&self.cookies);
-        let grant = cookies.get(&hash_token(cookie))?;
-        (grant.expires > Instant::now() && grant.target == *target)
-            .then(|| (grant.holder.clone(), grant.ends.clone()))
+        let (payload, signature) = cookie.rsplit_once('.')?;
+        let signature = decode_hex(signature)?;
+        let mut mac = Signer::new_from_slice(&self.key).ok()?;
+        mac.update(payload.as_bytes());
+        mac.verify_slice(&signature).ok()?;
+        let fields: Vec<&str> = payload.split('.').collect();
+        let [version, kind, id, session, port, expires, ends] = fields[..] else { return None };
+        let expires: i64 = expires.parse().ok()?;
+        if version != "v1"
+            || session != target.session
+            || port.parse::<u16>().ok()? != target.port
+            || expires <= crate::store::now_ms()
+        {
+            return None;
+        }
+        let holder = match kind {
+            "u" => Holder::User(id.to_owned()),
+            "g" => Holder::Guest(id.to_owned()),
+            "s" => Holder::Share(id.to_owned()),
+            _ => return None,
+        };
+        Some((holder, (ends != "-").then(|| ends.to_owned())))
     }
 
     /// A session's state or a port's visibility changed: read them again.
@@ -195,9 +272,26 @@ impl Previews {
         Ok(Some(facts))
     }
 
-    /// Forgets every grant of a session (it was deleted).
-    pub fn forget_session(&self, session: &str) {
-        lock(&self.tickets).retain(|_, g| g.target.session != session);
-        lock(&self.cookies).retain(|_, g| g.target.session != session);
+    /// Tickets held (waiting to be used).
+    pub fn held_tickets(&self) -> usize {
+        lock(&self.tickets).by_hash.len()
     }
+
+    /// Forgets every ticket of a session (it was deleted; its cookies open nothing, as the
+    /// session is gone).
+    pub fn forget_session(&self, session: &str) {
+        lock(&self.tickets).by_hash.retain(|_, g| g.target.session != session);
+    }
+}
+
+/// HMAC takes a key of any length: a 32-byte one is never refused.
+fn unreachable_key() -> ! {
+    panic!("HMAC-SHA256 refused a 32-byte key")
+}
+
+fn decode_hex(text: &str) -> Option<Vec<u8>> {
+    if !text.len().is_multiple_of(2) || !text.is_ascii() {
+        return None;
+    }
+    (0..text.len()).step_by(2).map(|i| u8::from_str_radix(&text[i..i + 2], 16).ok()).collect()
 }

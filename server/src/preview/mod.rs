@@ -530,8 +530,36 @@ mod tests {
             Some((Holder::User("u1".to_owned()), None))
         );
         assert_eq!(previews.cookie_holder(&cookie, &other), None);
+        // Signed: a changed cookie, or one from another server's key, lets nobody in.
+        let forged = cookie.replacen(".u.u1.", ".u.u2.", 1);
+        assert_ne!(forged, cookie);
+        assert_eq!(previews.cookie_holder(&forged, &target), None);
+        assert_eq!(Previews::default().cookie_holder(&cookie, &target), None);
+        for junk in ["", ".", "v1", "a.b", "v1.u.u1.s1.8000.1.-.zz"] {
+            assert_eq!(previews.cookie_holder(junk, &target), None, "{junk}");
+        }
+        // The share link's and the guest's keep their kind and what they end with.
+        let ends = Some("share:x1".to_owned());
+        let shared = previews.cookie_for(Holder::Share("x1".to_owned()), &target, ends.clone());
+        assert_eq!(
+            previews.cookie_holder(&shared, &target),
+            Some((Holder::Share("x1".to_owned()), ends))
+        );
+        let ticket = previews.ticket("u1", &target);
         previews.forget_session("s1");
-        assert_eq!(previews.cookie_holder(&cookie, &target), None);
+        assert_eq!(previews.redeem(&ticket, &target), None, "the session's tickets went");
+    }
+
+    #[test]
+    fn tickets_in_waiting_are_bounded() {
+        let previews = Previews::default();
+        let target = Target { port: 8000, session: "s1".to_owned() };
+        let first = previews.ticket("u1", &target);
+        for _ in 0..access::TICKETS_MAX {
+            previews.ticket("u1", &target);
+        }
+        assert_eq!(previews.redeem(&first, &target), None, "the oldest went first");
+        assert!(previews.held_tickets() <= access::TICKETS_MAX);
     }
 
     #[test]
