@@ -112,6 +112,17 @@ pub fn truncate(text: &str, max: usize) -> String {
     }
 }
 
+/// The feed's word for `n` reports from inside a sandbox that were not kept, and `why`.
+pub fn dropped_report(n: u64, why: &str) -> ToolReport {
+    ToolReport {
+        tool: "reports_dropped".to_owned(),
+        summary: format!("{n} reports from inside the sandbox were dropped: {why}"),
+        status: proto::audit::ToolStatus::Error,
+        error: None,
+        duration_ms: 0,
+    }
+}
+
 /// A sandbox's report as the store may keep it: the guest's word, redacted again and capped.
 pub fn sanitize_report(mut report: ToolReport) -> ToolReport {
     report.tool = truncate(

@@ -169,6 +169,10 @@ pub enum Action {
     SessionEvents {
         /// Session id.
         id: String,
+        /// At most this many (the newest).
+        limit: Option<i64>,
+        /// Only entries before this one (a cursor: the first id of the last page).
+        before: Option<i64>,
     },
     /// The agent of a running session, to relay a stream (terminal websocket, file bodies,
     /// the workspace tarball): streams do not fit an `Outcome`. Its owner, or a token scoped
@@ -462,9 +466,9 @@ pub async fn perform(state: &AppState, caller: &Caller, action: Action) -> Resul
             state.sessions.publish_ports(&id).await;
             Ok(Outcome::Done)
         }
-        Action::SessionEvents { id } => {
+        Action::SessionEvents { id, limit, before } => {
             authorize(state, caller, &id, Need::Read).await?;
-            Ok(Outcome::Events(state.store.session_events(&id).await?))
+            Ok(Outcome::Events(state.store.session_events(&id, limit, before).await?))
         }
         Action::ConnectAgent { id, need } => {
             authorize(state, caller, &id, need).await?;

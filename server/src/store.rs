@@ -17,7 +17,7 @@ use crate::error::{AppError, Result};
 mod activity;
 mod people;
 mod previews;
-pub use activity::{CallRecord, GUEST_ACTOR};
+pub use activity::{CallRecord, EVENTS_PAGE_MAX, GUEST_ACTOR, GUEST_ROWS_MAX, OLDER_DROPPED_KIND};
 pub use people::{GuestRecord, InviteRecord};
 pub use previews::Share;
 

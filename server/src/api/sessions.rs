@@ -1,7 +1,7 @@
 //! `/api/sessions`: sessions and their terminals.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
 use http::StatusCode;
 use proto::api::ActivityEvent;
@@ -12,7 +12,7 @@ use proto::terminal::{CreateTerminal, TerminalId};
 
 use crate::app::{AppState, JsonBody};
 use crate::auth::Caller;
-use crate::core::{Action, perform};
+use crate::core::{Action, Outcome, perform};
 use crate::error::ErrorBody;
 use crate::error::{AppError, Result};
 
@@ -122,11 +122,35 @@ pub async fn kill_terminal(
 }
 
 /// `GET /api/sessions/{id}/events`
-#[utoipa::path(get, path = "/api/sessions/{id}/events", tag = "sessions", params(("id" = String, Path, description = "session id")), responses((status = 200, body = Vec<ActivityEvent>), (status = 401, description = "no credential", body = ErrorBody), (status = 404, description = "no such session", body = ErrorBody)))]
+#[utoipa::path(get, path = "/api/sessions/{id}/events", tag = "sessions", params(("id" = String, Path, description = "session id"), ("limit" = Option<i64>, Query, description = "at most this many, the newest (1 to 1000, the default)"), ("before" = Option<i64>, Query, description = "only entries older than this id: the first id of the page before")), responses((status = 200, body = Vec<ActivityEvent>, description = "oldest first; with a `Link: <...>; rel=\"next\"` header when older entries remain"), (status = 401, description = "no credential", body = ErrorBody), (status = 404, description = "no such session", body = ErrorBody)))]
 pub async fn events(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
+    Query(page): Query<EventsPage>,
 ) -> Result<Response> {
-    respond(&state, &caller, Action::SessionEvents { id }, StatusCode::OK).await
+    let limit = page.limit.unwrap_or(crate::store::EVENTS_PAGE_MAX);
+    let action = Action::SessionEvents { id: id.clone(), limit: Some(limit), before: page.before };
+    let Outcome::Events(events) = perform(&state, &caller, action).await? else {
+        return Err(AppError::internal("session events gave no events"));
+    };
+    // A full page may have older entries behind it: say where they are.
+    let next = events
+        .first()
+        .filter(|_| i64::try_from(events.len()).is_ok_and(|n| n >= limit.max(1)))
+        .map(|first| {
+            format!("</api/sessions/{id}/events?before={}&limit={limit}>; rel=\"next\"", first.id)
+        });
+    let mut response = Json(events).into_response();
+    if let Some(link) = next.and_then(|l: String| http::HeaderValue::from_str(&l).ok()) {
+        response.headers_mut().insert(http::header::LINK, link);
+    }
+    Ok(response)
+}
+
+/// `GET /api/sessions/{id}/events` query: a page of the feed.
+#[derive(serde::Deserialize)]
+pub struct EventsPage {
+    limit: Option<i64>,
+    before: Option<i64>,
 }

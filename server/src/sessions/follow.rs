@@ -7,6 +7,40 @@ use guest_agent::client::Client;
 use super::{SessionChange, Sessions};
 use crate::error::Result;
 
+/// Reports from inside a sandbox recorded per second, sustained; beyond it they are dropped
+/// and counted (a guest looping on `POST /v1/audit` must not fill the store).
+pub const GUEST_REPORTS_PER_S: u32 = 10;
+
+/// Reports recorded at once before the rate applies (an agent's burst of calls).
+pub const GUEST_REPORTS_BURST: u32 = 100;
+
+/// A token bucket for one session's guest reports.
+struct GuestRate {
+    tokens: f64,
+    at: tokio::time::Instant,
+    dropped: u64,
+}
+
+impl GuestRate {
+    fn new(now: tokio::time::Instant) -> GuestRate {
+        GuestRate { tokens: f64::from(GUEST_REPORTS_BURST), at: now, dropped: 0 }
+    }
+
+    /// `Some(dropped since the last admitted)` if a report may be recorded now, else `None`
+    /// (and it is counted).
+    fn admit(&mut self, now: tokio::time::Instant) -> Option<u64> {
+        let earned = now.duration_since(self.at).as_secs_f64() * f64::from(GUEST_REPORTS_PER_S);
+        self.tokens = (self.tokens + earned).min(f64::from(GUEST_REPORTS_BURST));
+        self.at = now;
+        if self.tokens < 1.0 {
+            self.dropped += 1;
+            return None;
+        }
+        self.tokens -= 1.0;
+        Some(std::mem::take(&mut self.dropped))
+    }
+}
+
 impl Sessions {
     /// Records what `guest-agent mcp` inside the session reports, for as long as the agent
     /// answers.
@@ -23,15 +57,27 @@ impl Sessions {
                 Ok(stream) => stream,
                 Err(e) => return tracing::debug!(session = %id, "guest reports: {e}"),
             };
+            let mut bucket = GuestRate::new(tokio::time::Instant::now());
             while let Ok(Some(guest)) = reports.next().await {
                 if guest.seq <= last {
                     continue;
                 }
+                // Over the rate: counted, said once the rate allows again.
+                let Some(dropped) = bucket.admit(tokio::time::Instant::now()) else { continue };
                 let Some(sessions) = me.upgrade() else { return };
-                let report = crate::activity::sanitize_report(guest.report);
-                match sessions.store.guest_call(&id, guest.seq, &report).await {
-                    Ok(event) => sessions.publish_activity(event).await,
-                    Err(e) => tracing::warn!(session = %id, "guest report not recorded: {e}"),
+                let mut reports = Vec::with_capacity(2);
+                if dropped > 0 {
+                    reports.push(crate::activity::dropped_report(
+                        dropped,
+                        &format!("over {GUEST_REPORTS_PER_S} a second"),
+                    ));
+                }
+                reports.push(crate::activity::sanitize_report(guest.report));
+                for report in reports {
+                    match sessions.store.guest_call(&id, guest.seq, &report).await {
+                        Ok(event) => sessions.publish_activity(event).await,
+                        Err(e) => tracing::warn!(session = %id, "guest report not recorded: {e}"),
+                    }
                 }
             }
         });
@@ -81,5 +127,25 @@ impl Sessions {
                 sessions.publish_ports(&id).await;
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn guest_reports_past_the_rate_are_dropped_and_counted() {
+        let start = tokio::time::Instant::now();
+        let mut bucket = GuestRate::new(start);
+        for _ in 0..GUEST_REPORTS_BURST {
+            assert_eq!(bucket.admit(start), Some(0));
+        }
+        for _ in 0..5 {
+            assert_eq!(bucket.admit(start), None);
+        }
+        let later = start + std::time::Duration::from_millis(1000 / u64::from(GUEST_REPORTS_PER_S));
+        assert_eq!(bucket.admit(later), Some(5), "the next one says how many went");
+        assert_eq!(bucket.admit(later), None);
     }
 }

@@ -11,6 +11,16 @@ use crate::error::Result;
 /// Who the feed names for calls the sandbox reported.
 pub const GUEST_ACTOR: &str = "in-sandbox agent";
 
+/// Reports from inside a sandbox kept per session: past it the oldest go, and one entry in
+/// their place says how many went.
+pub const GUEST_ROWS_MAX: i64 = 10_000;
+
+/// The kind of that one entry.
+pub const OLDER_DROPPED_KIND: &str = "mcp.older_dropped";
+
+/// Feed entries one `GET .../events` answers with, at most (and by default).
+pub const EVENTS_PAGE_MAX: i64 = 1_000;
+
 /// An audit row joined with its user, as a macro so queries stay `&'static str`.
 macro_rules! activity_columns {
     () => {
@@ -148,6 +158,7 @@ impl Store {
         .bind(i64::try_from(seq).unwrap_or(i64::MAX))
         .execute(&self.pool)
         .await?;
+        self.cap_guest_rows(session_id).await?;
         Ok(ActivityEvent {
             id: done.last_insert_rowid(),
             at_ms: at_ms.saturating_sub(duration),
@@ -162,6 +173,70 @@ impl Store {
             guest_reported: true,
             terminal: None,
         })
+    }
+
+    /// Keeps at most [`GUEST_ROWS_MAX`] guest reports of a session: the oldest go, and one
+    /// [`OLDER_DROPPED_KIND`] entry in their place counts all that went.
+    async fn cap_guest_rows(&self, session_id: &str) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        let count: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM audit_events WHERE session_id = ? AND guest_reported = 1 \
+             AND kind != ?",
+        )
+        .bind(session_id)
+        .bind(OLDER_DROPPED_KIND)
+        .fetch_one(&mut *tx)
+        .await?;
+        if count <= GUEST_ROWS_MAX {
+            return Ok(());
+        }
+        let excess = count - GUEST_ROWS_MAX;
+        let (last_id, last_at): (i64, i64) = sqlx::query_as(
+            "SELECT id, at_ms FROM audit_events WHERE session_id = ? AND guest_reported = 1 \
+             AND kind != ? ORDER BY id LIMIT 1 OFFSET ?",
+        )
+        .bind(session_id)
+        .bind(OLDER_DROPPED_KIND)
+        .bind(excess - 1)
+        .fetch_one(&mut *tx)
+        .await?;
+        let before: Option<String> = sqlx::query_scalar(
+            "SELECT detail_json FROM audit_events WHERE session_id = ? AND kind = ?",
+        )
+        .bind(session_id)
+        .bind(OLDER_DROPPED_KIND)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let earlier = before
+            .and_then(|d| serde_json::from_str::<serde_json::Value>(&d).ok())
+            .and_then(|d| d["dropped"].as_i64())
+            .unwrap_or(0);
+        sqlx::query(
+            "DELETE FROM audit_events WHERE session_id = ? AND guest_reported = 1 \
+             AND (kind = ? OR id <= ?)",
+        )
+        .bind(session_id)
+        .bind(OLDER_DROPPED_KIND)
+        .bind(last_id)
+        .execute(&mut *tx)
+        .await?;
+        // In the place of the last one that went, so the feed's order keeps it first.
+        let dropped = earlier + excess;
+        sqlx::query(
+            "INSERT INTO audit_events (id, at_ms, user_id, session_id, kind, detail_json, actor, \
+             summary, status, guest_reported) VALUES (?, ?, NULL, ?, ?, ?, ?, ?, 'error', 1)",
+        )
+        .bind(last_id)
+        .bind(last_at)
+        .bind(session_id)
+        .bind(OLDER_DROPPED_KIND)
+        .bind(serde_json::json!({ "dropped": dropped }).to_string())
+        .bind(GUEST_ACTOR)
+        .bind(format!("{dropped} older entries reported from inside the sandbox were dropped"))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     /// The last guest report recorded for a session (0 for none): a re-adopted sandbox's
@@ -225,16 +300,80 @@ impl Store {
         activity_from_row(&row)
     }
 
-    /// A session's activity feed, oldest first.
-    pub async fn session_events(&self, session_id: &str) -> Result<Vec<ActivityEvent>> {
+    /// A page of a session's activity feed, oldest first: the newest `limit` (at most
+    /// [`EVENTS_PAGE_MAX`]) entries, or those before entry `before`.
+    pub async fn session_events(
+        &self,
+        session_id: &str,
+        limit: Option<i64>,
+        before: Option<i64>,
+    ) -> Result<Vec<ActivityEvent>> {
+        let limit = limit.unwrap_or(EVENTS_PAGE_MAX).clamp(1, EVENTS_PAGE_MAX);
         let rows = sqlx::query(concat!(
             "SELECT ",
             activity_columns!(),
-            " WHERE e.session_id = ? ORDER BY e.id"
+            " WHERE e.session_id = ? AND e.id < ? ORDER BY e.id DESC LIMIT ?"
         ))
         .bind(session_id)
+        .bind(before.unwrap_or(i64::MAX))
+        .bind(limit)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter().map(activity_from_row).collect()
+        let mut events: Vec<ActivityEvent> =
+            rows.iter().map(activity_from_row).collect::<Result<_>>()?;
+        events.reverse();
+        Ok(events)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(n: u64) -> proto::audit::ToolReport {
+        proto::audit::ToolReport {
+            tool: "run_command".to_owned(),
+            summary: format!("call {n}"),
+            status: proto::audit::ToolStatus::Ok,
+            error: None,
+            duration_ms: 1,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_sessions_guest_reports_are_capped_with_one_entry_counting_what_went() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).await.expect("open");
+        let over = 25u64;
+        let total = u64::try_from(GUEST_ROWS_MAX).expect("cap") + over;
+        for n in 1..=total {
+            store.guest_call("s1", n, &report(n)).await.expect("recorded");
+        }
+        store.guest_call("s2", 1, &report(1)).await.expect("another session");
+        // Newest first pages: the last page starts with the entry counting what went.
+        let mut all = Vec::new();
+        let mut before = None;
+        loop {
+            let page =
+                store.session_events("s1", Some(EVENTS_PAGE_MAX), before).await.expect("page");
+            let Some(first) = page.first() else { break };
+            before = Some(first.id);
+            all.splice(0..0, page);
+        }
+        assert_eq!(all.len() as i64, GUEST_ROWS_MAX + 1, "the cap and one entry for the rest");
+        assert_eq!(all[0].kind, OLDER_DROPPED_KIND);
+        assert!(all[0].summary.starts_with(&format!("{over} older entries")), "{}", all[0].summary);
+        assert_eq!(all[1].summary, format!("call {}", over + 1), "the oldest kept");
+        assert_eq!(all.last().map(|e| e.summary.clone()), Some(format!("call {total}")));
+        // One more: still one counting entry, now one more.
+        store.guest_call("s1", total + 1, &report(total + 1)).await.expect("recorded");
+        let page = store.session_events("s1", Some(2), Some(all[2].id)).await.expect("page");
+        assert_eq!(page.len(), 1, "the counting entry is the only one before the oldest kept");
+        assert!(
+            page[0].summary.starts_with(&format!("{} older entries", over + 1)),
+            "{:?}",
+            page[0]
+        );
+        assert_eq!(store.session_events("s2", None, None).await.expect("s2").len(), 1);
     }
 }

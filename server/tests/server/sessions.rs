@@ -563,6 +563,29 @@ async fn an_out_of_memory_kill_is_recorded_as_a_session_event() {
     assert_eq!(alive.json()["exit_code"], 0);
     let events = server.get(&format!("/api/sessions/{id}/events"), &json[..1]).await;
     assert!(events.body.contains("[redacted]"), "{}", events.body);
+    assert!(events.header("link").is_none(), "one page holds them all: {:?}", events.headers);
+    // The feed comes in pages, newest first, each oldest first, linked to the one before.
+    let all: Vec<i64> =
+        events.json().as_array().expect("array").iter().filter_map(|e| e["id"].as_i64()).collect();
+    let mut path = format!("/api/sessions/{id}/events?limit=2");
+    let mut paged = Vec::new();
+    loop {
+        let page = server.get(&path, &json[..1]).await;
+        let ids: Vec<i64> = page
+            .json()
+            .as_array()
+            .expect("array")
+            .iter()
+            .filter_map(|e| e["id"].as_i64())
+            .collect();
+        assert!(ids.len() <= 2, "{ids:?}");
+        paged.splice(0..0, ids);
+        let Some(link) = page.header("link") else { break };
+        let next = link.trim_start_matches('<').split('>').next().expect("a link").to_owned();
+        assert!(next.contains("before="), "{link}");
+        path = next;
+    }
+    assert_eq!(paged, all);
     assert!(
         !events.body.contains("abc123secret") && !events.body.contains("hunter22"),
         "{}",
