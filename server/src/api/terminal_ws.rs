@@ -128,6 +128,14 @@ const MESSAGE_OUTPUT_BYTES: usize = 64 << 10;
 /// gap instead.
 const OUTBOX_BYTES: usize = 512 << 10;
 
+/// Control messages (answers, resizes, notices) a websocket may have queued: they cannot
+/// become a gap, so a client that sends (bad messages, say) without reading what it is
+/// answered is closed ([`CLOSE_NOT_READING`]) when they reach this.
+const CONTROL_BYTES: usize = 256 << 10;
+
+/// Close code: the client did not read what it was sent while it kept sending.
+pub const CLOSE_NOT_READING: u16 = 1008;
+
 /// How long the relay waits for a full outbox to make room before it records a gap: a
 /// browser that reads at all keeps every byte; one stalled longer stops holding up the
 /// shell (the agent waits as long for its attachers: its `STALL_GRACE`).
@@ -149,11 +157,15 @@ enum Item {
     Close(Frame),
 }
 
-/// One browser's queue, bounded by output bytes; control messages always fit.
+/// One browser's queue, bounded by output bytes ([`OUTBOX_BYTES`], then gaps) and control
+/// bytes ([`CONTROL_BYTES`], then the socket is closed).
 #[derive(Default)]
 struct Outbox {
     items: VecDeque<Item>,
     bytes: usize,
+    control: usize,
+    /// A control message did not fit: the relay closes the socket.
+    overflowed: bool,
 }
 
 impl Outbox {
@@ -182,13 +194,23 @@ impl Outbox {
     }
 
     fn push(&mut self, item: Item) {
+        if let Item::Message(frame) = &item {
+            let size = frame.payload().len();
+            if self.control + size > CONTROL_BYTES {
+                self.overflowed = true;
+                return;
+            }
+            self.control += size;
+        }
         self.items.push_back(item);
     }
 
     fn pop(&mut self) -> Option<Item> {
         let item = self.items.pop_front()?;
-        if let Item::Output { data, .. } = &item {
-            self.bytes -= data.len();
+        match &item {
+            Item::Output { data, .. } => self.bytes -= data.len(),
+            Item::Message(frame) => self.control -= frame.payload().len(),
+            Item::Gap { .. } | Item::Close(_) => {}
         }
         Some(item)
     }
@@ -201,6 +223,8 @@ struct Shared {
     ready: tokio::sync::Notify,
     /// Signalled as output leaves the outbox.
     room: tokio::sync::Notify,
+    /// Signalled when a control message did not fit.
+    overflow: tokio::sync::Notify,
 }
 
 impl Shared {
@@ -209,8 +233,26 @@ impl Shared {
     }
 
     fn with(&self, f: impl FnOnce(&mut Outbox)) {
-        f(&mut self.outbox.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+        let overflowed = {
+            let mut outbox = self.outbox.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            f(&mut outbox);
+            outbox.overflowed
+        };
         self.ready.notify_one();
+        if overflowed {
+            self.overflow.notify_one();
+        }
+    }
+
+    /// Resolves once a control message did not fit ([`CONTROL_BYTES`]).
+    async fn overflowed(&self) {
+        loop {
+            let notified = self.overflow.notified();
+            if self.outbox.lock().unwrap_or_else(std::sync::PoisonError::into_inner).overflowed {
+                return;
+            }
+            notified.await;
+        }
     }
 
     async fn pop(&self) -> Item {
@@ -321,9 +363,15 @@ async fn relay(
             Some(close_frame(CLOSE_ACCESS_ENDED, "your access to this session ended"))
         }
         why = credential.ended() => Some(close_frame(CLOSE_REVOKED, why)),
+        () = shared.overflowed() => Some(close_frame(
+            CLOSE_NOT_READING,
+            "the client kept sending without reading what it was sent",
+        )),
     };
     if let Some(close) = close {
-        let _ = to_browser.send(close).await;
+        // A client that does not read may never take it: it is dropped then.
+        let send = to_browser.send(close);
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(1), send).await;
     }
 }
 
@@ -516,6 +564,21 @@ mod tests {
             ]
         );
         assert_eq!(outbox.bytes, 0, "the budget is given back as messages leave");
+    }
+
+    #[test]
+    fn control_messages_count_and_past_their_budget_the_socket_is_closed() {
+        let mut outbox = Outbox::default();
+        let message = format!("{{\"type\":\"error\",\"message\":\"{}\"}}", "x".repeat(1000));
+        let mut queued = 0;
+        while !outbox.overflowed {
+            outbox.push(Item::Message(Frame::text(message.clone())));
+            queued += 1;
+            assert!(queued <= CONTROL_BYTES / 1000 + 1, "control messages grew past the budget");
+        }
+        assert!(outbox.control <= CONTROL_BYTES);
+        while outbox.pop().is_some() {}
+        assert_eq!(outbox.control, 0, "the budget is given back as messages leave");
     }
 
     #[test]
