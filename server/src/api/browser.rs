@@ -119,6 +119,7 @@ pub async fn browser_ws(
         may_drive: role.may_edit(),
         browsers: state.browsers.clone(),
         query,
+        loads: Arc::new(tokio::sync::Semaphore::new(LOADS_IN_FLIGHT)),
     };
     Ok(upgrade
         .max_message_size(MAX_CLIENT_MESSAGE)
@@ -147,7 +148,14 @@ struct Viewer {
     may_drive: bool,
     browsers: Arc<Browsers>,
     query: ScreencastQuery,
+    /// Navigations and new tabs this socket has in flight, at most [`LOADS_IN_FLIGHT`].
+    loads: Arc<tokio::sync::Semaphore>,
 }
+
+/// Navigations and new tabs one browser websocket may have loading at once: each holds a
+/// task and an agent stream until its page loads or times out, so a client that sends them
+/// in a loop is answered "too many" beyond this instead of growing the server.
+pub const LOADS_IN_FLIGHT: usize = 4;
 
 impl Viewer {
     async fn relay(self, socket: WebSocket) {
@@ -302,6 +310,21 @@ impl Viewer {
                 self.browsers.drove(&self.session_id, DriverKind::Person, &self.person);
             }
             let client = self.client.clone();
+            let loads = matches!(
+                message,
+                BrowserClientMessage::Navigate { .. } | BrowserClientMessage::NewTab { .. }
+            );
+            let permit = match loads.then(|| self.loads.clone().try_acquire_owned()) {
+                Some(Err(_)) => {
+                    let message = format!(
+                        "{LOADS_IN_FLIGHT} pages are loading already: wait for one to finish"
+                    );
+                    let _ = text.send(BrowserServerMessage::Error { message }).await;
+                    continue;
+                }
+                Some(Ok(permit)) => Some(permit),
+                None => None,
+            };
             let result = match message {
                 BrowserClientMessage::Input { event } => {
                     client.browser_input(&event).await.map(drop)
@@ -315,6 +338,7 @@ impl Viewer {
                 BrowserClientMessage::Navigate { url } => {
                     let (text, done) = (text.clone(), refresh.clone());
                     tokio::spawn(async move {
+                        let _permit = permit;
                         let request = Navigate { url, wait_ms: None };
                         let result = client.browser_navigate(&request).await.map(drop);
                         answer(&text, &done, result).await;
@@ -326,6 +350,7 @@ impl Viewer {
                 BrowserClientMessage::NewTab { url } => {
                     let (text, done) = (text.clone(), refresh.clone());
                     tokio::spawn(async move {
+                        let _permit = permit;
                         let result = client.browser_new_tab(&NewTab { url }).await.map(drop);
                         answer(&text, &done, result).await;
                     });

@@ -266,6 +266,26 @@ async fn a_person_watches_and_drives_the_shared_browser_over_the_websocket() {
     let foreign =
         f.server.ws(&path, &[("authorization", &f.bearer), ("origin", "http://evil.test")]).await;
     assert_eq!(foreign.err(), Some(StatusCode::FORBIDDEN));
+
+    // Pages that never load hold what they use; a socket has at most a few loading, and
+    // the next is answered at once.
+    let (code, _, err) = f
+        .server
+        .sh(
+            &f.bearer,
+            &f.id,
+            "setsid -f python3 -c 'import socket, time; s = socket.socket();              s.bind((\"127.0.0.1\", 8124)); s.listen(64); time.sleep(600)' >/dev/null 2>&1",
+        )
+        .await;
+    assert_eq!(code, 0, "{err}");
+    for n in 0..12 {
+        let kind = if n % 2 == 0 { "navigate" } else { "new_tab" };
+        viewer.send(json!({"type": kind, "url": format!("http://127.0.0.1:8124/{n}")})).await;
+    }
+    let refused = tokio::time::timeout(std::time::Duration::from_secs(10), viewer.next_error())
+        .await
+        .expect("an answer at once");
+    assert!(refused.contains("loading already"), "{refused}");
 }
 
 #[tokio::test]
