@@ -19,6 +19,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context as _, bail};
+use ipnet::Ipv4Net;
 use tokio::sync::Mutex;
 
 use self::dns::{Forwarder, Sockets};
@@ -61,12 +62,16 @@ pub struct Network {
     sockets: Sockets,
     upstreams: Arc<Vec<SocketAddr>>,
     attached: Mutex<HashMap<String, Attached>>,
-    host: Mutex<Vec<Ipv4Addr>>,
+    host: Mutex<Vec<Ipv4Net>>,
 }
 
 /// Serialises address allocation on a machine: servers (tests run several) pick a free /30
 /// by looking at the uplink's addresses, then take it.
 const ALLOC_LOCK: &str = "/run/flint/net.lock";
+
+/// The shortest connected prefix taken for a LAN: an address configured with a shorter one
+/// (a /0 on a point-to-point link, say) would forbid most of the internet.
+pub const CONNECTED_PREFIX_MIN: u8 = 8;
 
 /// Each namespace's sandbox address, by namespace name: a runtime that takes the veth over
 /// (gVisor) leaves no address in the namespace to find it by after a restart.
@@ -153,13 +158,29 @@ impl Network {
         format!("{}{session}", self.netns_prefix())
     }
 
-    /// Keeps the `host` set equal to the host's own IPv4 addresses (they change: DHCP,
-    /// new interfaces), so that none is reachable from a sandbox however it is routed.
+    /// Keeps the `host` set equal to the host's own IPv4 addresses and the subnets they are
+    /// directly connected to, the uplink namespace's too (they change: DHCP, new
+    /// interfaces; refreshed every 10 s), so that neither the host nor its LAN is reachable
+    /// from a sandbox however it is routed. The pool's own links are left out (forbidden
+    /// already), and so is a connected prefix shorter than [`CONNECTED_PREFIX_MIN`].
     pub async fn refresh_host_addresses(&self) -> anyhow::Result<()> {
-        let mut addresses: Vec<Ipv4Addr> =
-            netns::ipv4_networks(None).await?.iter().map(|n| n.addr()).collect();
-        addresses.sort();
-        addresses.dedup();
+        let mut networks = netns::ipv4_networks(None).await?;
+        if let Some(uplink) = self.uplink() {
+            networks.extend(netns::ipv4_networks(Some(uplink)).await?);
+        }
+        let pool = self.config.pool.net();
+        let mut addresses: Vec<Ipv4Net> = Vec::new();
+        for net in networks {
+            if pool.contains(&net.addr()) {
+                continue;
+            }
+            addresses.push(Ipv4Net::new(net.addr(), 32).unwrap_or(net));
+            if net.prefix_len() >= CONNECTED_PREFIX_MIN && net.prefix_len() < 32 {
+                addresses.push(net.trunc());
+            }
+        }
+        // Overlaps merged: an address inside its own subnet is one element.
+        let addresses = Ipv4Net::aggregate(&addresses);
         let mut host = self.host.lock().await;
         if *host != addresses {
             self.nft.apply(&self.nft.host_addresses(&addresses)).await?;

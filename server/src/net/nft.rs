@@ -5,7 +5,6 @@
 //! gateway, their address), so starting, stopping and reconciling a sandbox is an element
 //! change, atomic and independent of the others.
 
-use std::net::Ipv4Addr;
 use std::process::Stdio;
 
 use anyhow::{Context as _, bail};
@@ -32,7 +31,8 @@ impl Nft {
     /// transaction and keeps every set's elements, so a running sandbox is never unguarded.
     ///
     /// - from a sandbox to the uplink itself (input): only DNS to its own gateway, and
-    ///   replies to what the uplink opened;
+    ///   replies to what the uplink opened; DNS to a gateway from anywhere else (the LAN,
+    ///   the uplink itself) never: the forwarders answer sandboxes only;
     /// - from a sandbox onwards (forward): never to a forbidden range or a host address, and
     ///   only from its own address; IPv6 never;
     /// - to a sandbox: only replies;
@@ -62,6 +62,7 @@ flush chain inet {t} from_sandbox_to_uplink
 flush chain inet {t} from_sandbox
 flush chain inet {t} to_sandbox
 add rule inet {t} input iifname @ifs jump from_sandbox_to_uplink
+add rule inet {t} input ip daddr {pool} meta l4proto {{ tcp, udp }} th dport 53 drop
 add rule inet {t} from_sandbox_to_uplink meta nfproto ipv6 drop
 add rule inet {t} from_sandbox_to_uplink ct state established,related accept
 add rule inet {t} from_sandbox_to_uplink iifname . ip saddr != @source drop
@@ -102,12 +103,12 @@ add rule inet {t} postrouting ip saddr {pool} oifname != @ifs masquerade
         )
     }
 
-    /// Replaces the host's addresses (refreshed as they change).
-    pub fn host_addresses(&self, addresses: &[Ipv4Addr]) -> String {
+    /// Replaces the host's addresses and connected subnets (refreshed as they change).
+    pub fn host_addresses(&self, addresses: &[Ipv4Net]) -> String {
         let t = &self.table;
         let mut script = format!("flush set inet {t} host\n");
         if !addresses.is_empty() {
-            let list: Vec<String> = addresses.iter().map(Ipv4Addr::to_string).collect();
+            let list: Vec<String> = addresses.iter().map(Ipv4Net::to_string).collect();
             script.push_str(&format!("add element inet {t} host {{ {} }}\n", list.join(", ")));
         }
         script

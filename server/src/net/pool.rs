@@ -18,7 +18,13 @@ pub const FORBIDDEN: &[&str] = &[
     "169.254.0.0/16",
     "172.16.0.0/12",
     "192.168.0.0/16",
-    // multicast, reserved and broadcast
+    // IANA special-purpose, not global: protocol assignments, benchmarking, documentation
+    // (TEST-NET-1 and -2; TEST-NET-3, 203.0.113.0/24, is the test uplink's "internet")
+    "192.0.0.0/24",
+    "192.0.2.0/24",
+    "198.18.0.0/15",
+    "198.51.100.0/24",
+    // multicast, reserved (240.0.0.0/4) and broadcast
     "224.0.0.0/3",
 ];
 

@@ -104,9 +104,11 @@ async fn escape_suite(driver: &str) {
         (gateway.clone(), uplink::UPLINK_SERVICE_PORT),
         (uplink::METADATA.to_string(), uplink::HTTP_PORT),
         (uplink::PRIVATE.to_string(), uplink::HTTP_PORT),
+        // The uplink's LAN (a connected subnet) and IANA's non-global ranges.
+        (uplink::LAN.to_string(), uplink::HTTP_PORT),
+        (uplink::WORLD_LINK.to_string(), uplink::HTTP_PORT),
         (uplink::DNS.to_string(), 53),
         (b_addr.to_string(), 8000),
-        (gateway_of(b_addr).to_string(), 53),
     ];
     for (addr, port) in &from_host {
         assert!(uplink::host_reaches(addr, *port), "{addr}:{port} is not up on the host");
@@ -114,7 +116,13 @@ async fn escape_suite(driver: &str) {
     for (addr, port) in &from_uplink {
         assert!(uplink.reaches(addr, *port), "{addr}:{port} is not up from the uplink");
     }
-    let all: Vec<(String, u16)> = from_host.iter().chain(&from_uplink).cloned().collect();
+    // B's gateway's DNS is up (B reaches it), and answers B only: not A, nor the uplink
+    // (a query from its LAN).
+    let b_dns = (gateway_of(b_addr).to_string(), 53);
+    assert_eq!(sandbox_reaches(&server, &bearer, b, std::slice::from_ref(&b_dns)).await.len(), 1);
+    assert!(!uplink.reaches(&b_dns.0, 53), "the uplink reached a sandbox's DNS forwarder");
+    let all: Vec<(String, u16)> =
+        from_host.iter().chain(&from_uplink).chain([&b_dns]).cloned().collect();
     let escaped = sandbox_reaches(&server, &bearer, a, &all).await;
     assert!(escaped.is_empty(), "session A reached {escaped:?}");
 

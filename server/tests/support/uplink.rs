@@ -3,6 +3,7 @@
 //!
 //! ```text
 //!  host (root ns) ── 198.19.N.M/30 ── uplink ns ── 198.18.0.0/30 ── world ns
+//!                                                  203.0.113.240/29   203.0.113.242  "LAN"
 //!                                        │                          203.0.113.10  "internet" (HTTP :80)
 //!                                        ├─ fl… veths to sandboxes  169.254.169.254  metadata (HTTP :80)
 //!                                        └─ a service on 0.0.0.0    10.99.0.1  private service (HTTP :80)
@@ -21,6 +22,11 @@ use std::time::{Duration, Instant};
 
 /// The fake internet host.
 pub const INTERNET: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 10);
+/// A host on the uplink's LAN: a subnet the uplink is directly connected to, outside every
+/// range Flint forbids by name (the world's end of the link, on the same web server).
+pub const LAN: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 242);
+/// The world's end of the uplink's link: in IANA's benchmarking range (198.18.0.0/15).
+pub const WORLD_LINK: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
 /// Its name in the fake DNS.
 pub const INTERNET_NAME: &str = "internet.test";
 /// The fake metadata endpoint.
@@ -136,6 +142,7 @@ impl Uplink {
             "link set lo up".to_owned(),
             format!("link add eth0 type veth peer name eth0 netns {world}"),
             "addr add 198.18.0.1/30 dev eth0".to_owned(),
+            "addr add 203.0.113.241/29 dev eth0".to_owned(),
             "link set eth0 up".to_owned(),
             format!("addr add {uplink_link_address}/30 dev eth1"),
             "link set eth1 up".to_owned(),
@@ -153,6 +160,7 @@ impl Uplink {
         let mut world_lines = vec![
             "link set lo up".to_owned(),
             "addr add 198.18.0.2/30 dev eth0".to_owned(),
+            format!("addr add {LAN}/29 dev eth0"),
             "link set eth0 up".to_owned(),
         ];
         for target in [INTERNET, METADATA, PRIVATE, DNS] {
