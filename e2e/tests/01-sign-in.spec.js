@@ -1,5 +1,6 @@
 // Signing in with the printed single-use link, a used link, signing out.
 import { test, expect, shot, freshContext } from './fixtures.js';
+import { waitForPrompt } from '../lib/terminal.js';
 
 test('the printed login link signs in once, and sign-out signs out', async ({ browser, flint }) => {
   const context = await freshContext(browser);
@@ -33,5 +34,24 @@ test('the printed login link signs in once, and sign-out signs out', async ({ br
   expect((await page.request.get(`${flint.url}/api/me`)).status()).toBe(401);
   await page.reload();
   await expect(page.getByTestId('signed-out')).toBeVisible();
+  await context.close();
+});
+
+test('signing out in one tab ends the workspace open in another', async ({ browser, flint, sessions }) => {
+  const context = await freshContext(browser);
+  const page = await context.newPage();
+  await page.goto(await flint.newLoginUrl());
+  const session = await sessions.create({ name: 'e2e-signout' });
+  await page.goto(`${flint.url}/s/${session.id}`);
+  await waitForPrompt(page, null, { timeout: 30_000 });
+
+  // Another tab of the same browser signs out: the open workspace's terminal is closed by
+  // the server (its credential ended) and the tab says it is signed out, at once.
+  const other = await context.newPage();
+  await other.goto(`${flint.url}/`);
+  await other.getByTestId('sign-out').click();
+  await expect(other.getByTestId('signed-out')).toBeVisible();
+  await expect(page.getByTestId('signed-out')).toBeVisible({ timeout: 5_000 });
+  await shot(page, 'signed-out-elsewhere');
   await context.close();
 });
