@@ -11,6 +11,8 @@ pub mod error;
 pub mod exec;
 pub mod files;
 pub mod frame;
+#[doc(hidden)]
+pub mod fuzz;
 pub mod info;
 pub mod people;
 pub mod ports;

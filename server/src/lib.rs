@@ -11,6 +11,8 @@ pub mod config;
 pub mod core;
 pub mod drivers;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzz;
 pub mod images;
 pub mod mcp;
 pub mod metrics;

@@ -25,6 +25,15 @@ pub enum Command {
     },
     /// Run the benchmarks and merge their figures into target/bench/results.json.
     Bench,
+    /// Fuzz the decoders of peers' bytes (cargo-fuzz, nightly), growing fuzz/corpus/.
+    Fuzz {
+        /// One target (frames, ws_messages, agent_json, preview_host, image_spec); every one
+        /// when none.
+        target: Option<String>,
+        /// How long each target runs.
+        #[arg(long, default_value_t = 600)]
+        seconds: u64,
+    },
 }
 
 /// A phase of `cargo xtask test`, declared in the order they run.

@@ -6,6 +6,7 @@
 
 mod bench;
 mod flags;
+mod fuzz;
 mod run;
 mod setup;
 mod test;
@@ -39,6 +40,7 @@ fn try_main() -> anyhow::Result<()> {
         flags::Command::Run { agent: true } => run::run_agent(&sh),
         flags::Command::Test { phases } => test::run(&sh, &phases),
         flags::Command::Bench => bench::run(&sh),
+        flags::Command::Fuzz { target, seconds } => fuzz::run(&sh, target.as_deref(), seconds),
     }
 }
 
