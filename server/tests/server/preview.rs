@@ -492,22 +492,7 @@ async fn bodies_stream_both_ways_and_upgrades_and_sse_pass_through() {
     }
 
     // An upgrade (the app speaks a raw echo protocol after 101) is spliced both ways.
-    let mut socket = tokio::net::TcpStream::connect(f.server.addr).await.expect("connect");
-    let head = format!(
-        "GET /echo HTTP/1.1\r\nHost: {}\r\nX-Flint-Token: {}\r\nConnection: Upgrade\r\n\
-         Upgrade: echo\r\n\r\n",
-        f.host(8000),
-        f.token
-    );
-    socket.write_all(head.as_bytes()).await.expect("write");
-    let mut answer = Vec::new();
-    while !answer.windows(4).any(|w| w == b"\r\n\r\n") {
-        let mut buf = [0u8; 1024];
-        let n = socket.read(&mut buf).await.expect("read");
-        assert!(n > 0, "closed: {}", String::from_utf8_lossy(&answer));
-        answer.extend_from_slice(&buf[..n]);
-    }
-    assert!(answer.starts_with(b"HTTP/1.1 101"), "{}", String::from_utf8_lossy(&answer));
+    let mut socket = echo_upgrade(&f, &format!("X-Flint-Token: {}", f.token)).await;
     for message in [&b"ping"[..], b"a longer message"] {
         socket.write_all(message).await.expect("write");
         let mut echo = vec![0u8; message.len()];
@@ -673,7 +658,8 @@ async fn over_https_the_preview_cookie_is_host_prefixed() {
     refused.assert_error(StatusCode::UNAUTHORIZED);
 }
 
-/// An upgraded connection to port 8000's echo protocol with `credential` (a header line).
+/// An upgraded connection to port 8000's echo protocol with `credential` (a header line),
+/// shown to echo.
 async fn echo_upgrade(f: &Fixture, credential: &str) -> tokio::net::TcpStream {
     let mut socket = tokio::net::TcpStream::connect(f.server.addr).await.expect("connect");
     let head = format!(
