@@ -31,8 +31,9 @@ impl Nft {
     /// transaction and keeps every set's elements, so a running sandbox is never unguarded.
     ///
     /// - from a sandbox to the uplink itself (input): only DNS to its own gateway, and
-    ///   replies to what the uplink opened; DNS to a gateway from anywhere else (the LAN,
-    ///   the uplink itself) never: the forwarders answer sandboxes only;
+    ///   replies to what the uplink opened; DNS to one of this instance's gateways from
+    ///   anywhere else (the LAN, the uplink itself) never: the forwarders answer sandboxes
+    ///   only (another server's gateways on the same uplink are its own table's business);
     /// - from a sandbox onwards (forward): never to a forbidden range or a host address, and
     ///   only from its own address; IPv6 never;
     /// - to a sandbox: only replies;
@@ -45,6 +46,7 @@ impl Nft {
 add set inet {t} ifs {{ type ifname; }}
 add set inet {t} source {{ type ifname . ipv4_addr; }}
 add set inet {t} dns {{ type ifname . ipv4_addr; }}
+add set inet {t} gateways {{ type ipv4_addr; }}
 add set inet {t} host {{ type ipv4_addr; flags interval; auto-merge; }}
 add set inet {t} forbidden {{ type ipv4_addr; flags interval; auto-merge; }}
 flush set inet {t} forbidden
@@ -62,7 +64,7 @@ flush chain inet {t} from_sandbox_to_uplink
 flush chain inet {t} from_sandbox
 flush chain inet {t} to_sandbox
 add rule inet {t} input iifname @ifs jump from_sandbox_to_uplink
-add rule inet {t} input ip daddr {pool} meta l4proto {{ tcp, udp }} th dport 53 drop
+add rule inet {t} input ip daddr @gateways meta l4proto {{ tcp, udp }} th dport 53 drop
 add rule inet {t} from_sandbox_to_uplink meta nfproto ipv6 drop
 add rule inet {t} from_sandbox_to_uplink ct state established,related accept
 add rule inet {t} from_sandbox_to_uplink iifname . ip saddr != @source drop
@@ -99,7 +101,8 @@ add rule inet {t} postrouting ip saddr {pool} oifname != @ifs masquerade
         format!(
             "{verb} element inet {t} ifs {{ \"{i}\" }}\n\
              {verb} element inet {t} source {{ \"{i}\" . {address} }}\n\
-             {verb} element inet {t} dns {{ \"{i}\" . {gateway} }}\n"
+             {verb} element inet {t} dns {{ \"{i}\" . {gateway} }}\n\
+             {verb} element inet {t} gateways {{ {gateway} }}\n"
         )
     }
 
