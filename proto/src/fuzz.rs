@@ -3,6 +3,8 @@
 //! takes any bytes and must neither panic nor allocate without bound; where a decode
 //! succeeds, what it gives must encode and decode to itself.
 
+use std::path::Path;
+
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -83,4 +85,22 @@ pub fn agent_json(data: &[u8]) {
     json_as::<crate::browser::TypeText>(data);
     json_as::<crate::audit::ToolReport>(data);
     json_as::<crate::api::CreateSession>(data);
+}
+
+/// Replays the committed corpus (`corpus/<target>/` for each of `targets`) through the
+/// targets: the ordinary tests of `proto` and `server` call this on stable. Panics naming
+/// the input that fails, or a target with no corpus.
+pub fn replay_corpus(corpus: &Path, targets: &[(&str, Entry)]) {
+    for (target, entry) in targets {
+        let dir = corpus.join(target);
+        let mut inputs = 0;
+        for file in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
+            let path = file.unwrap_or_else(|e| panic!("{}: {e}", dir.display())).path();
+            let data = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            let replay = std::panic::catch_unwind(|| entry(&data));
+            assert!(replay.is_ok(), "{target}: {} fails", path.display());
+            inputs += 1;
+        }
+        assert!(inputs > 0, "no corpus for {target}: run `cargo xtask fuzz {target}`");
+    }
 }

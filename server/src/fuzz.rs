@@ -3,11 +3,9 @@
 //! can write to the images directory). Replayed over the committed corpus as a unit test.
 //! The wire types' targets are `proto::fuzz`'s.
 
-/// A fuzz target's entry point: any bytes.
-pub type Entry = fn(&[u8]);
-
 /// The server's fuzz targets: name, entry point.
-pub const TARGETS: &[(&str, Entry)] = &[("preview_host", preview_host), ("image_spec", image_spec)];
+pub const TARGETS: &[(&str, proto::fuzz::Entry)] =
+    &[("preview_host", preview_host), ("image_spec", image_spec)];
 
 /// A `Host` header: a preview host parses to a port and session, and the host it names
 /// parses back to the same.
@@ -35,19 +33,6 @@ mod tests {
     #[test]
     fn every_server_fuzz_target_takes_its_whole_corpus() {
         let corpus = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus");
-        for (target, entry) in super::TARGETS {
-            let dir = corpus.join(target);
-            let mut inputs = 0;
-            for file in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-            {
-                let path = file.expect("a corpus entry").path();
-                let data =
-                    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-                let replay = std::panic::catch_unwind(|| entry(&data));
-                assert!(replay.is_ok(), "{target}: {} fails", path.display());
-                inputs += 1;
-            }
-            assert!(inputs > 0, "no corpus for {target}: run `cargo xtask fuzz {target}`");
-        }
+        proto::fuzz::replay_corpus(&corpus, super::TARGETS);
     }
 }

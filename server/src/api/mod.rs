@@ -12,6 +12,7 @@ pub mod openapi;
 pub(crate) mod people;
 pub(crate) mod previews;
 pub(crate) mod sessions;
+mod terminal_outbox;
 pub(crate) mod terminal_ws;
 pub(crate) mod tokens;
 

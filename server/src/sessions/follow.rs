@@ -65,15 +65,15 @@ impl Sessions {
                 // Over the rate: counted, said once the rate allows again.
                 let Some(dropped) = bucket.admit(tokio::time::Instant::now()) else { continue };
                 let Some(sessions) = me.upgrade() else { return };
-                let mut reports = Vec::with_capacity(2);
+                let mut records = Vec::with_capacity(2);
                 if dropped > 0 {
-                    reports.push(crate::activity::dropped_report(
+                    records.push(crate::activity::dropped_report(
                         dropped,
                         &format!("over {GUEST_REPORTS_PER_S} a second"),
                     ));
                 }
-                reports.push(crate::activity::sanitize_report(guest.report));
-                for report in reports {
+                records.push(crate::activity::sanitize_report(guest.report));
+                for report in records {
                     match sessions.store.guest_call(&id, guest.seq, &report).await {
                         Ok(event) => sessions.publish_activity(event).await,
                         Err(e) => tracing::warn!(session = %id, "guest report not recorded: {e}"),

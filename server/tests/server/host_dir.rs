@@ -92,20 +92,21 @@ async fn a_replaced_agent_socket_is_refused_after_a_restart() {
                 time.sleep(0.5)\n\
                 os.rename(\"/run/flint/agent.sock\", \"/run/flint/was.sock\")\n\
                 s = socket.socket(socket.AF_UNIX); s.bind(\"/run/flint/agent.sock\"); s.listen()\n\
-                open(\"/tmp/fake-ready\", \"w\").close()\n\
                 while True: s.accept()' >/dev/null 2>&1";
     let (code, _, err) = server.sh(&bearer, &impostor, fake).await;
     assert_eq!(code, 0, "{err}");
+    // Both replaced: a link in one, and in the other a socket bound where the agent's was.
     let run = |id: &str| dir.path().join("sessions").join(id).join("sandbox/run/agent.sock");
+    let bound = |id: &str| {
+        use std::os::unix::fs::FileTypeExt as _;
+        let moved = dir.path().join("sessions").join(id).join("sandbox/run/was.sock");
+        moved.exists() && run(id).symlink_metadata().is_ok_and(|m| m.file_type().is_socket())
+    };
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while !(run(&linked).is_symlink()
-        && run(&impostor).symlink_metadata().is_ok()
-        && dir.path().join("sessions").join(&impostor).join("sandbox/run/was.sock").exists())
-    {
+    while !(run(&linked).is_symlink() && bound(&impostor)) {
         assert!(std::time::Instant::now() < deadline, "the sockets were not replaced");
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
-    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
 
     server.kill();
     let server = TestServer::start(dir.path());

@@ -13,9 +13,11 @@ mod openapi;
 mod people;
 mod pool;
 mod preview;
+mod preview_hosts;
 mod sessions;
 mod sturdy;
 #[path = "../support/mod.rs"]
 #[allow(dead_code)]
 mod support;
+mod terminal_ws;
 mod trust;
