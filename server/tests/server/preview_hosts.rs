@@ -21,17 +21,8 @@ async fn previews_can_have_a_listener_of_their_own() {
         .port();
     let listen = format!("127.0.0.1:{port}");
     let server = TestServer::start_with(dir.path(), &["--preview-listen", &listen]);
-    let cookie = server.sign_in().await;
-    let reply = server
-        .request(
-            "POST",
-            "/api/tokens",
-            &[("cookie", &cookie), ("content-type", "application/json")],
-            r#"{"name":"p"}"#,
-        )
-        .await;
-    let token = reply.json()["token"].as_str().expect("token").to_owned();
-    let bearer = format!("Bearer {token}");
+    let bearer = server.bearer().await;
+    let token = bearer.strip_prefix("Bearer ").expect("a bearer token").to_owned();
     let id = create(&server, &bearer).await;
     let body = serde_json::json!({ "argv": ["bash", "-c", "cd /tmp && setsid -f python3 -m http.server 8000 >/dev/null 2>&1; for i in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/8000) 2>/dev/null && exit 0; sleep 0.1; done; exit 1"], "env": {} });
     let json = [("authorization", bearer.as_str()), ("content-type", "application/json")];
