@@ -3,8 +3,9 @@
 //! `images/test.toml`; the default image for the shared browser): per sandbox driver
 //! (`drivers.rs`: creates, memory, the terminal (`terminal.rs`) and the preview proxy
 //! (`proxy.rs`)), the anchors the same workloads run against without Flint (`anchors.rs`:
-//! a bare PTY and terminado; `proxy.rs`: the app reached directly and through nginx), then,
-//! on the `process` driver, networking, the shared browser and MCP.
+//! a bare PTY and terminado; `proxy.rs`: the app reached directly and through nginx), the
+//! soak (`soak.rs`: 50 busy gVisor sessions for 5 minutes), then, on the `process` driver,
+//! networking, the shared browser and MCP.
 //!
 //! Prints a table to stdout, progress to stderr, and writes `target/bench/sessions.json`
 //! (`{"metrics": [{"name", "unit", "p50", "p95", "p99", "n"} | {"name", "unit", "value"}]}`).
@@ -34,6 +35,8 @@ mod proxy;
 mod report;
 #[path = "sessions/server.rs"]
 mod server;
+#[path = "sessions/soak.rs"]
+mod soak;
 #[path = "sessions/terminal.rs"]
 mod terminal;
 #[path = "../tests/support/uplink.rs"]
@@ -97,6 +100,7 @@ async fn run(filter: Option<&str>) -> Result<Vec<Metric>> {
     for driver in ["process", "gvisor"] {
         metrics.extend(Box::pin(drivers::measure(&cache, &agent, &uplink, driver, &wanted)).await?);
     }
+    metrics.extend(Box::pin(soak::measure(&cache, &agent, &uplink, &wanted)).await?);
     metrics.extend(anchors::measure(&wanted).await?);
     let browser_metrics = ["browser.fps", "browser.input_to_frame"];
     if browser_metrics.iter().any(|m| wanted(m)) {

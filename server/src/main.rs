@@ -59,7 +59,8 @@ struct SandboxArgs {
     /// Memory (MiB) all sessions and warm sandboxes may ask for; default the host's.
     #[arg(long)]
     capacity_memory_mb: Option<u64>,
-    /// Sandboxes (sessions and warm ones) at most; default 256.
+    /// Sandboxes (sessions and warm ones) at most; default 256, or 12 per CPU when gVisor is
+    /// the default driver (an idle gVisor sandbox takes about 5% of a core).
     #[arg(long)]
     capacity_sandboxes: Option<usize>,
     /// A PEM file of certificate authorities sandboxes trust besides the host's bundle
@@ -216,7 +217,7 @@ impl Running {
             drivers,
             pool_size: 0,
             pool_images: Vec::new(),
-            capacity: Capacity::of_host(),
+            capacity: Capacity::of_host(false),
             ca_bundle: None,
         }
     }
@@ -319,14 +320,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 capacity_sandboxes,
                 extra_ca,
             } = *sandboxes;
-            let host = Capacity::of_host();
+            let net = net.config()?;
+            let drivers = server::drivers::Drivers::select(driver, &common.data_dir).await?;
+            let gvisor = matches!(drivers.default_driver(), server::sandbox::Driver::Gvisor { .. });
+            let host = Capacity::of_host(gvisor);
             let capacity = Capacity {
                 cpus: capacity_cpus.unwrap_or(host.cpus),
                 memory_mb: capacity_memory_mb.unwrap_or(host.memory_mb),
                 sandboxes: capacity_sandboxes.unwrap_or(host.sandboxes),
             };
-            let net = net.config()?;
-            let drivers = server::drivers::Drivers::select(driver, &common.data_dir).await?;
             let preview_listener = match preview_listen {
                 Some(addr) => Some(
                     tokio::net::TcpListener::bind(addr)

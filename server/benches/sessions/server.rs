@@ -293,13 +293,24 @@ impl Server {
 
     /// Opens a websocket of the API as the web app does (bearer, our `Origin`).
     pub async fn websocket(&self, path: &str) -> Result<Ws> {
+        let stream = tokio::net::TcpStream::connect(&self.inner.addr)
+            .await
+            .with_context(|| format!("connecting to {}", self.inner.addr))?;
+        self.websocket_on(path, stream).await
+    }
+
+    /// The same over `stream`, a connection to the server the caller made (with a small
+    /// receive buffer, say).
+    pub async fn websocket_on(&self, path: &str, stream: tokio::net::TcpStream) -> Result<Ws> {
         let url = format!("ws://{}{path}", self.inner.addr);
         let mut request = url.into_client_request().context("websocket request")?;
         let origin = format!("http://{}", self.inner.addr);
         for (name, value) in [("authorization", self.bearer()), ("origin", origin.as_str())] {
             request.headers_mut().insert(name, value.parse().context("header value")?);
         }
-        let (ws, _) = tokio::time::timeout(WAIT, tokio_tungstenite::connect_async(request))
+        stream.set_nodelay(true)?;
+        let stream = tokio_tungstenite::MaybeTlsStream::Plain(stream);
+        let (ws, _) = tokio::time::timeout(WAIT, tokio_tungstenite::client_async(request, stream))
             .await
             .with_context(|| format!("opening {path} timed out"))?
             .with_context(|| format!("opening {path}"))?;

@@ -91,6 +91,11 @@ impl FlintTerminal {
     pub fn new(ws: Ws) -> FlintTerminal {
         FlintTerminal { ws, next: None }
     }
+
+    /// The websocket back, and the offset the next output must start at.
+    pub fn into_parts(self) -> (Ws, Option<u64>) {
+        (self.ws, self.next)
+    }
 }
 
 impl Terminal for FlintTerminal {

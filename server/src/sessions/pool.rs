@@ -67,10 +67,22 @@ pub struct Capacity {
     pub sandboxes: usize,
 }
 
+/// Sandboxes at most, whatever the host.
+const SANDBOXES_MAX: usize = 256;
+
+/// gVisor sandboxes per host CPU by default. An idle gVisor sandbox is not free: its sentry
+/// alone takes about 4% of a core doing nothing (`runsc do sleep`, systrap and ptrace alike,
+/// runsc 20240729 on a 2-core VM), 5% with the agent. Twelve per CPU keep what idle sandboxes
+/// take below two thirds of the host, so that the sessions that do work still get the rest;
+/// more made a 2-core host starve (50 sessions: creates took half a minute each, and one
+/// sandbox's start timed out).
+const GVISOR_SANDBOXES_PER_CPU: usize = 12;
+
 impl Capacity {
     /// This host's: eight times its CPUs (a session's `cpus` is a ceiling, and sessions
-    /// mostly sit idle), its memory, 256 sandboxes.
-    pub fn of_host() -> Capacity {
+    /// mostly sit idle), its memory, and 256 sandboxes, or [`GVISOR_SANDBOXES_PER_CPU`] per
+    /// CPU when `gvisor` sandboxes are the default.
+    pub fn of_host(gvisor: bool) -> Capacity {
         let cpus = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
         let memory_mb = std::fs::read_to_string("/proc/meminfo")
             .ok()
@@ -79,7 +91,12 @@ impl Capacity {
                 line.split_whitespace().nth(1)?.parse::<u64>().ok()
             })
             .map_or(4096, |kib| kib / 1024);
-        Capacity { cpus: cpus * 8.0, memory_mb, sandboxes: 256 }
+        let sandboxes = if gvisor {
+            (cpus as usize * GVISOR_SANDBOXES_PER_CPU).min(SANDBOXES_MAX)
+        } else {
+            SANDBOXES_MAX
+        };
+        Capacity { cpus: cpus * 8.0, memory_mb, sandboxes }
     }
 }
 
@@ -455,6 +472,15 @@ mod tests {
 
     fn limits(cpus: f64, memory_mb: u32) -> SessionLimits {
         SessionLimits { cpus, memory_mb, disk_mb: 1024, pids: 1024 }
+    }
+
+    #[test]
+    fn gvisor_hosts_hold_a_dozen_sandboxes_per_cpu_by_default() {
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let gvisor = Capacity::of_host(true);
+        assert_eq!(gvisor.sandboxes, (cpus * GVISOR_SANDBOXES_PER_CPU).min(SANDBOXES_MAX));
+        assert_eq!(gvisor.cpus, cpus as f64 * 8.0);
+        assert_eq!(Capacity::of_host(false).sandboxes, SANDBOXES_MAX);
     }
 
     #[test]

@@ -152,6 +152,27 @@ impl Drop for TestServer {
             }
         }
         crate::support::uplink::clean_instance(instance);
+        unmount_under(&self.data_dir);
+    }
+}
+
+/// Detaches every mount under `dir` (the sandboxes' tmpfs host directories, which the
+/// server unmounts only when it deletes a session), deepest first, so that no test leaves
+/// mounts behind and its data directory can be removed.
+fn unmount_under(dir: &Path) {
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    // The fifth field is the mount point.
+    let mut mounts: Vec<&Path> = mountinfo
+        .lines()
+        .filter_map(|line| line.split(' ').nth(4))
+        .map(Path::new)
+        .filter(|point| point.starts_with(dir))
+        .collect();
+    mounts.sort_by_key(|point| std::cmp::Reverse(point.components().count()));
+    for point in mounts {
+        if let Err(e) = nix::mount::umount2(point, nix::mount::MntFlags::MNT_DETACH) {
+            eprintln!("unmounting {}: {e}", point.display());
+        }
     }
 }
 
