@@ -32,12 +32,12 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
 use crate::error::{Error, Result};
-use crate::http::FrameReader;
-use crate::listen::{Listen, Stream};
-use crate::server::{
+use crate::frames::FrameReader;
+use crate::link::{
     CONNECTION_WINDOW_BYTES, KEEPALIVE_INTERVAL, KEEPALIVE_TIMEOUT, MAX_FRAME_BYTES, MAX_STREAMS,
     STREAM_WINDOW_BYTES,
 };
+use crate::listen::{Listen, Stream};
 
 /// Every request body the client sends.
 pub type ClientBody = BoxBody<Bytes, std::io::Error>;

@@ -5,10 +5,12 @@ use http::{HeaderValue, Response, StatusCode, header};
 use http_body_util::{BodyExt, Full, Limited, StreamBody, combinators::BoxBody};
 use hyper::body::{Frame, Incoming};
 use proto::error::ErrorCode;
-use proto::frame::{FrameDecoder, MAX_FRAME_BYTES};
+use proto::frame::MAX_FRAME_BYTES;
 use serde::{Serialize, de::DeserializeOwned};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
+
+pub use agent_client::frames::FrameReader;
 
 use crate::error::{Error, Result};
 
@@ -83,43 +85,6 @@ pub async fn read_json<T: DeserializeOwned>(body: Incoming) -> Result<T> {
 pub fn query<T: DeserializeOwned>(uri: &http::Uri) -> Result<T> {
     serde_urlencoded::from_str(uri.query().unwrap_or(""))
         .map_err(|e| Error::bad_request(format!("invalid query: {e}")))
-}
-
-/// Reads length-prefixed frames from a streamed body (requests in the agent, responses in
-/// the client).
-pub struct FrameReader {
-    body: Incoming,
-    decoder: FrameDecoder,
-    ended: bool,
-}
-
-impl FrameReader {
-    /// Wraps a request body.
-    pub fn new(body: Incoming) -> FrameReader {
-        FrameReader { body, decoder: FrameDecoder::new(), ended: false }
-    }
-
-    /// The next frame; `Ok(None)` at a clean end of the body.
-    pub async fn next<T: DeserializeOwned>(&mut self) -> Result<Option<T>> {
-        loop {
-            if let Some(message) = self.decoder.next_message::<T>()? {
-                return Ok(Some(message));
-            }
-            if self.ended {
-                self.decoder.finish()?;
-                return Ok(None);
-            }
-            match self.body.frame().await {
-                None => self.ended = true,
-                Some(Err(e)) => return Err(Error::Transport(format!("reading body: {e}"))),
-                Some(Ok(frame)) => {
-                    if let Ok(data) = frame.into_data() {
-                        self.decoder.push(&data);
-                    }
-                }
-            }
-        }
-    }
 }
 
 /// Encodes a frame for a response stream. Messages the agent builds never exceed the frame

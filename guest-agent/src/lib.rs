@@ -3,7 +3,8 @@
 //! It serves the API declared in [`proto::routes`] as HTTP/2 with prior knowledge over one byte
 //! stream (see [`listen`]), to one client that presents the session's secret. Everything a
 //! session does inside its sandbox — shared terminals, commands, files, ports, tunnels — goes
-//! through it. [`client`] is the typed client the server (and the tests) speak it with.
+//! through it. Its typed client, the link's settings and the MCP tools are the `agent-client`
+//! crate (re-exported here), which the server links instead of this one.
 //!
 //! Optionally (`serve --guest-listen unix:PATH`) it also serves a restricted socket inside
 //! the sandbox, without a secret, for the in-sandbox MCP server: only the routes of
@@ -12,12 +13,10 @@
 //! files, exec, the shared browser's operations and tabs, and reporting tool calls, which
 //! the server reads back for its audit log.
 
-pub mod client;
-pub mod error;
-pub mod listen;
-pub mod mcp;
+pub mod mcp_stdio;
 pub mod server;
-pub mod trust;
+
+pub use agent_client::{client, error, listen, mcp, trust};
 
 mod attach;
 mod audit;
@@ -34,4 +33,4 @@ mod sizing;
 mod terminal;
 mod tunnel;
 
-pub use error::Error;
+pub use agent_client::Error;

@@ -66,7 +66,7 @@ enum Command {
     /// sandbox. Its calls show in the session's activity feed as guest-reported.
     Mcp {
         /// The agent's restricted socket.
-        #[arg(long, default_value = guest_agent::mcp::stdio::DEFAULT_SOCKET)]
+        #[arg(long, default_value = guest_agent::mcp_stdio::DEFAULT_SOCKET)]
         socket: PathBuf,
     },
 }
@@ -145,6 +145,6 @@ fn main() -> anyhow::Result<()> {
             .enable_all()
             .build()
             .context("starting the runtime")?
-            .block_on(guest_agent::mcp::stdio::serve(socket)),
+            .block_on(guest_agent::mcp_stdio::serve(socket)),
     }
 }

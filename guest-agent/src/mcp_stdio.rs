@@ -14,8 +14,8 @@ use rmcp::service::RequestContext;
 use rmcp::{RoleServer, ServiceExt as _};
 use tokio_util::sync::CancellationToken;
 
-use super::{CallHandle, CallInfo, CallOutcome, Host, Preview, Tools};
 use crate::client::Client;
+use crate::mcp::{CallHandle, CallInfo, CallOutcome, Host, Preview, Tools};
 
 /// Where the restricted socket is inside a sandbox.
 pub const DEFAULT_SOCKET: &str = "/run/flint/mcp.sock";

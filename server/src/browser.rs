@@ -5,7 +5,7 @@
 //! sandbox's stdio MCP alike).
 //!
 //! The browser itself (Chromium, tabs, screencast, input replay) is the guest agent's
-//! (`guest_agent::browser`); the server only relays.
+//! (the `guest-agent` binary's `browser` module); the server only relays.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError, Weak};

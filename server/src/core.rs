@@ -538,13 +538,13 @@ pub async fn authorize(
 
 /// An agent's answer, passed on: its own errors keep their status, transport failures are
 /// a 502.
-pub fn agent_error(err: guest_agent::Error) -> AppError {
+pub fn agent_error(err: agent_client::Error) -> AppError {
     match err {
-        guest_agent::Error::Api { code, message } => AppError::new(
+        agent_client::Error::Api { code, message } => AppError::new(
             http::StatusCode::from_u16(code.status()).unwrap_or(http::StatusCode::BAD_GATEWAY),
             message,
         ),
-        guest_agent::Error::Transport(message) => AppError::new(
+        agent_client::Error::Transport(message) => AppError::new(
             http::StatusCode::BAD_GATEWAY,
             format!("the session's agent did not answer: {message}"),
         ),

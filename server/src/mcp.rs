@@ -1,5 +1,5 @@
 //! `/api/sessions/{id}/mcp`: the session's tools for an AI agent, over MCP's Streamable HTTP
-//! transport (rmcp). The tools themselves are [`guest_agent::mcp`]; this module is the
+//! transport (rmcp). The tools themselves are [`agent_client::mcp`]; this module is the
 //! control plane's side of them: who may call (a bearer token of the session's owner, user-wide
 //! or scoped to the session; `Origin` ours when present), which agent a call reaches, and
 //! the audit trail of every call, shown live in the session's activity feed.
@@ -10,6 +10,8 @@
 
 use std::sync::Arc;
 
+use agent_client::client::Client;
+use agent_client::mcp::{CallHandle, CallInfo, CallOutcome, Host, Tools};
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{FromRequestParts as _, Path, Request, State};
@@ -18,8 +20,6 @@ use axum::response::{IntoResponse as _, Response};
 use futures_util::FutureExt as _;
 use futures_util::StreamExt as _;
 use futures_util::future::BoxFuture;
-use guest_agent::client::Client;
-use guest_agent::mcp::{CallHandle, CallInfo, CallOutcome, Host, Tools};
 use http::header;
 use rmcp::RoleServer;
 use rmcp::service::RequestContext;
@@ -159,13 +159,13 @@ impl Host for ServerHost {
         context: &'a RequestContext<RoleServer>,
         port: u16,
         share: Option<u64>,
-    ) -> BoxFuture<'a, Result<guest_agent::mcp::Preview, String>> {
+    ) -> BoxFuture<'a, Result<agent_client::mcp::Preview, String>> {
         async move {
             let mcp = mcp_caller(context)?;
             let id = mcp.session_id.clone();
             let target = crate::preview::Target { port, session: id.clone() };
             let public = self.state.store.is_public(&id, port).await.map_err(|e| e.message)?;
-            let mut preview = guest_agent::mcp::Preview {
+            let mut preview = agent_client::mcp::Preview {
                 url: crate::preview::url(&self.state, &target, "/"),
                 public,
                 share_url: None,

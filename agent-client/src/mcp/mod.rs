@@ -10,7 +10,6 @@
 mod args;
 mod browser;
 pub mod keys;
-pub mod stdio;
 mod tools;
 
 use std::sync::Arc;

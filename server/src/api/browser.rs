@@ -15,12 +15,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use agent_client::client::Client;
 use axum::Json;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
 use futures_util::{SinkExt as _, StreamExt as _};
-use guest_agent::client::Client;
 use http::{HeaderMap, HeaderValue, header};
 use proto::browser::{
     BrowserClientMessage, BrowserServerMessage, BrowserStatus, Driver, DriverKind, InputEvent,
@@ -366,7 +366,7 @@ impl Viewer {
 async fn answer(
     text: &mpsc::Sender<BrowserServerMessage>,
     refresh: &tokio::sync::Notify,
-    result: std::result::Result<(), guest_agent::Error>,
+    result: std::result::Result<(), agent_client::Error>,
 ) {
     refresh.notify_one();
     if let Err(e) = result {

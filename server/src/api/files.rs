@@ -38,7 +38,7 @@ async fn agent(
     caller: &Caller,
     id: String,
     need: Need,
-) -> Result<guest_agent::client::Client> {
+) -> Result<agent_client::client::Client> {
     match perform(state, caller, Action::ConnectAgent { id, need }).await? {
         Outcome::Agent(client) => Ok(client),
         _ => Err(AppError::internal("connect-agent gave no agent")),
@@ -195,7 +195,7 @@ pub async fn write(
         if_absent: q.if_absent.unwrap_or(false),
     };
     // axum's body is not `Sync`; a task pumps it into the agent's request body.
-    let (tx, upload) = guest_agent::client::fallible_channel_body();
+    let (tx, upload) = agent_client::client::fallible_channel_body();
     tokio::spawn(async move {
         let mut body = body;
         while let Some(frame) = body.frame().await {

@@ -26,7 +26,7 @@ use futures_util::{SinkExt as _, StreamExt as _};
 use yawc::close::CloseCode;
 use yawc::{CompressionLevel, Frame, HttpWebSocket as WebSocket, IncomingUpgrade, OpCode, Options};
 
-use guest_agent::client::{Client, FrameStream};
+use agent_client::client::{Client, FrameStream};
 use http::HeaderMap;
 use proto::api::{OUTPUT_OFFSET_BYTES, TerminalClientMessage, TerminalServerMessage};
 use proto::terminal::{AttachDown, AttachQuery, AttachUp, OutputQuery, Role, Size, TerminalId};

@@ -1,6 +1,6 @@
 //! What an [`Action`](super::Action) produced, and its JSON.
 
-use guest_agent::client::Client;
+use agent_client::client::Client;
 use proto::api::{ActivityEvent, ExecResult, Me, NewToken, SessionInfo};
 use proto::files::{FileList, FileStat};
 use proto::ports::PortList;

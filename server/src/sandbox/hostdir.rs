@@ -4,8 +4,8 @@
 
 use std::path::Path;
 
+use agent_client::client::Client;
 use anyhow::{Context as _, bail};
-use guest_agent::client::Client;
 
 use super::sandbox_dir;
 

@@ -32,8 +32,8 @@ use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use agent_client::client::Client;
 use anyhow::{Context as _, bail};
-use guest_agent::client::Client;
 
 use crate::sandbox::cgroup::{Cgroup, Limits};
 pub use crate::sandbox::hostdir::{SANDBOX_DIR_BYTES, remove_session_dir};

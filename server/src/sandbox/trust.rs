@@ -2,7 +2,7 @@
 //! (`$SSL_CERT_FILE`, else Debian's `/etc/ssl/certs/ca-certificates.crt`) and the files
 //! `flint serve --extra-ca` names. Written once per server start to the data directory,
 //! copied into each sandbox's `/run/flint` at start; the guest agent adds what its image
-//! lacks to the system store ([`guest_agent::trust`]).
+//! lacks to the system store ([`agent_client::trust`]).
 
 use std::path::{Path, PathBuf};
 
@@ -34,7 +34,7 @@ pub fn compose(host: Option<&Path>, extra: &[PathBuf]) -> anyhow::Result<Option<
         let more = std::fs::read_to_string(path)
             .with_context(|| format!("--extra-ca {}: cannot read it", path.display()))?;
         ensure!(
-            !guest_agent::trust::certificates(&more).is_empty(),
+            !agent_client::trust::certificates(&more).is_empty(),
             "--extra-ca {}: no PEM certificate in it",
             path.display()
         );
@@ -43,7 +43,7 @@ pub fn compose(host: Option<&Path>, extra: &[PathBuf]) -> anyhow::Result<Option<
         }
         text.push_str(&more);
     }
-    Ok((!guest_agent::trust::certificates(&text).is_empty()).then_some(text))
+    Ok((!agent_client::trust::certificates(&text).is_empty()).then_some(text))
 }
 
 /// Writes the bundle sandboxes get into `data_dir` and returns its path; `None` when the
@@ -57,7 +57,7 @@ pub fn prepare(data_dir: &Path, extra: &[PathBuf]) -> anyhow::Result<Option<Path
     let temp = data_dir.join(format!("{FILE_NAME}.{}", std::process::id()));
     std::fs::write(&temp, &text).with_context(|| format!("writing {}", temp.display()))?;
     std::fs::rename(&temp, &path).with_context(|| format!("writing {}", path.display()))?;
-    let count = guest_agent::trust::certificates(&text).len();
+    let count = agent_client::trust::certificates(&text).len();
     tracing::info!(certificates = count, extra = extra.len(), "sandboxes trust the host's CAs");
     Ok(Some(path))
 }
@@ -77,7 +77,7 @@ mod tests {
         std::fs::write(&extra, PEM.replace("AAA", "PROXY")).expect("extra");
         let text = compose(Some(&host), std::slice::from_ref(&extra)).expect("compose");
         let text = text.expect("a bundle");
-        assert_eq!(guest_agent::trust::certificates(&text).len(), 2);
+        assert_eq!(agent_client::trust::certificates(&text).len(), 2);
         assert!(text.ends_with("PROXY\n-----END CERTIFICATE-----\n"), "{text}");
         assert_eq!(compose(None, &[]).expect("nothing"), None);
     }

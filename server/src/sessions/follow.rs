@@ -2,7 +2,7 @@
 //! the sandbox (`guest-agent mcp`) and port events, each followed by a task for as long as
 //! the agent answers.
 
-use guest_agent::client::Client;
+use agent_client::client::Client;
 
 use super::{SessionChange, Sessions};
 use crate::error::Result;

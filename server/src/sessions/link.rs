@@ -1,5 +1,5 @@
 //! The agent link of a running session heals. The server holds one HTTP/2 connection per
-//! session to its agent; both ends ping it (`guest_agent::server::KEEPALIVE_INTERVAL`), so
+//! session to its agent; both ends ping it (`agent_client::link::KEEPALIVE_INTERVAL`), so
 //! a connection that died or wedged (an agent stopped from inside the sandbox, a peer that
 //! broke h2) is closed within seconds. Whoever needs the agent next, or the watch within a
 //! second, connects again. While that fails the session is `degraded`, with the reason, and
@@ -9,7 +9,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use guest_agent::client::Client;
+use agent_client::client::Client;
 use proto::api::SessionState;
 
 use super::Sessions;

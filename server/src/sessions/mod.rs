@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use guest_agent::client::Client;
+use agent_client::client::Client;
 use proto::api::{SessionInfo, SessionLimits, SessionState};
 use tokio::sync::Mutex;
 
@@ -101,7 +101,7 @@ impl Live {
             oom_kills,
             limits,
             relinking: Arc::default(),
-            tunnels: Arc::new(tokio::sync::Semaphore::new(guest_agent::server::MAX_TUNNELS)),
+            tunnels: Arc::new(tokio::sync::Semaphore::new(agent_client::link::MAX_TUNNELS)),
         }
     }
 }
@@ -424,7 +424,7 @@ impl Sessions {
     }
 
     /// A slot for one more preview tunnel into a running session: at most
-    /// [`guest_agent::server::MAX_TUNNELS`] are open at once (the agent's bound, which keeps
+    /// [`agent_client::link::MAX_TUNNELS`] are open at once (the agent's bound, which keeps
     /// its connection window from filling); a request beyond waits for one to close, up to
     /// [`TUNNEL_QUEUE_WAIT`], and then gets a 503. The slot is held as long as the tunnel.
     pub async fn tunnel_slot(&self, id: &str) -> Result<tokio::sync::OwnedSemaphorePermit> {
@@ -438,7 +438,7 @@ impl Sessions {
                 http::StatusCode::SERVICE_UNAVAILABLE,
                 format!(
                     "all {} of the session's preview connections stayed busy for {}s",
-                    guest_agent::server::MAX_TUNNELS,
+                    agent_client::link::MAX_TUNNELS,
                     TUNNEL_QUEUE_WAIT.as_secs()
                 ),
             )),

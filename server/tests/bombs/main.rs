@@ -15,7 +15,7 @@ use common::TestServer;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use guest_agent::client::Client;
+use agent_client::client::Client;
 use proto::error::ErrorCode;
 use proto::exec::{ExecDown, ExecRequest};
 use server::sandbox::cgroup::Limits;
