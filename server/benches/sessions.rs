@@ -259,17 +259,21 @@ fn session_rss(id: &str) -> Result<(Vec<String>, u64)> {
         let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
             continue;
         };
-        let kib: u64 = status
-            .lines()
-            .find_map(|line| line.strip_prefix("VmRSS:"))
-            .and_then(|rest| rest.trim().strip_suffix("kB"))
-            .and_then(|kib| kib.trim().parse().ok())
-            .unwrap_or(0);
+        let kib = vm_rss_kib(&status).unwrap_or(0);
         bytes += kib * 1024;
         let name = status.lines().find_map(|line| line.strip_prefix("Name:")).unwrap_or("?");
         names.push(format!("{}={:.1}", name.trim(), kib as f64 / 1024.0));
     }
     Ok((names, bytes))
+}
+
+/// The resident memory (KiB) in a `/proc/PID/status`.
+fn vm_rss_kib(status: &str) -> Option<u64> {
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|rest| rest.trim().strip_suffix("kB"))
+        .and_then(|kib| kib.trim().parse().ok())
 }
 
 /// `cgroup.procs` of a session: `flint/<instance>/<id>` under the pids hierarchy (cgroup v1)

@@ -40,8 +40,8 @@ use tokio_tungstenite::tungstenite::Message;
 
 use super::report::Metric;
 use super::server::Server;
-use super::terminal::{FlintTerminal, Terminal as _, read_until_prompt, settle};
-use super::{Ws, mib, uplink};
+use super::terminal::{FlintTerminal, Terminal as _, read_until_prompt, settle, until_echo};
+use super::{Ws, mib, uplink, vm_rss_kib};
 
 /// Sessions the soak asks for.
 const SESSIONS: usize = 50;
@@ -350,21 +350,14 @@ async fn session(
 async fn keep_up(mut ws: Ws, mut next: Option<u64>, until: Instant, totals: &Totals) -> Result<()> {
     let mut lines = LineCheck::default();
     loop {
-        let message = match tokio::time::timeout_at(until, ws.next()).await {
-            Err(_) => break,
-            Ok(None) => bail!("the websocket ended"),
-            Ok(Some(message)) => message.context("reading")?,
-        };
+        let Some(message) = next_message(&mut ws, until).await? else { break };
         match message {
             Message::Binary(bytes) => {
                 let (offset, output) = split_output(&bytes)?;
-                if let Some(next) = next
-                    && offset != next
-                {
-                    totals.lost.fetch_add(offset.abs_diff(next), Ordering::Relaxed);
-                    totals.error(format!("output jumped from {next} to {offset}"));
+                if let Some(expected) = follow(&mut next, offset, output.len()) {
+                    totals.lost.fetch_add(offset.abs_diff(expected), Ordering::Relaxed);
+                    totals.error(format!("output jumped from {expected} to {offset}"));
                 }
-                next = Some(offset + output.len() as u64);
                 totals.output.fetch_add(output.len() as u64, Ordering::Relaxed);
                 lines.feed(output);
             }
@@ -445,21 +438,16 @@ impl LineCheck {
 async fn read_slowly(mut ws: Ws, until: Instant, totals: &Totals) -> Result<()> {
     let mut next: Option<u64> = None;
     loop {
-        let message = match tokio::time::timeout_at(until, ws.next()).await {
-            Err(_) => break,
-            Ok(None) => bail!("the websocket ended"),
-            Ok(Some(message)) => message.context("reading")?,
-        };
+        let Some(message) = next_message(&mut ws, until).await? else { break };
         match message {
             Message::Binary(bytes) => {
                 let (offset, output) = split_output(&bytes)?;
-                if let Some(next) = next
-                    && offset != next
-                {
-                    totals.lost.fetch_add(offset.abs_diff(next), Ordering::Relaxed);
-                    totals.error(format!("a slow viewer's output jumped from {next} to {offset}"));
+                if let Some(expected) = follow(&mut next, offset, output.len()) {
+                    totals.lost.fetch_add(offset.abs_diff(expected), Ordering::Relaxed);
+                    totals.error(format!(
+                        "a slow viewer's output jumped from {expected} to {offset}"
+                    ));
                 }
-                next = Some(offset + output.len() as u64);
                 totals.slow_read.fetch_add(output.len() as u64, Ordering::Relaxed);
                 let pause = Duration::from_secs_f64(output.len() as f64 / SLOW_RATE);
                 tokio::time::sleep_until(until.min(Instant::now() + pause)).await;
@@ -507,14 +495,7 @@ async fn type_keys(
         typed += 1;
         let sent = Instant::now();
         shell.send(&[key]).await?;
-        let echoed = async {
-            loop {
-                if shell.output().await?.contains(&key) {
-                    return anyhow::Ok(());
-                }
-            }
-        };
-        match tokio::time::timeout(ECHO_WAIT, echoed).await {
+        match tokio::time::timeout(ECHO_WAIT, until_echo(&mut shell, key)).await {
             Ok(result) => result?,
             Err(_) => {
                 totals.error(format!("no echo within {ECHO_WAIT:?}"));
@@ -570,6 +551,23 @@ async fn fetch(addr: SocketAddr, host: &str, token: &str) -> Result<()> {
     Ok(())
 }
 
+/// The next message, or `None` once `until` has come.
+async fn next_message(ws: &mut Ws, until: Instant) -> Result<Option<Message>> {
+    match tokio::time::timeout_at(until, ws.next()).await {
+        Err(_) => Ok(None),
+        Ok(None) => bail!("the websocket ended"),
+        Ok(Some(message)) => Ok(Some(message.context("reading")?)),
+    }
+}
+
+/// Moves `next` past output of `len` bytes at `offset`; the offset it expected instead, if
+/// the output did not start there.
+fn follow(next: &mut Option<u64>, offset: u64, len: usize) -> Option<u64> {
+    let expected = next.filter(|&expected| expected != offset);
+    *next = Some(offset + len as u64);
+    expected
+}
+
 /// An output message's offset and bytes.
 fn split_output(bytes: &[u8]) -> Result<(u64, &[u8])> {
     let (head, output) = bytes
@@ -586,11 +584,6 @@ fn control(text: &str) -> Result<TerminalServerMessage> {
 fn rss(pid: u32) -> Result<f64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
         .with_context(|| format!("reading /proc/{pid}/status"))?;
-    let kib: u64 = status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
-        .and_then(|rest| rest.trim().strip_suffix("kB"))
-        .and_then(|kib| kib.trim().parse().ok())
-        .with_context(|| format!("no VmRSS in /proc/{pid}/status"))?;
+    let kib = vm_rss_kib(&status).with_context(|| format!("no VmRSS in /proc/{pid}/status"))?;
     Ok(mib(kib * 1024))
 }

@@ -421,14 +421,7 @@ pub async fn keystroke_rtt<T: Terminal>(term: &mut T) -> Result<Vec<Duration>> {
         let key = b'a' + (i % 26) as u8;
         let start = Instant::now();
         term.send(&[key]).await?;
-        let echoed = async {
-            loop {
-                if term.output().await?.contains(&key) {
-                    return anyhow::Ok(());
-                }
-            }
-        };
-        tokio::time::timeout(WAIT, echoed)
+        tokio::time::timeout(WAIT, until_echo(term, key))
             .await
             .with_context(|| format!("no echo of key {i} within {WAIT:?}"))??;
         samples.push(start.elapsed());
@@ -436,6 +429,15 @@ pub async fn keystroke_rtt<T: Terminal>(term: &mut T) -> Result<Vec<Duration>> {
     term.send(b"\x15").await?;
     settle(term).await?;
     Ok(samples)
+}
+
+/// Reads output until it holds `key` (its echo).
+pub async fn until_echo<T: Terminal>(term: &mut T, key: u8) -> Result<()> {
+    loop {
+        if term.output().await?.contains(&key) {
+            return Ok(());
+        }
+    }
 }
 
 /// One flood: every terminal quiet first, then the first types `command` while all read
